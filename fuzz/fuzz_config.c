@@ -1,0 +1,63 @@
+/* fuzz_config.c - libFuzzer harness for the configuration loader.
+ *
+ * Any bytes must give either a config or diagnostics, never both, never a
+ * crash, leak or unbounded time (alias bombs, deep nesting).  The checks
+ * below abort so that a broken invariant counts as a finding. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check_diags(const struct cfg_diags *d)
+{
+	if (d->n > CFG_MAX_DIAGS || (d->n && !d->file))
+		abort();
+	for (size_t i = 0; i < d->n; i++)
+		if (!d->items[i].msg || d->items[i].mark.file != d->file ||
+		    d->items[i].mark.line < 0 || d->items[i].mark.col < 0)
+			abort();
+}
+
+static void check_cfg(const struct cfg *cfg)
+{
+	for (size_t i = 0; i < cfg->n_tunnels; i++) {
+		const struct cfg_tunnel *t = &cfg->tunnels[i];
+
+		if (!cfg_name_valid(t->name) || cfg_find_tunnel(cfg, t->name) != t)
+			abort();
+		if (!t->host || !t->ssh_user || !t->ssh_key || !t->actor || !t->remote_host)
+			abort();
+		if (t->remote_port < 1 || t->remote_port > 65535 || t->local_port < 1 ||
+		    t->local_port > 65535 || t->backoff_max < t->backoff_initial)
+			abort();
+		if (!cfg_find_actor(cfg, t->actor))
+			abort();
+		for (size_t j = 0; j < t->n_ssh_options; j++)
+			if (strpbrk(t->ssh_options[j].value, "\r\n"))
+				abort();
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct cfg_diags diags = {0};
+	struct cfg *cfg = NULL;
+	int r;
+
+	r = cfg_load_buf("fuzz.yaml", (const char *)data, size, &cfg, &diags);
+	check_diags(&diags);
+	if (r == 0) {
+		if (!cfg || diags.n)
+			abort();
+		check_cfg(cfg);
+	} else if (cfg || (r == -EINVAL && !diags.n)) {
+		abort();
+	}
+	cfg_free(cfg);
+	cfg_diags_clear(&diags);
+	return 0;
+}

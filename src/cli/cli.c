@@ -1,0 +1,481 @@
+/* cli.c - global options, the command table, help, and shared output. */
+#include "cli/cli.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/state.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef DEVBRIDGE_VERSION
+#define DEVBRIDGE_VERSION "0.1.0"
+#endif
+
+static const struct cli_command commands[] = {
+	{"up", cmd_up, "up [NAME...] [--foreground] [--timeout SECONDS]",
+	 "start bridges under supervision",
+	 "Starts one supervisor process per named tunnel (all tunnels in the config when no\n"
+	 "name is given) and returns once each is connected, failed for good, or its first\n"
+	 "attempt failed (it then keeps retrying in the background with backoff).\n"
+	 "A tunnel that is already running is left alone.\n\n"
+	 "  --foreground       stay attached; Ctrl+C (SIGINT) or SIGTERM stops the bridges\n"
+	 "  --timeout SECONDS  how long to wait for the first outcome (default 30)\n"
+	 "  --dry-run          print the exact ssh command lines; start nothing\n\n"
+	 "Exit: 0 all connected; 41-47 the first failure's reason (see `devbridge --help`)."},
+	{"down", cmd_down, "down [NAME...]", "stop supervised bridges",
+	 "Stops the named bridges (all running bridges when no name is given): the\n"
+	 "supervisor sends ssh SIGTERM, then SIGKILL after 5 s, records bridge_stopped and\n"
+	 "exits.  Stopping a bridge that is not running is not an error."},
+	{"restart", cmd_restart, "restart [NAME...] [--timeout SECONDS]",
+	 "stop, then start bridges again", NULL},
+	{"status", cmd_status, "status [NAME...]", "show each bridge's state",
+	 "Columns: name, kind, state, local -> remote, uptime in that state, reconnects,\n"
+	 "health, last event.  With --json: {\"bridges\":[...]} (see README)."},
+	{"logs", cmd_logs, "logs NAME [-n N] [-f]", "show a bridge's audit log",
+	 "  -n, --lines N   show the last N events (default 20; 0 = all)\n"
+	 "  -f, --follow    keep printing new events until interrupted\n"
+	 "With --json: {\"events\":[...]}, or one JSON object per line with -f."},
+	{"check", cmd_check, "check [NAME...]", "run health checks now",
+	 "Runs each bridge's health check from this process and asks live supervisors\n"
+	 "to re-check too.  Exit 0 when all pass, 49 when any fails."},
+	{"config", cmd_config, "config check", "validate the config and print the plan",
+	 "Loads the config (see README for the lookup order), checks every field and the\n"
+	 "key files, and prints what `up` would run.  Exit 3 on any error, each printed\n"
+	 "as FILE:LINE:COLUMN: message."},
+	{"doctor", cmd_doctor, "doctor", "check this machine's readiness",
+	 "Reports: ssh client on PATH, config valid, key files readable with safe\n"
+	 "permissions, state directory usable.  Exit 0 when everything is ready, 1 if not."},
+	{"__supervise", cmd_supervise, "__supervise NAME", NULL, NULL},
+};
+
+static void print_usage(FILE *f)
+{
+	fprintf(f, "usage: devbridge [OPTIONS] COMMAND [ARGS]\n\n"
+		   "Supervised bridges to where your code runs: SSH tunnels (more worlds to come).\n\n"
+		   "Commands:\n");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (commands[i].summary)
+			fprintf(f, "  %-44s %s\n", commands[i].usage, commands[i].summary);
+	fprintf(f, "\nGlobal options (anywhere on the line):\n"
+		   "  --config PATH     config file (else $DEVBRIDGE_CONFIG, $BRIDGE_CONFIG,\n"
+		   "                    ./devbridge.yaml, ./devx.yaml, ~/.config/devbridge/config.yaml,\n"
+		   "                    ~/.config/bridge/tunnels.yaml)\n"
+		   "  --state-dir DIR   runtime state (else $DEVBRIDGE_STATE_DIR, $BRIDGE_STATE_DIR,\n"
+		   "                    $XDG_STATE_HOME/devbridge, ~/.local/state/devbridge)\n"
+		   "  --profile NAME    config profile\n"
+		   "  --json            one JSON document on stdout, errors included\n"
+		   "  -y, --yes         do not ask for confirmation\n"
+		   "  --dry-run         show what would be done; change nothing\n"
+		   "  -v                more detail on stderr (repeat for debug)\n"
+		   "  --no-color        no colour in tables\n"
+		   "  -h, --help        help (`devbridge COMMAND --help` for a command)\n"
+		   "  --version         print the version\n\n"
+		   "Exit codes: 0 ok, 1 error, 2 usage, 3 invalid config, 40 ssh not found,\n"
+		   "41 tunnel failed, 42 remote port forwarding failed, 43 ssh authentication\n"
+		   "failed, 44 host unreachable, 45 local port in use, 46 host key verification\n"
+		   "failed, 47 not connected in time, 48 unknown bridge, 49 health check failing.\n");
+}
+
+const char *exit_code_name(int code)
+{
+	switch (code) {
+	case EXIT_OK:
+		return "ok";
+	case EXIT_ERROR:
+		return "error";
+	case EXIT_USAGE:
+		return "usage";
+	case EXIT_CONFIG:
+		return "invalid_config";
+	case EXIT_SSH_NOT_FOUND:
+		return "ssh_not_found";
+	case EXIT_TUNNEL_FAILED:
+		return "tunnel_failed";
+	case EXIT_REMOTE_FORWARD:
+		return "remote_forward_failed";
+	case EXIT_SSH_AUTH:
+		return "ssh_auth_failed";
+	case EXIT_UNREACHABLE:
+		return "host_unreachable";
+	case EXIT_LOCAL_PORT:
+		return "local_port_in_use";
+	case EXIT_HOST_KEY:
+		return "host_key_failed";
+	case EXIT_TIMEOUT:
+		return "timeout";
+	case EXIT_UNKNOWN_BRIDGE:
+		return "unknown_bridge";
+	case EXIT_HEALTH_FAILING:
+		return "health_failing";
+	}
+	return "error";
+}
+
+void cli_print_json(json_t *doc)
+{
+	char *s = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(doc);
+	if (s) {
+		fputs(s, stdout);
+		fputc('\n', stdout);
+		free(s);
+	}
+	fflush(stdout);
+}
+
+int cli_error_json(struct cli *c, int code, json_t *extra, const char *message)
+{
+	if (!c->json) {
+		fprintf(stderr, "devbridge: %s\n", message);
+		json_decref(extra);
+		return code;
+	}
+	json_t *doc = extra ? extra : json_object();
+	json_object_set_new(doc, "error",
+			    json_pack("{s:i, s:s, s:s}", "code", code, "name", exit_code_name(code),
+				      "message", message));
+	cli_print_json(doc);
+	return code;
+}
+
+int cli_error(struct cli *c, int code, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	return cli_error_json(c, code, NULL, msg);
+}
+
+bool cli_color(const struct cli *c)
+{
+	if (c->no_color || c->json || getenv("NO_COLOR"))
+		return false;
+	const char *term = getenv("TERM");
+	return isatty(STDOUT_FILENO) && term && strcmp(term, "dumb") != 0;
+}
+
+/* --- parsing --- */
+
+static int take_value(int argc, char **argv, int *i, const char *name, const char **ret)
+{
+	size_t n = strlen(name);
+	if (argv[*i][n] == '=') {
+		*ret = argv[*i] + n + 1;
+		return 0;
+	}
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "devbridge: %s needs a value\n", name);
+		return -1;
+	}
+	*ret = argv[++*i];
+	return 0;
+}
+
+static bool is_opt(const char *arg, const char *name)
+{
+	size_t n = strlen(name);
+	return strncmp(arg, name, n) == 0 && (arg[n] == '\0' || arg[n] == '=');
+}
+
+int cli_parse(struct cli *c, int argc, char **argv)
+{
+	c->self = argv[0];
+	c->argv = calloc((size_t)argc + 1, sizeof *c->argv);
+	if (!c->argv)
+		return EXIT_ERROR;
+	bool version = false, rest = false;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (rest || a[0] != '-' || a[1] == '\0') {
+			if (!c->command && !rest)
+				c->command = a;
+			else
+				c->argv[c->argc++] = argv[i];
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			rest = true;
+			c->argv[c->argc++] = argv[i];
+		} else if (is_opt(a, "--config")) {
+			if (take_value(argc, argv, &i, "--config", &c->config_opt) < 0)
+				return EXIT_USAGE;
+		} else if (is_opt(a, "--state-dir")) {
+			if (take_value(argc, argv, &i, "--state-dir", &c->state_dir_opt) < 0)
+				return EXIT_USAGE;
+		} else if (is_opt(a, "--profile")) {
+			if (take_value(argc, argv, &i, "--profile", &c->profile) < 0)
+				return EXIT_USAGE;
+		} else if (strcmp(a, "--json") == 0) {
+			c->json = true;
+		} else if (strcmp(a, "-y") == 0 || strcmp(a, "--yes") == 0) {
+			c->yes = true;
+		} else if (strcmp(a, "--dry-run") == 0) {
+			c->dry_run = true;
+		} else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
+			c->verbose++;
+		} else if (strcmp(a, "-vv") == 0) {
+			c->verbose += 2;
+		} else if (strcmp(a, "--no-color") == 0) {
+			c->no_color = true;
+		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			c->help = true;
+		} else if (strcmp(a, "--version") == 0) {
+			version = true;
+		} else {
+			c->argv[c->argc++] = argv[i]; /* the command's own option */
+		}
+	}
+	if (version) {
+		if (c->json)
+			cli_print_json(json_pack("{s:s}", "version", DEVBRIDGE_VERSION));
+		else
+			printf("devbridge %s\n", DEVBRIDGE_VERSION);
+		exit(EXIT_OK);
+	}
+	log_set_level(c->verbose >= 2 ? LOG_DEBUG : c->verbose ? LOG_INFO : LOG_WARN);
+	return 0;
+}
+
+int cli_scan_opts(struct cli *c, const struct cli_opt *opts, size_t nopts)
+{
+	int out = 0;
+	bool rest = false;
+	for (int i = 0; i < c->argc; i++) {
+		char *a = c->argv[i];
+		if (rest || a[0] != '-' || a[1] == '\0') {
+			c->argv[out++] = a;
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			rest = true;
+			continue;
+		}
+		const struct cli_opt *o = NULL;
+		for (size_t k = 0; k < nopts && !o; k++) {
+			if (opts[k].long_name && is_opt(a, opts[k].long_name))
+				o = &opts[k];
+			else if (opts[k].short_name && a[1] == opts[k].short_name && a[2] == '\0')
+				o = &opts[k];
+		}
+		if (!o) {
+			cli_error(c, EXIT_USAGE, "%s: unknown option '%s' (see `devbridge %s --help`)",
+				  c->command, a, c->command);
+			return -1;
+		}
+		if (o->takes_value) {
+			if (a[1] == '-' && strchr(a, '=')) {
+				*o->value = strchr(a, '=') + 1;
+			} else if (i + 1 < c->argc) {
+				*o->value = c->argv[++i];
+			} else {
+				cli_error(c, EXIT_USAGE, "%s: option '%s' needs a value", c->command,
+					  a);
+				return -1;
+			}
+		} else {
+			*o->flag = true;
+		}
+	}
+	c->argc = out;
+	c->argv[out] = NULL;
+	return out;
+}
+
+static const struct cli_command *find_command(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+int cli_run(struct cli *c)
+{
+	if (!c->command) {
+		if (c->help) {
+			print_usage(stdout);
+			return EXIT_OK;
+		}
+		print_usage(stderr);
+		return EXIT_USAGE;
+	}
+	const struct cli_command *cmd = find_command(c->command);
+	if (!cmd) {
+		const char *best = NULL;
+		int bestd = 3;
+		for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+			int d = cfg_edit_distance(c->command, commands[i].name, 2);
+			if (commands[i].summary && d < bestd) {
+				bestd = d;
+				best = commands[i].name;
+			}
+		}
+		if (best)
+			return cli_error(c, EXIT_USAGE, "unknown command '%s' (did you mean '%s'?)",
+					 c->command, best);
+		return cli_error(c, EXIT_USAGE, "unknown command '%s' (see `devbridge --help`)",
+				 c->command);
+	}
+	if (c->help) {
+		printf("usage: devbridge %s\n\n%s.\n", cmd->usage, cmd->summary ? cmd->summary : "");
+		if (cmd->help)
+			printf("\n%s\n", cmd->help);
+		printf("\nGlobal options: --config, --state-dir, --profile, --json, -y, --dry-run, "
+		       "-v, --no-color\n(see `devbridge --help`).\n");
+		return EXIT_OK;
+	}
+	return cmd->run(c);
+}
+
+void cli_free(struct cli *c)
+{
+	cfg_free(c->cfg);
+	free(c->config_path);
+	free(c->state_dir);
+	free(c->argv);
+}
+
+/* --- config and state --- */
+
+static int report_diags(struct cli *c, struct cfg_diags *d)
+{
+	json_t *arr = json_array();
+	char first[1200] = "";
+	for (size_t i = 0; i < d->n; i++) {
+		const struct cfg_diag *g = &d->items[i];
+		const char *file = g->mark.file ? g->mark.file : (d->file ? d->file : "?");
+		char line[1200];
+		if (g->mark.line > 0)
+			snprintf(line, sizeof line, "%s:%d:%d: %s", file, g->mark.line, g->mark.col,
+				 g->msg);
+		else
+			snprintf(line, sizeof line, "%s: %s", file, g->msg);
+		if (i == 0)
+			snprintf(first, sizeof first, "%s", line);
+		if (!c->json)
+			fprintf(stderr, "%s\n", line);
+		json_array_append_new(arr, json_pack("{s:s, s:i, s:i, s:s}", "file", file, "line",
+						     g->mark.line, "column", g->mark.col, "message",
+						     g->msg));
+	}
+	if (d->dropped && !c->json)
+		fprintf(stderr, "(%zu more errors not shown)\n", d->dropped);
+	if (!c->json) {
+		fprintf(stderr, "devbridge: invalid configuration: %zu error%s; nothing was started\n",
+			d->n + d->dropped, d->n + d->dropped == 1 ? "" : "s");
+		json_decref(arr);
+		return EXIT_CONFIG;
+	}
+	char msg[1300];
+	snprintf(msg, sizeof msg, "invalid configuration: %s", first);
+	return cli_error_json(c, EXIT_CONFIG, json_pack("{s:o}", "diagnostics", arr), msg);
+}
+
+int cli_load_config(struct cli *c)
+{
+	if (c->cfg)
+		return 0;
+	int r = cfg_resolve_path(c->config_opt, &c->config_path);
+	if (r < 0)
+		return cli_error(c, EXIT_CONFIG,
+				 "no configuration found: pass --config PATH, set DEVBRIDGE_CONFIG, "
+				 "or create ./devbridge.yaml or ~/.config/devbridge/config.yaml");
+	/* Supervisors re-read the file from elsewhere: make it absolute. */
+	if (c->config_path[0] != '/') {
+		char *abs = realpath(c->config_path, NULL);
+		if (abs) {
+			free(c->config_path);
+			c->config_path = abs;
+		}
+	}
+	struct cfg_diags d = {0};
+	r = cfg_load(c->config_path, &c->cfg, &d);
+	if (r < 0) {
+		int code;
+		if (d.n > 0)
+			code = report_diags(c, &d);
+		else
+			code = cli_error(c, EXIT_CONFIG, "%s: %s", c->config_path, strerror(-r));
+		cfg_diags_clear(&d);
+		return code;
+	}
+	cfg_diags_clear(&d);
+	return 0;
+}
+
+int cli_check_files(struct cli *c, const struct cfg_tunnel *only)
+{
+	struct cfg_diags d = {0};
+	int r = cfg_check_files(c->cfg, only, &d);
+	int code = 0;
+	if (r < 0)
+		code = d.n ? report_diags(c, &d) : cli_error(c, EXIT_CONFIG, "%s", strerror(-r));
+	cfg_diags_clear(&d);
+	return code;
+}
+
+int cli_state_dir(struct cli *c)
+{
+	if (c->state_dir)
+		return 0;
+	int r = state_dir_resolve(c->state_dir_opt, &c->state_dir);
+	if (r < 0)
+		return cli_error(c, EXIT_ERROR,
+				 "cannot find a state directory: set --state-dir or HOME");
+	r = state_dir_ensure(c->state_dir);
+	if (r < 0)
+		return cli_error(c, EXIT_ERROR, "state directory %s: %s", c->state_dir,
+				 strerror(-r));
+	return 0;
+}
+
+int cli_select_tunnels(struct cli *c, int n, char **names, const struct cfg_tunnel ***ret,
+		       size_t *ret_n)
+{
+	size_t cap = n > 0 ? (size_t)n : c->cfg->n_tunnels;
+	const struct cfg_tunnel **v = calloc(cap + 1, sizeof *v);
+	if (!v)
+		return cli_error(c, EXIT_ERROR, "out of memory");
+	size_t k = 0;
+	if (n == 0) {
+		for (size_t i = 0; i < c->cfg->n_tunnels; i++)
+			v[k++] = &c->cfg->tunnels[i];
+	}
+	for (int i = 0; i < n; i++) {
+		const struct cfg_tunnel *t = cfg_find_tunnel(c->cfg, names[i]);
+		if (t) {
+			bool dup = false;
+			for (size_t j = 0; j < k; j++)
+				dup |= v[j] == t;
+			if (!dup)
+				v[k++] = t;
+			continue;
+		}
+		const char *best = NULL;
+		int bestd = 3;
+		for (size_t j = 0; j < c->cfg->n_tunnels; j++) {
+			int d = cfg_edit_distance(names[i], c->cfg->tunnels[j].name, 2);
+			if (d < bestd) {
+				bestd = d;
+				best = c->cfg->tunnels[j].name;
+			}
+		}
+		free(v);
+		if (best)
+			return cli_error(c, EXIT_UNKNOWN_BRIDGE,
+					 "no bridge named '%s' in %s (did you mean '%s'?)", names[i],
+					 c->config_path, best);
+		return cli_error(c, EXIT_UNKNOWN_BRIDGE, "no bridge named '%s' in %s", names[i],
+				 c->config_path);
+	}
+	*ret = v;
+	*ret_n = k;
+	return 0;
+}

@@ -1,0 +1,98 @@
+/* cli.h - the command layer: global options, output for people (tables)
+ * and scripts (--json, one document on stdout, errors included), config
+ * loading with diagnostics, and the command table.  Library code returns
+ * errors; this layer turns them into one clear message and an exit code. */
+#ifndef DEVBRIDGE_CLI_CLI_H
+#define DEVBRIDGE_CLI_CLI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "cli/exitcodes.h"
+
+struct cfg;
+struct cfg_tunnel;
+
+struct cli {
+	/* global options (SPEC §2) */
+	const char *config_opt;
+	const char *state_dir_opt;
+	const char *profile;
+	bool json, yes, dry_run, no_color, help;
+	int verbose;
+	/* the command and its own arguments */
+	const char *command;
+	int argc;
+	char **argv;
+	const char *self; /* argv[0] as invoked */
+	/* loaded on demand */
+	struct cfg *cfg;
+	char *config_path;
+	char *state_dir;
+};
+
+struct cli_command {
+	const char *name;
+	int (*run)(struct cli *c);
+	const char *usage;   /* "up [NAME...] [--foreground] [--timeout SECONDS]" */
+	const char *summary; /* one line */
+	const char *help;    /* options and details, may be NULL */
+};
+
+/* Parse argv into c.  Returns 0, or EXIT_USAGE after printing why. */
+int cli_parse(struct cli *c, int argc, char **argv);
+/* Run the parsed command; returns the process exit code. */
+int cli_run(struct cli *c);
+void cli_free(struct cli *c);
+
+/* Report an error: human text on stderr, or the JSON envelope
+ * {"error":{"code","name","message"}} on stdout.  Returns `code`. */
+int cli_error(struct cli *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same envelope with extra members merged into the top-level object
+ * (e.g. "bridges"); takes ownership of `extra` (may be NULL). */
+int cli_error_json(struct cli *c, int code, json_t *extra, const char *message);
+
+/* Print one JSON document on stdout; takes ownership of `doc`. */
+void cli_print_json(json_t *doc);
+
+/* Load the config (once).  Returns 0 or EXIT_CONFIG after reporting every
+ * diagnostic as FILE:LINE:COL: message. */
+int cli_load_config(struct cli *c);
+/* cfg_check_files with diagnostics reported; 0 or EXIT_CONFIG. */
+int cli_check_files(struct cli *c, const struct cfg_tunnel *only);
+/* Resolve and create the state directory.  0 or an exit code. */
+int cli_state_dir(struct cli *c);
+
+/* Select tunnels by name (all when names is empty).  Unknown names are
+ * reported (with a "did you mean") and make it return EXIT_UNKNOWN_BRIDGE.
+ * *ret is a malloc'd array of pointers into c->cfg. */
+int cli_select_tunnels(struct cli *c, int n, char **names, const struct cfg_tunnel ***ret,
+		       size_t *ret_n);
+
+/* Simple option scanning for a command's own arguments.  Returns the
+ * positional arguments (in place, compacted) count, or -1 after a usage
+ * error was printed. */
+struct cli_opt {
+	const char *long_name; /* "--timeout" */
+	char short_name;       /* 'n' or 0 */
+	bool takes_value;
+	const char **value; /* set when takes_value */
+	bool *flag;         /* set when !takes_value */
+};
+int cli_scan_opts(struct cli *c, const struct cli_opt *opts, size_t nopts);
+
+/* Whether to use colour on stdout. */
+bool cli_color(const struct cli *c);
+
+/* Command implementations (one file per group). */
+int cmd_up(struct cli *c);
+int cmd_down(struct cli *c);
+int cmd_restart(struct cli *c);
+int cmd_status(struct cli *c);
+int cmd_logs(struct cli *c);
+int cmd_check(struct cli *c);
+int cmd_supervise(struct cli *c);
+int cmd_config(struct cli *c);
+int cmd_doctor(struct cli *c);
+
+#endif

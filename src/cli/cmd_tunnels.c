@@ -1,0 +1,909 @@
+/* cmd_tunnels.c - up, down, restart, status, logs, check, and the hidden
+ * __supervise that `up` runs in each detached supervisor process. */
+#include "cli/cli.h"
+#include "core/audit.h"
+#include "core/config.h"
+#include "core/health.h"
+#include "core/log.h"
+#include "core/spawn.h"
+#include "core/state.h"
+#include "core/util.h"
+#include "ssh/ssh_argv.h"
+#include "ssh/supervisor.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_UP_TIMEOUT_S 30
+#define STOP_WAIT_MS	     8000 /* supervisor's own 5 s grace for ssh, plus slack */
+
+/* --- status rows --- */
+
+static json_t *jstr_or(json_t *o, const char *key, const char *dflt)
+{
+	json_t *v = o ? json_object_get(o, key) : NULL;
+	return json_is_string(v) ? json_copy(v) : json_string(dflt);
+}
+
+/* The status of one bridge as `status --json` shows it.  Liveness comes
+ * from the pid file's lock, never from the state file alone. */
+static json_t *status_row(struct cli *c, const char *name, const struct cfg_tunnel *t)
+{
+	json_t *st = NULL;
+	(void)state_read(c->state_dir, name, &st);
+	pid_t live = state_probe(c->state_dir, name);
+	json_t *row = json_object();
+	json_object_set_new(row, "name", json_string(name));
+	json_object_set_new(row, "kind", json_string("ssh"));
+	const char *state = "stopped";
+	json_t *fs = st ? json_object_get(st, "state") : NULL;
+	if (live && json_is_string(fs))
+		state = json_string_value(fs);
+	else if (!live && json_is_string(fs) && strcmp(json_string_value(fs), "failed") == 0)
+		state = "failed";
+	json_object_set_new(row, "state", json_string(state));
+	json_object_set_new(row, "pid", live ? json_integer(live) : json_null());
+	json_t *sp = st ? json_object_get(st, "ssh_pid") : NULL;
+	json_object_set_new(row, "ssh_pid", live && json_is_integer(sp) ? json_copy(sp) : json_null());
+	json_object_set_new(row, "since", st ? jstr_or(st, "since", "") : json_null());
+	char local[300] = "", remote[600] = "";
+	if (t && t->direction == TUNNEL_LOCAL) {
+		snprintf(local, sizeof local, "127.0.0.1:%d", t->local_port);
+		snprintf(remote, sizeof remote, "%s:%d@%s", t->remote_host, t->remote_port, t->host);
+	} else if (t) {
+		snprintf(local, sizeof local, "%s:%d", t->remote_host, t->local_port);
+		snprintf(remote, sizeof remote, "%s:%d", t->host, t->remote_port);
+	}
+	json_object_set_new(row, "local", t ? json_string(local) : jstr_or(st, "local", ""));
+	json_object_set_new(row, "remote", t ? json_string(remote) : jstr_or(st, "remote", ""));
+	json_t *rc = st ? json_object_get(st, "reconnects") : NULL;
+	json_object_set_new(row, "reconnects", json_is_integer(rc) ? json_copy(rc) : json_integer(0));
+	json_object_set_new(row, "health", live ? jstr_or(st, "health", "unknown")
+					      : json_string("unknown"));
+	json_object_set_new(row, "last_event", jstr_or(st, "last_event", ""));
+	json_t *reason = jstr_or(st, "reason", "");
+	if (!live && json_is_string(fs) && strcmp(json_string_value(fs), "stopped") != 0 &&
+	    strcmp(json_string_value(fs), "failed") != 0) {
+		/* The supervisor died without recording it (SIGKILL, crash). */
+		json_decref(reason);
+		reason = json_string("supervisor_gone");
+	}
+	json_object_set_new(row, "reason", reason);
+	json_object_set_new(row, "detail", jstr_or(st, "detail", ""));
+	const char *dir = t ? (t->direction == TUNNEL_LOCAL ? "local" : "reverse") : "";
+	json_object_set_new(row, "direction", t ? json_string(dir) : jstr_or(st, "direction", ""));
+	json_object_set_new(row, "actor", t ? json_string(t->actor) : jstr_or(st, "actor", ""));
+	json_decref(st);
+	return row;
+}
+
+static const char *row_str(json_t *row, const char *key)
+{
+	const char *s = json_string_value(json_object_get(row, key));
+	return s ? s : "";
+}
+
+/* Names with a pid file in the state dir that the config does not list:
+ * bridges started from an older config must stay visible and stoppable. */
+static void extra_names(struct cli *c, json_t *names)
+{
+	DIR *d = opendir(c->state_dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		if (n <= 4 || strcmp(de->d_name + n - 4, ".pid") != 0)
+			continue;
+		char name[256];
+		snprintf(name, sizeof name, "%.*s", (int)(n - 4), de->d_name);
+		if (!cfg_name_valid(name) || cfg_find_tunnel(c->cfg, name))
+			continue;
+		json_array_append_new(names, json_string(name));
+	}
+	closedir(d);
+}
+
+int cmd_status(struct cli *c)
+{
+	if (cli_scan_opts(c, NULL, 0) < 0)
+		return EXIT_USAGE;
+	int r = cli_load_config(c);
+	if (r)
+		return r;
+	if ((r = cli_state_dir(c)))
+		return r;
+	const struct cfg_tunnel **sel = NULL;
+	size_t nsel = 0;
+	if ((r = cli_select_tunnels(c, c->argc, c->argv, &sel, &nsel)))
+		return r;
+	json_t *rows = json_array();
+	for (size_t i = 0; i < nsel; i++)
+		json_array_append_new(rows, status_row(c, sel[i]->name, sel[i]));
+	free(sel);
+	if (c->argc == 0) {
+		json_t *extra = json_array();
+		extra_names(c, extra);
+		size_t i;
+		json_t *v;
+		json_array_foreach(extra, i, v)
+		{
+			json_t *row = status_row(c, json_string_value(v), NULL);
+			if (json_integer_value(json_object_get(row, "pid")) > 0)
+				json_array_append_new(rows, row);
+			else
+				json_decref(row);
+		}
+		json_decref(extra);
+	}
+	if (c->json) {
+		cli_print_json(json_pack("{s:o}", "bridges", rows));
+		return EXIT_OK;
+	}
+	if (json_array_size(rows) == 0) {
+		printf("no bridges configured in %s\n", c->config_path);
+		json_decref(rows);
+		return EXIT_OK;
+	}
+	bool color = cli_color(c);
+	printf("%-24s %-5s %-13s %-44s %-8s %-5s %-8s %s\n", "NAME", "KIND", "STATE",
+	       "LOCAL -> REMOTE", "UPTIME", "RECON", "HEALTH", "LAST EVENT");
+	size_t i;
+	json_t *row;
+	json_array_foreach(rows, i, row)
+	{
+		const char *state = row_str(row, "state");
+		char uptime[32] = "-", lr[700];
+		double since;
+		if (json_integer_value(json_object_get(row, "pid")) > 0 &&
+		    parse_iso8601(row_str(row, "since"), &since) == 0) {
+			struct timespec now;
+			clock_gettime(CLOCK_REALTIME, &now);
+			fmt_duration(uptime, sizeof uptime, (double)now.tv_sec - since);
+		}
+		snprintf(lr, sizeof lr, "%s -> %s", row_str(row, "local"), row_str(row, "remote"));
+		if (strcmp(row_str(row, "direction"), "reverse") == 0)
+			snprintf(lr, sizeof lr, "%s <- %s", row_str(row, "local"),
+				 row_str(row, "remote"));
+		const char *col = "", *end = "";
+		if (color) {
+			end = "\033[0m";
+			if (!strcmp(state, "connected"))
+				col = "\033[32m";
+			else if (!strcmp(state, "degraded") || !strcmp(state, "reconnecting") ||
+				 !strcmp(state, "starting"))
+				col = "\033[33m";
+			else if (!strcmp(state, "failed"))
+				col = "\033[31m";
+			else
+				end = "";
+		}
+		char ev[600];
+		const char *reason = row_str(row, "reason");
+		snprintf(ev, sizeof ev, "%s%s%s%s", row_str(row, "last_event"), *reason ? " (" : "",
+			 reason, *reason ? ")" : "");
+		printf("%-24s %-5s %s%-13s%s %-44s %-8s %-5lld %-8s %s\n", row_str(row, "name"),
+		       row_str(row, "kind"), col, state, end, lr, uptime,
+		       (long long)json_integer_value(json_object_get(row, "reconnects")),
+		       row_str(row, "health"), ev);
+	}
+	json_decref(rows);
+	return EXIT_OK;
+}
+
+/* --- up --- */
+
+struct started {
+	const struct cfg_tunnel *t;
+	pid_t pid;
+	int fd;
+	char line[1200];
+	size_t len;
+	bool done;
+	/* outcome */
+	const char *result; /* connected | retrying | failed | already_running | timeout */
+	int code;
+	char message[1200];
+};
+
+static int self_exe(char *buf, size_t n)
+{
+	ssize_t r = readlink("/proc/self/exe", buf, n - 1);
+	if (r < 0)
+		return -errno;
+	buf[r] = '\0';
+	return 0;
+}
+
+static int start_supervisor(struct cli *c, struct started *s, bool foreground)
+{
+	char exe[PATH_MAX], out[PATH_MAX];
+	int r = self_exe(exe, sizeof exe);
+	if (r < 0)
+		return r;
+	if ((r = state_path(out, sizeof out, c->state_dir, s->t->name, "out")) < 0)
+		return r;
+	int outfd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (outfd < 0)
+		return -errno;
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		r = -errno;
+		close(outfd);
+		return r;
+	}
+	char *argv[] = {exe,
+			"__supervise",
+			(char *)s->t->name,
+			"--config",
+			c->config_path,
+			"--state-dir",
+			c->state_dir,
+			c->verbose >= 2 ? "-vv" : "-v",
+			NULL};
+	struct spawn_opts o = {.argv = argv,
+			       .stdin_fd = -1,
+			       .stdout_fd = outfd,
+			       .stderr_fd = outfd,
+			       .new_session = true,
+			       .die_with_parent = foreground,
+			       .pass_fd = p[1]};
+	r = spawn_process(&o, &s->pid);
+	close(p[1]);
+	close(outfd);
+	if (r < 0) {
+		close(p[0]);
+		return r;
+	}
+	s->fd = p[0];
+	return 0;
+}
+
+static void parse_ready(struct started *s)
+{
+	char what[32] = "";
+	int code = EXIT_ERROR, off = 0;
+	s->line[s->len] = '\0';
+	char *nl = strchr(s->line, '\n');
+	if (nl)
+		*nl = '\0';
+	if (sscanf(s->line, "%31s %d %n", what, &code, &off) < 2) {
+		s->result = "failed";
+		s->code = EXIT_ERROR;
+		snprintf(s->message, sizeof s->message, "supervisor exited before reporting");
+		return;
+	}
+	const char *text = s->line + off;
+	if (strcmp(text, "-") == 0)
+		text = "";
+	s->code = code;
+	snprintf(s->message, sizeof s->message, "%s", text);
+	if (strcmp(what, SUP_READY_CONNECTED) == 0)
+		s->result = "connected";
+	else if (strcmp(what, SUP_READY_RETRYING) == 0)
+		s->result = "retrying";
+	else if (strcmp(what, SUP_READY_BUSY) == 0) {
+		s->result = "already_running";
+		s->code = 0;
+	} else
+		s->result = "failed";
+}
+
+/* Wait for each supervisor's first outcome, or the deadline. */
+static void wait_ready(struct started *v, size_t n, int timeout_s)
+{
+	uint64_t deadline = now_mono_ms() + (uint64_t)timeout_s * 1000;
+	for (;;) {
+		struct pollfd pfd[n ? n : 1];
+		size_t k = 0, idx[n ? n : 1];
+		for (size_t i = 0; i < n; i++) {
+			if (v[i].done || v[i].fd < 0)
+				continue;
+			pfd[k].fd = v[i].fd;
+			pfd[k].events = POLLIN;
+			idx[k++] = i;
+		}
+		if (k == 0)
+			return;
+		uint64_t now = now_mono_ms();
+		if (now >= deadline)
+			break;
+		int pr = poll(pfd, k, (int)(deadline - now));
+		if (pr < 0 && errno != EINTR)
+			break;
+		for (size_t j = 0; j < k && pr > 0; j++) {
+			if (!pfd[j].revents)
+				continue;
+			struct started *s = &v[idx[j]];
+			ssize_t r = read(s->fd, s->line + s->len, sizeof s->line - 1 - s->len);
+			if (r > 0) {
+				s->len += (size_t)r;
+				if (!memchr(s->line, '\n', s->len) && s->len < sizeof s->line - 1)
+					continue;
+			}
+			s->done = true;
+			parse_ready(s);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].done || v[i].fd < 0)
+			continue;
+		v[i].result = "timeout";
+		v[i].code = EXIT_TIMEOUT;
+		snprintf(v[i].message, sizeof v[i].message,
+			 "not connected after %d s; still trying in the background", timeout_s);
+	}
+}
+
+static int up_names(struct cli *c, int argc, char **argv, bool foreground, int timeout_s);
+
+int cmd_up(struct cli *c)
+{
+	const char *timeout = NULL;
+	bool foreground = false;
+	const struct cli_opt opts[] = {
+		{"--timeout", 0, true, &timeout, NULL},
+		{"--foreground", 'F', false, NULL, &foreground},
+	};
+	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
+		return EXIT_USAGE;
+	int timeout_s = DEFAULT_UP_TIMEOUT_S;
+	if (timeout) {
+		char *end;
+		long v = strtol(timeout, &end, 10);
+		if (*end || v < 1 || v > 86400)
+			return cli_error(c, EXIT_USAGE, "--timeout: expected seconds 1-86400, got '%s'",
+					 timeout);
+		timeout_s = (int)v;
+	}
+	return up_names(c, c->argc, c->argv, foreground, timeout_s);
+}
+
+static int run_foreground(struct cli *c, struct started *v, size_t n);
+
+static int up_names(struct cli *c, int argc, char **argv, bool foreground, int timeout_s)
+{
+	int r = cli_load_config(c);
+	if (r)
+		return r;
+	const struct cfg_tunnel **sel = NULL;
+	size_t nsel = 0;
+	if ((r = cli_select_tunnels(c, argc, argv, &sel, &nsel)))
+		return r;
+	if (nsel == 0) {
+		free(sel);
+		return cli_error(c, EXIT_CONFIG, "%s defines no tunnels", c->config_path);
+	}
+	for (size_t i = 0; i < nsel; i++) {
+		if ((r = cli_check_files(c, sel[i]))) {
+			free(sel);
+			return r;
+		}
+	}
+	if (c->dry_run) {
+		json_t *plan = json_array();
+		for (size_t i = 0; i < nsel; i++) {
+			char **av = NULL;
+			if (ssh_argv_build(sel[i], &av) < 0)
+				continue;
+			char *line = ssh_argv_format(av);
+			if (c->json) {
+				json_t *a = json_array();
+				for (char **p = av; *p; p++)
+					json_array_append_new(a, json_string(*p));
+				json_array_append_new(plan, json_pack("{s:s, s:o}", "name",
+								      sel[i]->name, "argv", a));
+			} else {
+				printf("%s\n", line ? line : "");
+			}
+			free(line);
+			ssh_argv_free(av);
+		}
+		free(sel);
+		if (c->json)
+			cli_print_json(json_pack("{s:b, s:o}", "dry_run", 1, "bridges", plan));
+		else
+			json_decref(plan);
+		return EXIT_OK;
+	}
+	char *ssh = spawn_which("ssh");
+	if (!ssh) {
+		free(sel);
+		return cli_error(c, EXIT_SSH_NOT_FOUND,
+				 "ssh not found on PATH: install the OpenSSH client "
+				 "(apt-get install openssh-client)");
+	}
+	free(ssh);
+	if ((r = cli_state_dir(c))) {
+		free(sel);
+		return r;
+	}
+
+	struct started *v = calloc(nsel, sizeof *v);
+	if (!v) {
+		free(sel);
+		return cli_error(c, EXIT_ERROR, "out of memory");
+	}
+	for (size_t i = 0; i < nsel; i++) {
+		v[i].t = sel[i];
+		v[i].fd = -1;
+		pid_t live = state_probe(c->state_dir, sel[i]->name);
+		if (live) {
+			v[i].done = true;
+			v[i].result = "already_running";
+			v[i].pid = live;
+			snprintf(v[i].message, sizeof v[i].message, "already running (pid %ld)",
+				 (long)live);
+			continue;
+		}
+		r = start_supervisor(c, &v[i], foreground);
+		if (r < 0) {
+			v[i].done = true;
+			v[i].result = "failed";
+			v[i].code = EXIT_ERROR;
+			snprintf(v[i].message, sizeof v[i].message, "cannot start supervisor: %s",
+				 strerror(-r));
+		}
+	}
+	free(sel);
+	wait_ready(v, nsel, timeout_s);
+
+	int code = EXIT_OK;
+	json_t *rows = json_array();
+	for (size_t i = 0; i < nsel; i++) {
+		struct started *s = &v[i];
+		if (s->fd >= 0) {
+			close(s->fd);
+			s->fd = -1;
+		}
+		if (strcmp(s->result, "already_running") == 0 && !*s->message)
+			snprintf(s->message, sizeof s->message, "already running");
+		if (code == EXIT_OK && s->code != 0)
+			code = s->code;
+		json_t *row = status_row(c, s->t->name, s->t);
+		json_object_set_new(row, "result", json_string(s->result));
+		json_object_set_new(row, "code", json_integer(s->code));
+		json_object_set_new(row, "message", json_string(s->message));
+		json_array_append_new(rows, row);
+		if (c->json)
+			continue;
+		FILE *f = s->code ? stderr : stdout;
+		if (strcmp(s->result, "connected") == 0)
+			fprintf(f, "%s: connected (%s %s %s)\n", s->t->name,
+				row_str(row, "local"),
+				s->t->direction == TUNNEL_LOCAL ? "->" : "<-",
+				row_str(row, "remote"));
+		else if (strcmp(s->result, "retrying") == 0)
+			fprintf(f, "%s: reconnecting: %s\n  (still retrying in the background; "
+				   "`devbridge logs %s` to watch, `devbridge down %s` to stop)\n",
+				s->t->name, s->message, s->t->name, s->t->name);
+		else
+			fprintf(f, "%s: %s%s%s\n", s->t->name,
+				strcmp(s->result, "already_running") == 0 ? "" : s->result,
+				strcmp(s->result, "already_running") == 0 ? "" : ": ", s->message);
+	}
+	if (c->json) {
+		json_t *doc = json_pack("{s:O}", "bridges", rows);
+		if (code)
+			cli_error_json(c, code, doc, "not every bridge connected");
+		else
+			cli_print_json(doc);
+	}
+	json_decref(rows);
+	if (foreground)
+		code = run_foreground(c, v, nsel);
+	free(v);
+	return code;
+}
+
+/* --- down --- */
+
+static int pidfd_open_(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* Stop NAME's supervisor; 1 if it was running, 0 if not, <0 on error. */
+static int stop_one(struct cli *c, const char *name)
+{
+	pid_t pid = state_probe(c->state_dir, name);
+	if (!pid)
+		return 0;
+	/* Pin the process, then confirm it still holds the lock: a pidfd cannot
+	 * be redirected to a reused pid. */
+	int pfd = pidfd_open_(pid);
+	if (pfd < 0)
+		return errno == ESRCH ? 0 : -errno;
+	if (state_probe(c->state_dir, name) != pid) {
+		close(pfd);
+		return 0;
+	}
+	if (syscall(SYS_pidfd_send_signal, pfd, SIGTERM, NULL, 0) < 0 && errno != ESRCH) {
+		int e = -errno;
+		close(pfd);
+		return e;
+	}
+	struct pollfd p = {.fd = pfd, .events = POLLIN};
+	uint64_t deadline = now_mono_ms() + STOP_WAIT_MS;
+	while (now_mono_ms() < deadline) {
+		if (poll(&p, 1, (int)(deadline - now_mono_ms())) > 0)
+			break;
+	}
+	if (!(p.revents & POLLIN)) {
+		log_warn("%s: supervisor pid %ld did not stop in %d s; killing it", name, (long)pid,
+			 STOP_WAIT_MS / 1000);
+		syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+		poll(&p, 1, 2000);
+	}
+	close(pfd);
+	return 1;
+}
+
+static int down_names(struct cli *c, int argc, char **argv)
+{
+	int r = cli_load_config(c);
+	if (r)
+		return r;
+	if ((r = cli_state_dir(c)))
+		return r;
+	json_t *names = json_array();
+	if (argc == 0) {
+		for (size_t i = 0; i < c->cfg->n_tunnels; i++)
+			json_array_append_new(names, json_string(c->cfg->tunnels[i].name));
+		extra_names(c, names);
+	}
+	for (int i = 0; i < argc; i++) {
+		if (!cfg_find_tunnel(c->cfg, argv[i]) && !state_probe(c->state_dir, argv[i])) {
+			json_decref(names);
+			const struct cfg_tunnel **sel;
+			size_t n;
+			char *one[] = {argv[i]};
+			/* Reports the unknown name with a suggestion. */
+			return cli_select_tunnels(c, 1, one, &sel, &n);
+		}
+		json_array_append_new(names, json_string(argv[i]));
+	}
+	int code = EXIT_OK;
+	json_t *rows = json_array();
+	size_t i;
+	json_t *v;
+	json_array_foreach(names, i, v)
+	{
+		const char *name = json_string_value(v);
+		if (c->dry_run) {
+			pid_t pid = state_probe(c->state_dir, name);
+			if (!c->json && pid)
+				printf("%s: would stop supervisor pid %ld\n", name, (long)pid);
+			json_array_append_new(rows, json_pack("{s:s, s:b}", "name", name,
+							      "running", pid != 0));
+			continue;
+		}
+		r = stop_one(c, name);
+		const char *what = r > 0 ? "stopped" : r == 0 ? "not running" : "error";
+		if (r < 0) {
+			code = EXIT_ERROR;
+			fprintf(stderr, "devbridge: %s: cannot stop: %s\n", name, strerror(-r));
+		} else if (!c->json && (r > 0 || argc > 0)) {
+			printf("%s: %s\n", name, what);
+		}
+		json_array_append_new(rows, json_pack("{s:s, s:s}", "name", name, "result", what));
+	}
+	json_decref(names);
+	if (c->json) {
+		json_t *doc = json_pack("{s:o}", "bridges", rows);
+		if (code)
+			return cli_error_json(c, code, doc, "some bridges could not be stopped");
+		cli_print_json(doc);
+	} else {
+		json_decref(rows);
+	}
+	return code;
+}
+
+int cmd_down(struct cli *c)
+{
+	if (cli_scan_opts(c, NULL, 0) < 0)
+		return EXIT_USAGE;
+	return down_names(c, c->argc, c->argv);
+}
+
+int cmd_restart(struct cli *c)
+{
+	const char *timeout = NULL;
+	const struct cli_opt opts[] = {{"--timeout", 0, true, &timeout, NULL}};
+	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
+		return EXIT_USAGE;
+	bool json = c->json;
+	c->json = false; /* one document: the up's */
+	int saved = dup(STDOUT_FILENO);
+	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (json && null >= 0)
+		dup2(null, STDOUT_FILENO);
+	int r = down_names(c, c->argc, c->argv);
+	fflush(stdout);
+	if (json && saved >= 0)
+		dup2(saved, STDOUT_FILENO);
+	if (saved >= 0)
+		close(saved);
+	if (null >= 0)
+		close(null);
+	c->json = json;
+	if (r)
+		return r;
+	int timeout_s = timeout ? atoi(timeout) : DEFAULT_UP_TIMEOUT_S;
+	return up_names(c, c->argc, c->argv, false, timeout_s > 0 ? timeout_s : 30);
+}
+
+/* --- foreground --- */
+
+static int run_foreground(struct cli *c, struct started *v, size_t n)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	if (!c->json)
+		printf("devbridge: running in the foreground; Ctrl+C stops the bridges\n");
+	fflush(stdout);
+	size_t alive = 0;
+	for (size_t i = 0; i < n; i++)
+		alive += v[i].pid > 0;
+	int code = EXIT_OK;
+	while (alive > 0) {
+		/* Reap first: a supervisor may have exited before we blocked. */
+		int st;
+		pid_t pid;
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+			for (size_t i = 0; i < n; i++) {
+				if (v[i].pid != pid)
+					continue;
+				v[i].pid = 0;
+				alive--;
+				if (WIFEXITED(st) && WEXITSTATUS(st) != 0) {
+					code = WEXITSTATUS(st);
+					fprintf(stderr, "%s: supervisor exited (code %d)\n",
+						v[i].t->name, code);
+				}
+			}
+		}
+		if (alive == 0)
+			break;
+		siginfo_t si;
+		int sig = sigwaitinfo(&set, &si);
+		if (sig == SIGINT || sig == SIGTERM) {
+			for (size_t i = 0; i < n; i++)
+				if (v[i].pid > 0)
+					kill(v[i].pid, SIGTERM);
+			for (size_t i = 0; i < n; i++) {
+				if (v[i].pid > 0) {
+					waitpid(v[i].pid, &st, 0);
+					v[i].pid = 0;
+				}
+			}
+			if (!c->json)
+				printf("devbridge: stopped\n");
+			return EXIT_OK;
+		}
+	}
+	return code;
+}
+
+/* --- logs --- */
+
+static void print_event(struct cli *c, json_t *ev)
+{
+	if (c->json) {
+		char *s = json_dumps(ev, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (s)
+			printf("%s\n", s);
+		free(s);
+		return;
+	}
+	const char *detail = row_str(ev, "detail");
+	printf("%s  %-22s %s (%s)%s%s\n", row_str(ev, "ts"), row_str(ev, "event"),
+	       row_str(ev, "actor"), row_str(ev, "actor_class"), *detail ? "  " : "", detail);
+}
+
+static int follow(struct cli *c, const char *name, off_t from)
+{
+	char path[PATH_MAX];
+	state_path(path, sizeof path, c->state_dir, name, "log");
+	int in = inotify_init1(IN_CLOEXEC);
+	if (in < 0)
+		return cli_error(c, EXIT_ERROR, "inotify: %s", strerror(errno));
+	/* Watch the directory: the log may not exist yet. */
+	if (inotify_add_watch(in, c->state_dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO) < 0) {
+		close(in);
+		return cli_error(c, EXIT_ERROR, "inotify: %s", strerror(errno));
+	}
+	char partial[8192];
+	size_t plen = 0;
+	off_t off = from;
+	signal(SIGPIPE, SIG_DFL);
+	for (;;) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			struct stat st;
+			if (fstat(fd, &st) == 0 && st.st_size < off)
+				off = 0; /* truncated or replaced */
+			char buf[8192];
+			ssize_t r;
+			while ((r = pread(fd, buf, sizeof buf, off)) > 0) {
+				off += r;
+				for (ssize_t i = 0; i < r; i++) {
+					if (buf[i] != '\n') {
+						if (plen < sizeof partial)
+							partial[plen++] = buf[i];
+						continue;
+					}
+					json_t *ev;
+					if (audit_parse_line(partial, plen, &ev) == 0) {
+						print_event(c, ev);
+						json_decref(ev);
+					}
+					plen = 0;
+				}
+			}
+			close(fd);
+			fflush(stdout);
+		}
+		char ebuf[4096];
+		if (read(in, ebuf, sizeof ebuf) < 0 && errno != EINTR)
+			break;
+	}
+	close(in);
+	return EXIT_OK;
+}
+
+int cmd_logs(struct cli *c)
+{
+	const char *lines = NULL;
+	bool f = false;
+	const struct cli_opt opts[] = {
+		{"--lines", 'n', true, &lines, NULL},
+		{"--follow", 'f', false, NULL, &f},
+	};
+	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
+		return EXIT_USAGE;
+	if (c->argc != 1)
+		return cli_error(c, EXIT_USAGE, "usage: devbridge logs NAME [-n N] [-f]");
+	long n = 20;
+	if (lines) {
+		char *end;
+		n = strtol(lines, &end, 10);
+		if (*end || n < 0)
+			return cli_error(c, EXIT_USAGE, "--lines: expected a count, got '%s'", lines);
+	}
+	int r = cli_load_config(c);
+	if (r)
+		return r;
+	if ((r = cli_state_dir(c)))
+		return r;
+	const char *name = c->argv[0];
+	if (!cfg_name_valid(name))
+		return cli_error(c, EXIT_UNKNOWN_BRIDGE, "invalid bridge name '%s'", name);
+	json_t *events = NULL;
+	r = audit_tail(c->state_dir, name, n, &events);
+	if (r == -ENOENT) {
+		if (!cfg_find_tunnel(c->cfg, name)) {
+			const struct cfg_tunnel **sel;
+			size_t k;
+			return cli_select_tunnels(c, 1, c->argv, &sel, &k);
+		}
+		events = json_array();
+	} else if (r < 0) {
+		return cli_error(c, EXIT_ERROR, "%s/%s.log: %s", c->state_dir, name, strerror(-r));
+	}
+	if (c->json && !f) {
+		cli_print_json(json_pack("{s:s, s:o}", "name", name, "events", events));
+		return EXIT_OK;
+	}
+	size_t i;
+	json_t *ev;
+	json_array_foreach(events, i, ev)
+		print_event(c, ev);
+	json_decref(events);
+	fflush(stdout);
+	if (!f)
+		return EXIT_OK;
+	char path[PATH_MAX];
+	state_path(path, sizeof path, c->state_dir, name, "log");
+	struct stat st;
+	off_t from = stat(path, &st) == 0 ? st.st_size : 0;
+	return follow(c, name, from);
+}
+
+/* --- check --- */
+
+int cmd_check(struct cli *c)
+{
+	if (cli_scan_opts(c, NULL, 0) < 0)
+		return EXIT_USAGE;
+	int r = cli_load_config(c);
+	if (r)
+		return r;
+	if ((r = cli_state_dir(c)))
+		return r;
+	const struct cfg_tunnel **sel = NULL;
+	size_t nsel = 0;
+	if ((r = cli_select_tunnels(c, c->argc, c->argv, &sel, &nsel)))
+		return r;
+	int code = EXIT_OK;
+	json_t *rows = json_array();
+	if (!c->json)
+		printf("%-24s %-8s %s\n", "NAME", "HEALTH", "DETAIL");
+	for (size_t i = 0; i < nsel; i++) {
+		const struct cfg_tunnel *t = sel[i];
+		char detail[512];
+		const char *health;
+		if (t->health.kind == HEALTH_NONE) {
+			json_t *row = status_row(c, t->name, t);
+			const char *st = row_str(row, "state");
+			bool up = !strcmp(st, "connected") || !strcmp(st, "degraded");
+			health = up ? "ok" : "failing";
+			snprintf(detail, sizeof detail, "no health check configured; bridge is %s", st);
+			json_decref(row);
+		} else {
+			health = health_run(&t->health, detail, sizeof detail) ? "ok" : "failing";
+		}
+		if (strcmp(health, "ok") != 0)
+			code = EXIT_HEALTH_FAILING;
+		/* Let a live supervisor update its own view now. */
+		pid_t pid = state_probe(c->state_dir, t->name);
+		if (pid > 0)
+			kill(pid, SIGUSR1);
+		if (!c->json)
+			printf("%-24s %-8s %s\n", t->name, health, detail);
+		json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "name", t->name, "health",
+						      health, "detail", detail));
+	}
+	free(sel);
+	if (c->json) {
+		json_t *doc = json_pack("{s:o}", "checks", rows);
+		if (code)
+			return cli_error_json(c, code, doc, "a health check is failing");
+		cli_print_json(doc);
+	} else {
+		json_decref(rows);
+	}
+	return code;
+}
+
+/* --- __supervise --- */
+
+int cmd_supervise(struct cli *c)
+{
+	if (c->argc != 1)
+		return EXIT_USAGE;
+	log_set_timestamps(1);
+	if (log_get_level() < LOG_INFO)
+		log_set_level(LOG_INFO);
+	int r = cli_load_config(c);
+	if (r)
+		return r;
+	if ((r = cli_state_dir(c)))
+		return r;
+	const struct cfg_tunnel *t = cfg_find_tunnel(c->cfg, c->argv[0]);
+	if (!t)
+		return cli_error(c, EXIT_UNKNOWN_BRIDGE, "no bridge named '%s'", c->argv[0]);
+	/* fd 3 is the ready pipe when `up` started us. */
+	int ready = fcntl(3, F_GETFD) >= 0 ? 3 : -1;
+	if (ready >= 0)
+		fd_set_cloexec(ready, true);
+	return ssh_supervise(c->cfg, t, c->state_dir, ready);
+}

@@ -1,0 +1,167 @@
+/* config.h - devbridge configuration: YAML file -> validated, typed plan.
+ *
+ * One schema for the union of the seeds' files (SPEC §3): ops-bridge
+ * `tunnels:`/`actors:`/`catalog_path:`, devx `bridge:`/`profiles:`/
+ * `services:`, dbr `container:`.  Every diagnostic carries file, line and
+ * column (1-based) and says what was expected; unknown keys get a
+ * "did you mean" when a known key is close.
+ */
+#ifndef DEVBRIDGE_CORE_CONFIG_H
+#define DEVBRIDGE_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Where a value came from.  `file` points into the owning struct cfg. */
+struct cfg_mark {
+	const char *file;
+	int line; /* 1-based; 0 = unknown */
+	int col;  /* 1-based */
+};
+
+/* One diagnostic: "FILE:LINE:COL: MSG". */
+struct cfg_diag {
+	struct cfg_mark mark;
+	char *msg;
+};
+
+/* Diagnostics collected by one load.  At most CFG_MAX_DIAGS are kept.
+ * Marks point to `file`, so one cfg_diags describes one file: a load into a
+ * cfg_diags that already holds diagnostics of another file keeps the first
+ * name.  Zero-initialise before first use. */
+#define CFG_MAX_DIAGS 32
+struct cfg_diags {
+	char *file; /* owned copy of the file name the marks point to */
+	struct cfg_diag items[CFG_MAX_DIAGS];
+	size_t n;
+	size_t dropped; /* diagnostics past CFG_MAX_DIAGS */
+};
+
+enum tunnel_dir {
+	TUNNEL_REVERSE = 0, /* ssh -R remote_port:remote_host:local_port */
+	TUNNEL_LOCAL,       /* ssh -L 127.0.0.1:local_port:remote_host:remote_port */
+};
+
+enum actor_class {
+	ACTOR_HUMAN = 0,
+	ACTOR_AUTOMATION,
+};
+
+enum health_kind {
+	HEALTH_NONE = 0,
+	HEALTH_HTTP, /* GET url, 2xx/3xx = ok */
+	HEALTH_TCP,  /* connect(tcp_host:tcp_port) */
+};
+
+struct cfg_kv {
+	char *key;
+	char *value;
+	struct cfg_mark mark;
+};
+
+struct cfg_health {
+	enum health_kind kind;
+	char *url;      /* HEALTH_HTTP */
+	char *tcp_host; /* HEALTH_TCP; default 127.0.0.1 */
+	int tcp_port;   /* HEALTH_TCP */
+	int interval_s; /* default 30 */
+	int timeout_s;  /* default 5 */
+};
+
+struct cfg_tunnel {
+	char *name;
+	struct cfg_mark mark; /* of the tunnel's key */
+	char *host;
+	int ssh_port; /* 0 = ssh's default (22 or ssh_config) */
+	char *ssh_user;
+	char *ssh_key; /* ~ expanded */
+	struct cfg_mark ssh_key_mark;
+	int remote_port;
+	struct cfg_mark remote_port_mark;
+	int local_port;
+	struct cfg_mark local_port_mark;
+	char *remote_host; /* default "127.0.0.1" */
+	enum tunnel_dir direction;
+	char *actor;
+	struct cfg_mark actor_mark;
+	struct cfg_health health;
+	/* reconnect: */
+	int max_attempts;       /* 0 = forever; default 0 */
+	double backoff_initial; /* seconds; default 5 */
+	double backoff_max;     /* seconds; default 60 */
+	double stable_s;        /* connected this long resets backoff; default 30 */
+	/* keepalive through the encrypted channel: */
+	int server_alive_interval;  /* default 15 */
+	int server_alive_count_max; /* default 3 */
+	char *ssh_config;           /* -F FILE, ~ expanded, or NULL */
+	struct cfg_mark ssh_config_mark;
+	struct cfg_kv *ssh_options; /* -o Key=Value, in file order */
+	size_t n_ssh_options;
+};
+
+struct cfg_actor {
+	char *name;
+	enum actor_class cls;
+	char *description;
+	struct cfg_mark mark;
+};
+
+struct cfg {
+	char *path; /* the file loaded (owned); marks point here */
+	struct cfg_tunnel *tunnels;
+	size_t n_tunnels;
+	struct cfg_actor *actors;
+	size_t n_actors;
+	char *catalog_path; /* ~ expanded, or NULL */
+	/* bridge:, profiles:, services:, container: are validated against their
+	 * schema; their typed form arrives with the worlds that use them. */
+	bool has_bridge, has_services, has_container;
+};
+
+/* Parse and validate `len` bytes of YAML named `name` (used in marks).
+ * On success stores a new config in *ret and returns 0.  On a parse or
+ * validation error returns -EINVAL and fills `diags` (which the caller
+ * releases with cfg_diags_clear).  -ENOMEM on allocation failure. */
+int cfg_load_buf(const char *name, const char *buf, size_t len, struct cfg **ret,
+		 struct cfg_diags *diags);
+
+/* cfg_load_buf on the contents of `path`.  An unreadable file is one
+ * diagnostic at line 0 and returns -errno. */
+int cfg_load(const char *path, struct cfg **ret, struct cfg_diags *diags);
+
+/* Checks that need the file system, for commands that start tunnels:
+ * each tunnel's ssh_key exists, is a readable regular file not readable by
+ * group/other; ssh_config, if set, is readable.  Restricted to `only` when
+ * not NULL.  Returns 0 or -EINVAL with diagnostics at the offending key. */
+int cfg_check_files(const struct cfg *cfg, const struct cfg_tunnel *only,
+		    struct cfg_diags *diags);
+
+/* Free a config; NULL is a no-op. */
+void cfg_free(struct cfg *cfg);
+
+/* Release the messages held by diags and reset it to empty. */
+void cfg_diags_clear(struct cfg_diags *diags);
+
+/* Lookups; NULL when absent. */
+const struct cfg_tunnel *cfg_find_tunnel(const struct cfg *cfg, const char *name);
+const struct cfg_actor *cfg_find_actor(const struct cfg *cfg, const char *name);
+
+/* Resolve which file to load (SPEC §3): `opt` (--config), then
+ * $DEVBRIDGE_CONFIG, $BRIDGE_CONFIG, ./devbridge.yaml, ./devx.yaml,
+ * ~/.config/devbridge/config.yaml, ~/.config/bridge/tunnels.yaml.  An
+ * explicit path (opt or env) is returned even if missing, so the load
+ * reports it; the implicit ones only if they exist.  Returns 0 and a
+ * malloc'd path, or -ENOENT when no candidate exists. */
+int cfg_resolve_path(const char *opt, char **ret_path);
+
+/* A valid bridge name: [A-Za-z0-9_][A-Za-z0-9._-]{0,63}.  Keeps names
+ * from escaping the state directory. */
+bool cfg_name_valid(const char *name);
+
+/* Expand a leading "~/" with $HOME.  Returns malloc'd string or NULL. */
+char *cfg_expand_home(const char *path);
+
+/* Levenshtein distance, capped at `cap` (returns cap+1 beyond it). */
+int cfg_edit_distance(const char *a, const char *b, int cap);
+
+#endif

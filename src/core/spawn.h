@@ -1,0 +1,41 @@
+/* spawn.h - start child processes without a shell.
+ *
+ * fork+exec rather than posix_spawn because the child must arm
+ * PR_SET_PDEATHSIG: a supervisor killed with SIGKILL must not leave its ssh
+ * behind.  Every fd is O_CLOEXEC in devbridge; the child additionally
+ * closes everything above stderr, so nothing leaks into ssh.  Signal mask
+ * and dispositions are reset in the child (the parent blocks signals for
+ * its signalfd). */
+#ifndef DEVBRIDGE_CORE_SPAWN_H
+#define DEVBRIDGE_CORE_SPAWN_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct spawn_opts {
+	char *const *argv; /* argv[0] is looked up on PATH */
+	int stdin_fd;      /* -1 = /dev/null */
+	int stdout_fd;     /* -1 = /dev/null */
+	int stderr_fd;     /* -1 = /dev/null */
+	bool die_with_parent; /* SIGTERM the child when its parent dies */
+	bool new_session;     /* setsid() in the child */
+	int pass_fd;          /* > 2: becomes fd 3 in the child (e.g. a ready pipe) */
+};
+
+/* Start argv.  Returns 0 and the pid in *ret_pid once the exec succeeded;
+ * -ENOENT (or the exec's errno) when it could not run. */
+int spawn_process(const struct spawn_opts *opts, pid_t *ret_pid);
+
+/* Fork a child that runs fn(data) and _exit()s with its return value, with
+ * the same child set-up as spawn_process (die_with_parent, reset signals,
+ * stdin/stdout from /dev/null, fds above 2 closed except `keep_fd`). */
+int spawn_fork(int (*fn)(void *data), void *data, int keep_fd, pid_t *ret_pid);
+
+/* Reset signal mask and dispositions to defaults (for a child). */
+void spawn_reset_signals(void);
+
+/* Find `name` on PATH (or as given if it contains '/'); returns a malloc'd
+ * path or NULL. */
+char *spawn_which(const char *name);
+
+#endif
