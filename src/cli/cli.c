@@ -17,68 +17,71 @@
 #endif
 
 static const struct cli_command commands[] = {
-	{"up", cmd_up, "up [NAME...] [--foreground] [--timeout SECONDS]",
-	 "start bridges under supervision",
-	 "Starts one supervisor process per named tunnel (all tunnels in the config when no\n"
-	 "name is given) and returns once each is connected, failed for good, or its first\n"
-	 "attempt failed (it then keeps retrying in the background with backoff).\n"
-	 "A tunnel that is already running is left alone.\n\n"
-	 "  --foreground       stay attached; Ctrl+C (SIGINT) or SIGTERM stops the bridges\n"
-	 "  --timeout SECONDS  how long to wait for the first outcome (default 30)\n"
-	 "  --dry-run          print the exact ssh command lines; start nothing\n\n"
-	 "Exit: 0 all connected; 41-47 the first failure's reason (see `devbridge --help`)."},
-	{"down", cmd_down, "down [NAME...]", "stop supervised bridges",
-	 "Stops the named bridges (all running bridges when no name is given): the\n"
-	 "supervisor sends ssh SIGTERM, then SIGKILL after 5 s, records bridge_stopped and\n"
-	 "exits.  Stopping a bridge that is not running is not an error."},
-	{"restart", cmd_restart, "restart [NAME...] [--timeout SECONDS]",
-	 "stop, then start bridges again", NULL},
-	{"status", cmd_status, "status [NAME...]", "show each bridge's state",
-	 "Columns: name, kind, state, local -> remote, uptime in that state, reconnects,\n"
-	 "health, last event.  With --json: {\"bridges\":[...]} (see README)."},
-	{"logs", cmd_logs, "logs NAME [-n N] [-f]", "show a bridge's audit log",
-	 "  -n, --lines N   show the last N events (default 20; 0 = all)\n"
-	 "  -f, --follow    keep printing new events until interrupted\n"
-	 "With --json: {\"events\":[...]}, or one JSON object per line with -f."},
-	{"check", cmd_check, "check [NAME...]", "run health checks now",
-	 "Runs each bridge's health check from this process and asks live supervisors\n"
-	 "to re-check too.  Exit 0 when all pass, 49 when any fails."},
-	{"config", cmd_config, "config check", "validate the config and print the plan",
-	 "Loads the config (see README for the lookup order), checks every field and the\n"
-	 "key files, and prints what `up` would run.  Exit 3 on any error, each printed\n"
-	 "as FILE:LINE:COLUMN: message."},
-	{"doctor", cmd_doctor, "doctor", "check this machine's readiness",
-	 "Reports: ssh client on PATH, config valid, key files readable with safe\n"
-	 "permissions, state directory usable.  Exit 0 when everything is ready, 1 if not."},
-	{"__supervise", cmd_supervise, "__supervise NAME", NULL, NULL},
+    {"up", cmd_up, "up [NAME...] [--foreground] [--timeout SECONDS]",
+     "start bridges under supervision",
+     "Starts one supervisor process per named tunnel (all tunnels in the config when no\n"
+     "name is given) and returns once each is connected, failed for good, or its first\n"
+     "attempt failed (it then keeps retrying in the background with backoff).\n"
+     "A tunnel that is already running is left alone.\n\n"
+     "  --foreground       stay attached; Ctrl+C (SIGINT) or SIGTERM stops the bridges\n"
+     "  --timeout SECONDS  how long to wait for the first outcome (default 30)\n"
+     "  --dry-run          print the exact ssh command lines; start nothing\n\n"
+     "Exit: 0 all connected; 41-47 the first failure's reason (see `devbridge --help`)."},
+    {"down", cmd_down, "down [NAME...]", "stop supervised bridges",
+     "Stops the named bridges (all running bridges when no name is given): the\n"
+     "supervisor sends ssh SIGTERM, then SIGKILL after 5 s, records bridge_stopped and\n"
+     "exits.  Stopping a bridge that is not running is not an error."},
+    {"restart", cmd_restart, "restart [NAME...] [--timeout SECONDS]",
+     "stop, then start bridges again", NULL},
+    {"status", cmd_status, "status [NAME...]", "show each bridge's state",
+     "Columns: name, kind, state, local -> remote, uptime in that state, reconnects,\n"
+     "health, last event.  With --json: {\"bridges\":[...]} (see README)."},
+    {"logs", cmd_logs, "logs NAME [-n N] [-f]", "show a bridge's audit log",
+     "  -n, --lines N   show the last N events (default 20; 0 = all)\n"
+     "  -f, --follow    keep printing new events until interrupted\n"
+     "With --json: {\"events\":[...]}, or one JSON object per line with -f."},
+    {"check", cmd_check, "check [NAME...]", "run health checks now",
+     "Runs each bridge's health check from this process and asks live supervisors\n"
+     "to re-check too.  Exit 0 when all pass, 49 when any fails."},
+    {"config", cmd_config, "config check", "validate the config and print the plan",
+     "Loads the config (see README for the lookup order), checks every field and the\n"
+     "key files, and prints what `up` would run.  Exit 3 on any error, each printed\n"
+     "as FILE:LINE:COLUMN: message."},
+    {"doctor", cmd_doctor, "doctor", "check this machine's readiness",
+     "Reports: ssh client on PATH, config valid, key files readable with safe\n"
+     "permissions, state directory usable.  Exit 0 when everything is ready, 1 if not."},
+    {"__supervise", cmd_supervise, "__supervise NAME", NULL, NULL},
 };
 
 static void print_usage(FILE *f)
 {
-	fprintf(f, "usage: devbridge [OPTIONS] COMMAND [ARGS]\n\n"
-		   "Supervised bridges to where your code runs: SSH tunnels (more worlds to come).\n\n"
-		   "Commands:\n");
+	fprintf(f,
+		"usage: devbridge [OPTIONS] COMMAND [ARGS]\n\n"
+		"Supervised bridges to where your code runs: SSH tunnels (more worlds to come).\n\n"
+		"Commands:\n");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
 		if (commands[i].summary)
 			fprintf(f, "  %-44s %s\n", commands[i].usage, commands[i].summary);
-	fprintf(f, "\nGlobal options (anywhere on the line):\n"
-		   "  --config PATH     config file (else $DEVBRIDGE_CONFIG, $BRIDGE_CONFIG,\n"
-		   "                    ./devbridge.yaml, ./devx.yaml, ~/.config/devbridge/config.yaml,\n"
-		   "                    ~/.config/bridge/tunnels.yaml)\n"
-		   "  --state-dir DIR   runtime state (else $DEVBRIDGE_STATE_DIR, $BRIDGE_STATE_DIR,\n"
-		   "                    $XDG_STATE_HOME/devbridge, ~/.local/state/devbridge)\n"
-		   "  --profile NAME    config profile\n"
-		   "  --json            one JSON document on stdout, errors included\n"
-		   "  -y, --yes         do not ask for confirmation\n"
-		   "  --dry-run         show what would be done; change nothing\n"
-		   "  -v                more detail on stderr (repeat for debug)\n"
-		   "  --no-color        no colour in tables\n"
-		   "  -h, --help        help (`devbridge COMMAND --help` for a command)\n"
-		   "  --version         print the version\n\n"
-		   "Exit codes: 0 ok, 1 error, 2 usage, 3 invalid config, 40 ssh not found,\n"
-		   "41 tunnel failed, 42 remote port forwarding failed, 43 ssh authentication\n"
-		   "failed, 44 host unreachable, 45 local port in use, 46 host key verification\n"
-		   "failed, 47 not connected in time, 48 unknown bridge, 49 health check failing.\n");
+	fprintf(
+	    f,
+	    "\nGlobal options (anywhere on the line):\n"
+	    "  --config PATH     config file (else $DEVBRIDGE_CONFIG, $BRIDGE_CONFIG,\n"
+	    "                    ./devbridge.yaml, ./devx.yaml, ~/.config/devbridge/config.yaml,\n"
+	    "                    ~/.config/bridge/tunnels.yaml)\n"
+	    "  --state-dir DIR   runtime state (else $DEVBRIDGE_STATE_DIR, $BRIDGE_STATE_DIR,\n"
+	    "                    $XDG_STATE_HOME/devbridge, ~/.local/state/devbridge)\n"
+	    "  --profile NAME    config profile\n"
+	    "  --json            one JSON document on stdout, errors included\n"
+	    "  -y, --yes         do not ask for confirmation\n"
+	    "  --dry-run         show what would be done; change nothing\n"
+	    "  -v                more detail on stderr (repeat for debug)\n"
+	    "  --no-color        no colour in tables\n"
+	    "  -h, --help        help (`devbridge COMMAND --help` for a command)\n"
+	    "  --version         print the version\n\n"
+	    "Exit codes: 0 ok, 1 error, 2 usage, 3 invalid config, 40 ssh not found,\n"
+	    "41 tunnel failed, 42 remote port forwarding failed, 43 ssh authentication\n"
+	    "failed, 44 host unreachable, 45 local port in use, 46 host key verification\n"
+	    "failed, 47 not connected in time, 48 unknown bridge, 49 health check failing.\n");
 }
 
 const char *exit_code_name(int code)
@@ -265,8 +268,9 @@ int cli_scan_opts(struct cli *c, const struct cli_opt *opts, size_t nopts)
 				o = &opts[k];
 		}
 		if (!o) {
-			cli_error(c, EXIT_USAGE, "%s: unknown option '%s' (see `devbridge %s --help`)",
-				  c->command, a, c->command);
+			cli_error(c, EXIT_USAGE,
+				  "%s: unknown option '%s' (see `devbridge %s --help`)", c->command,
+				  a, c->command);
 			return -1;
 		}
 		if (o->takes_value) {
@@ -275,8 +279,8 @@ int cli_scan_opts(struct cli *c, const struct cli_opt *opts, size_t nopts)
 			} else if (i + 1 < c->argc) {
 				*o->value = c->argv[++i];
 			} else {
-				cli_error(c, EXIT_USAGE, "%s: option '%s' needs a value", c->command,
-					  a);
+				cli_error(c, EXIT_USAGE, "%s: option '%s' needs a value",
+					  c->command, a);
 				return -1;
 			}
 		} else {
@@ -324,7 +328,8 @@ int cli_run(struct cli *c)
 				 c->command);
 	}
 	if (c->help) {
-		printf("usage: devbridge %s\n\n%s.\n", cmd->usage, cmd->summary ? cmd->summary : "");
+		printf("usage: devbridge %s\n\n%s.\n", cmd->usage,
+		       cmd->summary ? cmd->summary : "");
 		if (cmd->help)
 			printf("\n%s\n", cmd->help);
 		printf("\nGlobal options: --config, --state-dir, --profile, --json, -y, --dry-run, "
@@ -368,14 +373,18 @@ static int report_diags(struct cli *c, struct cfg_diags *d)
 	if (d->dropped && !c->json)
 		fprintf(stderr, "(%zu more errors not shown)\n", d->dropped);
 	if (!c->json) {
-		fprintf(stderr, "devbridge: invalid configuration: %zu error%s; nothing was started\n",
+		fprintf(stderr,
+			"devbridge: invalid configuration: %zu error%s; nothing was started\n",
 			d->n + d->dropped, d->n + d->dropped == 1 ? "" : "s");
 		json_decref(arr);
 		return EXIT_CONFIG;
 	}
 	char msg[1300];
 	snprintf(msg, sizeof msg, "invalid configuration: %s", first);
-	return cli_error_json(c, EXIT_CONFIG, json_pack("{s:o}", "diagnostics", arr), msg);
+	/* The diagnostics belong to the error: {"error":{..., "diagnostics":[...]}} */
+	cli_print_json(json_pack("{s:{s:i, s:s, s:s, s:o}}", "error", "code", EXIT_CONFIG, "name",
+				 exit_code_name(EXIT_CONFIG), "message", msg, "diagnostics", arr));
+	return EXIT_CONFIG;
 }
 
 int cli_load_config(struct cli *c)
@@ -384,9 +393,10 @@ int cli_load_config(struct cli *c)
 		return 0;
 	int r = cfg_resolve_path(c->config_opt, &c->config_path);
 	if (r < 0)
-		return cli_error(c, EXIT_CONFIG,
-				 "no configuration found: pass --config PATH, set DEVBRIDGE_CONFIG, "
-				 "or create ./devbridge.yaml or ~/.config/devbridge/config.yaml");
+		return cli_error(
+		    c, EXIT_CONFIG,
+		    "no configuration found: pass --config PATH, set DEVBRIDGE_CONFIG, "
+		    "or create ./devbridge.yaml or ~/.config/devbridge/config.yaml");
 	/* Supervisors re-read the file from elsewhere: make it absolute. */
 	if (c->config_path[0] != '/') {
 		char *abs = realpath(c->config_path, NULL);
@@ -470,8 +480,8 @@ int cli_select_tunnels(struct cli *c, int n, char **names, const struct cfg_tunn
 		free(v);
 		if (best)
 			return cli_error(c, EXIT_UNKNOWN_BRIDGE,
-					 "no bridge named '%s' in %s (did you mean '%s'?)", names[i],
-					 c->config_path, best);
+					 "no bridge named '%s' in %s (did you mean '%s'?)",
+					 names[i], c->config_path, best);
 		return cli_error(c, EXIT_UNKNOWN_BRIDGE, "no bridge named '%s' in %s", names[i],
 				 c->config_path);
 	}

@@ -77,7 +77,7 @@ struct cli_opt {
 	char short_name;       /* 'n' or 0 */
 	bool takes_value;
 	const char **value; /* set when takes_value */
-	bool *flag;         /* set when !takes_value */
+	bool *flag;	    /* set when !takes_value */
 };
 int cli_scan_opts(struct cli *c, const struct cli_opt *opts, size_t nopts);
 

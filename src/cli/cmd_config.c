@@ -21,8 +21,7 @@ static json_t *tunnel_plan(const struct cfg *cfg, const struct cfg_tunnel *t)
 			      "direction", t->direction == TUNNEL_LOCAL ? "local" : "reverse",
 			      "host", t->host, "remote_port", t->remote_port, "local_port",
 			      t->local_port, "remote_host", t->remote_host, "actor", t->actor,
-			      "actor_class",
-			      a && a->cls == ACTOR_HUMAN ? "human" : "automation");
+			      "actor_class", a && a->cls == ACTOR_HUMAN ? "human" : "automation");
 	json_t *h = json_null();
 	if (t->health.kind == HEALTH_HTTP)
 		h = json_pack("{s:s, s:i, s:i}", "url", t->health.url, "interval_seconds",
@@ -65,18 +64,17 @@ int cmd_config(struct cli *c)
 			json_array_append_new(tunnels, tunnel_plan(cfg, &cfg->tunnels[i]));
 		for (size_t i = 0; i < cfg->n_actors; i++)
 			json_array_append_new(
-				actors, json_pack("{s:s, s:s, s:s}", "name", cfg->actors[i].name,
-						  "class",
-						  cfg->actors[i].cls == ACTOR_HUMAN ? "human"
-										    : "automation",
-						  "description",
-						  cfg->actors[i].description ? cfg->actors[i].description
-									     : ""));
-		json_t *doc = json_pack("{s:s, s:b, s:o, s:o}", "config", c->config_path, "valid", 1,
-					"tunnels", tunnels, "actors", actors);
-		json_object_set_new(doc, "catalog_path", cfg->catalog_path
-								 ? json_string(cfg->catalog_path)
-								 : json_null());
+			    actors,
+			    json_pack("{s:s, s:s, s:s}", "name", cfg->actors[i].name, "class",
+				      cfg->actors[i].cls == ACTOR_HUMAN ? "human" : "automation",
+				      "description",
+				      cfg->actors[i].description ? cfg->actors[i].description
+								 : ""));
+		json_t *doc = json_pack("{s:s, s:b, s:o, s:o}", "config", c->config_path, "valid",
+					1, "tunnels", tunnels, "actors", actors);
+		json_object_set_new(doc, "catalog_path",
+				    cfg->catalog_path ? json_string(cfg->catalog_path)
+						      : json_null());
 		json_t *sections = json_array();
 		if (cfg->has_bridge)
 			json_array_append_new(sections, json_string("bridge"));
@@ -139,8 +137,8 @@ static void report(struct doc_row *d, const char *check, bool ok, const char *de
 {
 	if (!ok)
 		d->all_ok = false;
-	json_array_append_new(d->rows, json_pack("{s:s, s:b, s:s}", "check", check, "ok", ok,
-						 "detail", detail));
+	json_array_append_new(
+	    d->rows, json_pack("{s:s, s:b, s:s}", "check", check, "ok", ok, "detail", detail));
 	if (!d->json)
 		printf("  %s  %-22s %s\n", ok ? "ok  " : "FAIL", check, detail);
 }
@@ -225,7 +223,8 @@ int cmd_doctor(struct cli *c)
 		int r = state_dir_ensure(dir);
 		if (r == 0 && access(dir, W_OK) < 0)
 			r = -errno;
-		snprintf(buf, sizeof buf, "%s%s%s", dir, r ? ": " : " (0700)", r ? strerror(-r) : "");
+		snprintf(buf, sizeof buf, "%s%s%s", dir, r ? ": " : " (0700)",
+			 r ? strerror(-r) : "");
 		report(&d, "state directory", r == 0, buf);
 	}
 	free(dir);

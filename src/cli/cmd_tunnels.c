@@ -57,12 +57,14 @@ static json_t *status_row(struct cli *c, const char *name, const struct cfg_tunn
 	json_object_set_new(row, "state", json_string(state));
 	json_object_set_new(row, "pid", live ? json_integer(live) : json_null());
 	json_t *sp = st ? json_object_get(st, "ssh_pid") : NULL;
-	json_object_set_new(row, "ssh_pid", live && json_is_integer(sp) ? json_copy(sp) : json_null());
+	json_object_set_new(row, "ssh_pid",
+			    live && json_is_integer(sp) ? json_copy(sp) : json_null());
 	json_object_set_new(row, "since", st ? jstr_or(st, "since", "") : json_null());
 	char local[300] = "", remote[600] = "";
 	if (t && t->direction == TUNNEL_LOCAL) {
 		snprintf(local, sizeof local, "127.0.0.1:%d", t->local_port);
-		snprintf(remote, sizeof remote, "%s:%d@%s", t->remote_host, t->remote_port, t->host);
+		snprintf(remote, sizeof remote, "%s:%d@%s", t->remote_host, t->remote_port,
+			 t->host);
 	} else if (t) {
 		snprintf(local, sizeof local, "%s:%d", t->remote_host, t->local_port);
 		snprintf(remote, sizeof remote, "%s:%d", t->host, t->remote_port);
@@ -70,9 +72,10 @@ static json_t *status_row(struct cli *c, const char *name, const struct cfg_tunn
 	json_object_set_new(row, "local", t ? json_string(local) : jstr_or(st, "local", ""));
 	json_object_set_new(row, "remote", t ? json_string(remote) : jstr_or(st, "remote", ""));
 	json_t *rc = st ? json_object_get(st, "reconnects") : NULL;
-	json_object_set_new(row, "reconnects", json_is_integer(rc) ? json_copy(rc) : json_integer(0));
-	json_object_set_new(row, "health", live ? jstr_or(st, "health", "unknown")
-					      : json_string("unknown"));
+	json_object_set_new(row, "reconnects",
+			    json_is_integer(rc) ? json_copy(rc) : json_integer(0));
+	json_object_set_new(row, "health",
+			    live ? jstr_or(st, "health", "unknown") : json_string("unknown"));
 	json_object_set_new(row, "last_event", jstr_or(st, "last_event", ""));
 	json_t *reason = jstr_or(st, "reason", "");
 	if (!live && json_is_string(fs) && strcmp(json_string_value(fs), "stopped") != 0 &&
@@ -355,8 +358,8 @@ int cmd_up(struct cli *c)
 	const char *timeout = NULL;
 	bool foreground = false;
 	const struct cli_opt opts[] = {
-		{"--timeout", 0, true, &timeout, NULL},
-		{"--foreground", 'F', false, NULL, &foreground},
+	    {"--timeout", 0, true, &timeout, NULL},
+	    {"--foreground", 'F', false, NULL, &foreground},
 	};
 	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
 		return EXIT_USAGE;
@@ -365,8 +368,8 @@ int cmd_up(struct cli *c)
 		char *end;
 		long v = strtol(timeout, &end, 10);
 		if (*end || v < 1 || v > 86400)
-			return cli_error(c, EXIT_USAGE, "--timeout: expected seconds 1-86400, got '%s'",
-					 timeout);
+			return cli_error(c, EXIT_USAGE,
+					 "--timeout: expected seconds 1-86400, got '%s'", timeout);
 		timeout_s = (int)v;
 	}
 	return up_names(c, c->argc, c->argv, foreground, timeout_s);
@@ -404,8 +407,8 @@ static int up_names(struct cli *c, int argc, char **argv, bool foreground, int t
 				json_t *a = json_array();
 				for (char **p = av; *p; p++)
 					json_array_append_new(a, json_string(*p));
-				json_array_append_new(plan, json_pack("{s:s, s:o}", "name",
-								      sel[i]->name, "argv", a));
+				json_array_append_new(
+				    plan, json_pack("{s:s, s:o}", "name", sel[i]->name, "argv", a));
 			} else {
 				printf("%s\n", line ? line : "");
 			}
@@ -482,13 +485,13 @@ static int up_names(struct cli *c, int argc, char **argv, bool foreground, int t
 			continue;
 		FILE *f = s->code ? stderr : stdout;
 		if (strcmp(s->result, "connected") == 0)
-			fprintf(f, "%s: connected (%s %s %s)\n", s->t->name,
-				row_str(row, "local"),
+			fprintf(f, "%s: connected (%s %s %s)\n", s->t->name, row_str(row, "local"),
 				s->t->direction == TUNNEL_LOCAL ? "->" : "<-",
 				row_str(row, "remote"));
 		else if (strcmp(s->result, "retrying") == 0)
-			fprintf(f, "%s: reconnecting: %s\n  (still retrying in the background; "
-				   "`devbridge logs %s` to watch, `devbridge down %s` to stop)\n",
+			fprintf(f,
+				"%s: reconnecting: %s\n  (still retrying in the background; "
+				"`devbridge logs %s` to watch, `devbridge down %s` to stop)\n",
 				s->t->name, s->message, s->t->name, s->t->name);
 		else
 			fprintf(f, "%s: %s%s%s\n", s->t->name,
@@ -587,8 +590,8 @@ static int down_names(struct cli *c, int argc, char **argv)
 			pid_t pid = state_probe(c->state_dir, name);
 			if (!c->json && pid)
 				printf("%s: would stop supervisor pid %ld\n", name, (long)pid);
-			json_array_append_new(rows, json_pack("{s:s, s:b}", "name", name,
-							      "running", pid != 0));
+			json_array_append_new(
+			    rows, json_pack("{s:s, s:b}", "name", name, "running", pid != 0));
 			continue;
 		}
 		r = stop_one(c, name);
@@ -775,8 +778,8 @@ int cmd_logs(struct cli *c)
 	const char *lines = NULL;
 	bool f = false;
 	const struct cli_opt opts[] = {
-		{"--lines", 'n', true, &lines, NULL},
-		{"--follow", 'f', false, NULL, &f},
+	    {"--lines", 'n', true, &lines, NULL},
+	    {"--follow", 'f', false, NULL, &f},
 	};
 	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
 		return EXIT_USAGE;
@@ -787,7 +790,8 @@ int cmd_logs(struct cli *c)
 		char *end;
 		n = strtol(lines, &end, 10);
 		if (*end || n < 0)
-			return cli_error(c, EXIT_USAGE, "--lines: expected a count, got '%s'", lines);
+			return cli_error(c, EXIT_USAGE, "--lines: expected a count, got '%s'",
+					 lines);
 	}
 	int r = cli_load_config(c);
 	if (r)
@@ -815,8 +819,7 @@ int cmd_logs(struct cli *c)
 	}
 	size_t i;
 	json_t *ev;
-	json_array_foreach(events, i, ev)
-		print_event(c, ev);
+	json_array_foreach(events, i, ev) print_event(c, ev);
 	json_decref(events);
 	fflush(stdout);
 	if (!f)
@@ -856,7 +859,8 @@ int cmd_check(struct cli *c)
 			const char *st = row_str(row, "state");
 			bool up = !strcmp(st, "connected") || !strcmp(st, "degraded");
 			health = up ? "ok" : "failing";
-			snprintf(detail, sizeof detail, "no health check configured; bridge is %s", st);
+			snprintf(detail, sizeof detail, "no health check configured; bridge is %s",
+				 st);
 			json_decref(row);
 		} else {
 			health = health_run(&t->health, detail, sizeof detail) ? "ok" : "failing";

@@ -10,17 +10,17 @@ enum {
 	EXIT_USAGE = 2,
 	EXIT_CONFIG = 3,
 	/* SSH tunnels */
-	EXIT_SSH_NOT_FOUND = 40, /* ssh client not on PATH */
-	EXIT_TUNNEL_FAILED = 41, /* gave up (max_attempts) or ssh failed otherwise */
+	EXIT_SSH_NOT_FOUND = 40,  /* ssh client not on PATH */
+	EXIT_TUNNEL_FAILED = 41,  /* gave up (max_attempts) or ssh failed otherwise */
 	EXIT_REMOTE_FORWARD = 42, /* remote port forwarding failed */
-	EXIT_SSH_AUTH = 43,       /* authentication refused */
-	EXIT_UNREACHABLE = 44,    /* host unreachable / refused / unresolvable */
-	EXIT_LOCAL_PORT = 45,     /* local port in use (direction: local) */
-	EXIT_HOST_KEY = 46,       /* host key unknown or changed */
-	EXIT_TIMEOUT = 47,        /* not connected within --timeout */
+	EXIT_SSH_AUTH = 43,	  /* authentication refused */
+	EXIT_UNREACHABLE = 44,	  /* host unreachable / refused / unresolvable */
+	EXIT_LOCAL_PORT = 45,	  /* local port in use (direction: local) */
+	EXIT_HOST_KEY = 46,	  /* host key unknown or changed */
+	EXIT_TIMEOUT = 47,	  /* not connected within --timeout */
 	EXIT_UNKNOWN_BRIDGE = 48, /* no such bridge in the config */
 	EXIT_HEALTH_FAILING = 49, /* check: a health check fails */
-	/* 50-59: devcontainer bridge (reserved) */
+				  /* 50-59: devcontainer bridge (reserved) */
 };
 
 /* A stable name for a code, for the --json error envelope. */

@@ -21,9 +21,9 @@ int audit_append(const char *dir, const char *tunnel, const char *event, const c
 	now_iso8601(ts, sizeof ts);
 	char cut[AUDIT_MAX_LINE / 2];
 	snprintf(cut, sizeof cut, "%s", detail ? detail : "");
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s}", "ts", ts, "tunnel", tunnel,
-			      "event", event, "actor", actor, "actor_class", actor_class, "detail",
-			      cut);
+	json_t *o =
+	    json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:s}", "ts", ts, "tunnel", tunnel, "event",
+		      event, "actor", actor, "actor_class", actor_class, "detail", cut);
 	if (!o)
 		return -ENOMEM;
 	if (!actor)
@@ -61,14 +61,15 @@ int audit_parse_line(const char *line, size_t len, json_t **ret)
 		json_decref(j);
 		return -EINVAL;
 	}
-	static const char *const fields[] = {"ts", "tunnel", "event", "actor", "actor_class",
-					     "detail"};
+	static const char *const fields[] = {"ts",    "tunnel",	     "event",
+					     "actor", "actor_class", "detail"};
 	json_t *o = json_object();
 	for (size_t i = 0; o && i < ARRAY_SIZE(fields); i++) {
 		json_t *v = json_object_get(j, fields[i]);
 		json_object_set_new(o, fields[i],
-				    json_is_string(v) ? json_copy(v)
-						      : (json_is_null(v) ? json_null() : json_string("")));
+				    json_is_string(v)
+					? json_copy(v)
+					: (json_is_null(v) ? json_null() : json_string("")));
 	}
 	json_decref(j);
 	if (!o)

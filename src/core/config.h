@@ -39,7 +39,7 @@ struct cfg_diags {
 
 enum tunnel_dir {
 	TUNNEL_REVERSE = 0, /* ssh -R remote_port:remote_host:local_port */
-	TUNNEL_LOCAL,       /* ssh -L 127.0.0.1:local_port:remote_host:remote_port */
+	TUNNEL_LOCAL,	    /* ssh -L 127.0.0.1:local_port:remote_host:remote_port */
 };
 
 enum actor_class {
@@ -61,11 +61,11 @@ struct cfg_kv {
 
 struct cfg_health {
 	enum health_kind kind;
-	char *url;      /* HEALTH_HTTP */
+	char *url;	/* HEALTH_HTTP */
 	char *tcp_host; /* HEALTH_TCP; default 127.0.0.1 */
-	int tcp_port;   /* HEALTH_TCP */
+	int tcp_port;	/* HEALTH_TCP */
 	int interval_s; /* default 30 */
-	int timeout_s;  /* default 5 */
+	int timeout_s;	/* default 5 */
 };
 
 struct cfg_tunnel {
@@ -86,14 +86,14 @@ struct cfg_tunnel {
 	struct cfg_mark actor_mark;
 	struct cfg_health health;
 	/* reconnect: */
-	int max_attempts;       /* 0 = forever; default 0 */
+	int max_attempts;	/* 0 = forever; default 0 */
 	double backoff_initial; /* seconds; default 5 */
-	double backoff_max;     /* seconds; default 60 */
-	double stable_s;        /* connected this long resets backoff; default 30 */
+	double backoff_max;	/* seconds; default 60 */
+	double stable_s;	/* connected this long resets backoff; default 30 */
 	/* keepalive through the encrypted channel: */
 	int server_alive_interval;  /* default 15 */
 	int server_alive_count_max; /* default 3 */
-	char *ssh_config;           /* -F FILE, ~ expanded, or NULL */
+	char *ssh_config;	    /* -F FILE, ~ expanded, or NULL */
 	struct cfg_mark ssh_config_mark;
 	struct cfg_kv *ssh_options; /* -o Key=Value, in file order */
 	size_t n_ssh_options;
@@ -133,8 +133,7 @@ int cfg_load(const char *path, struct cfg **ret, struct cfg_diags *diags);
  * each tunnel's ssh_key exists, is a readable regular file not readable by
  * group/other; ssh_config, if set, is readable.  Restricted to `only` when
  * not NULL.  Returns 0 or -EINVAL with diagnostics at the offending key. */
-int cfg_check_files(const struct cfg *cfg, const struct cfg_tunnel *only,
-		    struct cfg_diags *diags);
+int cfg_check_files(const struct cfg *cfg, const struct cfg_tunnel *only, struct cfg_diags *diags);
 
 /* Free a config; NULL is a no-op. */
 void cfg_free(struct cfg *cfg);
@@ -151,7 +150,8 @@ const struct cfg_actor *cfg_find_actor(const struct cfg *cfg, const char *name);
  * ~/.config/devbridge/config.yaml, ~/.config/bridge/tunnels.yaml.  An
  * explicit path (opt or env) is returned even if missing, so the load
  * reports it; the implicit ones only if they exist.  Returns 0 and a
- * malloc'd path, or -ENOENT when no candidate exists. */
+ * malloc'd path, or -ENOENT when no candidate exists.  A leading "~/" is
+ * expanded; ./devbridge.yaml and ./devx.yaml come back absolute. */
 int cfg_resolve_path(const char *opt, char **ret_path);
 
 /* A valid bridge name: [A-Za-z0-9_][A-Za-z0-9._-]{0,63}.  Keeps names

@@ -40,7 +40,8 @@ static bool check_http(const struct cfg_health *h, char *detail, size_t n)
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_cleanup(c);
 	if (rc != CURLE_OK) {
-		snprintf(detail, n, "GET %s: %s", h->url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		snprintf(detail, n, "GET %s: %s", h->url,
+			 errbuf[0] ? errbuf : curl_easy_strerror(rc));
 		return false;
 	}
 	snprintf(detail, n, "GET %s: HTTP %ld", h->url, status);

@@ -34,7 +34,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	if (timestamps) {
 		char ts[40];
 		now_iso8601(ts, sizeof ts);
-		off = snprintf(line, sizeof line, "%s [%ld] %s: ", ts, (long)getpid(), names[level]);
+		off =
+		    snprintf(line, sizeof line, "%s [%ld] %s: ", ts, (long)getpid(), names[level]);
 	} else {
 		off = snprintf(line, sizeof line, "devbridge: %s", level <= LOG_WARN ? "" : "");
 		if (level == LOG_WARN)

@@ -304,7 +304,9 @@ int loop_run(struct loop *l)
 		int timeout = -1;
 		if (l->nheap > 0) {
 			uint64_t now = now_mono_ms(), when = l->heap[0]->when;
-			timeout = when <= now ? 0 : (when - now > 86400000u ? 86400000 : (int)(when - now));
+			timeout = when <= now
+				      ? 0
+				      : (when - now > 86400000u ? 86400000 : (int)(when - now));
 		}
 		int n = epoll_wait(l->epfd, evs, (int)ARRAY_SIZE(evs), timeout);
 		l->wakeups++;

@@ -30,7 +30,8 @@ static void close_from(int lowfd, int keep)
 		if (syscall(SYS_close_range, (unsigned)lowfd, ~0u, 0) == 0)
 			return;
 	} else {
-		if (keep > lowfd && syscall(SYS_close_range, (unsigned)lowfd, (unsigned)keep - 1, 0) != 0)
+		if (keep > lowfd &&
+		    syscall(SYS_close_range, (unsigned)lowfd, (unsigned)keep - 1, 0) != 0)
 			for (int fd = lowfd; fd < keep; fd++)
 				close(fd);
 		if (syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0) == 0)

@@ -13,13 +13,13 @@
 #include <sys/types.h>
 
 struct spawn_opts {
-	char *const *argv; /* argv[0] is looked up on PATH */
-	int stdin_fd;      /* -1 = /dev/null */
-	int stdout_fd;     /* -1 = /dev/null */
-	int stderr_fd;     /* -1 = /dev/null */
+	char *const *argv;    /* argv[0] is looked up on PATH */
+	int stdin_fd;	      /* -1 = /dev/null */
+	int stdout_fd;	      /* -1 = /dev/null */
+	int stderr_fd;	      /* -1 = /dev/null */
 	bool die_with_parent; /* SIGTERM the child when its parent dies */
 	bool new_session;     /* setsid() in the child */
-	int pass_fd;          /* > 2: becomes fd 3 in the child (e.g. a ready pipe) */
+	int pass_fd;	      /* > 2: becomes fd 3 in the child (e.g. a ready pipe) */
 };
 
 /* Start argv.  Returns 0 and the pid in *ret_pid once the exec succeeded;

@@ -174,33 +174,37 @@ enum ssh_line ssh_classify_line(const char *line, size_t len, int local,
 		const char *needle;
 		enum ssh_reason reason;
 	} reasons[] = {
-		{"remote port forwarding failed", SSH_R_REMOTE_FORWARD},
-		{"Could not request local forwarding", SSH_R_LOCAL_PORT},
-		{"Address already in use", SSH_R_LOCAL_PORT},
-		{"Permission denied", SSH_R_AUTH},
-		{"Too many authentication failures", SSH_R_AUTH},
-		{"Host key verification failed", SSH_R_HOST_KEY},
-		{"REMOTE HOST IDENTIFICATION HAS CHANGED", SSH_R_HOST_KEY},
-		{"host key is known for", SSH_R_HOST_KEY},
-		{"Could not resolve hostname", SSH_R_UNREACHABLE},
-		{"Connection refused", SSH_R_UNREACHABLE},
-		{"Connection timed out", SSH_R_UNREACHABLE},
-		{"No route to host", SSH_R_UNREACHABLE},
-		{"Network is unreachable", SSH_R_UNREACHABLE},
-		{"Timeout, server", SSH_R_TIMEOUT},
-		{"Connection closed by", SSH_R_CLOSED},
-		{"Connection reset by", SSH_R_CLOSED},
-		{"Broken pipe", SSH_R_CLOSED},
-		{"Connection to ", SSH_R_CLOSED},
+	    {"remote port forwarding failed", SSH_R_REMOTE_FORWARD},
+	    {"Could not request local forwarding", SSH_R_LOCAL_PORT},
+	    {"Address already in use", SSH_R_LOCAL_PORT},
+	    {"Permission denied", SSH_R_AUTH},
+	    {"Too many authentication failures", SSH_R_AUTH},
+	    {"Host key verification failed", SSH_R_HOST_KEY},
+	    {"REMOTE HOST IDENTIFICATION HAS CHANGED", SSH_R_HOST_KEY},
+	    {"host key is known for", SSH_R_HOST_KEY},
+	    {"Could not resolve hostname", SSH_R_UNREACHABLE},
+	    {"Connection refused", SSH_R_UNREACHABLE},
+	    {"Connection timed out", SSH_R_UNREACHABLE},
+	    {"No route to host", SSH_R_UNREACHABLE},
+	    {"Network is unreachable", SSH_R_UNREACHABLE},
+	    {"Timeout, server", SSH_R_TIMEOUT},
+	    {"Connection closed by", SSH_R_CLOSED},
+	    {"Connection reset by", SSH_R_CLOSED},
+	    {"Broken pipe", SSH_R_CLOSED},
+	    {"Connection to ", SSH_R_CLOSED},
 	};
 	if (starts(line, len, "debug")) {
-		if (local ? has(line, len, "Local forwarding listening on 127.0.0.1 port")
+		/* "Local forwarding listening on" is logged before the bind, so a
+		 * local forward is only up once ssh enters its session loop
+		 * (with ExitOnForwardFailure it exits before that on failure). */
+		if (local ? has(line, len, "Entering interactive session")
 			  : has(line, len, "remote forward success for:"))
 			return SSH_LINE_READY;
 		return SSH_LINE_NOISE;
 	}
-	if (len == 0 || starts(line, len, "Transferred: ") || starts(line, len, "Bytes per second") ||
-	    starts(line, len, "OpenSSH_") || starts(line, len, "Authenticated to "))
+	if (len == 0 || starts(line, len, "Transferred: ") ||
+	    starts(line, len, "Bytes per second") || starts(line, len, "OpenSSH_") ||
+	    starts(line, len, "Authenticated to "))
 		return SSH_LINE_NOISE;
 	for (size_t i = 0; i < ARRAY_SIZE(reasons); i++) {
 		if (has(line, len, reasons[i].needle)) {
@@ -244,7 +248,8 @@ const char *ssh_reason_text(enum ssh_reason r)
 	case SSH_R_NONE:
 		return "";
 	case SSH_R_REMOTE_FORWARD:
-		return "remote port forwarding failed: the remote port is already in use on the host "
+		return "remote port forwarding failed: the remote port is already in use on the "
+		       "host "
 		       "(often a stale session; see sshd ClientAliveInterval) or forwarding is not "
 		       "permitted";
 	case SSH_R_LOCAL_PORT:

@@ -20,20 +20,20 @@ char *ssh_argv_format(char *const *argv);
 /* Why an ssh run ended, as far as its stderr tells. */
 enum ssh_reason {
 	SSH_R_NONE = 0,
-	SSH_R_REMOTE_FORWARD,  /* remote port forwarding failed (port in use) */
-	SSH_R_LOCAL_PORT,      /* local listen port in use */
-	SSH_R_AUTH,            /* Permission denied */
-	SSH_R_HOST_KEY,        /* host key unknown/changed */
-	SSH_R_UNREACHABLE,     /* refused, timed out, no route, no such host */
-	SSH_R_TIMEOUT,         /* ServerAlive timeout: peer stopped answering */
-	SSH_R_CLOSED,          /* connection closed/reset by the peer */
-	SSH_R_NOT_FOUND,       /* ssh itself could not be run */
+	SSH_R_REMOTE_FORWARD, /* remote port forwarding failed (port in use) */
+	SSH_R_LOCAL_PORT,     /* local listen port in use */
+	SSH_R_AUTH,	      /* Permission denied */
+	SSH_R_HOST_KEY,	      /* host key unknown/changed */
+	SSH_R_UNREACHABLE,    /* refused, timed out, no route, no such host */
+	SSH_R_TIMEOUT,	      /* ServerAlive timeout: peer stopped answering */
+	SSH_R_CLOSED,	      /* connection closed/reset by the peer */
+	SSH_R_NOT_FOUND,      /* ssh itself could not be run */
 	SSH_R_OTHER,
 };
 
 enum ssh_line {
 	SSH_LINE_NOISE = 0, /* debug chatter */
-	SSH_LINE_READY,     /* the forward is established */
+	SSH_LINE_READY,	    /* the forward is established */
 	SSH_LINE_REASON,    /* a line that explains a failure: *ret_reason set */
 	SSH_LINE_MESSAGE,   /* a non-debug line worth keeping as detail */
 };

@@ -28,8 +28,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define KILL_GRACE_MS	 5000
-#define SSH_LINE_MAX	 1024
+#define KILL_GRACE_MS	  5000
+#define SSH_LINE_MAX	  1024
 #define HEALTH_DETAIL_MAX 512
 
 enum sup_state {
@@ -41,8 +41,8 @@ enum sup_state {
 	ST_FAILED,
 };
 
-static const char *const state_names[] = {"stopped",   "starting",     "connected",
-					  "degraded",  "reconnecting", "failed"};
+static const char *const state_names[] = {"stopped",  "starting",     "connected",
+					  "degraded", "reconnecting", "failed"};
 
 enum health_state { H_UNKNOWN = 0, H_OK, H_FAILING };
 static const char *const health_names[] = {"unknown", "ok", "failing"};
@@ -94,16 +94,15 @@ static void write_state(struct sup *s)
 {
 	char since[40];
 	fmt_iso8601(since, sizeof since, &s->since);
-	json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s,"
-			      " s:s, s:I}",
-			      "name", s->t->name, "kind", "ssh", "state", state_names[s->state],
-			      "pid", (json_int_t)getpid(), "since", since, "local", s->local,
-			      "remote", s->remote, "reconnects", (json_int_t)s->reconnects,
-			      "health", health_names[s->health], "last_event", s->last_event,
-			      "reason", s->reason ? ssh_reason_name(s->reason) : "", "detail",
-			      s->detail, "direction",
-			      s->t->direction == TUNNEL_LOCAL ? "local" : "reverse", "actor",
-			      s->actor, "attempt", (json_int_t)s->attempts);
+	json_t *o = json_pack(
+	    "{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:s,"
+	    " s:s, s:I}",
+	    "name", s->t->name, "kind", "ssh", "state", state_names[s->state], "pid",
+	    (json_int_t)getpid(), "since", since, "local", s->local, "remote", s->remote,
+	    "reconnects", (json_int_t)s->reconnects, "health", health_names[s->health],
+	    "last_event", s->last_event, "reason", s->reason ? ssh_reason_name(s->reason) : "",
+	    "detail", s->detail, "direction", s->t->direction == TUNNEL_LOCAL ? "local" : "reverse",
+	    "actor", s->actor, "attempt", (json_int_t)s->attempts);
 	if (!o)
 		return;
 	json_object_set_new(o, "ssh_pid", s->ssh_pid > 0 ? json_integer(s->ssh_pid) : json_null());
@@ -520,7 +519,8 @@ static void on_signal(struct loop *l, int signo, void *data)
 			loop_timer_cancel(l, s->retry_timer);
 			s->retry_timer = NULL;
 			s->next_delay = 0;
-			transition(s, ST_RECONNECTING, "bridge_reconnecting", "SIGHUP: retrying now");
+			transition(s, ST_RECONNECTING, "bridge_reconnecting",
+				   "SIGHUP: retrying now");
 			attempt(s);
 		}
 		break;
@@ -534,8 +534,12 @@ static void on_signal(struct loop *l, int signo, void *data)
 int ssh_supervise(const struct cfg *cfg, const struct cfg_tunnel *t, const char *state_dir,
 		  int ready_fd)
 {
-	struct sup s = {.t = t, .dir = state_dir, .ready_fd = ready_fd, .ssh_err = -1,
-			.health_fd = -1, .exit_code = EXIT_OK};
+	struct sup s = {.t = t,
+			.dir = state_dir,
+			.ready_fd = ready_fd,
+			.ssh_err = -1,
+			.health_fd = -1,
+			.exit_code = EXIT_OK};
 	const struct cfg_actor *a = cfg_find_actor(cfg, t->actor);
 	s.actor = t->actor;
 	s.actor_class = a ? (a->cls == ACTOR_HUMAN ? "human" : "automation") : "automation";

@@ -17,7 +17,7 @@ struct cfg_tunnel;
 #define SUP_READY_CONNECTED "connected"
 #define SUP_READY_RETRYING  "retrying"
 #define SUP_READY_FAILED    "failed"
-#define SUP_READY_BUSY      "busy"
+#define SUP_READY_BUSY	    "busy"
 
 /* Supervise `t` until stopped or failed.  `ready_fd` may be -1.  Returns the
  * process exit code: 0 after a clean stop, the reason's code (41-46) when

@@ -90,14 +90,16 @@ static enum ssh_line cls(const char *s, int local, enum ssh_reason *r)
 static void test_classify(void)
 {
 	enum ssh_reason r;
-	ASSERT_EQ(cls("debug1: remote forward success for: listen 43333, connect 127.0.0.1:8000", 0,
-		      &r),
-		  SSH_LINE_READY);
-	ASSERT_EQ(cls("debug1: remote forward success for: listen 43333, connect 127.0.0.1:8000", 1,
-		      &r),
-		  SSH_LINE_NOISE);
+	ASSERT_EQ(
+	    cls("debug1: remote forward success for: listen 43333, connect 127.0.0.1:8000", 0, &r),
+	    SSH_LINE_READY);
+	ASSERT_EQ(
+	    cls("debug1: remote forward success for: listen 43333, connect 127.0.0.1:8000", 1, &r),
+	    SSH_LINE_NOISE);
 	ASSERT_EQ(cls("debug1: Local forwarding listening on 127.0.0.1 port 43334.", 1, &r),
-		  SSH_LINE_READY);
+		  SSH_LINE_NOISE);
+	ASSERT_EQ(cls("debug1: Entering interactive session.", 1, &r), SSH_LINE_READY);
+	ASSERT_EQ(cls("debug1: Entering interactive session.", 0, &r), SSH_LINE_NOISE);
 	ASSERT_EQ(cls("debug1: Local forwarding listening on ::1 port 43334.", 1, &r),
 		  SSH_LINE_NOISE);
 	ASSERT_EQ(cls("Warning: remote port forwarding failed for listen port 43333", 0, &r),
