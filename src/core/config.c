@@ -194,10 +194,15 @@ static const char *esc(char *buf, const char *s, size_t len)
 
 		if (i == ESC_MAX) {
 			/* don't leave half a UTF-8 sequence before the "..." */
-			while (o > 0 && ((unsigned char)buf[o - 1] & 0xc0) == 0x80)
-				o--;
-			if (o > 0 && (unsigned char)buf[o - 1] >= 0xc0)
-				o--;
+			size_t lead = o;
+			while (lead > 0 && ((unsigned char)buf[lead - 1] & 0xc0) == 0x80)
+				lead--;
+			if (lead > 0 && (unsigned char)buf[lead - 1] >= 0xc0) {
+				unsigned char c0 = (unsigned char)buf[lead - 1];
+				size_t need = c0 >= 0xf0 ? 4 : c0 >= 0xe0 ? 3 : 2;
+				if (o - (lead - 1) < need)
+					o = lead - 1;
+			}
 			memcpy(buf + o, "...", 3);
 			o += 3;
 			break;
@@ -599,9 +604,24 @@ static int get_str(struct loader *l, const yaml_node_t *n, unsigned flags, const
 	return 0;
 }
 
+/* A relative path in a config file means relative to that file, not to
+ * wherever the command happens to run (a supervisor runs from elsewhere). */
+static char *resolve_path(const struct loader *l, const char *s)
+{
+	char *v = cfg_expand_home(s);
+	const char *name = l->cfg->path, *slash = strrchr(name, '/');
+	if (!v || v[0] == '/' || !slash)
+		return v;
+	char *joined = NULL;
+	if (asprintf(&joined, "%.*s/%s", (int)(slash - name), name, v) < 0)
+		joined = NULL;
+	free(v);
+	return joined;
+}
+
 static void store_str(struct loader *l, char **slot, const char *s, bool path)
 {
-	char *v = path ? cfg_expand_home(s) : strdup(s);
+	char *v = path ? resolve_path(l, s) : strdup(s);
 
 	if (!v) {
 		oom(l);
@@ -615,7 +635,7 @@ static void store_str(struct loader *l, char **slot, const char *s, bool path)
 
 enum kind {
 	K_STR,	  /* a string */
-	K_PATH,	  /* a string, "~/" expanded */
+	K_PATH,	  /* a string, "~/" expanded, relative to the file */
 	K_INT,	  /* a plain decimal integer in [min, max] */
 	K_NUM,	  /* a plain decimal number, see get_num */
 	K_BOOL,	  /* true/false/yes/no */

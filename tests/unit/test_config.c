@@ -172,6 +172,35 @@ static void assert_state_hub(const struct cfg *cfg)
 	ASSERT(!cfg_find_actor(cfg, "nope"));
 }
 
+static void test_relative_paths(void)
+{
+	static const char y[] = "catalog_path: cat\n"
+				"tunnels:\n"
+				"  t:\n"
+				"    host: h\n"
+				"    remote_port: 1\n"
+				"    local_port: 2\n"
+				"    ssh_user: u\n"
+				"    ssh_key: keys/id\n"
+				"    ssh_config: /abs/cfg\n"
+				"    actor: a\n"
+				"actors:\n"
+				"  a: {class: human}\n";
+	struct cfg_diags d = {0};
+	struct cfg *cfg = NULL;
+	ASSERT_EQ(cfg_load_buf("/etc/devbridge/c.yaml", y, sizeof y - 1, &cfg, &d), 0);
+	/* relative to the config file, absolute kept as is */
+	ASSERT_STR_EQ(cfg->tunnels[0].ssh_key, "/etc/devbridge/keys/id");
+	ASSERT_STR_EQ(cfg->tunnels[0].ssh_config, "/abs/cfg");
+	ASSERT_STR_EQ(cfg->catalog_path, "/etc/devbridge/cat");
+	cfg_free(cfg);
+	/* a bare name has no directory to be relative to */
+	ASSERT_EQ(cfg_load_buf("c.yaml", y, sizeof y - 1, &cfg, &d), 0);
+	ASSERT_STR_EQ(cfg->tunnels[0].ssh_key, "keys/id");
+	cfg_free(cfg);
+	cfg_diags_clear(&d);
+}
+
 static void test_seed003_minimal(void)
 {
 	struct cfg *cfg = load_file_ok("seed003_minimal.yaml");
@@ -566,6 +595,72 @@ static void test_types(void)
 	expect_one("catalog_path: [a]\n", "catalog_path: expected a string, got a list", 1, 15);
 }
 
+/* The less common shapes of a wrong value, and how they are quoted. */
+static void test_messages(void)
+{
+	char y[512];
+
+	snprintf(y, sizeof y, "catalog_path: [%s]\n", "x");
+	expect_one(y, "catalog_path: expected a string, got a list", 1, 15);
+	expect_one("actors: {[a]: 1}\n", "actors: expected a string key, got a list", 1, 10);
+	expect_one("actors: {\"a\\0b\": {class: human}}\n", "key 'a\\x00b' contains a NUL byte", 1,
+		   10);
+	expect_one("container: {bind_addr: null}\n", "expected a string, got null", 1, 24);
+	expect_one("container: {bind_addr: \"a \\\"b\\\"\"}\n", "got \"a \\\"b\\\"\"", 1, 24);
+	expect_one("container: {exclude_ports: 22}\n",
+		   "container.exclude_ports: expected a list of ports, got \"22\"", 1, 28);
+	expect_one("container: {exclude_ports: [[22]]}\n", "expected a port 1-65535", 1, 29);
+	expect_one("container: {exclude_ports: [70000]}\n", "expected a port 1-65535", 1, 29);
+	expect_one("container: {exclude_ports: [\"1-2-3-4-5-6-7-8-9\"]}\n",
+		   "expected a port 1-65535", 1, 29);
+	expect_one("container: {socket_forwarding: {watch_paths: /tmp}}\n",
+		   "container.socket_forwarding.watch_paths: expected a list of strings", 1, 46);
+	expect_one("services: [{name: a, command: {go: run}}]\n",
+		   "services[0].command: expected a string or a list of strings, got a mapping", 1,
+		   31);
+	expect_one("services: [{name: a, env: [A]}]\n",
+		   "services[0].env: expected a mapping, got a list", 1, 27);
+	expect_one("services: [{name: a, env: {A: [1]}}]\n",
+		   "services[0].env.A: expected a string, got a list", 1, 31);
+	expect_one("services: [{name: a, runtime: bridge, bridge_target: {service: s, port: 1}, "
+		   "bridge_intercept: {service: s}}]\n",
+		   "'bridge_target' and 'bridge_intercept' are mutually exclusive", 1, 77);
+	expect_one(TUNNEL_T "    health_check: {tcp: \"a b:80\"}\n" ACTOR_A,
+		   "expected a port 1-65535 or \"host:port\"", 9, 25);
+	expect_one(TUNNEL_T "    reconnect: {stable_seconds: 2.5e1x}\n" ACTOR_A,
+		   "expected a number > 0 and <= 86400, got \"2.5e1x\"", 9, 33);
+
+	/* Long values are cut after 60 bytes, without splitting a UTF-8
+	 * character: "x" + 30 two-byte characters cuts inside the last. */
+	char e30[64] = "", want[80];
+	for (int i = 0; i < 30; i++)
+		strcat(e30, "\u00e9");
+	snprintf(y, sizeof y, "container: {bind_addr: \"x%s z\"}\n", e30);
+	struct cfg_diags d = {0};
+	load_str_bad(y, strlen(y), &d);
+	ASSERT_EQ(d.n, 1);
+	snprintf(want, sizeof want, "got \"x%.58s...\"", e30);
+	ASSERT_STR_CONTAINS(d.items[0].msg, want);
+	cfg_diags_clear(&d);
+	snprintf(y, sizeof y, "container: {bind_addr: \"%s z\"}\n", e30);
+	load_str_bad(y, strlen(y), &d);
+	snprintf(want, sizeof want, "got \"%s...\"", e30);
+	ASSERT_STR_CONTAINS(d.items[0].msg, want);
+	cfg_diags_clear(&d);
+
+	/* Numbers in other notations are fine where numbers go. */
+	struct cfg *cfg =
+	    load_str_ok(TUNNEL_T "    reconnect: {backoff_initial: 2.5e1, backoff_max: "
+				 "1E2}\n" ACTOR_A);
+	ASSERT(cfg->tunnels[0].backoff_initial == 25);
+	ASSERT(cfg->tunnels[0].backoff_max == 100);
+	cfg_free(cfg);
+	cfg = NULL;
+	ASSERT_EQ(cfg_load_buf(NULL, NULL, 0, &cfg, NULL), 0);
+	ASSERT_STR_EQ(cfg->path, "<config>");
+	cfg_free(cfg);
+}
+
 static void test_tunnel_checks(void)
 {
 	expect_one(TUNNEL_T "actors:\n  operator: {class: human}\n",
@@ -934,6 +1029,7 @@ int main(void)
 {
 	setenv("HOME", HOME, 1);
 	RUN(test_seed003_minimal);
+	RUN(test_relative_paths);
 	RUN(test_seed003_full);
 	RUN(test_seed000);
 	RUN(test_all_fields);
@@ -946,6 +1042,7 @@ int main(void)
 	RUN(test_duplicate_key);
 	RUN(test_alias_bomb);
 	RUN(test_types);
+	RUN(test_messages);
 	RUN(test_tunnel_checks);
 	RUN(test_ssh_options);
 	RUN(test_services);
