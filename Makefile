@@ -52,7 +52,7 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false 2>/dev/null || true
 	ninja -C build-fuzz
-	for f in config sshmsg statefile; do \
+	for f in config dbr jsonc jsonl procnet sshmsg statefile; do \
 		build-fuzz/fuzz/fuzz-$$f -max_total_time=$(FUZZ_SECONDS) fuzz/corpus/$$f || exit 1; done
 
 bench: build

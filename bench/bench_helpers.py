@@ -260,8 +260,11 @@ def report(records_path, md_path):
             rows.append([r["trial"], fmt(r["detect_s"], 3), fmt(r["t0_to_status_s"], 3),
                          fmt(r["t0_to_audit_s"], 3), fmt(r["gap_s"], 3), fmt(r.get("backoff_s"), 1),
                          fmt(over, 3), r["attempts"], ok])
-        notes = [f"target: sshd back -> connected <= backoff step + 1 s = {meta['backoff_initial'] + 1:.0f} s "
-                 f"(backoff_initial = backoff_max = {meta['backoff_initial']} s, jitter +-20 %)"]
+        notes = [f"target: sshd back (T0) -> connected <= backoff step + 1 s = {meta['backoff_initial'] + 1:.0f} s "
+                 f"(backoff_initial = backoff_max = {meta['backoff_initial']} s)",
+                 "sshd is restarted as soon as the tunnel leaves `connected`, so T0 falls early in the "
+                 "backoff wait; `backoff` is the supervisor's own \"retry in\" from the audit log and "
+                 "`gap-backoff` is what the reconnect costs beyond it (ssh connect + auth + forward)"]
         sections.append(("Reconnect after sshd is SIGKILLed and restarted on the same port (seconds)",
                          ["#", "kill->!connected", "T0->connected(status)", "T0->connected(audit)",
                           "reconnecting->connected", "backoff", "gap-backoff", "attempts", "target"],
@@ -304,7 +307,8 @@ def report(records_path, md_path):
         rows = [[r["command"], fmt(r["mean_ms"], 1), fmt(r["stddev_ms"], 1), fmt(r["min_ms"], 1),
                  r["runs"]] for r in cli]
         sections.append(("CLI latency (hyperfine)", ["command", "mean ms", "stddev ms", "min ms", "runs"],
-                         rows, ["this is also the resolution limit of the status polling above"]))
+                         rows, ["each status poll in the reconnect and idle phases costs this much, so the "
+                                "(status) columns carry ~10-20 ms of polling resolution; the (audit) ones do not"]))
 
     # stdout
     print()
@@ -320,12 +324,14 @@ def report(records_path, md_path):
         fh.write("# devbridge benchmark results\n\n")
         fh.write("Written by `bench/run.sh` (see `bench/README.md`); overwritten on every run.\n\n")
         fh.write(f"- date: {meta['date']}\n")
-        fh.write(f"- machine: {meta['nproc']} CPUs ({meta['cpu']}), kernel {meta['kernel']}, "
-                 f"load average at start {meta['loadavg']}\n")
+        end = next((r for r in recs if r["kind"] == "end"), {})
+        fh.write(f"- machine: {meta['nproc']} CPUs ({meta['cpu']}), kernel {meta['kernel']}; "
+                 f"load average {meta['loadavg']} at start, {end.get('loadavg', '?')} at the end\n")
         fh.write(f"- {meta['ssh_version']}; {meta['iperf_version']}\n")
         fh.write(f"- devbridge: `{meta['bin']}` ({meta['devbridge_version']})\n")
-        fh.write(f"- devbridge's ssh command line: `{meta['ssh_argv']}`\n")
-        fh.write(f"- ssh by hand: `{meta['hand_argv']}`\n\n")
+        tmp = lambda s: s.replace(meta["tmp"], "$TMP")
+        fh.write(f"- devbridge's ssh command line: `{tmp(meta['ssh_argv'])}`\n")
+        fh.write(f"- ssh by hand: `{tmp(meta['hand_argv'])}`\n\n")
         for title, head, rows, notes in sections:
             fh.write(f"## {title}\n\n{md(head, rows)}\n\n")
             for n in notes:

@@ -58,6 +58,7 @@ kill_sshd() {
 	if [ "$(ps -o pgid= -p "$SSHD_PID" | tr -d ' ')" = "$SSHD_PID" ]; then
 		kill -9 -- "-$SSHD_PID" 2>/dev/null || true
 	fi
+	# shellcheck disable=SC2086 # $desc is a list of pids
 	kill -9 "$SSHD_PID" $desc 2>/dev/null || true
 	wait "$SSHD_PID" 2>/dev/null || true
 	SSHD_PID=""
@@ -176,7 +177,7 @@ HAND_PID=$!
 h wait-port "$RPORT2" 15 >/dev/null || die "hand-run ssh forward not ready"
 
 # benchhc's health-check target, up before the tunnel so no check fails
-h listener "$HC_LPORT" "$TMP/hc-connections.log" &
+"$PY" "$HELP" listener "$HC_LPORT" "$TMP/hc-connections.log" & # not via h(): $! must be python
 LISTENER_PID=$!
 h wait-port "$HC_LPORT" 10 >/dev/null || die "health-check listener did not start"
 step "devbridge up bench benchhc"
@@ -195,13 +196,13 @@ DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)" NPROC="$(nproc)" KERNEL="$(uname -r)" \
 	LOADAVG="$(cut -d' ' -f1-3 /proc/loadavg)" SSHV="$(ssh -V 2>&1)" \
 	IPERFV="$(iperf3 --version | head -1)" DBV="$("$BIN" --version)" \
 	HAND="${HAND_ARGV[*]}" SSH_ARGV="$SSH_ARGV" \
-	TPUT="$TPUT_SECONDS" "$PY" -c '
+	TMP="$TMP" TPUT="$TPUT_SECONDS" "$PY" -c '
 import json, os
 e = os.environ
 print(json.dumps({"kind": "meta", "date": e["DATE"], "nproc": e["NPROC"], "kernel": e["KERNEL"],
   "cpu": e["CPU"], "loadavg": e["LOADAVG"], "ssh_version": e["SSHV"], "iperf_version": e["IPERFV"],
   "devbridge_version": e["DBV"], "bin": e["DEVBRIDGE_BIN"], "ssh_argv": e["SSH_ARGV"],
-  "hand_argv": e["HAND"], "tput_seconds": int(e["TPUT"]), "backoff_initial": '"$BACKOFF"'}))' \
+  "hand_argv": e["HAND"], "tmp": e["TMP"], "tput_seconds": int(e["TPUT"]), "backoff_initial": '"$BACKOFF"'}))' \
 	>>records.jsonl
 
 # ---------------------------------------------------------------- 1. throughput
@@ -296,6 +297,7 @@ else
 fi
 
 "$BIN" down >/dev/null
+rec "{\"kind\":\"end\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
 
 # ---------------------------------------------------------------- report
 h report records.jsonl "$RESULTS_MD"

@@ -50,6 +50,47 @@ static const struct cli_command commands[] = {
     {"doctor", cmd_doctor, "doctor", "check this machine's readiness",
      "Reports: ssh client on PATH, config valid, key files readable with safe\n"
      "permissions, state directory usable.  Exit 0 when everything is ready, 1 if not."},
+    {"host-daemon", cmd_host_daemon,
+     "host-daemon [--control-port N] [--data-port N] [--bind-addr A] [--no-auth] ...",
+     "run the devcontainer bridge's host daemon (foreground)",
+     "  --control-port N      JSON-lines control port (default 19285)\n"
+     "  --data-port N         reverse data connections (default 19286)\n"
+     "  --bind-addr ADDR      where those two listen (default: 0.0.0.0 if Docker runs\n"
+     "                        here, else 127.0.0.1); forwarded ports: loopback only\n"
+     "  --no-docker-detect    always 127.0.0.1 unless --bind-addr\n"
+     "  --no-auth             accept any Register (not recommended)\n"
+     "  --auth-token TOKEN    use this token instead of the token file\n"
+     "  --auth-token-file F   token file (default ~/.config/devbridge/auth-token,\n"
+     "                        created 0600 with 64 random hex characters if absent)\n"
+     "  --browser-cmd CMD     run CMD URL to open URLs (default xdg-open)\n"
+     "  --exit-on-idle        exit when no container is registered for --idle-timeout\n"
+     "  --no-exit-on-idle     (default) keep running\n"
+     "  --idle-timeout S      seconds (default 60)\n"
+     "  --heartbeat-ms N      Ping interval (default 30000; 3 missed Pongs drop a container)"},
+    {"container-daemon", cmd_container_daemon,
+     "container-daemon [--host-addr A] [--include-ports P] [--exclude-ports P] ...",
+     "run the devcontainer bridge's container daemon (foreground, in the container)",
+     "  --host-addr ADDR        the host (else $DEVBRIDGE_HOST, host.docker.internal,\n"
+     "                          the default route's gateway)\n"
+     "  --control-port N        (else $DEVBRIDGE_HOST_PORT, 19285)\n"
+     "  --data-port N           (else $DEVBRIDGE_DATA_PORT, 19286)\n"
+     "  --auth-token T | --auth-token-file F   (else $DEVBRIDGE_AUTH_TOKEN, then\n"
+     "                          ~/.config/devbridge/auth-token); --no-auth for none\n"
+     "  --include-ports SPEC    only these ports, e.g. \"3000-3999,8080\"\n"
+     "  --exclude-ports SPEC    never these ports\n"
+     "  --exclude-process RE    not ports of processes whose name matches RE\n"
+     "  --devcontainer-json F   also include its forwardPorts (JSONC)\n"
+     "  --scan-interval-ms N    how often to look for listeners (default 50 with\n"
+     "                          netlink, 1000 with /proc/net/tcp; min 20)\n"
+     "  --container-id ID       (else $DEVBRIDGE_CONTAINER_ID, /etc/hostname, $HOSTNAME)\n"
+     "  --parent-pid PID        exit when PID exits\n"
+     "  --heartbeat-ms N        expected host Ping interval (default 30000)"},
+    {"open", cmd_open, "open URL [--host-addr A] [--control-port N]",
+     "open URL in the host's browser (also as devbridge-open URL)",
+     "http(s) only, at most 2048 characters; localhost:PORT is rewritten to the host\n"
+     "port that container port is forwarded to.  Exit 50 no host daemon, 53 refused."},
+    {"ensure", cmd_ensure, "ensure [--control-port N] [--data-port N]",
+     "make sure a host daemon runs here (start one if not)", NULL},
     {"__supervise", cmd_supervise, "__supervise NAME", NULL, NULL},
 };
 
@@ -81,7 +122,9 @@ static void print_usage(FILE *f)
 	    "Exit codes: 0 ok, 1 error, 2 usage, 3 invalid config, 40 ssh not found,\n"
 	    "41 tunnel failed, 42 remote port forwarding failed, 43 ssh authentication\n"
 	    "failed, 44 host unreachable, 45 local port in use, 46 host key verification\n"
-	    "failed, 47 not connected in time, 48 unknown bridge, 49 health check failing.\n");
+	    "failed, 47 not connected in time, 48 unknown bridge, 49 health check failing,\n"
+	    "50 no host daemon, 51 token refused, 52 protocol mismatch, 53 URL refused,\n"
+	    "54 no auth token, 55 port in use, 56 ensure failed.\n");
 }
 
 const char *exit_code_name(int code)
@@ -115,6 +158,20 @@ const char *exit_code_name(int code)
 		return "unknown_bridge";
 	case EXIT_HEALTH_FAILING:
 		return "health_failing";
+	case EXIT_HOST_UNREACHABLE:
+		return "host_daemon_unreachable";
+	case EXIT_AUTH_FAILED:
+		return "auth_failed";
+	case EXIT_PROTOCOL:
+		return "protocol_error";
+	case EXIT_URL_REJECTED:
+		return "url_rejected";
+	case EXIT_NO_TOKEN:
+		return "no_auth_token";
+	case EXIT_PORT_IN_USE:
+		return "port_in_use";
+	case EXIT_ENSURE_FAILED:
+		return "ensure_failed";
 	}
 	return "error";
 }
@@ -418,6 +475,22 @@ int cli_load_config(struct cli *c)
 	}
 	cfg_diags_clear(&d);
 	return 0;
+}
+
+int cli_load_config_optional(struct cli *c)
+{
+	if (c->cfg)
+		return 0;
+	char *path = NULL;
+	if (c->config_opt || cfg_resolve_path(NULL, &path) == 0) {
+		free(path);
+		return cli_load_config(c);
+	}
+	struct cfg_diags d = {0};
+	int r = cfg_load_buf("(no config)", "", 0, &c->cfg, &d);
+	cfg_diags_clear(&d);
+	c->config_path = strdup("(no config)");
+	return r < 0 ? cli_error(c, EXIT_ERROR, "out of memory") : 0;
 }
 
 int cli_check_files(struct cli *c, const struct cfg_tunnel *only)

@@ -94,5 +94,14 @@ int cmd_check(struct cli *c);
 int cmd_supervise(struct cli *c);
 int cmd_config(struct cli *c);
 int cmd_doctor(struct cli *c);
+int cmd_host_daemon(struct cli *c);
+int cmd_container_daemon(struct cli *c);
+int cmd_open(struct cli *c);
+int cmd_ensure(struct cli *c);
+/* Rows of kind "container" from a live host daemon's state file. */
+void container_status_rows(struct cli *c, json_t *rows);
+/* Like cli_load_config, but a missing config is an empty one (commands
+ * that also serve the devcontainer world). */
+int cli_load_config_optional(struct cli *c);
 
 #endif

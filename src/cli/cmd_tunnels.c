@@ -113,7 +113,9 @@ static void extra_names(struct cli *c, json_t *names)
 			continue;
 		char name[256];
 		snprintf(name, sizeof name, "%.*s", (int)(n - 4), de->d_name);
-		if (!cfg_name_valid(name) || cfg_find_tunnel(c->cfg, name))
+		/* host-daemon.pid belongs to the devcontainer host daemon. */
+		if (!cfg_name_valid(name) || cfg_find_tunnel(c->cfg, name) ||
+		    strcmp(name, "host-daemon") == 0)
 			continue;
 		json_array_append_new(names, json_string(name));
 	}
@@ -124,7 +126,7 @@ int cmd_status(struct cli *c)
 {
 	if (cli_scan_opts(c, NULL, 0) < 0)
 		return EXIT_USAGE;
-	int r = cli_load_config(c);
+	int r = cli_load_config_optional(c);
 	if (r)
 		return r;
 	if ((r = cli_state_dir(c)))
@@ -137,6 +139,8 @@ int cmd_status(struct cli *c)
 	for (size_t i = 0; i < nsel; i++)
 		json_array_append_new(rows, status_row(c, sel[i]->name, sel[i]));
 	free(sel);
+	if (c->argc == 0)
+		container_status_rows(c, rows);
 	if (c->argc == 0) {
 		json_t *extra = json_array();
 		extra_names(c, extra);
@@ -157,12 +161,12 @@ int cmd_status(struct cli *c)
 		return EXIT_OK;
 	}
 	if (json_array_size(rows) == 0) {
-		printf("no bridges configured in %s\n", c->config_path);
+		printf("no bridges configured in %s and no containers connected\n", c->config_path);
 		json_decref(rows);
 		return EXIT_OK;
 	}
 	bool color = cli_color(c);
-	printf("%-24s %-5s %-13s %-44s %-8s %-5s %-8s %s\n", "NAME", "KIND", "STATE",
+	printf("%-24s %-9s %-13s %-44s %-8s %-5s %-8s %s\n", "NAME", "KIND", "STATE",
 	       "LOCAL -> REMOTE", "UPTIME", "RECON", "HEALTH", "LAST EVENT");
 	size_t i;
 	json_t *row;
@@ -198,7 +202,7 @@ int cmd_status(struct cli *c)
 		const char *reason = row_str(row, "reason");
 		snprintf(ev, sizeof ev, "%s%s%s%s", row_str(row, "last_event"), *reason ? " (" : "",
 			 reason, *reason ? ")" : "");
-		printf("%-24s %-5s %s%-13s%s %-44s %-8s %-5lld %-8s %s\n", row_str(row, "name"),
+		printf("%-24s %-9s %s%-13s%s %-44s %-8s %-5lld %-8s %s\n", row_str(row, "name"),
 		       row_str(row, "kind"), col, state, end, lr, uptime,
 		       (long long)json_integer_value(json_object_get(row, "reconnects")),
 		       row_str(row, "health"), ev);

@@ -20,7 +20,14 @@ enum {
 	EXIT_TIMEOUT = 47,	  /* not connected within --timeout */
 	EXIT_UNKNOWN_BRIDGE = 48, /* no such bridge in the config */
 	EXIT_HEALTH_FAILING = 49, /* check: a health check fails */
-				  /* 50-59: devcontainer bridge (reserved) */
+	/* devcontainer bridge */
+	EXIT_HOST_UNREACHABLE = 50, /* no host daemon answers on the control port */
+	EXIT_AUTH_FAILED = 51,	    /* the host daemon refused our token */
+	EXIT_PROTOCOL = 52,	    /* protocol version mismatch or malformed reply */
+	EXIT_URL_REJECTED = 53,	    /* open: URL refused (scheme, length, rate limit) */
+	EXIT_NO_TOKEN = 54,	    /* no auth token configured or readable */
+	EXIT_PORT_IN_USE = 55,	    /* host-daemon: control/data port already bound */
+	EXIT_ENSURE_FAILED = 56,    /* ensure: could not start a host daemon */
 };
 
 /* A stable name for a code, for the --json error envelope. */

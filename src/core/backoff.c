@@ -2,8 +2,6 @@
 #include "core/backoff.h"
 #include "core/util.h"
 
-#include <math.h>
-
 void backoff_init(struct backoff *b, double initial, double max)
 {
 	b->initial = initial > 0 ? initial : 0.001;
@@ -24,7 +22,9 @@ static double next_unit(struct backoff *b)
 
 double backoff_next(struct backoff *b)
 {
-	double d = b->initial * ldexp(1.0, b->step > 60 ? 60 : (int)b->step);
+	double d = b->initial;
+	for (unsigned i = 0; i < b->step && d < b->max; i++)
+		d *= 2;
 	if (d > b->max)
 		d = b->max;
 	else

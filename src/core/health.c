@@ -2,7 +2,10 @@
 #include "core/health.h"
 #include "core/config.h"
 
+/* Calls go through pointers from dlopen: no type-checking macros. */
+#define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
@@ -16,32 +19,73 @@ static size_t discard(char *p, size_t size, size_t n, void *data)
 	return size * n;
 }
 
+/* libcurl is loaded on first use, not linked: a supervisor runs for days
+ * and its HTTP checks run in a forked child, so the long-lived process
+ * never maps libcurl and the ~30 libraries behind it (TLS, Kerberos, LDAP),
+ * which would multiply its resident size. */
+struct curl_api {
+	CURL *(*easy_init)(void);
+	CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+	CURLcode (*easy_perform)(CURL *);
+	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+	void (*easy_cleanup)(CURL *);
+	const char *(*easy_strerror)(CURLcode);
+};
+
+static const struct curl_api *curl_api(void)
+{
+	static struct curl_api api;
+	static int state; /* 0 untried, 1 loaded, -1 unavailable */
+	if (state)
+		return state > 0 ? &api : NULL;
+	state = -1;
+	void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+	if (!h)
+		return NULL;
+	*(void **)&api.easy_init = dlsym(h, "curl_easy_init");
+	*(void **)&api.easy_setopt = dlsym(h, "curl_easy_setopt");
+	*(void **)&api.easy_perform = dlsym(h, "curl_easy_perform");
+	*(void **)&api.easy_getinfo = dlsym(h, "curl_easy_getinfo");
+	*(void **)&api.easy_cleanup = dlsym(h, "curl_easy_cleanup");
+	*(void **)&api.easy_strerror = dlsym(h, "curl_easy_strerror");
+	if (!api.easy_init || !api.easy_setopt || !api.easy_perform || !api.easy_getinfo ||
+	    !api.easy_cleanup || !api.easy_strerror)
+		return NULL;
+	state = 1;
+	return &api;
+}
+
 static bool check_http(const struct cfg_health *h, char *detail, size_t n)
 {
-	CURL *c = curl_easy_init();
+	const struct curl_api *cu = curl_api();
+	if (!cu) {
+		snprintf(detail, n, "libcurl (libcurl.so.4) is not available: install libcurl4");
+		return false;
+	}
+	CURL *c = cu->easy_init();
 	if (!c) {
 		snprintf(detail, n, "libcurl initialisation failed");
 		return false;
 	}
 	char errbuf[CURL_ERROR_SIZE] = "";
-	curl_easy_setopt(c, CURLOPT_URL, h->url);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)h->timeout_s * 1000L);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)h->timeout_s * 1000L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(c, CURLOPT_USERAGENT, "devbridge-health/1");
+	cu->easy_setopt(c, CURLOPT_URL, h->url);
+	cu->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	cu->easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)h->timeout_s * 1000L);
+	cu->easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)h->timeout_s * 1000L);
+	cu->easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	cu->easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	cu->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	cu->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	cu->easy_setopt(c, CURLOPT_USERAGENT, "devbridge-health/1");
 	/* Never through a proxy: the check is about this machine's port. */
-	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-	CURLcode rc = curl_easy_perform(c);
+	cu->easy_setopt(c, CURLOPT_NOPROXY, "*");
+	CURLcode rc = cu->easy_perform(c);
 	long status = 0;
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_cleanup(c);
+	cu->easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	cu->easy_cleanup(c);
 	if (rc != CURLE_OK) {
 		snprintf(detail, n, "GET %s: %s", h->url,
-			 errbuf[0] ? errbuf : curl_easy_strerror(rc));
+			 errbuf[0] ? errbuf : cu->easy_strerror(rc));
 		return false;
 	}
 	snprintf(detail, n, "GET %s: HTTP %ld", h->url, status);

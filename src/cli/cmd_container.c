@@ -1,0 +1,556 @@
+/* cmd_container.c - the devcontainer bridge commands: host-daemon,
+ * container-daemon, open (and devbridge-open), ensure; plus the container
+ * rows of `status`. */
+#include "cli/cli.h"
+#include "container/auth.h"
+#include "container/browser.h"
+#include "container/cdaemon.h"
+#include "container/filter.h"
+#include "container/host.h"
+#include "core/log.h"
+#include "core/spawn.h"
+#include "core/state.h"
+#include "core/util.h"
+#include "proto/dbr.h"
+#include "proto/jsonl.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int parse_port(struct cli *c, const char *opt, const char *v, uint16_t *ret, bool zero_ok)
+{
+	char *end;
+	long p = strtol(v, &end, 10);
+	if (*end || p < (zero_ok ? 0 : 1) || p > 65535) {
+		cli_error(c, EXIT_USAGE, "%s: expected a port 1-65535, got '%s'", opt, v);
+		return -1;
+	}
+	*ret = (uint16_t)p;
+	return 0;
+}
+
+static int parse_uint(struct cli *c, const char *opt, const char *v, unsigned lo, unsigned hi,
+		      unsigned *ret)
+{
+	char *end;
+	long x = strtol(v, &end, 10);
+	if (*end || x < (long)lo || x > (long)hi) {
+		cli_error(c, EXIT_USAGE, "%s: expected %u-%u, got '%s'", opt, lo, hi, v);
+		return -1;
+	}
+	*ret = (unsigned)x;
+	return 0;
+}
+
+static uint16_t env_port(const char *a, const char *b, uint16_t dflt)
+{
+	const char *v = getenv(a);
+	if (!v || !*v)
+		v = b ? getenv(b) : NULL;
+	long p = v ? strtol(v, NULL, 10) : 0;
+	return p > 0 && p <= 65535 ? (uint16_t)p : dflt;
+}
+
+/* --- host-daemon --- */
+
+int cmd_host_daemon(struct cli *c);
+int cmd_host_daemon(struct cli *c)
+{
+	const char *cport = NULL, *dport = NULL, *bind = NULL, *token = NULL, *token_file = NULL,
+		   *browser = NULL, *idle = NULL, *hb = NULL;
+	bool no_docker = false, no_auth = false, eoi = false, no_eoi = false;
+	const struct cli_opt opts[] = {
+	    {"--control-port", 0, true, &cport, NULL},
+	    {"--data-port", 0, true, &dport, NULL},
+	    {"--bind-addr", 0, true, &bind, NULL},
+	    {"--no-docker-detect", 0, false, NULL, &no_docker},
+	    {"--no-auth", 0, false, NULL, &no_auth},
+	    {"--auth-token", 0, true, &token, NULL},
+	    {"--auth-token-file", 0, true, &token_file, NULL},
+	    {"--browser-cmd", 0, true, &browser, NULL},
+	    {"--exit-on-idle", 0, false, NULL, &eoi},
+	    {"--no-exit-on-idle", 0, false, NULL, &no_eoi},
+	    {"--idle-timeout", 0, true, &idle, NULL},
+	    {"--heartbeat-ms", 0, true, &hb, NULL},
+	};
+	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0 || c->argc != 0)
+		return c->argc ? cli_error(c, EXIT_USAGE, "host-daemon takes no arguments")
+			       : EXIT_USAGE;
+	struct host_opts o = {.control_port = DBR_CONTROL_PORT,
+			      .data_port = DBR_DATA_PORT,
+			      .idle_timeout_ms = 60000,
+			      .heartbeat_ms = HOST_DEFAULT_HEARTBEAT_MS,
+			      .ready_fd = -1,
+			      .no_auth = no_auth,
+			      .exit_on_idle = eoi && !no_eoi,
+			      .browser_cmd = browser};
+	unsigned u;
+	if (cport && parse_port(c, "--control-port", cport, &o.control_port, true) < 0)
+		return EXIT_USAGE;
+	if (dport && parse_port(c, "--data-port", dport, &o.data_port, true) < 0)
+		return EXIT_USAGE;
+	if (idle) {
+		if (parse_uint(c, "--idle-timeout", idle, 1, 86400, &u) < 0)
+			return EXIT_USAGE;
+		o.idle_timeout_ms = u * 1000;
+	}
+	if (hb) {
+		if (parse_uint(c, "--heartbeat-ms", hb, 50, 3600000, &u) < 0)
+			return EXIT_USAGE;
+		o.heartbeat_ms = u;
+	}
+	/* Two-tier binding (seed 002): the control and data ports listen on
+	 * 0.0.0.0 only when Docker runs here (containers reach the host through
+	 * its gateway), else on loopback.  Forwarded ports: loopback, always. */
+	struct stat st;
+	if (bind)
+		o.bind_addr = bind;
+	else if (!no_docker && stat("/var/run/docker.sock", &st) == 0 && S_ISSOCK(st.st_mode))
+		o.bind_addr = "0.0.0.0";
+	else
+		o.bind_addr = "127.0.0.1";
+	char tok[DBR_TOKEN_MAX + 1];
+	if (!no_auth) {
+		int r = token ? (strlen(token) < sizeof tok
+				     ? (snprintf(tok, sizeof tok, "%s", token), 0)
+				     : -EINVAL)
+			      : auth_load_or_create(token_file, tok, sizeof tok);
+		if (r < 0)
+			return cli_error(
+			    c, EXIT_NO_TOKEN, "auth token %s: %s",
+			    token_file ? token_file : "(~/.config/devbridge/auth-token)",
+			    r == -EPERM ? "readable by others; chmod 600 it" : strerror(-r));
+		o.token = tok;
+	}
+	int r = cli_state_dir(c);
+	if (r)
+		return r;
+	o.state_dir = c->state_dir;
+	/* `ensure` passes a ready pipe as fd 3. */
+	if (getenv("DEVBRIDGE_READY_FD") && fcntl(3, F_GETFD) >= 0) {
+		o.ready_fd = 3;
+		fd_set_cloexec(3, true);
+	}
+	log_set_timestamps(1);
+	if (log_get_level() < LOG_INFO)
+		log_set_level(LOG_INFO);
+	r = host_run(&o);
+	explicit_bzero(tok, sizeof tok);
+	return r;
+}
+
+/* --- container-daemon --- */
+
+int cmd_container_daemon(struct cli *c);
+int cmd_container_daemon(struct cli *c)
+{
+	const char *host = NULL, *cport = NULL, *dport = NULL, *token = NULL, *token_file = NULL,
+		   *inc = NULL, *exc = NULL, *exproc = NULL, *dcj = NULL, *scan = NULL, *cid = NULL,
+		   *ppid = NULL, *hb = NULL;
+	bool no_auth = false;
+	const struct cli_opt opts[] = {
+	    {"--host-addr", 0, true, &host, NULL},
+	    {"--control-port", 0, true, &cport, NULL},
+	    {"--data-port", 0, true, &dport, NULL},
+	    {"--auth-token", 0, true, &token, NULL},
+	    {"--auth-token-file", 0, true, &token_file, NULL},
+	    {"--no-auth", 0, false, NULL, &no_auth},
+	    {"--include-ports", 0, true, &inc, NULL},
+	    {"--exclude-ports", 0, true, &exc, NULL},
+	    {"--exclude-process", 0, true, &exproc, NULL},
+	    {"--devcontainer-json", 0, true, &dcj, NULL},
+	    {"--scan-interval-ms", 0, true, &scan, NULL},
+	    {"--container-id", 0, true, &cid, NULL},
+	    {"--parent-pid", 0, true, &ppid, NULL},
+	    {"--heartbeat-ms", 0, true, &hb, NULL},
+	};
+	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
+		return EXIT_USAGE;
+	struct cd_opts o = {
+	    .host_addr = host,
+	    .control_port = env_port("DEVBRIDGE_HOST_PORT", "DCBRIDGE_HOST_PORT", DBR_CONTROL_PORT),
+	    .data_port = env_port("DEVBRIDGE_DATA_PORT", "DCBRIDGE_DATA_PORT", DBR_DATA_PORT),
+	    .scan_ms = 0,
+	    .heartbeat_ms = HOST_DEFAULT_HEARTBEAT_MS,
+	};
+	unsigned u;
+	if (cport && parse_port(c, "--control-port", cport, &o.control_port, false) < 0)
+		return EXIT_USAGE;
+	if (dport && parse_port(c, "--data-port", dport, &o.data_port, false) < 0)
+		return EXIT_USAGE;
+	if (scan) {
+		if (parse_uint(c, "--scan-interval-ms", scan, CD_MIN_SCAN_MS, 3600000, &u) < 0)
+			return EXIT_USAGE;
+		o.scan_ms = u;
+	}
+	if (hb) {
+		if (parse_uint(c, "--heartbeat-ms", hb, 50, 3600000, &u) < 0)
+			return EXIT_USAGE;
+		o.heartbeat_ms = u;
+	}
+	if (ppid) {
+		if (parse_uint(c, "--parent-pid", ppid, 1, INT_MAX, &u) < 0)
+			return EXIT_USAGE;
+		o.parent_pid = (pid_t)u;
+	}
+	char tok[DBR_TOKEN_MAX + 1] = "";
+	if (!no_auth) {
+		int r = auth_resolve(token, token_file, tok, sizeof tok);
+		if (r < 0)
+			return cli_error(c, EXIT_NO_TOKEN,
+					 "no usable auth token (%s): pass --auth-token, set "
+					 "DEVBRIDGE_AUTH_TOKEN, or --auth-token-file",
+					 r == -EPERM ? "token file readable by others"
+						     : strerror(-r));
+		o.token = tok;
+	}
+	char id[DBR_ID_MAX + 1], hn[DBR_ID_MAX + 1];
+	if (cid) {
+		if (!dbr_id_valid(cid))
+			return cli_error(c, EXIT_USAGE,
+					 "--container-id: use letters, digits, '.', '_', '-'");
+		snprintf(id, sizeof id, "%s", cid);
+	} else {
+		cd_container_id(id, sizeof id);
+	}
+	if (gethostname(hn, sizeof hn) < 0 || !hn[0])
+		snprintf(hn, sizeof hn, "%s", id);
+	hn[sizeof hn - 1] = '\0';
+	for (char *p = hn; *p; p++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
+			    *p))
+			*p = '-';
+	o.container_id = id;
+	o.hostname = hn;
+
+	struct port_filter *f = NULL;
+	char err[256];
+	int r = port_filter_new(&f);
+	if (r == 0 && inc)
+		r = port_filter_include(f, inc, err, sizeof err);
+	if (r == 0 && exc)
+		r = port_filter_exclude(f, exc, err, sizeof err);
+	if (r == 0 && exproc)
+		r = port_filter_exclude_process(f, exproc, err, sizeof err);
+	if (r == 0 && dcj) {
+		char *buf;
+		size_t len;
+		r = read_file(dcj, 1024 * 1024, &buf, &len);
+		if (r < 0)
+			snprintf(err, sizeof err, "%s: %s", dcj, strerror(-r));
+		else {
+			r = port_filter_devcontainer(f, buf, len, err, sizeof err);
+			free(buf);
+		}
+	}
+	if (r < 0) {
+		port_filter_free(f);
+		return cli_error(c, EXIT_USAGE, "%s", err);
+	}
+	o.filter = f;
+	log_set_timestamps(1);
+	if (log_get_level() < LOG_INFO)
+		log_set_level(LOG_INFO);
+	r = cd_run(&o);
+	port_filter_free(f);
+	explicit_bzero(tok, sizeof tok);
+	return r;
+}
+
+/* --- small blocking client for open / ensure --- */
+
+static int client_connect(const char *host, uint16_t port, int timeout_ms)
+{
+	char ps[8];
+	snprintf(ps, sizeof ps, "%u", port);
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	if (getaddrinfo(host, ps, &hints, &res) != 0)
+		return -EHOSTUNREACH;
+	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int r = fd < 0 ? -errno : 0;
+	if (r == 0 && connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
+		if (errno != EINPROGRESS) {
+			r = -errno;
+		} else {
+			struct pollfd p = {.fd = fd, .events = POLLOUT};
+			if (poll(&p, 1, timeout_ms) <= 0) {
+				r = -ETIMEDOUT;
+			} else {
+				int e = 0;
+				socklen_t sl = sizeof e;
+				getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &sl);
+				r = -e;
+			}
+		}
+	}
+	freeaddrinfo(res);
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	return fd;
+}
+
+struct want {
+	enum dbr_type type;
+	struct dbr_msg *out;
+	bool got;
+};
+
+static bool want_line(void *data, enum jsonl_event ev, const char *line, size_t len)
+{
+	struct want *w = data;
+	struct dbr_msg m;
+	char err[128];
+	if (ev != JSONL_LINE || dbr_parse(line, len, &m, err, sizeof err) < 0)
+		return true;
+	if (m.type == w->type || (m.type == DBR_REGISTER_ACK && !m.success)) {
+		*w->out = m;
+		w->got = true;
+		return false;
+	}
+	dbr_msg_clear(&m);
+	return true;
+}
+
+/* Send `req`, wait up to timeout_ms for a reply of type `type` (or a
+ * refusal).  0, -ETIMEDOUT, -EPIPE. */
+static int client_request(int fd, const struct dbr_msg *req, enum dbr_type type,
+			  struct dbr_msg *reply, int timeout_ms)
+{
+	size_t len;
+	char *line = dbr_format(req, &len);
+	if (!line)
+		return -ENOMEM;
+	fd_set_nonblock(fd, false);
+	int r = write_all(fd, line, len);
+	free(line);
+	if (r < 0)
+		return r;
+	fd_set_nonblock(fd, true);
+	struct jsonl_reader *rd;
+	if ((r = jsonl_reader_new(JSONL_MAX_LINE, &rd)) < 0)
+		return r;
+	struct want w = {.type = type, .out = reply};
+	uint64_t deadline = now_mono_ms() + (uint64_t)timeout_ms;
+	r = -ETIMEDOUT;
+	while (!w.got) {
+		uint64_t now = now_mono_ms();
+		if (now >= deadline)
+			break;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		if (poll(&p, 1, (int)(deadline - now)) <= 0)
+			continue;
+		int rr = jsonl_read(rd, fd, want_line, &w);
+		if (w.got) {
+			r = 0;
+			break;
+		}
+		if (rr < 0 && rr != -ECANCELED) {
+			r = -EPIPE;
+			break;
+		}
+	}
+	jsonl_reader_free(rd);
+	return r;
+}
+
+static const char *client_host(const char *flag, char *buf, size_t n)
+{
+	/* On the host itself the daemon is on loopback. */
+	if (cd_resolve_host(flag, buf, n) < 0)
+		snprintf(buf, n, "127.0.0.1");
+	return buf;
+}
+
+int cmd_open(struct cli *c);
+int cmd_open(struct cli *c)
+{
+	const char *host = NULL, *cport = NULL;
+	const struct cli_opt opts[] = {
+	    {"--host-addr", 0, true, &host, NULL},
+	    {"--control-port", 0, true, &cport, NULL},
+	};
+	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
+		return EXIT_USAGE;
+	if (c->argc != 1)
+		return cli_error(c, EXIT_USAGE, "usage: devbridge open URL");
+	const char *url = c->argv[0];
+	char err[256];
+	if (browser_validate(url, err, sizeof err) < 0)
+		return cli_error(c, EXIT_URL_REJECTED, "%s", err);
+	uint16_t port = env_port("DEVBRIDGE_HOST_PORT", "DCBRIDGE_HOST_PORT", DBR_CONTROL_PORT);
+	if (cport && parse_port(c, "--control-port", cport, &port, false) < 0)
+		return EXIT_USAGE;
+	char addr[INET6_ADDRSTRLEN];
+	client_host(host, addr, sizeof addr);
+	int fd = client_connect(addr, port, 3000);
+	if (fd < 0)
+		return cli_error(c, EXIT_HOST_UNREACHABLE,
+				 "no host daemon at %s:%u (%s): run `devbridge ensure` on the host",
+				 addr, port, strerror(-fd));
+	struct dbr_msg req, ack = {0};
+	dbr_msg_init(&req, DBR_OPEN_URL);
+	snprintf(req.url, sizeof req.url, "%s", url);
+	int r = client_request(fd, &req, DBR_OPEN_URL_ACK, &ack, 3000);
+	close(fd);
+	dbr_msg_clear(&req);
+	if (r < 0)
+		return cli_error(c, EXIT_HOST_UNREACHABLE, "host daemon did not answer: %s",
+				 strerror(-r));
+	bool ok = ack.type == DBR_OPEN_URL_ACK && ack.success;
+	dbr_msg_clear(&ack);
+	if (!ok)
+		return cli_error(
+		    c, EXIT_URL_REJECTED,
+		    "the host refused to open the URL (rate limit or browser failure)");
+	if (c->json)
+		cli_print_json(json_pack("{s:b, s:s}", "opened", 1, "url", url));
+	return EXIT_OK;
+}
+
+static int ping(const char *addr, uint16_t port, int timeout_ms)
+{
+	int fd = client_connect(addr, port, timeout_ms);
+	if (fd < 0)
+		return fd;
+	struct dbr_msg req, pong = {0};
+	dbr_msg_init(&req, DBR_PING);
+	int r = client_request(fd, &req, DBR_PONG, &pong, timeout_ms);
+	dbr_msg_clear(&req);
+	dbr_msg_clear(&pong);
+	close(fd);
+	return r;
+}
+
+int cmd_ensure(struct cli *c);
+int cmd_ensure(struct cli *c)
+{
+	const char *cport = NULL, *dport = NULL;
+	const struct cli_opt opts[] = {
+	    {"--control-port", 0, true, &cport, NULL},
+	    {"--data-port", 0, true, &dport, NULL},
+	};
+	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
+		return EXIT_USAGE;
+	uint16_t port = DBR_CONTROL_PORT, data = DBR_DATA_PORT;
+	if (cport && parse_port(c, "--control-port", cport, &port, false) < 0)
+		return EXIT_USAGE;
+	if (dport && parse_port(c, "--data-port", dport, &data, false) < 0)
+		return EXIT_USAGE;
+	if (ping("127.0.0.1", port, 3000) == 0) {
+		if (c->json)
+			cli_print_json(json_pack("{s:s, s:i}", "host_daemon", "running",
+						 "control_port", port));
+		else
+			printf("host daemon running on 127.0.0.1:%u\n", port);
+		return EXIT_OK;
+	}
+	int r = cli_state_dir(c);
+	if (r)
+		return r;
+	/* Something else holds the port: say so instead of spawning in vain. */
+	int probe = client_connect("127.0.0.1", port, 500);
+	if (probe >= 0) {
+		close(probe);
+		return cli_error(
+		    c, EXIT_PORT_IN_USE,
+		    "port %u is taken by something that is not a devbridge host daemon; "
+		    "stop it or use --control-port",
+		    port);
+	}
+	char exe[PATH_MAX], out[PATH_MAX], ps[8], ds[8];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n < 0)
+		return cli_error(c, EXIT_ENSURE_FAILED, "cannot find myself: %s", strerror(errno));
+	exe[n] = '\0';
+	state_path(out, sizeof out, c->state_dir, "host-daemon", "out");
+	int outfd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	snprintf(ps, sizeof ps, "%u", port);
+	snprintf(ds, sizeof ds, "%u", data);
+	char *argv[] = {
+	    exe, "host-daemon", "--state-dir", c->state_dir, "--control-port", ps, "--data-port",
+	    ds,	 NULL};
+	struct spawn_opts o = {.argv = argv,
+			       .stdin_fd = -1,
+			       .stdout_fd = outfd,
+			       .stderr_fd = outfd,
+			       .new_session = true};
+	pid_t pid;
+	r = spawn_process(&o, &pid);
+	if (outfd >= 0)
+		close(outfd);
+	if (r < 0)
+		return cli_error(c, EXIT_ENSURE_FAILED, "cannot start the host daemon: %s",
+				 strerror(-r));
+	/* The seed polls every 200 ms for up to 5 s. */
+	uint64_t deadline = now_mono_ms() + 5000;
+	while (now_mono_ms() < deadline) {
+		if (ping("127.0.0.1", port, 200) == 0) {
+			if (c->json)
+				cli_print_json(json_pack("{s:s, s:i, s:i}", "host_daemon",
+							 "started", "pid", (int)pid, "control_port",
+							 port));
+			else
+				printf("started host daemon (pid %ld) on 127.0.0.1:%u\n", (long)pid,
+				       port);
+			return EXIT_OK;
+		}
+		struct timespec ts = {0, 200 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	return cli_error(c, EXIT_ENSURE_FAILED, "the host daemon did not answer within 5 s; see %s",
+			 out);
+}
+
+/* --- status rows for containers --- */
+
+void container_status_rows(struct cli *c, json_t *rows);
+void container_status_rows(struct cli *c, json_t *rows)
+{
+	pid_t pid = state_probe(c->state_dir, "host-daemon");
+	json_t *st = NULL;
+	if (!pid || state_read(c->state_dir, "host-daemon", &st) < 0)
+		return;
+	size_t i;
+	json_t *ct;
+	json_array_foreach(json_object_get(st, "containers"), i, ct)
+	{
+		char local[1024] = "", remote[1024] = "";
+		size_t k;
+		json_t *f;
+		json_array_foreach(json_object_get(ct, "forwards"), k, f)
+		{
+			size_t ll = strlen(local), rl = strlen(remote);
+			snprintf(local + ll, sizeof local - ll, "%s127.0.0.1:%lld", ll ? "," : "",
+				 (long long)json_integer_value(json_object_get(f, "host_port")));
+			snprintf(remote + rl, sizeof remote - rl, "%s%lld", rl ? "," : "",
+				 (long long)json_integer_value(json_object_get(f, "port")));
+		}
+		const char *hn = json_string_value(json_object_get(ct, "hostname"));
+		char rem[1100];
+		snprintf(rem, sizeof rem, "%s:%s", hn ? hn : "?", remote[0] ? remote : "-");
+		json_t *row =
+		    json_pack("{s:O, s:s, s:s, s:I, s:O, s:s, s:s, s:i, s:s, s:s, s:s, s:O, s:O}",
+			      "name", json_object_get(ct, "hostname"), "kind", "container", "state",
+			      "connected", "pid", (json_int_t)pid, "since",
+			      json_object_get(ct, "since"), "local", local, "remote", rem,
+			      "reconnects", 0, "health", "ok", "last_event", "container_registered",
+			      "reason", "", "container_id", json_object_get(ct, "container_id"),
+			      "forwards", json_object_get(ct, "forwards"));
+		if (row)
+			json_array_append_new(rows, row);
+	}
+	json_decref(st);
+}

@@ -1,0 +1,715 @@
+/* cdaemon.c - the container daemon; see cdaemon.h. */
+#include "container/cdaemon.h"
+#include "cli/exitcodes.h"
+#include "container/ctl.h"
+#include "container/filter.h"
+#include "container/scan.h"
+#include "core/backoff.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/relay.h"
+#include "core/util.h"
+#include "proto/dbr.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define CD_MAX_FORWARDS 128
+#define CD_MAX_JOBS	1024
+
+enum cd_state { CD_IDLE, CD_CONNECTING, CD_REGISTERING, CD_READY };
+
+struct cd_fwd {
+	uint16_t port;
+	uint16_t host_port; /* 0 until acked */
+	bool present;	    /* seen in the latest scan */
+};
+
+struct cd;
+
+/* A ConnectRequest being served: local connect, then data connect. */
+struct job {
+	struct cd *cd;
+	struct job *prev, *next;
+	char conn_id[DBR_CONN_ID_MAX + 1];
+	uint16_t port;
+	int local_fd, data_fd;
+	int phase; /* 0 local connecting, 1 data connecting */
+	bool tried_v6;
+	struct loop_timer *timer;
+};
+
+struct rn {
+	struct cd *cd;
+	struct rn *prev, *next;
+	struct relay *r;
+};
+
+struct cd {
+	const struct cd_opts *o;
+	struct loop *loop;
+	enum cd_state state;
+	int conn_fd; /* control socket while connecting */
+	struct ctl_conn *ctl;
+	struct sockaddr_storage host;
+	socklen_t host_len;
+	char host_str[INET6_ADDRSTRLEN];
+	struct backoff bo;
+	struct loop_timer *retry_timer, *connect_timer, *scan_timer, *hb_timer;
+	uint64_t last_rx;
+	struct cd_fwd fwds[CD_MAX_FORWARDS];
+	size_t n_fwds;
+	struct job *jobs;
+	size_t n_jobs;
+	struct rn *relays;
+	unsigned scan_ms;
+	int pidfd;
+	int exit_code;
+	bool warned_auth;
+};
+
+#define DL_PUSH(head, x)                                                                           \
+	do {                                                                                       \
+		(x)->prev = NULL;                                                                  \
+		(x)->next = (head);                                                                \
+		if (head)                                                                          \
+			(head)->prev = (x);                                                        \
+		(head) = (x);                                                                      \
+	} while (0)
+#define DL_UNLINK(head, x)                                                                         \
+	do {                                                                                       \
+		if ((x)->prev)                                                                     \
+			(x)->prev->next = (x)->next;                                               \
+		else                                                                               \
+			(head) = (x)->next;                                                        \
+		if ((x)->next)                                                                     \
+			(x)->next->prev = (x)->prev;                                               \
+	} while (0)
+
+static void connect_host(struct cd *cd);
+static void scan_now(struct cd *cd);
+
+static void on_retry(struct loop *l, void *data)
+{
+	connect_host(data);
+}
+
+/* --- host and id resolution --- */
+
+static int gateway_from_route(char *buf, size_t n)
+{
+	FILE *f = fopen("/proc/net/route", "re");
+	if (!f)
+		return -errno;
+	char line[512];
+	int r = -ENOENT;
+	while (fgets(line, sizeof line, f)) {
+		char ifname[64];
+		unsigned long dest, gw;
+		if (sscanf(line, "%63s %lx %lx", ifname, &dest, &gw) == 3 && dest == 0 && gw != 0) {
+			struct in_addr a = {.s_addr = (in_addr_t)gw};
+			inet_ntop(AF_INET, &a, buf, (socklen_t)n);
+			r = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return r;
+}
+
+static int numeric(const char *name, char *buf, size_t n)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+	if (getaddrinfo(name, NULL, &hints, &res) != 0 || !res)
+		return -ENOENT;
+	void *a = res->ai_family == AF_INET6
+		      ? (void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+		      : (void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
+	inet_ntop(res->ai_family, a, buf, (socklen_t)n);
+	freeaddrinfo(res);
+	return 0;
+}
+
+int cd_resolve_host(const char *flag, char *buf, size_t n)
+{
+	const char *v = flag;
+	if (!v || !*v)
+		v = getenv("DEVBRIDGE_HOST");
+	if (!v || !*v)
+		v = getenv("DCBRIDGE_HOST");
+	if (v && *v)
+		return numeric(v, buf, n);
+	if (numeric("host.docker.internal", buf, n) == 0)
+		return 0;
+	return gateway_from_route(buf, n);
+}
+
+static void clean_id(char *s)
+{
+	for (char *p = s; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("._-", *p))
+			*p = '-';
+}
+
+void cd_container_id(char *buf, size_t n)
+{
+	const char *v = getenv("DEVBRIDGE_CONTAINER_ID");
+	buf[0] = '\0';
+	if (v && *v) {
+		snprintf(buf, n, "%s", v);
+	} else {
+		FILE *f = fopen("/etc/hostname", "re");
+		if (f) {
+			if (fgets(buf, (int)n, f))
+				buf[strcspn(buf, "\r\n")] = '\0';
+			fclose(f);
+		}
+		if (!buf[0] && (v = getenv("HOSTNAME")) && *v)
+			snprintf(buf, n, "%s", v);
+		if (!buf[0] && gethostname(buf, n) < 0)
+			buf[0] = '\0';
+	}
+	if (!buf[0])
+		snprintf(buf, n, "container");
+	buf[n > 256 ? 256 : n - 1] = '\0';
+	clean_id(buf);
+}
+
+/* --- relays and connection jobs --- */
+
+static void on_relay_done(struct relay *r, void *data)
+{
+	struct rn *n = data;
+	DL_UNLINK(n->cd->relays, n);
+	relay_free(r);
+	free(n);
+}
+
+static void job_free(struct job *j)
+{
+	struct cd *cd = j->cd;
+	DL_UNLINK(cd->jobs, j);
+	cd->n_jobs--;
+	loop_timer_cancel(cd->loop, j->timer);
+	if (j->local_fd >= 0) {
+		loop_del_fd(cd->loop, j->local_fd);
+		close(j->local_fd);
+	}
+	if (j->data_fd >= 0) {
+		loop_del_fd(cd->loop, j->data_fd);
+		close(j->data_fd);
+	}
+	free(j);
+}
+
+static void job_fail(struct job *j, const char *why)
+{
+	struct cd *cd = j->cd;
+	if (cd->ctl && cd->state == CD_READY) {
+		struct dbr_msg m;
+		dbr_msg_init(&m, DBR_CONNECT_FAILED);
+		snprintf(m.conn_id, sizeof m.conn_id, "%s", j->conn_id);
+		snprintf(m.error, sizeof m.error, "%s", why);
+		ctl_send(cd->ctl, &m);
+		dbr_msg_clear(&m);
+	}
+	log_info("connection %s to port %u failed: %s", j->conn_id, j->port, why);
+	job_free(j);
+}
+
+static void on_job_timeout(struct loop *l, void *data)
+{
+	struct job *j = data;
+	j->timer = NULL;
+	job_fail(j, "timed out");
+}
+
+/* Start a non-blocking connect; returns the fd (connected or in progress). */
+static int connect_nb(const struct sockaddr *sa, socklen_t sl)
+{
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, sa, sl) < 0 && errno != EINPROGRESS) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
+static int so_error(int fd)
+{
+	int err = 0;
+	socklen_t sl = sizeof err;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
+		return errno;
+	return err;
+}
+
+static void job_step(struct loop *l, int fd, unsigned events, void *data);
+
+static int job_connect_local(struct job *j)
+{
+	struct sockaddr_storage ss = {0};
+	socklen_t sl;
+	if (!j->tried_v6) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(j->port);
+		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sl = sizeof *s4;
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(j->port);
+		s6->sin6_addr = in6addr_loopback;
+		sl = sizeof *s6;
+	}
+	int fd = connect_nb((struct sockaddr *)&ss, sl);
+	if (fd < 0)
+		return fd;
+	j->local_fd = fd;
+	return loop_add_fd(j->cd->loop, fd, LOOP_WRITE, job_step, j);
+}
+
+static void job_step(struct loop *l, int fd, unsigned events, void *data)
+{
+	struct job *j = data;
+	struct cd *cd = j->cd;
+	int err = so_error(fd);
+	loop_del_fd(l, fd);
+	if (j->phase == 0) {
+		if (err) {
+			close(j->local_fd);
+			j->local_fd = -1;
+			if (!j->tried_v6) {
+				j->tried_v6 = true;
+				if (job_connect_local(j) == 0)
+					return;
+			}
+			char why[128];
+			snprintf(why, sizeof why, "connect to localhost:%u: %s", j->port,
+				 strerror(err));
+			job_fail(j, why);
+			return;
+		}
+		j->phase = 1;
+		struct sockaddr_storage hs = cd->host;
+		if (hs.ss_family == AF_INET6)
+			((struct sockaddr_in6 *)&hs)->sin6_port = htons(cd->o->data_port);
+		else
+			((struct sockaddr_in *)&hs)->sin_port = htons(cd->o->data_port);
+		int dfd = connect_nb((struct sockaddr *)&hs, cd->host_len);
+		if (dfd < 0 || loop_add_fd(l, dfd, LOOP_WRITE, job_step, j) < 0) {
+			if (dfd >= 0)
+				close(dfd);
+			job_fail(j, "cannot reach the host's data port");
+			return;
+		}
+		j->data_fd = dfd;
+		return;
+	}
+	if (err) {
+		char why[128];
+		snprintf(why, sizeof why, "connect to host data port: %s", strerror(err));
+		job_fail(j, why);
+		return;
+	}
+	struct dbr_msg m;
+	dbr_msg_init(&m, DBR_CONNECT_READY);
+	snprintf(m.conn_id, sizeof m.conn_id, "%s", j->conn_id);
+	size_t len;
+	char *line = dbr_format(&m, &len);
+	dbr_msg_clear(&m);
+	/* A fresh socket's send buffer takes one short line. */
+	if (!line || write(j->data_fd, line, len) != (ssize_t)len) {
+		free(line);
+		job_fail(j, "cannot send ConnectReady");
+		return;
+	}
+	free(line);
+	struct rn *n = calloc(1, sizeof *n);
+	int local = j->local_fd, dfd = j->data_fd;
+	j->local_fd = j->data_fd = -1;
+	job_free(j);
+	if (!n || relay_new(l, local, dfd, NULL, on_relay_done, n, &n->r) < 0) {
+		free(n);
+		close(local);
+		close(dfd);
+		return;
+	}
+	n->cd = cd;
+	DL_PUSH(cd->relays, n);
+}
+
+static void handle_connect_request(struct cd *cd, const struct dbr_msg *m)
+{
+	if (cd->n_jobs >= CD_MAX_JOBS) {
+		struct dbr_msg f;
+		dbr_msg_init(&f, DBR_CONNECT_FAILED);
+		snprintf(f.conn_id, sizeof f.conn_id, "%s", m->conn_id);
+		snprintf(f.error, sizeof f.error, "too many connections in progress");
+		ctl_send(cd->ctl, &f);
+		dbr_msg_clear(&f);
+		return;
+	}
+	struct job *j = calloc(1, sizeof *j);
+	if (!j)
+		return;
+	j->cd = cd;
+	j->port = m->port;
+	j->local_fd = j->data_fd = -1;
+	snprintf(j->conn_id, sizeof j->conn_id, "%s", m->conn_id);
+	DL_PUSH(cd->jobs, j);
+	cd->n_jobs++;
+	loop_timer_add(cd->loop, CD_CONNECT_TIMEOUT_MS, on_job_timeout, j, &j->timer);
+	int r = job_connect_local(j);
+	if (r < 0) {
+		char why[128];
+		snprintf(why, sizeof why, "connect to localhost:%u: %s", j->port, strerror(-r));
+		job_fail(j, why);
+	}
+}
+
+/* --- the control channel --- */
+
+static void disconnect(struct cd *cd, const char *why)
+{
+	if (cd->ctl) {
+		ctl_conn_free(cd->ctl);
+		cd->ctl = NULL;
+	}
+	if (cd->conn_fd >= 0) {
+		loop_del_fd(cd->loop, cd->conn_fd);
+		close(cd->conn_fd);
+		cd->conn_fd = -1;
+	}
+	loop_timer_cancel(cd->loop, cd->connect_timer);
+	cd->connect_timer = NULL;
+	if (cd->state != CD_IDLE)
+		log_info("host %s: %s", cd->host_str, why);
+	cd->state = CD_IDLE;
+	/* Forwards die with the control channel on the host; re-announce all
+	 * after the next RegisterAck. */
+	cd->n_fwds = 0;
+	double d = backoff_next(&cd->bo);
+	loop_timer_cancel(cd->loop, cd->retry_timer);
+	loop_timer_add(cd->loop, (uint64_t)(d * 1000), on_retry, cd, &cd->retry_timer);
+}
+
+static void on_msg(struct ctl_conn *ctl, const struct dbr_msg *m, void *data)
+{
+	struct cd *cd = data;
+	cd->last_rx = now_mono_ms();
+	switch (m->type) {
+	case DBR_REGISTER_ACK:
+		if (!m->success) {
+			const char *why = m->error[0] ? m->error : "registration refused";
+			if (!cd->warned_auth || log_get_level() >= LOG_INFO)
+				log_error("host %s refused registration: %s", cd->host_str, why);
+			cd->warned_auth = true;
+			disconnect(cd, why);
+			return;
+		}
+		if (m->version && m->version != DBR_PROTOCOL_VERSION)
+			log_warn("host speaks protocol %d, we speak %d", m->version,
+				 DBR_PROTOCOL_VERSION);
+		cd->state = CD_READY;
+		cd->warned_auth = false;
+		backoff_reset(&cd->bo);
+		log_info("registered with host %s", cd->host_str);
+		scan_now(cd);
+		break;
+	case DBR_FORWARD_ACK:
+		for (size_t i = 0; i < cd->n_fwds; i++) {
+			if (cd->fwds[i].port != m->port)
+				continue;
+			cd->fwds[i].host_port = m->success ? m->host_port : 0;
+			if (!m->success)
+				log_warn("host could not forward port %u", m->port);
+			else
+				log_info("port %u forwarded to host port %u", m->port,
+					 m->host_port);
+		}
+		break;
+	case DBR_CONNECT_REQUEST:
+		if (cd->state == CD_READY)
+			handle_connect_request(cd, m);
+		break;
+	case DBR_PING: {
+		struct dbr_msg pong;
+		dbr_msg_init(&pong, DBR_PONG);
+		ctl_send(ctl, &pong);
+		dbr_msg_clear(&pong);
+		break;
+	}
+	case DBR_PONG:
+		break;
+	default:
+		log_debug("ignoring %s from the host", dbr_type_name(m->type));
+		break;
+	}
+}
+
+static void on_bad(struct ctl_conn *ctl, const char *why, void *data)
+{
+	log_warn("host sent a bad control line: %s", why);
+}
+
+static void on_closed(struct ctl_conn *ctl, int err, void *data)
+{
+	disconnect(data, err ? strerror(err) : "control connection closed");
+}
+
+static const struct ctl_ops cd_ops = {.msg = on_msg, .bad = on_bad, .closed = on_closed};
+
+static void on_connected(struct loop *l, int fd, unsigned events, void *data)
+{
+	struct cd *cd = data;
+	int err = so_error(fd);
+	loop_del_fd(l, fd);
+	loop_timer_cancel(l, cd->connect_timer);
+	cd->connect_timer = NULL;
+	if (err) {
+		cd->conn_fd = -1;
+		close(fd);
+		log_debug("connect to %s:%u: %s", cd->host_str, cd->o->control_port, strerror(err));
+		cd->state = CD_CONNECTING;
+		disconnect(cd, strerror(err));
+		return;
+	}
+	cd->conn_fd = -1;
+	if (ctl_conn_new(l, fd, &cd_ops, cd, &cd->ctl) < 0) {
+		close(fd);
+		disconnect(cd, "out of memory");
+		return;
+	}
+	cd->state = CD_REGISTERING;
+	cd->last_rx = now_mono_ms();
+	struct dbr_msg m;
+	dbr_msg_init(&m, DBR_REGISTER);
+	m.version = DBR_PROTOCOL_VERSION;
+	snprintf(m.container_id, sizeof m.container_id, "%s", cd->o->container_id);
+	snprintf(m.hostname, sizeof m.hostname, "%s", cd->o->hostname);
+	snprintf(m.auth_token, sizeof m.auth_token, "%s", cd->o->token ? cd->o->token : "");
+	ctl_send(cd->ctl, &m);
+	explicit_bzero(m.auth_token, sizeof m.auth_token);
+	dbr_msg_clear(&m);
+}
+
+static void on_connect_timeout(struct loop *l, void *data)
+{
+	struct cd *cd = data;
+	cd->connect_timer = NULL;
+	disconnect(cd, "connect timed out");
+}
+
+static void connect_host(struct cd *cd)
+{
+	cd->retry_timer = NULL;
+	char addr[INET6_ADDRSTRLEN];
+	if (cd_resolve_host(cd->o->host_addr, addr, sizeof addr) < 0) {
+		log_warn("cannot find the host: set --host-addr or DEVBRIDGE_HOST");
+		cd->state = CD_CONNECTING;
+		disconnect(cd, "host not found");
+		return;
+	}
+	snprintf(cd->host_str, sizeof cd->host_str, "%s", addr);
+	memset(&cd->host, 0, sizeof cd->host);
+	if (strchr(addr, ':')) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&cd->host;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(cd->o->control_port);
+		inet_pton(AF_INET6, addr, &s6->sin6_addr);
+		cd->host_len = sizeof *s6;
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&cd->host;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(cd->o->control_port);
+		inet_pton(AF_INET, addr, &s4->sin_addr);
+		cd->host_len = sizeof *s4;
+	}
+	cd->state = CD_CONNECTING;
+	int fd = connect_nb((struct sockaddr *)&cd->host, cd->host_len);
+	if (fd < 0) {
+		disconnect(cd, strerror(-fd));
+		return;
+	}
+	cd->conn_fd = fd;
+	loop_add_fd(cd->loop, fd, LOOP_WRITE, on_connected, cd);
+	loop_timer_add(cd->loop, CD_CONNECT_TIMEOUT_MS, on_connect_timeout, cd, &cd->connect_timer);
+}
+
+/* --- scanning --- */
+
+static void send_port(struct cd *cd, enum dbr_type t, uint16_t port, unsigned long inode)
+{
+	struct dbr_msg m;
+	dbr_msg_init(&m, t);
+	m.port = port;
+	if (t == DBR_FORWARD && inode) {
+		pid_t pid;
+		char comm[64];
+		if (scan_owner(inode, &pid, comm, sizeof comm) == 0) {
+			m.pid = pid;
+			snprintf(m.process_name, sizeof m.process_name, "%s", comm);
+		}
+	}
+	ctl_send(cd->ctl, &m);
+	dbr_msg_clear(&m);
+}
+
+static void scan_now(struct cd *cd)
+{
+	if (cd->state != CD_READY || !cd->ctl)
+		return;
+	static struct scan_listener ls[SCAN_MAX_LISTENERS];
+	size_t n = 0;
+	if (scan_listeners(ls, SCAN_MAX_LISTENERS, &n) < 0)
+		return;
+	for (size_t i = 0; i < cd->n_fwds; i++)
+		cd->fwds[i].present = false;
+	for (size_t i = 0; i < n; i++) {
+		if (ls[i].port == cd->o->control_port || ls[i].port == cd->o->data_port)
+			continue;
+		size_t k;
+		for (k = 0; k < cd->n_fwds && cd->fwds[k].port != ls[i].port; k++)
+			;
+		if (k < cd->n_fwds) {
+			cd->fwds[k].present = true;
+			continue;
+		}
+		char comm[64] = "";
+		pid_t pid;
+		if (cd->o->filter && ls[i].inode)
+			scan_owner(ls[i].inode, &pid, comm, sizeof comm);
+		if (cd->o->filter && !port_filter_allows(cd->o->filter, ls[i].port, comm))
+			continue;
+		if (cd->n_fwds >= CD_MAX_FORWARDS)
+			break;
+		cd->fwds[cd->n_fwds++] = (struct cd_fwd){.port = ls[i].port, .present = true};
+		send_port(cd, DBR_FORWARD, ls[i].port, ls[i].inode);
+		if (!cd->ctl)
+			return;
+	}
+	for (size_t i = 0; i < cd->n_fwds;) {
+		if (cd->fwds[i].present) {
+			i++;
+			continue;
+		}
+		send_port(cd, DBR_UNFORWARD, cd->fwds[i].port, 0);
+		if (!cd->ctl)
+			return;
+		cd->fwds[i] = cd->fwds[--cd->n_fwds];
+	}
+}
+
+static void on_scan(struct loop *l, void *data)
+{
+	struct cd *cd = data;
+	cd->scan_timer = NULL;
+	scan_now(cd);
+	loop_timer_add(l, cd->scan_ms, on_scan, cd, &cd->scan_timer);
+}
+
+static void on_hb(struct loop *l, void *data)
+{
+	struct cd *cd = data;
+	cd->hb_timer = NULL;
+	if (cd->ctl && cd->state >= CD_REGISTERING &&
+	    now_mono_ms() - cd->last_rx > 3ull * cd->o->heartbeat_ms + 1000)
+		disconnect(cd, "host silent for 3 heartbeats");
+	loop_timer_add(l, cd->o->heartbeat_ms, on_hb, cd, &cd->hb_timer);
+}
+
+static void on_parent(struct loop *l, int fd, unsigned events, void *data)
+{
+	log_info("parent process %ld exited; exiting", (long)((struct cd *)data)->o->parent_pid);
+	loop_del_fd(l, fd);
+	loop_stop(l);
+}
+
+static void on_signal(struct loop *l, int signo, void *data)
+{
+	log_info("%s: exiting", strsignal(signo));
+	loop_stop(l);
+}
+
+int cd_run(const struct cd_opts *o)
+{
+	struct cd cd = {.o = o, .conn_fd = -1, .pidfd = -1};
+	static const int sigs[] = {SIGTERM, SIGINT, 0};
+	signal(SIGPIPE, SIG_IGN);
+	int r = loop_new(&cd.loop);
+	if (r == 0)
+		r = loop_watch_signals(cd.loop, sigs, on_signal, &cd);
+	if (r < 0) {
+		log_error("event loop: %s", strerror(-r));
+		loop_free(cd.loop);
+		return EXIT_ERROR;
+	}
+	if (o->parent_pid > 0) {
+		/* The seed documents parent monitoring without doing it. */
+		cd.pidfd = (int)syscall(SYS_pidfd_open, o->parent_pid, 0);
+		if (cd.pidfd < 0) {
+			log_error("parent pid %ld: %s", (long)o->parent_pid, strerror(errno));
+			loop_free(cd.loop);
+			return EXIT_ERROR;
+		}
+		loop_add_fd(cd.loop, cd.pidfd, LOOP_READ, on_parent, &cd);
+	}
+	backoff_init(&cd.bo, CD_BACKOFF_INITIAL_S, CD_BACKOFF_MAX_S);
+	unsigned scan_ms = o->scan_ms;
+	if (!scan_ms) {
+		/* Poll fast only where polling is cheap. */
+		static struct scan_listener probe[SCAN_MAX_LISTENERS];
+		size_t n = 0;
+		scan_ms = scan_listeners_netlink(probe, SCAN_MAX_LISTENERS, &n) == 0
+			      ? CD_DEFAULT_SCAN_MS
+			      : CD_PROC_SCAN_MS;
+		if (scan_ms == CD_PROC_SCAN_MS)
+			log_warn(
+			    "netlink sock_diag unavailable; scanning /proc/net/tcp every %u ms",
+			    scan_ms);
+	}
+	cd.scan_ms = scan_ms;
+	log_info(
+	    "container daemon: id %s, host %s, control port %u, data port %u, scan every %u ms",
+	    o->container_id, o->host_addr ? o->host_addr : "(auto)", o->control_port, o->data_port,
+	    scan_ms);
+	connect_host(&cd);
+	loop_timer_add(cd.loop, scan_ms, on_scan, &cd, &cd.scan_timer);
+	loop_timer_add(cd.loop, o->heartbeat_ms, on_hb, &cd, &cd.hb_timer);
+	loop_run(cd.loop);
+
+	while (cd.jobs)
+		job_free(cd.jobs);
+	while (cd.relays) {
+		struct rn *n = cd.relays;
+		DL_UNLINK(cd.relays, n);
+		relay_free(n->r);
+		free(n);
+	}
+	ctl_conn_free(cd.ctl);
+	if (cd.conn_fd >= 0)
+		close(cd.conn_fd);
+	if (cd.pidfd >= 0)
+		close(cd.pidfd);
+	loop_timer_cancel(cd.loop, cd.retry_timer);
+	loop_timer_cancel(cd.loop, cd.connect_timer);
+	loop_timer_cancel(cd.loop, cd.scan_timer);
+	loop_timer_cancel(cd.loop, cd.hb_timer);
+	loop_free(cd.loop);
+	return cd.exit_code;
+}

@@ -1,0 +1,203 @@
+/* ctl.c - see ctl.h. */
+#include "container/ctl.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/util.h"
+#include "proto/dbr.h"
+#include "proto/jsonl.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct ctl_conn {
+	struct loop *loop;
+	int fd;
+	struct jsonl_reader *rd;
+	const struct ctl_ops *ops;
+	void *data;
+	char *out;
+	size_t out_len, out_off, out_cap;
+	int bad_lines;
+	int depth;	  /* > 0 while inside our own callbacks */
+	bool dead;	  /* freed by the owner while depth > 0 */
+	bool closed_sent; /* ops->closed already called */
+};
+
+static void conn_release(struct ctl_conn *c)
+{
+	if (c->fd >= 0) {
+		loop_del_fd(c->loop, c->fd);
+		close(c->fd);
+	}
+	jsonl_reader_free(c->rd);
+	free(c->out);
+	free(c);
+}
+
+static void report_closed(struct ctl_conn *c, int err)
+{
+	if (c->closed_sent)
+		return;
+	c->closed_sent = true;
+	if (c->fd >= 0)
+		loop_del_fd(c->loop, c->fd);
+	c->ops->closed(c, err, c->data);
+}
+
+static bool on_line(void *data, enum jsonl_event ev, const char *line, size_t len)
+{
+	struct ctl_conn *c = data;
+	if (c->dead || c->closed_sent)
+		return false;
+	if (ev == JSONL_TOO_LONG) {
+		c->ops->bad(c, "line longer than 65536 bytes", c->data);
+	} else {
+		struct dbr_msg m;
+		char err[256];
+		if (dbr_parse(line, len, &m, err, sizeof err) == 0) {
+			c->bad_lines = 0;
+			c->ops->msg(c, &m, c->data);
+			dbr_msg_clear(&m);
+			return !c->dead && !c->closed_sent;
+		}
+		c->ops->bad(c, err, c->data);
+	}
+	if (!c->dead && !c->closed_sent && ++c->bad_lines > CTL_MAX_BAD_LINES)
+		report_closed(c, EPROTO);
+	return !c->dead && !c->closed_sent;
+}
+
+static int flush_out(struct ctl_conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t w = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			return -errno;
+		}
+		c->out_off += (size_t)w;
+	}
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	return 0;
+}
+
+static void on_io(struct loop *l, int fd, unsigned events, void *data)
+{
+	struct ctl_conn *c = data;
+	c->depth++;
+	if (events & LOOP_WRITE) {
+		int r = flush_out(c);
+		if (r < 0)
+			report_closed(c, -r);
+		else if (c->out_len == 0)
+			loop_mod_fd(l, fd, LOOP_READ);
+	}
+	if ((events & LOOP_READ) && !c->dead && !c->closed_sent) {
+		int r = jsonl_read(c->rd, fd, on_line, c);
+		if (r < 0 && r != -ECANCELED)
+			report_closed(c, r == -EPIPE ? 0 : -r);
+	}
+	c->depth--;
+	if (c->dead && c->depth == 0)
+		conn_release(c);
+}
+
+int ctl_conn_new(struct loop *loop, int fd, const struct ctl_ops *ops, void *data,
+		 struct ctl_conn **ret)
+{
+	struct ctl_conn *c = calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	c->loop = loop;
+	c->fd = fd;
+	c->ops = ops;
+	c->data = data;
+	int r = jsonl_reader_new(JSONL_MAX_LINE, &c->rd);
+	if (r == 0)
+		r = fd_set_nonblock(fd, true);
+	if (r == 0)
+		r = loop_add_fd(loop, fd, LOOP_READ, on_io, c);
+	if (r < 0) {
+		c->fd = -1; /* the fd stays the caller's on failure */
+		jsonl_reader_free(c->rd);
+		free(c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+int ctl_send(struct ctl_conn *c, const struct dbr_msg *m)
+{
+	if (c->dead || c->closed_sent)
+		return -EPIPE;
+	size_t len;
+	char *line = dbr_format(m, &len);
+	if (!line)
+		return -ENOMEM;
+	if (c->out_len + len > CTL_MAX_OUT) {
+		free(line);
+		c->depth++;
+		report_closed(c, ENOBUFS);
+		c->depth--;
+		if (c->dead && c->depth == 0)
+			conn_release(c);
+		return -ENOBUFS;
+	}
+	if (c->out_len + len > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap : 1024;
+		while (cap < c->out_len + len)
+			cap *= 2;
+		char *n = realloc(c->out, cap);
+		if (!n) {
+			free(line);
+			return -ENOMEM;
+		}
+		c->out = n;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, line, len);
+	c->out_len += len;
+	free(line);
+	int r = flush_out(c);
+	if (r < 0)
+		return r; /* the read side will see the error and close */
+	if (c->out_len > 0)
+		loop_mod_fd(c->loop, c->fd, LOOP_READ | LOOP_WRITE);
+	return 0;
+}
+
+void ctl_conn_free(struct ctl_conn *c)
+{
+	if (!c)
+		return;
+	if (c->depth > 0) {
+		c->dead = true;
+		if (c->fd >= 0)
+			loop_del_fd(c->loop, c->fd);
+		return;
+	}
+	conn_release(c);
+}
+
+int ctl_conn_fd(const struct ctl_conn *c)
+{
+	return c->fd;
+}
+
+void *ctl_conn_data(const struct ctl_conn *c)
+{
+	return c->data;
+}
+
+void ctl_conn_set_data(struct ctl_conn *c, void *data)
+{
+	c->data = data;
+}

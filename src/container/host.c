@@ -1,0 +1,1053 @@
+/* host.c - the host daemon; see host.h.
+ *
+ * Objects and who owns them:
+ *   struct host      the daemon: listeners, lists below, timers
+ *   struct hconn     one control connection (a container once registered)
+ *   struct fwd       one forwarded port of a container: its host listeners
+ *   struct pending   a client accepted on a forward, waiting for the
+ *                    container's data connection (10 s)
+ *   struct dconn     a data connection waiting for its ConnectReady line
+ *   struct rnode     a paired client <-> data relay
+ * A container going away takes its forwards and pending clients with it;
+ * relays already paired keep running until either side closes. */
+#include "container/host.h"
+#include "cli/exitcodes.h"
+#include "container/auth.h"
+#include "container/browser.h"
+#include "container/ctl.h"
+#include "core/audit.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/relay.h"
+#include "core/state.h"
+#include "core/util.h"
+#include "proto/dbr.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define AUDIT_NAME "host-daemon"
+
+struct host;
+
+struct fwd {
+	struct hconn *c;
+	uint16_t port, host_port;
+	int fd4, fd6;
+	char process[DBR_PROCESS_MAX + 1];
+	int32_t pid;
+	char since[40];
+	struct fwd *next;
+};
+
+struct hconn {
+	struct host *h;
+	struct ctl_conn *ctl;
+	struct hconn *prev, *next;
+	bool registered;
+	int version;
+	char id[DBR_ID_MAX + 1];
+	char hostname[DBR_ID_MAX + 1];
+	char peer[INET6_ADDRSTRLEN];
+	char since[40];
+	struct fwd *fwds;
+	size_t n_fwds;
+	int missed;
+	struct loop_timer *reg_timer;
+};
+
+struct pending {
+	struct host *h;
+	struct pending *prev, *next;
+	char conn_id[40];
+	struct fwd *f; /* NULL once its container left */
+	int client_fd;
+	struct loop_timer *timer;
+};
+
+struct dconn {
+	struct host *h;
+	struct dconn *prev, *next;
+	int fd;
+	char buf[512];
+	size_t len;
+	struct loop_timer *timer;
+};
+
+struct rnode {
+	struct host *h;
+	struct rnode *prev, *next;
+	struct relay *r;
+};
+
+struct host {
+	const struct host_opts *o;
+	struct loop *loop;
+	int ctl_lfd, data_lfd;
+	uint16_t ctl_port, data_port;
+	struct hconn *conns;
+	size_t n_containers, n_unregistered;
+	struct pending *pending;
+	size_t n_pending;
+	struct dconn *dconns;
+	size_t n_dconns;
+	struct rnode *relays;
+	size_t n_relays;
+	struct browser_rate rate;
+	struct loop_timer *hb_timer, *idle_timer, *drain_timer;
+	bool stopping;
+	int exit_code;
+};
+
+/* Doubly linked list helpers: every list here has prev/next and a head. */
+#define LIST_PUSH(head, x)                                                                         \
+	do {                                                                                       \
+		(x)->prev = NULL;                                                                  \
+		(x)->next = (head);                                                                \
+		if (head)                                                                          \
+			(head)->prev = (x);                                                        \
+		(head) = (x);                                                                      \
+	} while (0)
+#define LIST_UNLINK(head, x)                                                                       \
+	do {                                                                                       \
+		if ((x)->prev)                                                                     \
+			(x)->prev->next = (x)->next;                                               \
+		else                                                                               \
+			(head) = (x)->next;                                                        \
+		if ((x)->next)                                                                     \
+			(x)->next->prev = (x)->prev;                                               \
+		(x)->prev = (x)->next = NULL;                                                      \
+	} while (0)
+
+static void hconn_drop(struct hconn *c, const char *why);
+static void maybe_idle(struct host *h);
+
+/* --- state file and audit --- */
+
+static void host_audit(struct host *h, const char *who, const char *ev, const char *detail)
+{
+	if (!h->o->state_dir)
+		return;
+	char actor[DBR_ID_MAX + 16];
+	snprintf(actor, sizeof actor, "container:%s", who);
+	audit_append(h->o->state_dir, AUDIT_NAME, ev, actor, "automation", detail);
+	/* audit_append names the file and the "tunnel" field alike; the
+	 * container is in the actor. */
+}
+
+static json_t *forwards_json(const struct hconn *c)
+{
+	json_t *a = json_array();
+	for (const struct fwd *f = c->fwds; f; f = f->next)
+		json_array_append_new(
+		    a,
+		    json_pack("{s:s, s:s, s:i, s:i, s:s, s:o, s:o, s:s}", "container_id", c->id,
+			      "hostname", c->hostname, "port", f->port, "host_port", f->host_port,
+			      "protocol", "Tcp", "process_name",
+			      f->process[0] ? json_string(f->process) : json_null(), "pid",
+			      f->pid >= 0 ? json_integer(f->pid) : json_null(), "since", f->since));
+	return a;
+}
+
+static void write_state(struct host *h)
+{
+	if (!h->o->state_dir)
+		return;
+	json_t *cs = json_array();
+	for (struct hconn *c = h->conns; c; c = c->next) {
+		if (!c->registered)
+			continue;
+		json_array_append_new(cs,
+				      json_pack("{s:s, s:s, s:s, s:s, s:o}", "container_id", c->id,
+						"hostname", c->hostname, "peer", c->peer, "since",
+						c->since, "forwards", forwards_json(c)));
+	}
+	char since[40];
+	now_iso8601(since, sizeof since);
+	json_t *o =
+	    json_pack("{s:s, s:s, s:I, s:i, s:i, s:s, s:o, s:I, s:I}", "name", AUDIT_NAME, "kind",
+		      "host", "pid", (json_int_t)getpid(), "control_port", h->ctl_port, "data_port",
+		      h->data_port, "updated", since, "containers", cs, "pending",
+		      (json_int_t)h->n_pending, "relays", (json_int_t)h->n_relays);
+	state_write(h->o->state_dir, AUDIT_NAME, o);
+	json_decref(o);
+}
+
+/* --- small helpers --- */
+
+static void uuid_v4(char out[40])
+{
+	unsigned char b[16];
+	if (random_bytes(b, sizeof b) < 0)
+		memset(b, 0, sizeof b);
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		 b[13], b[14], b[15]);
+}
+
+static int listen_on(int family, const char *addr, uint16_t port, uint16_t *ret_port)
+{
+	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	struct sockaddr_storage ss = {0};
+	socklen_t sl;
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+		if (inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1) {
+			close(fd);
+			return -EINVAL;
+		}
+		sl = sizeof *s6;
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+		if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1) {
+			close(fd);
+			return -EINVAL;
+		}
+		sl = sizeof *s4;
+	}
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 511) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
+	if (ret_port) {
+		sl = sizeof ss;
+		getsockname(fd, (struct sockaddr *)&ss, &sl);
+		*ret_port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						     : ((struct sockaddr_in *)&ss)->sin_port);
+	}
+	return fd;
+}
+
+static void peer_name(int fd, char *buf, size_t n)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	snprintf(buf, n, "?");
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return;
+	if (ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)n);
+	else if (ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)n);
+}
+
+/* --- relays --- */
+
+static void on_relay_done(struct relay *r, void *data)
+{
+	struct rnode *n = data;
+	struct host *h = n->h;
+	LIST_UNLINK(h->relays, n);
+	h->n_relays--;
+	relay_free(r);
+	free(n);
+	if (h->stopping && h->n_relays == 0)
+		loop_stop(h->loop);
+}
+
+static void start_relay(struct host *h, int data_fd, int client_fd, const char *pre, size_t plen)
+{
+	struct rnode *n = calloc(1, sizeof *n);
+	if (!n) {
+		close(data_fd);
+		close(client_fd);
+		return;
+	}
+	n->h = h;
+	int r = relay_new(h->loop, data_fd, client_fd, NULL, on_relay_done, n, &n->r);
+	if (r < 0) {
+		log_warn("relay: %s", strerror(-r));
+		close(data_fd);
+		close(client_fd);
+		free(n);
+		return;
+	}
+	if (plen)
+		relay_preload_a(n->r, pre, plen);
+	LIST_PUSH(h->relays, n);
+	h->n_relays++;
+}
+
+/* --- pending client connections --- */
+
+static void pending_free(struct pending *p, bool close_client)
+{
+	struct host *h = p->h;
+	LIST_UNLINK(h->pending, p);
+	h->n_pending--;
+	loop_timer_cancel(h->loop, p->timer);
+	if (close_client && p->client_fd >= 0)
+		close(p->client_fd);
+	free(p);
+}
+
+static void on_pending_timeout(struct loop *l, void *data)
+{
+	struct pending *p = data;
+	p->timer = NULL;
+	log_info("connection %s: no data connection from the container within %d s", p->conn_id,
+		 HOST_PENDING_TIMEOUT_MS / 1000);
+	pending_free(p, true);
+}
+
+static void on_fwd_accept(struct loop *l, int fd, unsigned events, void *data)
+{
+	struct fwd *f = data;
+	struct host *h = f->c->h;
+	for (int i = 0; i < 64; i++) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0)
+			return;
+		if (h->n_pending >= HOST_MAX_PENDING) {
+			log_warn("too many pending connections (%d); refusing one on port %u",
+				 HOST_MAX_PENDING, f->host_port);
+			close(cfd);
+			continue;
+		}
+		struct pending *p = calloc(1, sizeof *p);
+		if (!p) {
+			close(cfd);
+			continue;
+		}
+		p->h = h;
+		p->f = f;
+		p->client_fd = cfd;
+		uuid_v4(p->conn_id);
+		LIST_PUSH(h->pending, p);
+		h->n_pending++;
+		loop_timer_add(l, HOST_PENDING_TIMEOUT_MS, on_pending_timeout, p, &p->timer);
+		struct dbr_msg m;
+		dbr_msg_init(&m, DBR_CONNECT_REQUEST);
+		m.port = f->port;
+		snprintf(m.conn_id, sizeof m.conn_id, "%s", p->conn_id);
+		/* The listener belongs to this forward: route to its container. */
+		if (ctl_send(f->c->ctl, &m) < 0)
+			pending_free(p, true);
+		dbr_msg_clear(&m);
+	}
+}
+
+/* --- forwards --- */
+
+static void fwd_close(struct host *h, struct fwd *f)
+{
+	if (f->fd4 >= 0) {
+		loop_del_fd(h->loop, f->fd4);
+		close(f->fd4);
+	}
+	if (f->fd6 >= 0) {
+		loop_del_fd(h->loop, f->fd6);
+		close(f->fd6);
+	}
+	/* Clients still waiting for this forward get closed. */
+	for (struct pending *p = h->pending, *next; p; p = next) {
+		next = p->next;
+		if (p->f == f)
+			pending_free(p, true);
+	}
+	free(f);
+}
+
+/* Bind 127.0.0.1:port (and [::1]:port when possible); on a conflict try
+ * the next ports.  Forwarded ports never bind anything but loopback. */
+static int fwd_bind(struct fwd *f)
+{
+	uint32_t port = f->port;
+	for (int i = 0; i < HOST_REMAP_TRIES && port <= 65535; i++, port++) {
+		int fd4 = listen_on(AF_INET, "127.0.0.1", (uint16_t)port, NULL);
+		if (fd4 == -EADDRINUSE || fd4 == -EACCES)
+			continue;
+		if (fd4 < 0)
+			return fd4;
+		int fd6 = listen_on(AF_INET6, "::1", (uint16_t)port, NULL);
+		if (fd6 == -EADDRINUSE) {
+			/* Someone holds [::1]:port: a client resolving localhost
+			 * to ::1 would reach them, not us.  Next port. */
+			close(fd4);
+			continue;
+		}
+		f->fd4 = fd4;
+		f->fd6 = fd6 >= 0 ? fd6 : -1;
+		f->host_port = (uint16_t)port;
+		return 0;
+	}
+	return -EADDRINUSE;
+}
+
+static struct fwd *fwd_find(struct hconn *c, uint16_t port)
+{
+	for (struct fwd *f = c->fwds; f; f = f->next)
+		if (f->port == port)
+			return f;
+	return NULL;
+}
+
+static void handle_forward(struct hconn *c, const struct dbr_msg *m)
+{
+	struct host *h = c->h;
+	struct dbr_msg ack;
+	dbr_msg_init(&ack, DBR_FORWARD_ACK);
+	ack.port = m->port;
+	struct fwd *f = fwd_find(c, m->port);
+	if (f) {
+		ack.success = true;
+		ack.host_port = f->host_port;
+		ctl_send(c->ctl, &ack);
+		dbr_msg_clear(&ack);
+		return;
+	}
+	if (c->n_fwds >= HOST_MAX_FORWARDS) {
+		log_warn("container %s: forward limit (%d) reached; refusing port %u", c->id,
+			 HOST_MAX_FORWARDS, m->port);
+		ctl_send(c->ctl, &ack);
+		dbr_msg_clear(&ack);
+		return;
+	}
+	f = calloc(1, sizeof *f);
+	if (!f) {
+		ctl_send(c->ctl, &ack);
+		dbr_msg_clear(&ack);
+		return;
+	}
+	f->c = c;
+	f->port = m->port;
+	f->fd4 = f->fd6 = -1;
+	f->pid = m->pid;
+	snprintf(f->process, sizeof f->process, "%s", m->process_name);
+	now_iso8601(f->since, sizeof f->since);
+	int r = fwd_bind(f);
+	if (r == 0)
+		r = loop_add_fd(h->loop, f->fd4, LOOP_READ, on_fwd_accept, f);
+	if (r == 0 && f->fd6 >= 0)
+		r = loop_add_fd(h->loop, f->fd6, LOOP_READ, on_fwd_accept, f);
+	if (r < 0) {
+		log_warn("container %s: cannot forward port %u: %s", c->id, m->port, strerror(-r));
+		fwd_close(h, f);
+		ctl_send(c->ctl, &ack);
+		dbr_msg_clear(&ack);
+		return;
+	}
+	f->next = c->fwds;
+	c->fwds = f;
+	c->n_fwds++;
+	ack.success = true;
+	ack.host_port = f->host_port;
+	ctl_send(c->ctl, &ack);
+	dbr_msg_clear(&ack);
+	char d[512];
+	snprintf(d, sizeof d, "container port %u -> 127.0.0.1:%u%s%s%s", f->port, f->host_port,
+		 f->process[0] ? " (" : "", f->process, f->process[0] ? ")" : "");
+	if (f->host_port != f->port)
+		log_info("container %s: port %u remapped to %u (conflict)", c->id, f->port,
+			 f->host_port);
+	host_audit(h, c->hostname, "port_forwarded", d);
+	write_state(h);
+}
+
+static void handle_unforward(struct hconn *c, uint16_t port)
+{
+	for (struct fwd **pp = &c->fwds; *pp; pp = &(*pp)->next) {
+		struct fwd *f = *pp;
+		if (f->port != port)
+			continue;
+		*pp = f->next;
+		c->n_fwds--;
+		char d[128];
+		snprintf(d, sizeof d, "container port %u (host port %u)", f->port, f->host_port);
+		fwd_close(c->h, f);
+		host_audit(c->h, c->hostname, "port_unforwarded", d);
+		write_state(c->h);
+		return;
+	}
+}
+
+/* --- URLs --- */
+
+struct map_ctx {
+	struct host *h;
+	struct hconn *c;
+};
+
+static uint16_t map_port(void *data, uint16_t port)
+{
+	struct map_ctx *m = data;
+	if (m->c) {
+		struct fwd *f = fwd_find(m->c, port);
+		return f ? f->host_port : 0;
+	}
+	/* Unregistered client (`devbridge open`): only an unambiguous owner. */
+	struct fwd *found = NULL;
+	for (struct hconn *c = m->h->conns; c; c = c->next) {
+		struct fwd *f = c->registered ? fwd_find(c, port) : NULL;
+		if (f && found)
+			return 0;
+		if (f)
+			found = f;
+	}
+	return found ? found->host_port : 0;
+}
+
+/* The container an unregistered client belongs to, by its address: each
+ * container (network namespace) connects from its own address. */
+static struct hconn *container_by_peer(struct host *h, const char *peer)
+{
+	struct hconn *found = NULL;
+	for (struct hconn *c = h->conns; c; c = c->next) {
+		if (!c->registered || strcmp(c->peer, peer) != 0)
+			continue;
+		if (found)
+			return NULL; /* several containers behind one address */
+		found = c;
+	}
+	return found;
+}
+
+static void handle_open_url(struct hconn *c, const struct dbr_msg *m)
+{
+	struct host *h = c->h;
+	struct dbr_msg ack;
+	dbr_msg_init(&ack, DBR_OPEN_URL_ACK);
+	char err[256], url[BROWSER_URL_MAX + 16];
+	struct map_ctx mc = {.h = h, .c = c->registered ? c : container_by_peer(h, c->peer)};
+	if (browser_validate(m->url, err, sizeof err) < 0) {
+		log_warn("OpenUrl refused: %s", err);
+	} else if (!browser_rate_allow(&h->rate, now_mono_ms())) {
+		log_warn("OpenUrl refused: more than %d per second", BROWSER_RATE_MAX);
+	} else if (browser_rewrite(m->url, map_port, &mc, url, sizeof url) >= 0) {
+		pid_t pid;
+		int r = browser_open(h->o->browser_cmd, url, &pid);
+		ack.success = r == 0;
+		if (r < 0)
+			log_warn("cannot run the browser: %s", strerror(-r));
+		/* Log scheme, host and path only: a query may carry an OAuth code. */
+		char shown[BROWSER_URL_MAX + 16];
+		snprintf(shown, sizeof shown, "%.*s", (int)strcspn(url, "?#"), url);
+		host_audit(h, mc.c ? mc.c->hostname : c->peer, "url_opened", shown);
+	}
+	ctl_send(c->ctl, &ack);
+	dbr_msg_clear(&ack);
+}
+
+/* --- control connections --- */
+
+static void send_register_ack(struct hconn *c, bool ok, const char *error)
+{
+	struct dbr_msg ack;
+	dbr_msg_init(&ack, DBR_REGISTER_ACK);
+	ack.success = ok;
+	/* A seed (version 1) container rejects unknown fields: answer in its
+	 * own dialect. */
+	if (c->version >= 2)
+		ack.version = DBR_PROTOCOL_VERSION;
+	if (error && c->version >= 2)
+		snprintf(ack.error, sizeof ack.error, "%s", error);
+	ctl_send(c->ctl, &ack);
+	dbr_msg_clear(&ack);
+}
+
+static void on_reg_timeout(struct loop *l, void *data)
+{
+	struct hconn *c = data;
+	c->reg_timer = NULL;
+	if (!c->registered)
+		hconn_drop(c, "no message within 10 s");
+}
+
+static void handle_register(struct hconn *c, const struct dbr_msg *m)
+{
+	struct host *h = c->h;
+	c->version = m->version ? m->version : 1;
+	if (c->registered) {
+		log_warn("container %s: second Register on one connection; ignored", c->id);
+		return;
+	}
+	if (c->version > DBR_PROTOCOL_VERSION) {
+		char e[128];
+		snprintf(e, sizeof e, "protocol version %d not supported (this host speaks %d)",
+			 c->version, DBR_PROTOCOL_VERSION);
+		send_register_ack(c, false, e);
+		hconn_drop(c, e);
+		return;
+	}
+	if (!h->o->no_auth && !auth_check(h->o->token, m->auth_token)) {
+		char d[768];
+		snprintf(d, sizeof d, "Register from %s (container_id %s) with a wrong token",
+			 c->peer, m->container_id);
+		host_audit(h, m->hostname, "auth_failed", d);
+		send_register_ack(c, false, "authentication failed");
+		hconn_drop(c, "authentication failed");
+		return;
+	}
+	/* A re-Register of the same container replaces the old connection. */
+	for (struct hconn *o = h->conns, *next; o; o = next) {
+		next = o->next;
+		if (o != c && o->registered && strcmp(o->id, m->container_id) == 0)
+			hconn_drop(o, "replaced by a new registration");
+	}
+	if (h->n_containers >= HOST_MAX_CONTAINERS) {
+		send_register_ack(c, false, "too many containers");
+		hconn_drop(c, "container limit reached");
+		return;
+	}
+	snprintf(c->id, sizeof c->id, "%s", m->container_id);
+	snprintf(c->hostname, sizeof c->hostname, "%s", m->hostname);
+	c->registered = true;
+	h->n_unregistered--;
+	h->n_containers++;
+	now_iso8601(c->since, sizeof c->since);
+	loop_timer_cancel(h->loop, c->reg_timer);
+	c->reg_timer = NULL;
+	loop_timer_cancel(h->loop, h->idle_timer);
+	h->idle_timer = NULL;
+	send_register_ack(c, true, NULL);
+	char d[768];
+	snprintf(d, sizeof d, "container %s (%s) from %s, protocol %d", c->id, c->hostname, c->peer,
+		 c->version);
+	host_audit(h, c->hostname, "container_registered", d);
+	write_state(h);
+}
+
+static void handle_list(struct hconn *c, const struct dbr_msg *m)
+{
+	struct host *h = c->h;
+	if (!h->o->no_auth && !auth_check(h->o->token, m->auth_token)) {
+		host_audit(h, c->peer, "auth_failed", "ListRequest with a wrong or missing token");
+		send_register_ack(c, false, "authentication failed");
+		hconn_drop(c, "authentication failed");
+		return;
+	}
+	struct dbr_msg r;
+	dbr_msg_init(&r, DBR_LIST_RESPONSE);
+	r.forwards = json_array();
+	r.socket_forwards = json_array();
+	for (struct hconn *o = h->conns; o; o = o->next)
+		if (o->registered) {
+			json_t *fw = forwards_json(o);
+			json_array_extend(r.forwards, fw);
+			json_decref(fw);
+		}
+	ctl_send(c->ctl, &r);
+	dbr_msg_clear(&r);
+}
+
+static void on_ctl_msg(struct ctl_conn *ctl, const struct dbr_msg *m, void *data)
+{
+	struct hconn *c = data;
+	c->missed = 0;
+	switch (m->type) {
+	case DBR_PING: {
+		struct dbr_msg pong;
+		dbr_msg_init(&pong, DBR_PONG);
+		ctl_send(ctl, &pong);
+		dbr_msg_clear(&pong);
+		return;
+	}
+	case DBR_PONG:
+		return;
+	case DBR_REGISTER:
+		handle_register(c, m);
+		return;
+	case DBR_OPEN_URL:
+		handle_open_url(c, m);
+		return;
+	case DBR_LIST_REQUEST:
+		handle_list(c, m);
+		return;
+	default:
+		break;
+	}
+	if (!c->registered) {
+		log_warn("%s: %s before Register; closing", c->peer, dbr_type_name(m->type));
+		hconn_drop(c, "message before Register");
+		return;
+	}
+	switch (m->type) {
+	case DBR_FORWARD:
+		handle_forward(c, m);
+		break;
+	case DBR_UNFORWARD:
+		handle_unforward(c, m->port);
+		break;
+	case DBR_CONNECT_FAILED:
+		for (struct pending *p = c->h->pending; p; p = p->next) {
+			if (p->f && p->f->c == c && strcmp(p->conn_id, m->conn_id) == 0) {
+				log_info("container %s: connection %s failed: %s", c->id,
+					 p->conn_id, m->error);
+				pending_free(p, true);
+				break;
+			}
+		}
+		break;
+	default:
+		log_warn("container %s: unexpected %s; ignored", c->id, dbr_type_name(m->type));
+		break;
+	}
+}
+
+static void on_ctl_bad(struct ctl_conn *ctl, const char *why, void *data)
+{
+	struct hconn *c = data;
+	log_warn("%s%s%s: rejected a control line: %s", c->peer, c->registered ? " container " : "",
+		 c->registered ? c->id : "", why);
+}
+
+static void on_ctl_closed(struct ctl_conn *ctl, int err, void *data)
+{
+	struct hconn *c = data;
+	hconn_drop(c, err ? strerror(err) : "connection closed");
+}
+
+static const struct ctl_ops host_ctl_ops = {
+    .msg = on_ctl_msg,
+    .bad = on_ctl_bad,
+    .closed = on_ctl_closed,
+};
+
+static void hconn_drop(struct hconn *c, const char *why)
+{
+	struct host *h = c->h;
+	LIST_UNLINK(h->conns, c);
+	loop_timer_cancel(h->loop, c->reg_timer);
+	if (c->registered) {
+		h->n_containers--;
+		char d[768];
+		snprintf(d, sizeof d, "container %s disconnected (%s); %zu forward%s removed",
+			 c->id, why, c->n_fwds, c->n_fwds == 1 ? "" : "s");
+		while (c->fwds) {
+			struct fwd *f = c->fwds;
+			c->fwds = f->next;
+			char u[128];
+			snprintf(u, sizeof u, "container port %u (host port %u): container gone",
+				 f->port, f->host_port);
+			host_audit(h, c->hostname, "port_unforwarded", u);
+			fwd_close(h, f);
+		}
+		log_info("%s", d);
+		write_state(h);
+	} else {
+		h->n_unregistered--;
+	}
+	ctl_conn_free(c->ctl);
+	free(c);
+	maybe_idle(h);
+}
+
+static void on_ctl_accept(struct loop *l, int fd, unsigned events, void *data)
+{
+	struct host *h = data;
+	for (int i = 0; i < 32; i++) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0)
+			return;
+		if (h->n_unregistered >= HOST_MAX_UNREGISTERED) {
+			close(cfd);
+			continue;
+		}
+		struct hconn *c = calloc(1, sizeof *c);
+		if (!c) {
+			close(cfd);
+			continue;
+		}
+		c->h = h;
+		peer_name(cfd, c->peer, sizeof c->peer);
+		if (ctl_conn_new(l, cfd, &host_ctl_ops, c, &c->ctl) < 0) {
+			close(cfd);
+			free(c);
+			continue;
+		}
+		LIST_PUSH(h->conns, c);
+		h->n_unregistered++;
+		loop_timer_add(l, HOST_REGISTER_TIMEOUT_MS, on_reg_timeout, c, &c->reg_timer);
+	}
+}
+
+/* --- data connections --- */
+
+static void dconn_free(struct dconn *d, bool close_fd)
+{
+	struct host *h = d->h;
+	LIST_UNLINK(h->dconns, d);
+	h->n_dconns--;
+	loop_timer_cancel(h->loop, d->timer);
+	loop_del_fd(h->loop, d->fd);
+	if (close_fd)
+		close(d->fd);
+	free(d);
+}
+
+static void on_dconn_timeout(struct loop *l, void *data)
+{
+	struct dconn *d = data;
+	d->timer = NULL;
+	dconn_free(d, true);
+}
+
+static void on_dconn_read(struct loop *l, int fd, unsigned events, void *data)
+{
+	struct dconn *d = data;
+	struct host *h = d->h;
+	ssize_t r = read(fd, d->buf + d->len, sizeof d->buf - d->len);
+	if (r < 0 && errno == EAGAIN)
+		return;
+	if (r <= 0) {
+		dconn_free(d, true);
+		return;
+	}
+	d->len += (size_t)r;
+	char *nl = memchr(d->buf, '\n', d->len);
+	if (!nl) {
+		if (d->len == sizeof d->buf)
+			dconn_free(d, true); /* no handshake line fits: not a peer */
+		return;
+	}
+	struct dbr_msg m;
+	char err[128];
+	size_t line = (size_t)(nl - d->buf);
+	int pr = dbr_parse(d->buf, line, &m, err, sizeof err);
+	if (pr < 0 || m.type != DBR_CONNECT_READY) {
+		if (pr == 0) {
+			snprintf(err, sizeof err, "got %s", dbr_type_name(m.type));
+			dbr_msg_clear(&m);
+		}
+		log_warn("data connection: expected ConnectReady: %s", err);
+		dconn_free(d, true);
+		return;
+	}
+	struct pending *p = NULL;
+	for (struct pending *q = h->pending; q; q = q->next) {
+		/* conn_id is the capability that pairs the two sides. */
+		if (const_time_eq(q->conn_id, strlen(q->conn_id), m.conn_id, strlen(m.conn_id))) {
+			p = q;
+			break;
+		}
+	}
+	dbr_msg_clear(&m);
+	if (!p) {
+		log_info("data connection for an unknown or expired conn_id; closed");
+		dconn_free(d, true);
+		return;
+	}
+	int client = p->client_fd, dfd = d->fd;
+	char pre[sizeof d->buf];
+	size_t plen = d->len - line - 1;
+	memcpy(pre, nl + 1, plen);
+	p->client_fd = -1;
+	pending_free(p, false);
+	dconn_free(d, false);
+	start_relay(h, dfd, client, pre, plen);
+}
+
+static void on_data_accept(struct loop *l, int fd, unsigned events, void *data)
+{
+	struct host *h = data;
+	for (int i = 0; i < 64; i++) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0)
+			return;
+		if (h->n_dconns >= HOST_MAX_PENDING) {
+			close(cfd);
+			continue;
+		}
+		struct dconn *d = calloc(1, sizeof *d);
+		if (!d) {
+			close(cfd);
+			continue;
+		}
+		d->h = h;
+		d->fd = cfd;
+		if (loop_add_fd(l, cfd, LOOP_READ, on_dconn_read, d) < 0) {
+			close(cfd);
+			free(d);
+			continue;
+		}
+		LIST_PUSH(h->dconns, d);
+		h->n_dconns++;
+		loop_timer_add(l, HOST_PENDING_TIMEOUT_MS, on_dconn_timeout, d, &d->timer);
+	}
+}
+
+/* --- heartbeat, idle, signals --- */
+
+static void on_heartbeat(struct loop *l, void *data)
+{
+	struct host *h = data;
+	h->hb_timer = NULL;
+	for (struct hconn *c = h->conns, *next; c; c = next) {
+		next = c->next;
+		if (!c->registered)
+			continue;
+		if (c->missed >= HOST_MISSED_PONGS) {
+			hconn_drop(c, "no Pong to 3 Pings");
+			continue;
+		}
+		c->missed++;
+		struct dbr_msg ping;
+		dbr_msg_init(&ping, DBR_PING);
+		ctl_send(c->ctl, &ping);
+		dbr_msg_clear(&ping);
+	}
+	loop_timer_add(l, h->o->heartbeat_ms, on_heartbeat, h, &h->hb_timer);
+}
+
+static void on_idle(struct loop *l, void *data)
+{
+	struct host *h = data;
+	h->idle_timer = NULL;
+	if (h->n_containers == 0 && h->n_relays == 0) {
+		log_info("no containers for %u s; exiting (--exit-on-idle)",
+			 h->o->idle_timeout_ms / 1000);
+		loop_stop(l);
+	}
+}
+
+static void maybe_idle(struct host *h)
+{
+	if (!h->o->exit_on_idle || h->n_containers > 0 || h->idle_timer || h->stopping)
+		return;
+	loop_timer_add(h->loop, h->o->idle_timeout_ms, on_idle, h, &h->idle_timer);
+}
+
+static void on_drain_timeout(struct loop *l, void *data)
+{
+	struct host *h = data;
+	h->drain_timer = NULL;
+	log_info("drain: %zu connections still open after %d s; closing them", h->n_relays,
+		 HOST_DRAIN_MS / 1000);
+	loop_stop(l);
+}
+
+static void on_signal(struct loop *l, int signo, void *data)
+{
+	struct host *h = data;
+	if (signo == SIGCHLD) {
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		return;
+	}
+	if (h->stopping)
+		return;
+	h->stopping = true;
+	log_info("%s: stopping; draining %zu connections", strsignal(signo), h->n_relays);
+	/* Stop accepting; tell containers by closing their control channel. */
+	loop_del_fd(l, h->ctl_lfd);
+	loop_del_fd(l, h->data_lfd);
+	while (h->conns)
+		hconn_drop(h->conns, "host daemon stopping");
+	while (h->dconns)
+		dconn_free(h->dconns, true);
+	if (h->n_relays == 0)
+		loop_stop(l);
+	else
+		loop_timer_add(l, HOST_DRAIN_MS, on_drain_timeout, h, &h->drain_timer);
+}
+
+int host_run(const struct host_opts *o)
+{
+	struct host h = {.o = o, .ctl_lfd = -1, .data_lfd = -1};
+	int lock = -1, r;
+	if (o->state_dir) {
+		pid_t holder = 0;
+		lock = state_lock(o->state_dir, AUDIT_NAME, &holder);
+		if (lock == -EBUSY) {
+			log_error("a host daemon is already running (pid %ld)", (long)holder);
+			return EXIT_PORT_IN_USE;
+		}
+		if (lock < 0) {
+			log_error("cannot lock %s/%s.pid: %s", o->state_dir, AUDIT_NAME,
+				  strerror(-lock));
+			return EXIT_ERROR;
+		}
+	}
+	const char *addr = o->bind_addr ? o->bind_addr : "127.0.0.1";
+	int fam = strchr(addr, ':') ? AF_INET6 : AF_INET;
+	h.ctl_lfd = listen_on(fam, addr, o->control_port, &h.ctl_port);
+	if (h.ctl_lfd >= 0)
+		h.data_lfd = listen_on(fam, addr, o->data_port, &h.data_port);
+	if (h.ctl_lfd < 0 || h.data_lfd < 0) {
+		int e = h.ctl_lfd < 0 ? h.ctl_lfd : h.data_lfd;
+		log_error("cannot listen on %s:%u/%u: %s", addr, o->control_port, o->data_port,
+			  strerror(-e));
+		if (h.ctl_lfd >= 0)
+			close(h.ctl_lfd);
+		if (lock >= 0)
+			close(lock);
+		return e == -EADDRINUSE ? EXIT_PORT_IN_USE : EXIT_ERROR;
+	}
+	static const int sigs[] = {SIGTERM, SIGINT, SIGCHLD, 0};
+	signal(SIGPIPE, SIG_IGN);
+	r = loop_new(&h.loop);
+	if (r == 0)
+		r = loop_watch_signals(h.loop, sigs, on_signal, &h);
+	if (r == 0)
+		r = loop_add_fd(h.loop, h.ctl_lfd, LOOP_READ, on_ctl_accept, &h);
+	if (r == 0)
+		r = loop_add_fd(h.loop, h.data_lfd, LOOP_READ, on_data_accept, &h);
+	if (r == 0)
+		r = loop_timer_add(h.loop, o->heartbeat_ms, on_heartbeat, &h, &h.hb_timer);
+	if (r < 0) {
+		log_error("event loop: %s", strerror(-r));
+		h.exit_code = EXIT_ERROR;
+		goto out;
+	}
+	maybe_idle(&h);
+	write_state(&h);
+	log_info("host daemon pid %ld: control %s:%u, data %s:%u, auth %s", (long)getpid(), addr,
+		 h.ctl_port, addr, h.data_port, o->no_auth ? "off" : "token");
+	if (o->ready_fd >= 0) {
+		char line[64];
+		int n = snprintf(line, sizeof line, "ready %u %u\n", h.ctl_port, h.data_port);
+		(void)write_all(o->ready_fd, line, (size_t)n);
+		close(o->ready_fd);
+	}
+	r = loop_run(h.loop);
+	if (r < 0)
+		h.exit_code = EXIT_ERROR;
+out:
+	while (h.conns)
+		hconn_drop(h.conns, "host daemon exiting");
+	while (h.dconns)
+		dconn_free(h.dconns, true);
+	while (h.pending)
+		pending_free(h.pending, true);
+	while (h.relays) {
+		struct rnode *n = h.relays;
+		LIST_UNLINK(h.relays, n);
+		relay_free(n->r);
+		free(n);
+	}
+	loop_timer_cancel(h.loop, h.hb_timer);
+	loop_timer_cancel(h.loop, h.idle_timer);
+	loop_timer_cancel(h.loop, h.drain_timer);
+	close(h.ctl_lfd);
+	close(h.data_lfd);
+	if (o->state_dir) {
+		json_t *st = json_pack("{s:s, s:s, s:s}", "name", AUDIT_NAME, "kind", "host",
+				       "state", "stopped");
+		state_write(o->state_dir, AUDIT_NAME, st);
+		json_decref(st);
+	}
+	loop_free(h.loop);
+	if (lock >= 0)
+		close(lock);
+	return h.exit_code;
+}

@@ -1,0 +1,548 @@
+/* relay.c - see relay.h.
+ *
+ * Two directions, a->b (dir[0]) and b->a (dir[1]); direction i reads fd[i]
+ * and writes fd[!i].  Each one runs the same small cycle:
+ *
+ *   empty --read--> pending --write all--> empty      (repeat)
+ *     |                 `--sink full--> wait for LOOP_WRITE on the sink,
+ *     |                                 LOOP_READ off on the source
+ *     `--EOF--> shutdown(sink, SHUT_WR) --> shut
+ *
+ * A direction only reads while it holds nothing, and reads at most
+ * max_buffered bytes, so what it holds never exceeds max_buffered and the
+ * kernel's socket buffers do the pipelining.  The bytes sit either in a pipe
+ * (splice, both ends sockets) or in a chunk of max_buffered bytes; both come
+ * from a small per-thread pool when a read starts and go back as soon as the
+ * direction is empty, so an idle relay holds neither.
+ *
+ * Small reads (interactive traffic) are copied rather than spliced, which
+ * costs less for a few bytes; a read of SPLICE_MIN or more switches the
+ * direction back to splice (haproxy's splice-auto does much the same).
+ *
+ * The loop is level-triggered, so a short read ends a burst without the
+ * extra read that would only say EAGAIN: if more arrived meanwhile, epoll
+ * reports it again.  A burst is also cut at BURST_BYTES / BURST_ROUNDS so
+ * one busy relay cannot starve the others.
+ *
+ * A side whose interest is empty stays registered, so a reset on an idle
+ * half-closed connection is still noticed (EPOLLERR; SO_ERROR says which).
+ * EPOLLHUP cannot be masked, so a hung-up side with nothing to do is taken
+ * out of epoll ("parked") instead of waking the loop forever. */
+#include "core/relay.h"
+#include "core/loop.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define RELAY_DEFAULT_BUFFERED ((size_t)256 * 1024)
+#define RELAY_LIMIT_BUFFERED   ((size_t)64 * 1024 * 1024) /* pending fits uint32_t */
+#ifndef RELAY_PIPE_SIZE
+#define RELAY_PIPE_SIZE (256 * 1024) /* best effort, F_SETPIPE_SZ */
+#endif
+#define SPLICE_MIN   4096 /* smaller reads: copying is cheaper */
+#define BURST_BYTES  ((size_t)1024 * 1024)
+#define BURST_ROUNDS 16
+#define POOL_PIPES   16
+#define POOL_CHUNKS  8
+#define SPLICE_FLAGS (SPLICE_F_NONBLOCK | SPLICE_F_MOVE)
+
+struct relay_chunk {
+	struct relay_chunk *next; /* in the pool */
+	size_t cap;
+	unsigned char data[];
+};
+
+struct relay_dir {
+	struct relay_chunk *chunk; /* pending bytes at data[off] unless in_pipe */
+	uint64_t bytes;		   /* delivered */
+	int pipe_r, pipe_w;	   /* -1 when none */
+	uint32_t off, pending, peak;
+	bool splice;  /* both ends are sockets and splice was not refused */
+	bool copy;    /* the last read was small: copy the next one */
+	bool in_pipe; /* pending bytes are in the pipe */
+	bool eof;     /* source said EOF (or cannot say more) */
+	bool shut;    /* EOF passed on: shutdown(sink, SHUT_WR) done */
+};
+
+struct relay {
+	struct loop *loop;
+	relay_done_cb done;
+	void *data;
+	struct relay_dir dir[2];
+	int fd[2];
+	uint32_t max_buffered;
+	int error;
+	uint8_t mask[2]; /* interest registered in the loop */
+	bool registered[2], parked[2], sock[2];
+	bool in_callback, closing, stopped;
+};
+
+/* --- per-thread pools of empty pipes and chunks --- */
+
+static _Thread_local int pipe_pool[POOL_PIPES][2];
+static _Thread_local unsigned pipe_pool_n;
+static _Thread_local struct relay_chunk *chunk_pool;
+static _Thread_local unsigned chunk_pool_n;
+
+static int pipe_get(struct relay_dir *d)
+{
+	if (pipe_pool_n > 0) {
+		pipe_pool_n--;
+		d->pipe_r = pipe_pool[pipe_pool_n][0];
+		d->pipe_w = pipe_pool[pipe_pool_n][1];
+		return 0;
+	}
+	int p[2];
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -errno;
+	/* More slots mean more skb fragments per splice; refused when over
+	 * pipe-max-size or the user's pipe-user-pages-soft: keep the default. */
+	(void)fcntl(p[1], F_SETPIPE_SZ, RELAY_PIPE_SIZE);
+	d->pipe_r = p[0];
+	d->pipe_w = p[1];
+	return 0;
+}
+
+/* Give back the pipe; it must be empty unless `dirty`, then it is closed. */
+static void pipe_put(struct relay_dir *d, bool dirty)
+{
+	if (d->pipe_r < 0)
+		return;
+	if (!dirty && pipe_pool_n < POOL_PIPES) {
+		pipe_pool[pipe_pool_n][0] = d->pipe_r;
+		pipe_pool[pipe_pool_n][1] = d->pipe_w;
+		pipe_pool_n++;
+	} else {
+		close(d->pipe_r);
+		close(d->pipe_w);
+	}
+	d->pipe_r = d->pipe_w = -1;
+	d->in_pipe = false;
+}
+
+static struct relay_chunk *chunk_get(size_t cap)
+{
+	for (struct relay_chunk **p = &chunk_pool; *p; p = &(*p)->next) {
+		struct relay_chunk *c = *p;
+		if (c->cap == cap) {
+			*p = c->next;
+			chunk_pool_n--;
+			return c;
+		}
+	}
+	struct relay_chunk *c = malloc(sizeof *c + cap);
+	if (c)
+		c->cap = cap;
+	return c;
+}
+
+static void chunk_put(struct relay_dir *d)
+{
+	struct relay_chunk *c = d->chunk;
+	if (!c)
+		return;
+	d->chunk = NULL;
+	d->off = 0;
+	c->next = chunk_pool;
+	chunk_pool = c;
+	if (++chunk_pool_n <= POOL_CHUNKS)
+		return;
+	/* full: drop the least recently used, at the tail */
+	struct relay_chunk **p = &chunk_pool;
+	while ((*p)->next)
+		p = &(*p)->next;
+	free(*p);
+	*p = NULL;
+	chunk_pool_n--;
+}
+
+void relay_pool_flush(void)
+{
+	while (pipe_pool_n > 0) {
+		pipe_pool_n--;
+		close(pipe_pool[pipe_pool_n][0]);
+		close(pipe_pool[pipe_pool_n][1]);
+	}
+	while (chunk_pool) {
+		struct relay_chunk *c = chunk_pool;
+		chunk_pool = c->next;
+		free(c);
+	}
+	chunk_pool_n = 0;
+}
+
+/* Return what an empty direction holds; a stopped one may hold bytes. */
+static void dir_release(struct relay_dir *d)
+{
+	pipe_put(d, d->in_pipe && d->pending > 0);
+	chunk_put(d);
+	d->pending = 0;
+}
+
+/* --- moving bytes --- */
+
+/* Read at most max_buffered bytes from `src` into the empty direction `d`:
+ * the byte count, 0 at EOF, -EAGAIN, or another negative errno. */
+static ssize_t dir_fill(struct relay *r, struct relay_dir *d, int src)
+{
+	size_t want = r->max_buffered;
+	ssize_t n;
+
+	if (d->splice && !d->copy && (d->pipe_r >= 0 || pipe_get(d) == 0)) {
+		do
+			n = splice(src, NULL, d->pipe_w, NULL, want, SPLICE_FLAGS);
+		while (n < 0 && errno == EINTR);
+		if (n > 0) {
+			d->in_pipe = true;
+			d->pending = (uint32_t)n;
+			d->copy = (size_t)n < SPLICE_MIN;
+			return n;
+		}
+		if (n == 0 || (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP))
+			return n == 0 ? 0 : -errno;
+		/* refused for this pair of fds: read/write from now on */
+		d->splice = false;
+		pipe_put(d, false);
+	}
+	/* no pipe to be had (EMFILE...) falls through here for this round */
+	if (!d->chunk && !(d->chunk = chunk_get(want)))
+		return -ENOMEM;
+	do
+		n = read(src, d->chunk->data, want);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	d->in_pipe = false; /* the pipe, if any, is empty */
+	d->off = 0;
+	d->pending = (uint32_t)n;
+	d->copy = (size_t)n < SPLICE_MIN;
+	return n;
+}
+
+/* splice() into the sink was refused: move the pipe's bytes to a chunk. */
+static int dir_unpipe(struct relay *r, struct relay_dir *d)
+{
+	if (!d->chunk && !(d->chunk = chunk_get(r->max_buffered)))
+		return -ENOMEM;
+	size_t got = 0;
+	while (got < d->pending) {
+		ssize_t n = read(d->pipe_r, d->chunk->data + got, d->pending - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		got += (size_t)n;
+	}
+	pipe_put(d, false);
+	d->off = 0;
+	d->splice = false;
+	return 0;
+}
+
+/* Write what `d` holds to `sink` until done or the sink is full.  0 (bytes
+ * may remain: wait for LOOP_WRITE) or a negative errno. */
+static int dir_flush(struct relay *r, struct relay_dir *d, int sink, bool sink_is_sock)
+{
+	while (d->pending > 0) {
+		ssize_t n;
+		if (d->in_pipe)
+			n = splice(d->pipe_r, NULL, sink, NULL, d->pending, SPLICE_FLAGS);
+		else if (sink_is_sock)
+			n = send(sink, d->chunk->data + d->off, d->pending, MSG_NOSIGNAL);
+		else
+			n = write(sink, d->chunk->data + d->off, d->pending);
+		if (n < 0) {
+			int e = errno;
+			if (e == EINTR)
+				continue;
+			if (e == EAGAIN)
+				return 0;
+			if (d->in_pipe && (e == EINVAL || e == ENOSYS || e == EOPNOTSUPP)) {
+				int rr = dir_unpipe(r, d);
+				if (rr < 0)
+					return rr;
+				continue;
+			}
+			return -e;
+		}
+		bool whole = (size_t)n == d->pending;
+		d->pending -= (uint32_t)n;
+		d->off += d->in_pipe ? 0 : (uint32_t)n;
+		d->bytes += (uint64_t)n;
+		if (!whole)
+			return 0; /* short write: the sink is full */
+	}
+	return 0;
+}
+
+/* Pass EOF on to the sink. */
+static int dir_shut(struct relay *r, struct relay_dir *d, int sink)
+{
+	d->shut = true;
+	if (shutdown(sink, SHUT_WR) < 0 && errno != ENOTSOCK && errno != ENOTCONN)
+		return -errno;
+	/* not a socket: no half-close; the sink sees EOF when the relay is
+	 * freed.  ENOTCONN: reset, the other direction will tell. */
+	return 0;
+}
+
+/* Move bytes along direction i: flush what it holds, then read and flush
+ * again, until the source is drained for now, the sink is full, EOF was
+ * passed on, or the burst budget is spent.  0 or a fatal negative errno. */
+static int dir_pump(struct relay *r, int i)
+{
+	struct relay_dir *d = &r->dir[i];
+	int src = r->fd[i], sink = r->fd[!i];
+	size_t moved = 0;
+	int rounds = 0, err = 0;
+	bool drained = false;
+
+	for (;;) {
+		if (d->pending > 0) {
+			err = dir_flush(r, d, sink, r->sock[!i]);
+			if (err < 0 || d->pending > 0)
+				break;
+		}
+		if (d->eof) {
+			if (!d->shut)
+				err = dir_shut(r, d, sink);
+			break;
+		}
+		if (drained || moved >= BURST_BYTES || ++rounds > BURST_ROUNDS)
+			break;
+		ssize_t n = dir_fill(r, d, src);
+		if (n == -EAGAIN)
+			break;
+		if (n < 0) {
+			err = (int)n;
+			break;
+		}
+		if (n == 0) {
+			d->eof = true;
+			continue;
+		}
+		if ((uint32_t)n > d->peak)
+			d->peak = (uint32_t)n;
+		moved += (size_t)n;
+		drained = (size_t)n < r->max_buffered;
+	}
+	if (d->pending == 0)
+		dir_release(d);
+	return err;
+}
+
+/* --- loop registration --- */
+
+static void on_event(struct loop *loop, int fd, unsigned events, void *data);
+
+/* The interest of side s: read while its outgoing direction is empty and
+ * open, write while its incoming direction holds bytes. */
+static unsigned side_mask(const struct relay *r, int s)
+{
+	const struct relay_dir *in = &r->dir[s], *out = &r->dir[!s];
+	return (!in->eof && in->pending == 0 ? LOOP_READ : 0) | (out->pending > 0 ? LOOP_WRITE : 0);
+}
+
+static int side_sync(struct relay *r, int s)
+{
+	unsigned m = side_mask(r, s);
+	int e = 0;
+
+	if (r->parked[s] && m == 0) {
+		if (r->registered[s])
+			e = loop_del_fd(r->loop, r->fd[s]);
+		r->registered[s] = false;
+	} else if (!r->registered[s]) {
+		e = loop_add_fd(r->loop, r->fd[s], m, on_event, r);
+		r->registered[s] = e == 0;
+	} else if (m != r->mask[s]) {
+		e = loop_mod_fd(r->loop, r->fd[s], m);
+	}
+	if (e == 0)
+		r->mask[s] = (uint8_t)m;
+	return e;
+}
+
+/* Deregister both fds and return the pipes and chunks: the relay no longer
+ * touches anything but its own memory. */
+static void relay_stop(struct relay *r)
+{
+	if (r->stopped)
+		return;
+	r->stopped = true;
+	for (int s = 0; s < 2; s++) {
+		if (r->registered[s])
+			loop_del_fd(r->loop, r->fd[s]);
+		r->registered[s] = false;
+		dir_release(&r->dir[s]);
+	}
+}
+
+/* Stop and tell the owner, who may free r: touch nothing after this. */
+static void relay_finish(struct relay *r, int err)
+{
+	if (r->stopped)
+		return;
+	if (err < 0 && r->error == 0)
+		r->error = -err;
+	relay_stop(r);
+	if (r->done)
+		r->done(r, r->data);
+}
+
+/* An error or hang-up on a side we wanted nothing from. */
+static int side_hangup(struct relay *r, int s)
+{
+	int e = 0;
+	socklen_t len = sizeof e;
+	if (r->sock[s] && getsockopt(r->fd[s], SOL_SOCKET, SO_ERROR, &e, &len) == 0 && e != 0)
+		return -e;
+	r->parked[s] = true;
+	return 0;
+}
+
+static void on_event(struct loop *loop, int fd, unsigned events, void *data)
+{
+	struct relay *r = data;
+	int s = fd == r->fd[1];
+	const struct relay_dir *in = &r->dir[s], *out = &r->dir[!s];
+	int err = 0;
+
+	r->in_callback = true;
+	/* the guards drop events that an earlier callback made stale */
+	if ((events & LOOP_WRITE) && out->pending > 0)
+		err = dir_pump(r, !s);
+	if (err == 0 && (events & LOOP_READ) && !in->eof && in->pending == 0)
+		err = dir_pump(r, s);
+	if (err == 0 && (events & LOOP_ERROR) && side_mask(r, s) == 0)
+		err = side_hangup(r, s);
+	if (err == 0 && r->dir[0].shut && r->dir[1].shut)
+		relay_finish(r, 0);
+	else if (err == 0 && (err = side_sync(r, 0)) == 0)
+		err = side_sync(r, 1);
+	if (err < 0)
+		relay_finish(r, err);
+	r->in_callback = false;
+	if (r->closing)
+		free(r);
+}
+
+/* --- API --- */
+
+int relay_new(struct loop *loop, int fd_a, int fd_b, const struct relay_opts *opts,
+	      relay_done_cb done, void *data, struct relay **ret)
+{
+	size_t max = opts && opts->max_buffered ? opts->max_buffered : RELAY_DEFAULT_BUFFERED;
+	int fds[2] = {fd_a, fd_b}, fl[2];
+	bool sock[2];
+
+	if (!loop || !ret || fd_a == fd_b || max > RELAY_LIMIT_BUFFERED)
+		return -EINVAL;
+	for (int s = 0; s < 2; s++) {
+		struct stat st;
+		if (fds[s] < 0)
+			return -EBADF;
+		if (fstat(fds[s], &st) < 0 || (fl[s] = fcntl(fds[s], F_GETFL)) < 0)
+			return -errno;
+		sock[s] = S_ISSOCK(st.st_mode);
+	}
+	struct relay *r = calloc(1, sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	r->loop = loop;
+	r->done = done;
+	r->data = data;
+	r->max_buffered = (uint32_t)max;
+	for (int s = 0; s < 2; s++) {
+		r->fd[s] = fds[s];
+		r->sock[s] = sock[s];
+		r->dir[s].pipe_r = r->dir[s].pipe_w = -1;
+		r->dir[s].splice = sock[0] && sock[1] && !(opts && opts->no_splice);
+	}
+	int e = 0;
+	for (int s = 0; s < 2 && e == 0; s++) {
+		if (!(fl[s] & O_NONBLOCK) && fcntl(fds[s], F_SETFL, fl[s] | O_NONBLOCK) < 0)
+			e = -errno;
+		else
+			e = side_sync(r, s);
+	}
+	if (e < 0) {
+		for (int s = 0; s < 2; s++) {
+			if (r->registered[s])
+				loop_del_fd(loop, fds[s]);
+			(void)fcntl(fds[s], F_SETFL, fl[s]);
+		}
+		free(r);
+		return e;
+	}
+	/* A relay forwards what it has at once; Nagle on top of the sender's
+	 * own would only add delay.  Not TCP: ignored. */
+	for (int s = 0; s < 2; s++)
+		if (sock[s])
+			(void)setsockopt(fds[s], IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+	*ret = r;
+	return 0;
+}
+
+int relay_preload_a(struct relay *r, const void *bytes, size_t len)
+{
+	struct relay_dir *d = &r->dir[0];
+
+	if (len == 0)
+		return 0;
+	if (r->stopped || d->eof || d->in_pipe)
+		return -EBUSY;
+	if (len > r->max_buffered - d->pending)
+		return -E2BIG;
+	if (!d->chunk && !(d->chunk = chunk_get(r->max_buffered)))
+		return -ENOMEM;
+	memmove(d->chunk->data, d->chunk->data + d->off, d->pending);
+	d->off = 0;
+	memcpy(d->chunk->data + d->pending, bytes, len);
+	d->pending += (uint32_t)len;
+	if (d->pending > d->peak)
+		d->peak = d->pending;
+	int e = side_sync(r, 0);
+	return e < 0 ? e : side_sync(r, 1);
+}
+
+void relay_get_stats(const struct relay *r, struct relay_stats *ret)
+{
+	*ret = (struct relay_stats){
+	    .a_to_b = r->dir[0].bytes,
+	    .b_to_a = r->dir[1].bytes,
+	    .error = r->error,
+	};
+}
+
+void relay_get_buffered(const struct relay *r, struct relay_buffered *ret)
+{
+	*ret = (struct relay_buffered){
+	    .a_to_b = r->dir[0].pending,
+	    .b_to_a = r->dir[1].pending,
+	    .peak_a_to_b = r->dir[0].peak,
+	    .peak_b_to_a = r->dir[1].peak,
+	};
+}
+
+void relay_free(struct relay *r)
+{
+	if (!r || r->closing)
+		return;
+	r->closing = true;
+	relay_stop(r);
+	for (int s = 0; s < 2; s++) {
+		close(r->fd[s]);
+		r->fd[s] = -1;
+	}
+	if (!r->in_callback)
+		free(r);
+}
