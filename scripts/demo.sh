@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# devbridge demo: a reverse SSH tunnel to a throw-away sshd on loopback.
+# devbridge demo: a reverse SSH tunnel to a throw-away sshd on loopback, then
+# a "devcontainer": a network namespace with a web server inside whose port
+# devbridge forwards to the host automatically.
 #
 #   scripts/demo.sh            (uses $DEVBRIDGE_BIN, default build/devbridge)
 #
 # Builds nothing itself (the Makefile target runs meson/ninja first).  Touches
-# no system configuration: the sshd, its keys, the web service, the config
+# no system configuration: the sshd, its keys, the web services, the config
 # and the state directory all live in one temp dir removed at exit, and only
-# processes this script started are stopped, by pid.
+# processes this script started are stopped, by pid.  The container part
+# (root and iproute2 only; skipped otherwise) adds one network namespace with
+# a random name and one veth pair (10.233.0.1/24 host side, 10.233.0.2/24
+# inside), both removed at exit.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +32,12 @@ TMP="$(mktemp -d -t devbridge-demo.XXXXXX)"
 SSHD_PID=""
 WEB_PID=""
 CONFIG_WRITTEN=0
+# the container part
+NS=""           # network namespace, once created
+VETH_HOST=""    # host end of the veth pair, once created
+HD_PID=""       # devbridge host-daemon
+CD_PID=""       # devbridge container-daemon (in the namespace)
+CWEB_PID=""     # web server in the namespace
 
 cleanup() {
 	local rc=$?
@@ -40,12 +51,20 @@ cleanup() {
 			kill "$pid" 2>/dev/null
 		done
 	fi
-	for pid in $WEB_PID $SSHD_PID; do
+	for pid in $CD_PID $CWEB_PID $HD_PID $WEB_PID $SSHD_PID; do
 		kill "$pid" 2>/dev/null
 	done
-	for pid in $WEB_PID $SSHD_PID; do
+	for pid in $CD_PID $CWEB_PID $HD_PID $WEB_PID $SSHD_PID; do
 		wait "$pid" 2>/dev/null
 	done
+	# Deleting the namespace destroys its veth end and with it the pair;
+	# the host end is deleted by name in case the namespace never got it.
+	if [ -n "$NS" ]; then
+		ip netns del "$NS" 2>/dev/null
+	fi
+	if [ -n "$VETH_HOST" ] && ip link show "$VETH_HOST" >/dev/null 2>&1; then
+		ip link del "$VETH_HOST" 2>/dev/null
+	fi
 	rm -rf "$TMP"
 	exit "$rc"
 }
@@ -71,10 +90,11 @@ for _ in range(100):
 EOF
 }
 
-# wait_port PORT SECONDS: poll until something accepts on 127.0.0.1:PORT.
+# wait_port PORT SECONDS [ADDR]: poll until something accepts on ADDR:PORT
+# (default 127.0.0.1).
 wait_port() {
-	local port=$1 deadline=$((SECONDS + $2))
-	until "$PY" -c 'import socket,sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.5).close()' "$port" 2>/dev/null; do
+	local port=$1 deadline=$((SECONDS + $2)) addr=${3:-127.0.0.1}
+	until "$PY" -c 'import socket,sys; socket.create_connection((sys.argv[2], int(sys.argv[1])), 0.5).close()' "$port" "$addr" 2>/dev/null; do
 		[ "$SECONDS" -lt "$deadline" ] || return 1
 		sleep 0.1
 	done
@@ -164,11 +184,150 @@ printf '%s\n' "$PAGE"
 step "devbridge logs demo-web -n 5"
 "$BIN" logs demo-web -n 5
 
+
+# --- the container part: a network namespace as a stand-in devcontainer ---
+
+CONTAINER_RESULT=skipped
+CONTAINER_WHY=""
+if ! command -v ip >/dev/null; then
+	CONTAINER_WHY="no 'ip' command (apt-get install iproute2)"
+elif [ "$(id -u)" != 0 ]; then
+	CONTAINER_WHY="needs root to create a network namespace (rerun with sudo)"
+elif ip -4 -o addr show to 10.233.0.0/24 2>/dev/null | grep -q .; then
+	CONTAINER_WHY="10.233.0.0/24 is already in use here ($(ip -4 -o addr show to 10.233.0.0/24 | awk '{print $2; exit}'))"
+fi
+
+if [ -z "$CONTAINER_WHY" ]; then
+	SUFFIX="$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
+	step "creating network namespace devbridge-demo-container-$SUFFIX (veth dbd-h-$SUFFIX 10.233.0.1/24 <-> dbd-c-$SUFFIX 10.233.0.2/24)"
+	if ip netns add "devbridge-demo-container-$SUFFIX" 2>"$TMP/netns.err"; then
+		NS="devbridge-demo-container-$SUFFIX"
+	else
+		CONTAINER_WHY="cannot create a network namespace here: $(tr '\n' ' ' <"$TMP/netns.err")"
+	fi
+fi
+
+if [ -z "$CONTAINER_WHY" ]; then
+	VETH_HOST="dbd-h-$SUFFIX"
+	VETH_NS="dbd-c-$SUFFIX"
+	ip link add "$VETH_HOST" type veth peer name "$VETH_NS"
+	ip link set "$VETH_NS" netns "$NS"
+	ip addr add 10.233.0.1/24 dev "$VETH_HOST"
+	ip link set "$VETH_HOST" up
+	ip -n "$NS" link set lo up
+	ip -n "$NS" addr add 10.233.0.2/24 dev "$VETH_NS"
+	ip -n "$NS" link set "$VETH_NS" up
+	ip -n "$NS" route add default via 10.233.0.1
+
+	CTL_PORT="$(free_port)"
+	DATA_PORT="$(free_port)"
+	CWEB_PORT="$(free_port)"
+	TOKEN="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
+	[ "${#TOKEN}" = 64 ] || die "could not make an auth token"
+	STATE="$TMP/state"
+	mkdir -p "$STATE"
+
+	step "devbridge host-daemon --bind-addr 10.233.0.1 --control-port $CTL_PORT --data-port $DATA_PORT --auth-token <64 random hex> --state-dir $STATE"
+	"$BIN" host-daemon --bind-addr 10.233.0.1 --control-port "$CTL_PORT" --data-port "$DATA_PORT" \
+		--auth-token "$TOKEN" --state-dir "$STATE" >"$TMP/host-daemon.out" 2>&1 &
+	HD_PID=$!
+	wait_port "$CTL_PORT" 10 10.233.0.1 || { cat "$TMP/host-daemon.out" >&2; die "the host daemon did not listen on 10.233.0.1:$CTL_PORT"; }
+
+	step "in the container: a web server on 127.0.0.1:$CWEB_PORT and devbridge container-daemon --host-addr 10.233.0.1"
+	mkdir -p "$TMP/cwww"
+	printf '<!doctype html>\n<title>devbridge demo container</title>\n<p>hello from inside the container</p>\n' >"$TMP/cwww/index.html"
+	# `ip netns exec` execs the command, so $! is the server's own pid.
+	ip netns exec "$NS" "$PY" -m http.server --bind 127.0.0.1 --directory "$TMP/cwww" "$CWEB_PORT" >"$TMP/cweb.log" 2>&1 &
+	CWEB_PID=$!
+	ip netns exec "$NS" "$BIN" container-daemon --host-addr 10.233.0.1 --control-port "$CTL_PORT" \
+		--data-port "$DATA_PORT" --auth-token "$TOKEN" --container-id demo-container >"$TMP/container-daemon.out" 2>&1 &
+	CD_PID=$!
+
+	# host_port_of PORT: the host port the host daemon forwards to the
+	# container's PORT, from its state file (empty until forwarded).
+	host_port_of() {
+		"$PY" - "$STATE/host-daemon.state" "$1" <<'EOF' 2>/dev/null
+import json, sys
+try:
+    st = json.load(open(sys.argv[1]))
+except (OSError, ValueError):
+    sys.exit(0)
+for c in st.get("containers", []):
+    for f in c.get("forwards", []):
+        if f.get("port") == int(sys.argv[2]):
+            print(f["host_port"]); sys.exit(0)
+EOF
+	}
+
+	step "waiting for the container's port $CWEB_PORT to be forwarded to the host"
+	HOST_PORT=""
+	CPAGE=""
+	deadline=$((SECONDS + 10))
+	while :; do
+		[ -n "$HOST_PORT" ] || HOST_PORT="$(host_port_of "$CWEB_PORT")"
+		if [ -n "$HOST_PORT" ] && CPAGE="$(curl -fsS --max-time 1 "http://127.0.0.1:$HOST_PORT/" 2>/dev/null)"; then
+			break
+		fi
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			cat "$TMP/host-daemon.out" "$TMP/container-daemon.out" >&2
+			die "the container's web server did not answer on the host within 10 s"
+		fi
+		sleep 0.1
+	done
+
+	step "curl http://127.0.0.1:$HOST_PORT/ (on the host; the server listens on 127.0.0.1:$CWEB_PORT in the container)"
+	printf '%s\n' "$CPAGE"
+	printf '%s' "$CPAGE" | grep -q 'hello from inside the container' || die "the page fetched from the container is not the demo page"
+
+	step "devbridge status (the SSH tunnel and the container side by side)"
+	"$BIN" status
+
+	step "stopping the container's web server: the host port closes"
+	kill "$CWEB_PID"
+	wait "$CWEB_PID" 2>/dev/null || true
+	CWEB_PID=""
+	# Until the container daemon notices, the host still accepts and the
+	# relay fails; wait for the forward to be withdrawn and the port closed.
+	deadline=$((SECONDS + 10))
+	while [ -n "$(host_port_of "$CWEB_PORT")" ] || curl -fsS --max-time 1 -o /dev/null "http://127.0.0.1:$HOST_PORT/" 2>/dev/null; do
+		[ "$SECONDS" -lt "$deadline" ] || die "127.0.0.1:$HOST_PORT is still forwarded 10 s after the server stopped"
+		sleep 0.1
+	done
+	rc=0
+	curl -sS --max-time 2 -o /dev/null "http://127.0.0.1:$HOST_PORT/" 2>"$TMP/curl.err" || rc=$?
+	printf 'curl http://127.0.0.1:%s/ -> exit %s: %s\n' "$HOST_PORT" "$rc" "$(head -n 1 "$TMP/curl.err")"
+
+	step "the host daemon's audit log ($STATE/host-daemon.log)"
+	"$PY" - "$STATE/host-daemon.log" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    print("%s  %-22s %-32s %s" % (e.get("ts", ""), e.get("event", ""), e.get("actor") or "", e.get("detail") or ""))
+EOF
+
+	step "stopping the container daemon and the host daemon"
+	for pid in $CD_PID $HD_PID; do
+		kill "$pid" 2>/dev/null || true
+	done
+	for pid in $CD_PID $HD_PID; do
+		wait "$pid" 2>/dev/null || true
+	done
+	CD_PID=""
+	HD_PID=""
+	CONTAINER_RESULT=ok
+else
+	step "skipping the container part: $CONTAINER_WHY"
+fi
+
 step "devbridge down"
 "$BIN" down
 
-if printf '%s' "$PAGE" | grep -q 'hello through devbridge'; then
-	step "ok: fetched 'hello through devbridge' from 127.0.0.1:$REMOTE_PORT through a reverse SSH tunnel to 127.0.0.1:$WEB_PORT"
+printf '%s' "$PAGE" | grep -q 'hello through devbridge' || die "the page fetched through the tunnel is not the demo page"
+if [ "$CONTAINER_RESULT" = ok ]; then
+	step "ok: fetched 'hello through devbridge' from 127.0.0.1:$REMOTE_PORT through a reverse SSH tunnel to 127.0.0.1:$WEB_PORT, and 'hello from inside the container' from 127.0.0.1:$HOST_PORT, auto-forwarded from port $CWEB_PORT in network namespace $NS"
 else
-	die "the page fetched through the tunnel is not the demo page"
+	step "ok: fetched 'hello through devbridge' from 127.0.0.1:$REMOTE_PORT through a reverse SSH tunnel to 127.0.0.1:$WEB_PORT (container part skipped: $CONTAINER_WHY)"
 fi

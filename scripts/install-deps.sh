@@ -11,7 +11,7 @@ pkgs=(
 	iproute2 procps socat iperf3
 )
 if [[ "${1:-}" == "--bench" ]]; then
-	pkgs+=(hyperfine)
+	pkgs+=(hyperfine haproxy)
 fi
 
 missing=()

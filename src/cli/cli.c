@@ -66,7 +66,12 @@ static const struct cli_command commands[] = {
      "  --exit-on-idle        exit when no container is registered for --idle-timeout\n"
      "  --no-exit-on-idle     (default) keep running\n"
      "  --idle-timeout S      seconds (default 60)\n"
-     "  --heartbeat-ms N      Ping interval (default 30000; 3 missed Pongs drop a container)"},
+     "  --heartbeat-ms N      Ping interval (default 30000; 3 missed Pongs drop a container)\n"
+     "  --watch-socket GLOB   offer host Unix sockets matching GLOB to containers\n"
+     "                        (repeatable; \"**\" spans directories; none by default)\n"
+     "  --socket-scan-interval-ms N   how often to look for them (default 5000)\n"
+     "  --max-socket-forwards N       at most N sockets (default 16, max 64)\n"
+     "  --container-path-prefix DIR   where mirrors appear in containers (default /tmp)"},
     {"container-daemon", cmd_container_daemon,
      "container-daemon [--host-addr A] [--include-ports P] [--exclude-ports P] ...",
      "run the devcontainer bridge's container daemon (foreground, in the container)",
@@ -331,10 +336,21 @@ int cli_scan_opts(struct cli *c, const struct cli_opt *opts, size_t nopts)
 			return -1;
 		}
 		if (o->takes_value) {
+			const char *v = NULL;
 			if (a[1] == '-' && strchr(a, '=')) {
-				*o->value = strchr(a, '=') + 1;
+				v = strchr(a, '=') + 1;
 			} else if (i + 1 < c->argc) {
-				*o->value = c->argv[++i];
+				v = c->argv[++i];
+			}
+			if (v && o->list) {
+				if (*o->list_n >= o->list_max) {
+					cli_error(c, EXIT_USAGE, "%s: at most %zu '%s' options",
+						  c->command, o->list_max, o->long_name);
+					return -1;
+				}
+				o->list[(*o->list_n)++] = v;
+			} else if (v) {
+				*o->value = v;
 			} else {
 				cli_error(c, EXIT_USAGE, "%s: option '%s' needs a value",
 					  c->command, a);

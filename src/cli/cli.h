@@ -78,6 +78,10 @@ struct cli_opt {
 	bool takes_value;
 	const char **value; /* set when takes_value */
 	bool *flag;	    /* set when !takes_value */
+	/* Repeatable: each value is appended here (at most list_max). */
+	const char **list;
+	size_t *list_n;
+	size_t list_max;
 };
 int cli_scan_opts(struct cli *c, const struct cli_opt *opts, size_t nopts);
 

@@ -67,7 +67,10 @@ int cmd_host_daemon(struct cli *c);
 int cmd_host_daemon(struct cli *c)
 {
 	const char *cport = NULL, *dport = NULL, *bind = NULL, *token = NULL, *token_file = NULL,
-		   *browser = NULL, *idle = NULL, *hb = NULL;
+		   *browser = NULL, *idle = NULL, *hb = NULL, *sscan = NULL, *smax = NULL,
+		   *sprefix = NULL;
+	const char *watch[32];
+	size_t n_watch = 0;
 	bool no_docker = false, no_auth = false, eoi = false, no_eoi = false;
 	const struct cli_opt opts[] = {
 	    {"--control-port", 0, true, &cport, NULL},
@@ -82,6 +85,10 @@ int cmd_host_daemon(struct cli *c)
 	    {"--no-exit-on-idle", 0, false, NULL, &no_eoi},
 	    {"--idle-timeout", 0, true, &idle, NULL},
 	    {"--heartbeat-ms", 0, true, &hb, NULL},
+	    {"--watch-socket", 0, true, NULL, NULL, watch, &n_watch, ARRAY_SIZE(watch)},
+	    {"--socket-scan-interval-ms", 0, true, &sscan, NULL},
+	    {"--max-socket-forwards", 0, true, &smax, NULL},
+	    {"--container-path-prefix", 0, true, &sprefix, NULL},
 	};
 	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0 || c->argc != 0)
 		return c->argc ? cli_error(c, EXIT_USAGE, "host-daemon takes no arguments")
@@ -108,6 +115,27 @@ int cmd_host_daemon(struct cli *c)
 		if (parse_uint(c, "--heartbeat-ms", hb, 50, 3600000, &u) < 0)
 			return EXIT_USAGE;
 		o.heartbeat_ms = u;
+	}
+	o.watch_paths = watch;
+	o.n_watch_paths = n_watch;
+	o.container_path_prefix = sprefix ? sprefix : "/tmp";
+	if (sprefix && (sprefix[0] != '/' || strlen(sprefix) > 64))
+		return cli_error(
+		    c, EXIT_USAGE,
+		    "--container-path-prefix: an absolute path of at most 64 characters");
+	for (size_t i = 0; i < n_watch; i++)
+		if (watch[i][0] != '/')
+			return cli_error(c, EXIT_USAGE,
+					 "--watch-socket: '%s' is not an absolute path", watch[i]);
+	if (sscan) {
+		if (parse_uint(c, "--socket-scan-interval-ms", sscan, 100, 3600000, &u) < 0)
+			return EXIT_USAGE;
+		o.socket_scan_ms = u;
+	}
+	if (smax) {
+		if (parse_uint(c, "--max-socket-forwards", smax, 0, HOST_MAX_SOCKETS, &u) < 0)
+			return EXIT_USAGE;
+		o.max_sockets = u;
 	}
 	/* Two-tier binding (seed 002): the control and data ports listen on
 	 * 0.0.0.0 only when Docker runs here (containers reach the host through

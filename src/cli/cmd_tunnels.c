@@ -721,9 +721,15 @@ static void print_event(struct cli *c, json_t *ev)
 		free(s);
 		return;
 	}
-	const char *detail = row_str(ev, "detail");
-	printf("%s  %-22s %s (%s)%s%s\n", row_str(ev, "ts"), row_str(ev, "event"),
-	       row_str(ev, "actor"), row_str(ev, "actor_class"), *detail ? "  " : "", detail);
+	/* The log is data a peer may have influenced: no raw control bytes
+	 * reach the terminal. */
+	char f[5][2048];
+	static const char *const keys[] = {"ts", "event", "actor", "actor_class", "detail"};
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		snprintf(f[i], sizeof f[i], "%s", row_str(ev, keys[i]));
+		text_sanitize(f[i]);
+	}
+	printf("%s  %-22s %s (%s)%s%s\n", f[0], f[1], f[2], f[3], f[4][0] ? "  " : "", f[4]);
 }
 
 static int follow(struct cli *c, const char *name, off_t from)

@@ -21,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define CD_MAX_FORWARDS 128
@@ -55,6 +57,17 @@ struct rn {
 	struct relay *r;
 };
 
+/* A mirror of a host Unix socket: a listener at container_path (0600). */
+struct mirror {
+	struct cd *cd;
+	struct mirror *next;
+	char id[DBR_SOCKET_ID_MAX + 1];
+	char path[DBR_PATH_MAX + 1];
+	int fd;
+};
+
+#define CD_MAX_MIRRORS 64
+
 struct cd {
 	const struct cd_opts *o;
 	struct loop *loop;
@@ -72,6 +85,8 @@ struct cd {
 	struct job *jobs;
 	size_t n_jobs;
 	struct rn *relays;
+	struct mirror *mirrors;
+	size_t n_mirrors;
 	unsigned scan_ms;
 	int pidfd;
 	int exit_code;
@@ -258,6 +273,7 @@ static int so_error(int fd)
 }
 
 static void job_step(struct loop *l, int fd, unsigned events, void *data);
+static void job_start_data(struct job *j);
 
 static int job_connect_local(struct job *j)
 {
@@ -283,6 +299,26 @@ static int job_connect_local(struct job *j)
 	return loop_add_fd(j->cd->loop, fd, LOOP_WRITE, job_step, j);
 }
 
+/* Phase 1: open the reverse data connection to the host. */
+static void job_start_data(struct job *j)
+{
+	struct cd *cd = j->cd;
+	j->phase = 1;
+	struct sockaddr_storage hs = cd->host;
+	if (hs.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&hs)->sin6_port = htons(cd->o->data_port);
+	else
+		((struct sockaddr_in *)&hs)->sin_port = htons(cd->o->data_port);
+	int dfd = connect_nb((struct sockaddr *)&hs, cd->host_len);
+	if (dfd < 0 || loop_add_fd(cd->loop, dfd, LOOP_WRITE, job_step, j) < 0) {
+		if (dfd >= 0)
+			close(dfd);
+		job_fail(j, "cannot reach the host's data port");
+		return;
+	}
+	j->data_fd = dfd;
+}
+
 static void job_step(struct loop *l, int fd, unsigned events, void *data)
 {
 	struct job *j = data;
@@ -304,20 +340,7 @@ static void job_step(struct loop *l, int fd, unsigned events, void *data)
 			job_fail(j, why);
 			return;
 		}
-		j->phase = 1;
-		struct sockaddr_storage hs = cd->host;
-		if (hs.ss_family == AF_INET6)
-			((struct sockaddr_in6 *)&hs)->sin6_port = htons(cd->o->data_port);
-		else
-			((struct sockaddr_in *)&hs)->sin_port = htons(cd->o->data_port);
-		int dfd = connect_nb((struct sockaddr *)&hs, cd->host_len);
-		if (dfd < 0 || loop_add_fd(l, dfd, LOOP_WRITE, job_step, j) < 0) {
-			if (dfd >= 0)
-				close(dfd);
-			job_fail(j, "cannot reach the host's data port");
-			return;
-		}
-		j->data_fd = dfd;
+		job_start_data(j);
 		return;
 	}
 	if (err) {
@@ -382,6 +405,146 @@ static void handle_connect_request(struct cd *cd, const struct dbr_msg *m)
 	}
 }
 
+/* --- Unix socket mirrors --- */
+
+static void mirror_free(struct cd *cd, struct mirror *m)
+{
+	loop_del_fd(cd->loop, m->fd);
+	close(m->fd);
+	unlink(m->path);
+	free(m);
+}
+
+static void mirrors_clear(struct cd *cd)
+{
+	while (cd->mirrors) {
+		struct mirror *m = cd->mirrors;
+		cd->mirrors = m->next;
+		mirror_free(cd, m);
+	}
+	cd->n_mirrors = 0;
+}
+
+static void socket_unforward(struct cd *cd, const char *id)
+{
+	for (struct mirror **pp = &cd->mirrors; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->id, id) != 0)
+			continue;
+		struct mirror *m = *pp;
+		*pp = m->next;
+		cd->n_mirrors--;
+		log_info("host socket %s withdrawn; removed %s", id, m->path);
+		mirror_free(cd, m);
+		return;
+	}
+}
+
+static void uuid_v4(char *out, size_t n)
+{
+	unsigned char b[16];
+	if (random_bytes(b, sizeof b) < 0)
+		memset(b, 0, sizeof b);
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	snprintf(out, n, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		 b[13], b[14], b[15]);
+}
+
+static void on_mirror_accept(struct loop *l, int fd, unsigned events, void *data)
+{
+	struct mirror *m = data;
+	struct cd *cd = m->cd;
+	for (int i = 0; i < 32; i++) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0)
+			return;
+		if (cd->state != CD_READY || cd->n_jobs >= CD_MAX_JOBS) {
+			close(cfd);
+			continue;
+		}
+		struct job *j = calloc(1, sizeof *j);
+		if (!j) {
+			close(cfd);
+			continue;
+		}
+		j->cd = cd;
+		j->local_fd = cfd;
+		j->data_fd = -1;
+		/* Container-made ids carry a prefix the host recognises. */
+		char uuid[40];
+		uuid_v4(uuid, sizeof uuid);
+		snprintf(j->conn_id, sizeof j->conn_id, "s-%s", uuid);
+		DL_PUSH(cd->jobs, j);
+		cd->n_jobs++;
+		loop_timer_add(l, CD_CONNECT_TIMEOUT_MS, on_job_timeout, j, &j->timer);
+		struct dbr_msg req;
+		dbr_msg_init(&req, DBR_SOCKET_CONNECT_REQUEST);
+		snprintf(req.socket_id, sizeof req.socket_id, "%s", m->id);
+		snprintf(req.conn_id, sizeof req.conn_id, "%s", j->conn_id);
+		ctl_send(cd->ctl, &req);
+		dbr_msg_clear(&req);
+		if (!cd->ctl || cd->state != CD_READY)
+			return;
+		job_start_data(j);
+	}
+}
+
+static void socket_forward(struct cd *cd, const struct dbr_msg *msg)
+{
+	const char *path = msg->container_path;
+	if (path[0] != '/' || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		log_warn("refusing socket mirror at '%s': not an absolute path that fits sun_path",
+			 path);
+		return;
+	}
+	socket_unforward(cd, msg->socket_id); /* a repeat replaces */
+	if (cd->n_mirrors >= CD_MAX_MIRRORS) {
+		log_warn("refusing socket mirror %s: at most %d", path, CD_MAX_MIRRORS);
+		return;
+	}
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		/* Replace a stale socket, never anything else. */
+		if (!S_ISSOCK(st.st_mode)) {
+			log_warn("refusing socket mirror %s: a non-socket file is there", path);
+			return;
+		}
+		unlink(path);
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	memcpy(sun.sun_path, path, strlen(path));
+	/* 0600 from the first instant: no window in which others can connect. */
+	mode_t old = umask(0177);
+	int r = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+	umask(old);
+	if (r < 0 || chmod(path, 0600) < 0 || listen(fd, 128) < 0) {
+		log_warn("socket mirror %s: %s", path, strerror(errno));
+		close(fd);
+		if (r == 0)
+			unlink(path);
+		return;
+	}
+	struct mirror *m = calloc(1, sizeof *m);
+	if (!m || loop_add_fd(cd->loop, fd, LOOP_READ, on_mirror_accept, m) < 0) {
+		free(m);
+		close(fd);
+		unlink(path);
+		return;
+	}
+	m->cd = cd;
+	m->fd = fd;
+	snprintf(m->id, sizeof m->id, "%s", msg->socket_id);
+	snprintf(m->path, sizeof m->path, "%s", path);
+	m->next = cd->mirrors;
+	cd->mirrors = m;
+	cd->n_mirrors++;
+	log_info("host socket %s mirrored at %s", msg->host_path, path);
+}
+
 /* --- the control channel --- */
 
 static void disconnect(struct cd *cd, const char *why)
@@ -403,6 +566,7 @@ static void disconnect(struct cd *cd, const char *why)
 	/* Forwards die with the control channel on the host; re-announce all
 	 * after the next RegisterAck. */
 	cd->n_fwds = 0;
+	mirrors_clear(cd);
 	double d = backoff_next(&cd->bo);
 	loop_timer_cancel(cd->loop, cd->retry_timer);
 	loop_timer_add(cd->loop, (uint64_t)(d * 1000), on_retry, cd, &cd->retry_timer);
@@ -446,6 +610,13 @@ static void on_msg(struct ctl_conn *ctl, const struct dbr_msg *m, void *data)
 	case DBR_CONNECT_REQUEST:
 		if (cd->state == CD_READY)
 			handle_connect_request(cd, m);
+		break;
+	case DBR_SOCKET_FORWARD:
+		if (cd->state == CD_READY)
+			socket_forward(cd, m);
+		break;
+	case DBR_SOCKET_UNFORWARD:
+		socket_unforward(cd, m->socket_id);
 		break;
 	case DBR_PING: {
 		struct dbr_msg pong;
@@ -693,6 +864,7 @@ int cd_run(const struct cd_opts *o)
 	loop_timer_add(cd.loop, o->heartbeat_ms, on_hb, &cd, &cd.hb_timer);
 	loop_run(cd.loop);
 
+	mirrors_clear(&cd);
 	while (cd.jobs)
 		job_free(cd.jobs);
 	while (cd.relays) {

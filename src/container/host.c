@@ -24,17 +24,25 @@
 #include "proto/dbr.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fnmatch.h>
+#include <glob.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define AUDIT_NAME "host-daemon"
+/* Container-made conn_ids (Unix socket connections) start with this. */
+#define SOCKET_CONN_PREFIX "s-"
 
 struct host;
 
@@ -67,8 +75,9 @@ struct hconn {
 struct pending {
 	struct host *h;
 	struct pending *prev, *next;
-	char conn_id[40];
-	struct fwd *f; /* NULL once its container left */
+	char conn_id[DBR_CONN_ID_MAX + 1];
+	struct fwd *f;		  /* TCP: the forward the client came in on */
+	struct hconn *sock_owner; /* Unix socket: the container that asked */
 	int client_fd;
 	struct loop_timer *timer;
 };
@@ -79,7 +88,19 @@ struct dconn {
 	int fd;
 	char buf[512];
 	size_t len;
+	size_t line; /* length of the ConnectReady line once read */
+	char conn_id[DBR_CONN_ID_MAX + 1];
+	bool parked; /* ConnectReady came before its SocketConnectRequest */
 	struct loop_timer *timer;
+};
+
+/* A host Unix socket offered to containers. */
+struct hsock {
+	struct hsock *next;
+	char id[DBR_SOCKET_ID_MAX + 1];
+	char host_path[DBR_PATH_MAX + 1];
+	char container_path[DBR_PATH_MAX + 1];
+	bool present;
 };
 
 struct rnode {
@@ -101,8 +122,11 @@ struct host {
 	size_t n_dconns;
 	struct rnode *relays;
 	size_t n_relays;
+	struct hsock *socks;
+	size_t n_socks;
+	unsigned sock_seq;
 	struct browser_rate rate;
-	struct loop_timer *hb_timer, *idle_timer, *drain_timer;
+	struct loop_timer *hb_timer, *idle_timer, *drain_timer, *sock_timer;
 	bool stopping;
 	int exit_code;
 };
@@ -129,6 +153,8 @@ struct host {
 
 static void hconn_drop(struct hconn *c, const char *why);
 static void maybe_idle(struct host *h);
+static void handle_socket_connect(struct hconn *c, const struct dbr_msg *m);
+static void send_socket_msg(struct hconn *c, enum dbr_type t, const struct hsock *k);
 
 /* --- state file and audit --- */
 
@@ -434,6 +460,7 @@ static void handle_forward(struct hconn *c, const struct dbr_msg *m)
 	f->fd4 = f->fd6 = -1;
 	f->pid = m->pid;
 	snprintf(f->process, sizeof f->process, "%s", m->process_name);
+	text_sanitize(f->process);
 	now_iso8601(f->since, sizeof f->since);
 	int r = fwd_bind(f);
 	if (r == 0)
@@ -620,6 +647,8 @@ static void handle_register(struct hconn *c, const struct dbr_msg *m)
 	loop_timer_cancel(h->loop, h->idle_timer);
 	h->idle_timer = NULL;
 	send_register_ack(c, true, NULL);
+	for (struct hsock *k = h->socks; k; k = k->next)
+		send_socket_msg(c, DBR_SOCKET_FORWARD, k);
 	char d[768];
 	snprintf(d, sizeof d, "container %s (%s) from %s, protocol %d", c->id, c->hostname, c->peer,
 		 c->version);
@@ -688,11 +717,17 @@ static void on_ctl_msg(struct ctl_conn *ctl, const struct dbr_msg *m, void *data
 	case DBR_UNFORWARD:
 		handle_unforward(c, m->port);
 		break;
+	case DBR_SOCKET_CONNECT_REQUEST:
+		handle_socket_connect(c, m);
+		break;
 	case DBR_CONNECT_FAILED:
 		for (struct pending *p = c->h->pending; p; p = p->next) {
 			if (p->f && p->f->c == c && strcmp(p->conn_id, m->conn_id) == 0) {
+				char e[DBR_ERROR_MAX + 1];
+				snprintf(e, sizeof e, "%s", m->error);
+				text_sanitize(e);
 				log_info("container %s: connection %s failed: %s", c->id,
-					 p->conn_id, m->error);
+					 p->conn_id, e);
 				pending_free(p, true);
 				break;
 			}
@@ -741,6 +776,11 @@ static void hconn_drop(struct hconn *c, const char *why)
 				 f->port, f->host_port);
 			host_audit(h, c->hostname, "port_unforwarded", u);
 			fwd_close(h, f);
+		}
+		for (struct pending *p = h->pending, *next; p; p = next) {
+			next = p->next;
+			if (p->sock_owner == c)
+				pending_free(p, true);
 		}
 		log_info("%s", d);
 		write_state(h);
@@ -795,6 +835,32 @@ static void dconn_free(struct dconn *d, bool close_fd)
 	free(d);
 }
 
+/* Pair a data connection whose ConnectReady line was read with its
+ * pending client.  Returns true when paired (d is then gone). */
+static bool dconn_pair(struct dconn *d)
+{
+	struct host *h = d->h;
+	struct pending *p = NULL;
+	for (struct pending *q = h->pending; q; q = q->next) {
+		/* conn_id is the capability that pairs the two sides. */
+		if (const_time_eq(q->conn_id, strlen(q->conn_id), d->conn_id, strlen(d->conn_id))) {
+			p = q;
+			break;
+		}
+	}
+	if (!p)
+		return false;
+	int client = p->client_fd, dfd = d->fd;
+	char pre[sizeof d->buf];
+	size_t plen = d->len - d->line - 1;
+	memcpy(pre, d->buf + d->line + 1, plen);
+	p->client_fd = -1;
+	pending_free(p, false);
+	dconn_free(d, false);
+	start_relay(h, dfd, client, pre, plen);
+	return true;
+}
+
 static void on_dconn_timeout(struct loop *l, void *data)
 {
 	struct dconn *d = data;
@@ -833,28 +899,20 @@ static void on_dconn_read(struct loop *l, int fd, unsigned events, void *data)
 		dconn_free(d, true);
 		return;
 	}
-	struct pending *p = NULL;
-	for (struct pending *q = h->pending; q; q = q->next) {
-		/* conn_id is the capability that pairs the two sides. */
-		if (const_time_eq(q->conn_id, strlen(q->conn_id), m.conn_id, strlen(m.conn_id))) {
-			p = q;
-			break;
-		}
-	}
+	d->line = line;
+	snprintf(d->conn_id, sizeof d->conn_id, "%s", m.conn_id);
 	dbr_msg_clear(&m);
-	if (!p) {
-		log_info("data connection for an unknown or expired conn_id; closed");
-		dconn_free(d, true);
+	if (dconn_pair(d))
+		return;
+	if (strncmp(d->conn_id, SOCKET_CONN_PREFIX, strlen(SOCKET_CONN_PREFIX)) == 0) {
+		/* A socket connection's data may overtake its
+		 * SocketConnectRequest on the control channel: wait for it. */
+		loop_del_fd(h->loop, d->fd);
+		d->parked = true;
 		return;
 	}
-	int client = p->client_fd, dfd = d->fd;
-	char pre[sizeof d->buf];
-	size_t plen = d->len - line - 1;
-	memcpy(pre, nl + 1, plen);
-	p->client_fd = -1;
-	pending_free(p, false);
-	dconn_free(d, false);
-	start_relay(h, dfd, client, pre, plen);
+	log_info("data connection for an unknown or expired conn_id; closed");
+	dconn_free(d, true);
 }
 
 static void on_data_accept(struct loop *l, int fd, unsigned events, void *data)
@@ -883,6 +941,212 @@ static void on_data_accept(struct loop *l, int fd, unsigned events, void *data)
 		LIST_PUSH(h->dconns, d);
 		h->n_dconns++;
 		loop_timer_add(l, HOST_PENDING_TIMEOUT_MS, on_dconn_timeout, d, &d->timer);
+	}
+}
+
+/* --- Unix sockets host -> containers --- */
+
+static void send_socket_msg(struct hconn *c, enum dbr_type t, const struct hsock *k)
+{
+	struct dbr_msg m;
+	dbr_msg_init(&m, t);
+	snprintf(m.socket_id, sizeof m.socket_id, "%s", k->id);
+	if (t == DBR_SOCKET_FORWARD) {
+		snprintf(m.host_path, sizeof m.host_path, "%s", k->host_path);
+		snprintf(m.container_path, sizeof m.container_path, "%s", k->container_path);
+	}
+	ctl_send(c->ctl, &m);
+	dbr_msg_clear(&m);
+}
+
+static void announce_socket(struct host *h, enum dbr_type t, const struct hsock *k)
+{
+	for (struct hconn *c = h->conns, *next; c; c = next) {
+		next = c->next; /* ctl_send may drop a peer that does not read */
+		if (c->registered)
+			send_socket_msg(c, t, k);
+	}
+}
+
+static struct hsock *sock_by_path(struct host *h, const char *path)
+{
+	for (struct hsock *k = h->socks; k; k = k->next)
+		if (strcmp(k->host_path, path) == 0)
+			return k;
+	return NULL;
+}
+
+static bool container_path_taken(struct host *h, const char *path)
+{
+	for (struct hsock *k = h->socks; k; k = k->next)
+		if (strcmp(k->container_path, path) == 0)
+			return true;
+	return false;
+}
+
+/* One candidate path from a glob: a socket (never through a symlink), short
+ * enough for sun_path, within the cap. */
+static void sock_consider(struct host *h, const char *path)
+{
+	struct stat st;
+	if (strlen(path) > DBR_PATH_MAX - 1 || lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return;
+	struct hsock *k = sock_by_path(h, path);
+	if (k) {
+		k->present = true;
+		return;
+	}
+	unsigned cap = h->o->max_sockets ? h->o->max_sockets : 16;
+	if (cap > HOST_MAX_SOCKETS)
+		cap = HOST_MAX_SOCKETS;
+	if (h->n_socks >= cap)
+		return;
+	k = calloc(1, sizeof *k);
+	if (!k)
+		return;
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	const char *prefix = h->o->container_path_prefix ? h->o->container_path_prefix : "/tmp";
+	snprintf(k->id, sizeof k->id, "sock-%u", ++h->sock_seq);
+	snprintf(k->host_path, sizeof k->host_path, "%s", path);
+	int w = snprintf(k->container_path, sizeof k->container_path, "%s/%s", prefix, base);
+	if (w > 0 && container_path_taken(h, k->container_path))
+		w = snprintf(k->container_path, sizeof k->container_path, "%s/%s-%s", prefix, k->id,
+			     base);
+	if (w < 0 || (size_t)w >= sizeof k->container_path) {
+		free(k);
+		return;
+	}
+	k->present = true;
+	k->next = h->socks;
+	h->socks = k;
+	h->n_socks++;
+	log_info("offering host socket %s as %s in containers", k->host_path, k->container_path);
+	announce_socket(h, DBR_SOCKET_FORWARD, k);
+}
+
+/* "**" in a pattern matches any number of directories: walk from the
+ * fixed prefix and fnmatch whole paths (FNM_PATHNAME off lets * cross /). */
+static void sock_walk(struct host *h, const char *dir, const char *pattern, int depth)
+{
+	if (depth > 8)
+		return;
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' && (!de->d_name[1] || !strcmp(de->d_name, "..")))
+			continue;
+		char p[PATH_MAX];
+		if ((size_t)snprintf(p, sizeof p, "%s/%s", strcmp(dir, "/") ? dir : "",
+				     de->d_name) >= sizeof p)
+			continue;
+		if (de->d_type == DT_DIR)
+			sock_walk(h, p, pattern, depth + 1);
+		else if (fnmatch(pattern, p, 0) == 0)
+			sock_consider(h, p);
+	}
+	closedir(d);
+}
+
+static void sock_scan(struct host *h)
+{
+	for (struct hsock *k = h->socks; k; k = k->next)
+		k->present = false;
+	for (size_t i = 0; i < h->o->n_watch_paths; i++) {
+		const char *pat = h->o->watch_paths[i];
+		if (strstr(pat, "**")) {
+			char dir[PATH_MAX];
+			snprintf(dir, sizeof dir, "%.*s", (int)strcspn(pat, "*?["), pat);
+			char *slash = strrchr(dir, '/');
+			if (!slash)
+				continue;
+			slash[slash == dir ? 1 : 0] = '\0';
+			sock_walk(h, dir, pat, 0);
+			continue;
+		}
+		glob_t g;
+		if (glob(pat, GLOB_NOSORT, NULL, &g) == 0)
+			for (size_t j = 0; j < g.gl_pathc; j++)
+				sock_consider(h, g.gl_pathv[j]);
+		globfree(&g);
+	}
+	for (struct hsock **pp = &h->socks; *pp;) {
+		struct hsock *k = *pp;
+		if (k->present) {
+			pp = &k->next;
+			continue;
+		}
+		*pp = k->next;
+		h->n_socks--;
+		log_info("host socket %s is gone", k->host_path);
+		announce_socket(h, DBR_SOCKET_UNFORWARD, k);
+		free(k);
+	}
+}
+
+static void on_sock_scan(struct loop *l, void *data)
+{
+	struct host *h = data;
+	h->sock_timer = NULL;
+	sock_scan(h);
+	loop_timer_add(l, h->o->socket_scan_ms ? h->o->socket_scan_ms : 5000, on_sock_scan, h,
+		       &h->sock_timer);
+}
+
+static void handle_socket_connect(struct hconn *c, const struct dbr_msg *m)
+{
+	struct host *h = c->h;
+	struct hsock *k = NULL;
+	for (struct hsock *q = h->socks; q; q = q->next)
+		if (strcmp(q->id, m->socket_id) == 0)
+			k = q;
+	int fd = -1;
+	if (k && h->n_pending < HOST_MAX_PENDING &&
+	    strncmp(m->conn_id, SOCKET_CONN_PREFIX, strlen(SOCKET_CONN_PREFIX)) == 0) {
+		/* The path comes from our own table, never from the message. */
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
+		/* sock_consider kept host_path under sizeof sun_path. */
+		memcpy(sun.sun_path, k->host_path, strnlen(k->host_path, sizeof sun.sun_path - 1));
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+			log_warn("container %s: connect to host socket %s: %s", c->id, k->host_path,
+				 strerror(errno));
+			close(fd);
+			fd = -1;
+		}
+	} else {
+		log_warn("container %s: SocketConnectRequest for unknown socket '%s'", c->id,
+			 m->socket_id);
+	}
+	if (fd < 0) {
+		/* Close its data connection if it already arrived. */
+		for (struct dconn *d = h->dconns; d; d = d->next) {
+			if (d->parked && strcmp(d->conn_id, m->conn_id) == 0) {
+				dconn_free(d, true);
+				break;
+			}
+		}
+		return;
+	}
+	struct pending *p = calloc(1, sizeof *p);
+	if (!p) {
+		close(fd);
+		return;
+	}
+	p->h = h;
+	p->sock_owner = c;
+	p->client_fd = fd;
+	snprintf(p->conn_id, sizeof p->conn_id, "%s", m->conn_id);
+	LIST_PUSH(h->pending, p);
+	h->n_pending++;
+	loop_timer_add(h->loop, HOST_PENDING_TIMEOUT_MS, on_pending_timeout, p, &p->timer);
+	for (struct dconn *d = h->dconns; d; d = d->next) {
+		if (d->parked && strcmp(d->conn_id, p->conn_id) == 0) {
+			dconn_pair(d);
+			break;
+		}
 	}
 }
 
@@ -1009,6 +1273,8 @@ int host_run(const struct host_opts *o)
 		h.exit_code = EXIT_ERROR;
 		goto out;
 	}
+	if (o->n_watch_paths > 0)
+		on_sock_scan(h.loop, &h);
 	maybe_idle(&h);
 	write_state(&h);
 	log_info("host daemon pid %ld: control %s:%u, data %s:%u, auth %s", (long)getpid(), addr,
@@ -1038,6 +1304,12 @@ out:
 	loop_timer_cancel(h.loop, h.hb_timer);
 	loop_timer_cancel(h.loop, h.idle_timer);
 	loop_timer_cancel(h.loop, h.drain_timer);
+	loop_timer_cancel(h.loop, h.sock_timer);
+	while (h.socks) {
+		struct hsock *k = h.socks;
+		h.socks = k->next;
+		free(k);
+	}
 	close(h.ctl_lfd);
 	close(h.data_lfd);
 	if (o->state_dir) {

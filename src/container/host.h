@@ -12,6 +12,7 @@
 #define DEVBRIDGE_CONTAINER_HOST_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define HOST_MAX_CONTAINERS	  64
@@ -23,6 +24,7 @@
 #define HOST_DRAIN_MS		  5000
 #define HOST_DEFAULT_HEARTBEAT_MS 30000
 #define HOST_MISSED_PONGS	  3
+#define HOST_MAX_SOCKETS	  64 /* hard cap on max_sockets */
 #define HOST_REMAP_TRIES	  100
 
 struct host_opts {
@@ -37,6 +39,14 @@ struct host_opts {
 	unsigned heartbeat_ms;
 	const char *state_dir; /* host-daemon.state / .log / .pid */
 	int ready_fd;	       /* -1, or a pipe: "ready CONTROL_PORT DATA_PORT\n" */
+	/* Unix socket forwarding host -> containers (seed 002): only sockets
+	 * matching these globs ("**" matches across directories) are offered;
+	 * none by default. */
+	const char *const *watch_paths;
+	size_t n_watch_paths;
+	unsigned socket_scan_ms;	   /* default 5000 */
+	unsigned max_sockets;		   /* default 16 */
+	const char *container_path_prefix; /* default "/tmp" */
 };
 
 /* Run the host daemon until SIGTERM/SIGINT (or idle exit).  Returns an exit

@@ -266,6 +266,13 @@ int random_bytes(void *buf, size_t n)
 	return 0;
 }
 
+void text_sanitize(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
 void freep(void *p)
 {
 	free(*(void **)p);

@@ -55,6 +55,10 @@ bool const_time_eq(const void *a, size_t alen, const void *b, size_t blen);
 /* Random bytes from getrandom(); falls back to /dev/urandom. */
 int random_bytes(void *buf, size_t n);
 
+/* Replace control characters (and DEL) in s with '?', in place: text a
+ * peer chose must not drive the terminal that later shows it. */
+void text_sanitize(char *s);
+
 /* Free *p and set it to NULL; for __attribute__((cleanup)). */
 void freep(void *p);
 #define _cleanup_free_ __attribute__((cleanup(freep)))

@@ -179,10 +179,8 @@ static void shrink(struct jsonl_reader *r)
 
 int jsonl_feed(struct jsonl_reader *r, const char *bytes, size_t len, jsonl_line_cb cb, void *data)
 {
-	/* Lines left over from a call the callback stopped come first. */
-	int x = deliver(r, cb, data);
-	if (x < 0)
-		return x;
+	/* While discarding, the buffer is empty (deliver drops what it can
+	 * before anything else): skip straight through the input. */
 	if (r->discarding) {
 		const char *nl = len ? memchr(bytes, '\n', len) : NULL;
 		if (!nl)
@@ -192,21 +190,21 @@ int jsonl_feed(struct jsonl_reader *r, const char *bytes, size_t len, jsonl_line
 		len -= skip;
 		r->discarding = false;
 	}
-	if (len == 0)
-		return 0;
-	/* All of the input goes into the buffer before any callback runs:
-	 * if one stops, the rest is in jsonl_pending and r is not touched
-	 * again.  The buffer grows with the caller's input, not the peer's,
-	 * and shrinks back below. */
-	compact(r);
-	if (len > SIZE_MAX - r->end)
-		return -ENOMEM;
-	x = reserve(r, r->end + len);
-	if (x < 0)
-		return x;
-	memcpy(r->buf + r->end, bytes, len);
-	r->end += len;
-	x = deliver(r, cb, data);
+	/* All of the input goes into the buffer before any callback runs, after
+	 * lines left over from a call the callback stopped: if one stops now,
+	 * the rest is in jsonl_pending and r is not touched again.  The buffer
+	 * grows with the caller's input, not the peer's, and shrinks back. */
+	if (len > 0) {
+		compact(r);
+		if (len > SIZE_MAX - r->end)
+			return -ENOMEM;
+		int x = reserve(r, r->end + len);
+		if (x < 0)
+			return x;
+		memcpy(r->buf + r->end, bytes, len);
+		r->end += len;
+	}
+	int x = deliver(r, cb, data);
 	if (x < 0)
 		return x;
 	shrink(r);

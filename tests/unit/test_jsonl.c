@@ -251,6 +251,23 @@ static void test_stop_and_pending(void)
 	ASSERT_STR_EQ(r.ev[3], "L:four");
 	rec_free(&r);
 
+	/* stopping again on a left-over line keeps the new input too */
+	rec_init(&r);
+	r.stop_after = 1;
+	ASSERT_EQ(jsonl_feed(rd, "a\nb\n", 4, rec_cb, &r), -ECANCELED);
+	ASSERT_EQ(jsonl_feed(rd, "c\nd", 3, rec_cb, &r), -ECANCELED);
+	ASSERT_EQ(r.n, 2);
+	ASSERT_STR_EQ(r.ev[1], "L:b");
+	p = jsonl_pending(rd, &plen);
+	ASSERT_EQ(plen, 3);
+	ASSERT(memcmp(p, "c\nd", 3) == 0);
+	r.stop_after = 0;
+	ASSERT_EQ(jsonl_feed(rd, "\n", 1, rec_cb, &r), 0);
+	ASSERT_EQ(r.n, 4);
+	ASSERT_STR_EQ(r.ev[2], "L:c");
+	ASSERT_STR_EQ(r.ev[3], "L:d");
+	rec_free(&r);
+
 	/* data connection: the handshake line and raw bytes in one read */
 	static const char hs[] = "{\"type\":\"ConnectReady\",\"conn_id\":\"c1\"}\n"
 				 "\x00\x01\xff raw\nbytes\r\n";
@@ -373,6 +390,34 @@ static void test_socketpair(void)
 	jsonl_reader_free(rd);
 }
 
+/* jsonl_read after a stop delivers the buffered lines before reading. */
+static void test_read_after_stop(void)
+{
+	int sv[2];
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	struct jsonl_reader *rd;
+	ASSERT_EQ(jsonl_reader_new(0, &rd), 0);
+	struct rec r;
+	rec_init(&r);
+	r.stop_after = 1;
+	ASSERT_EQ(write_all(sv[1], "one\ntwo\nthree\n", 14), 0);
+	ASSERT_EQ(jsonl_read(rd, sv[0], rec_cb, &r), -ECANCELED);
+	ASSERT_EQ(r.n, 1);
+	ASSERT_EQ(write_all(sv[1], "four\n", 5), 0);
+	ASSERT_EQ(jsonl_read(rd, sv[0], rec_cb, &r), -ECANCELED);
+	ASSERT_EQ(r.n, 2);
+	ASSERT_STR_EQ(r.ev[1], "L:two");
+	r.stop_after = 0;
+	ASSERT_EQ(jsonl_read(rd, sv[0], rec_cb, &r), 0);
+	ASSERT_EQ(r.n, 4);
+	ASSERT_STR_EQ(r.ev[2], "L:three");
+	ASSERT_STR_EQ(r.ev[3], "L:four");
+	rec_free(&r);
+	jsonl_reader_free(rd);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 static void test_socket_handshake_then_raw(void)
 {
 	int sv[2];
@@ -435,6 +480,7 @@ int main(void)
 	RUN(test_stop_and_pending);
 	RUN(test_free_inside_callback);
 	RUN(test_socketpair);
+	RUN(test_read_after_stop);
 	RUN(test_socket_handshake_then_raw);
 	RUN(test_many_lines);
 	return 0;
