@@ -5,15 +5,15 @@
     container_helpers.py free-ports N LO HI          -> N ports in [LO, HI] free on the host
     container_helpers.py wait-forward STATE PORT T   -> host_port of container port PORT
     container_helpers.py wait-unforward STATE PORT T -> (nothing) once PORT is no longer forwarded
-    container_helpers.py relays STATE                -> "relays" of the host daemon's state
-    container_helpers.py wait-relays STATE N T       -> seconds until relays == N
+    container_helpers.py wait-fds T PID:MOST...      -> seconds until each PID has <= MOST fds open
     container_helpers.py proc PID                    -> JSON: VmRSS, RssAnon, CPU ticks, ctx switches
+    container_helpers.py slab                        -> Slab: of /proc/meminfo, KiB
     container_helpers.py descendants PID             -> every descendant pid
     container_helpers.py iperf-mbps FILE             -> receiver Mbit/s
     container_helpers.py report RECORDS RESULTS_MD   -> tables on stdout + markdown file
 
 STATE is the host daemon's SD/host-daemon.state (JSON:
-containers[].forwards[] {port, host_port}, relays, pending).  Polls are every
+containers[].forwards[] {port, host_port}, ...).  Polls are every
 10 ms.  Ports are chosen below the ephemeral range (32768-60999 here) so a
 connect to a port nobody listens on is refused and can never be a TCP
 self-connect.
@@ -84,15 +84,22 @@ def wait_forward(path, port, timeout, present=True):
         time.sleep(POLL)
 
 
-def wait_relays(path, n, timeout):
+def nfds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def wait_fds(limits, timeout):
+    """Until every pid has at most its number of fds open (the daemons' state
+    file counts relays only when it is rewritten, on forward changes, so
+    open fds are the live measure: 2 per relay)."""
     t0 = time.monotonic()
     while True:
-        st = read_state(path)
-        if st.get("relays") == n and st.get("pending", 0) == 0:
+        n = {p: nfds(p) for p in limits}
+        if all(n[p] <= m for p, m in limits.items()):
             print(f"{time.monotonic() - t0:.3f}")
             return 0
         if time.monotonic() - t0 > timeout:
-            print(f"relays {st.get('relays')!r} after {timeout}s, expected {n}", file=sys.stderr)
+            print(f"fds {n} after {timeout}s, expected at most {limits}", file=sys.stderr)
             print("null")
             return 1
         time.sleep(POLL)
@@ -115,6 +122,12 @@ def proc(pid):
                       "ticks": ticks, "hz": os.sysconf("SC_CLK_TCK"), "fds": fds,
                       "ctx": int(f["voluntary_ctxt_switches"]) + int(f["nonvoluntary_ctxt_switches"]),
                       "mono": time.monotonic()}))
+
+
+def slab():
+    """Slab (kernel objects: sockets, epoll items, ...) of the whole machine, KiB."""
+    with open("/proc/meminfo") as fh:
+        print(next(int(l.split()[1]) for l in fh if l.startswith("Slab:")))
 
 
 def descendants(pid):
@@ -145,7 +158,7 @@ def iperf_mbps(path):
 
 # ---------------------------------------------------------------- report
 
-PATHS = ("direct", "devbridge", "haproxy", "socat")
+PATHS = ("direct", "devbridge", "haproxy", "socat", "haproxy-x2")
 
 
 def fmt(x, nd=2):
@@ -194,12 +207,14 @@ def report(records_path, md_path):
         r_hap = med["devbridge"] / med["haproxy"]
         r_dir = med["devbridge"] / med["direct"]
         r_soc = med["devbridge"] / med["socat"]
+        r_hx2 = med["devbridge"] / med["haproxy-x2"] if "haproxy-x2" in med else None
         notes = [f"devbridge / haproxy = {r_hap:.3f} (target >= 1.1: {verdict(r_hap >= 1.1)})",
                  f"devbridge / direct  = {r_dir:.3f} (target >= 0.7: {verdict(r_dir >= 0.7)})",
                  f"devbridge / socat   = {r_soc:.3f}",
+                 f"devbridge / haproxy-x2 = {fmt(r_hx2, 3)} (like for like: two relays each; no target)",
                  "devbridge's bytes cross TWO user-space relays (host daemon, then container daemon, "
                  "plus one extra loopback hop inside the namespace); haproxy and socat cross ONE; "
-                 "direct crosses none"]
+                 "direct crosses none; haproxy-x2 crosses two, on the same route as devbridge"]
         targets += [("throughput devbridge/haproxy >= 1.1", f"{r_hap:.3f}", verdict(r_hap >= 1.1)),
                     ("throughput devbridge/direct >= 0.7", f"{r_dir:.3f}", verdict(r_dir >= 0.7))]
         sections.append((f"1. Throughput, iperf3 single stream, {meta['tput_seconds']} s per run, "
@@ -226,7 +241,14 @@ def report(records_path, md_path):
         ok99 = m99["devbridge"] <= m99["haproxy"]
         notes = [f"devbridge p50 {m50['devbridge']:.1f} us vs haproxy {m50['haproxy']:.1f} us "
                  f"(target devbridge <= haproxy: {verdict(ok50)}); "
-                 f"p99 {m99['devbridge']:.1f} vs {m99['haproxy']:.1f} us ({verdict(ok99)})",
+                 f"p99 {m99['devbridge']:.1f} vs {m99['haproxy']:.1f} us ({verdict(ok99)})"]
+        if "haproxy-x2" in m50:
+            notes.append(f"like for like (two relays each): devbridge p50 {m50['devbridge']:.1f} / "
+                         f"p99 {m99['devbridge']:.1f} us vs haproxy-x2 {m50['haproxy-x2']:.1f} / "
+                         f"{m99['haproxy-x2']:.1f} us")
+        per = [f"{p} {(m50[p] - m50['direct']) / hops[p]:.1f}" for p in PATHS if p in m50 and hops[p]]
+        notes.append("p50 added per relay over direct, (p50 - direct p50) / relays, us: " + ", ".join(per))
+        notes += [
                  f"each run: {lat['direct'][0]['n']} timed 1-byte round trips on one TCP_NODELAY "
                  "connection after a warm-up; the table gives the median over the runs of each "
                  "run's percentile"]
@@ -270,12 +292,20 @@ def report(records_path, md_path):
         notes = [f"{n} connections opened through devbridge and held, {hold['errors']} errors"
                  + (f" (first: {hold['first_error']})" if hold.get("first_error") else "")
                  + f"; opening took {hold['open_s']:.2f} s (sequential, each proven by a 1-byte echo)",
-                 f"host daemon's state file while held: relays = {hold.get('relays_held')}; "
-                 f"after closing all: relays back to 0 in {fmt(hold.get('drain_s'), 2)} s "
-                 f"(client close() loop {hold['close_s']:.2f} s)",
+                 f"after the client closed them all ({hold['close_s']:.2f} s for its close() loop), "
+                 f"both daemons were back to their fd count from before in "
+                 f"{fmt(hold.get('drain_s'), 2)} s",
                  "RSS from /proc/PID/status (VmRSS) just before opening and with all connections "
                  "held; per connection = (after - before) / connections; kernel socket buffers are "
-                 "not in RSS. 'closed' = after all were closed and relays were back to 0"]
+                 "not in RSS. 'closed' = after all were closed and the fds were released; fds = open "
+                 "file descriptors of the daemon (2 per relayed connection)"]
+        if n and "slab_after_kib" in hold:
+            sl = (hold["slab_after_kib"] - hold["slab_before_kib"]) * 1024 / n
+            notes.append(f"for scale, kernel memory outside RSS: Slab (whole machine) grew by "
+                         f"{(hold['slab_after_kib'] - hold['slab_before_kib']) / 1024:.1f} MiB = "
+                         f"{sl:.0f} B per held connection, for all 6 sockets of its chain (client, "
+                         "host daemon x2, container daemon x2, server) plus epoll entries; noisy, "
+                         "other processes allocate too")
         sections.append((f"4. {hold['wanted']} concurrent idle connections through devbridge (RSS KiB)",
                          ["process", "before", "held", "closed", "delta KiB", "bytes/conn", "fds",
                           "target"], rows, notes))
@@ -350,9 +380,10 @@ def report(records_path, md_path):
             for n in notes:
                 fh.write(f"- {n}\n")
             fh.write("\n")
-        if meta.get("remarks"):
+        remarks = [r["text"] for r in recs if r["kind"] == "remark"]
+        if remarks:
             fh.write("## Remarks\n\n")
-            for n in meta["remarks"]:
+            for n in remarks:
                 fh.write(f"- {n}\n")
 
 
@@ -364,12 +395,12 @@ def main(argv):
         return wait_forward(a[0], int(a[1]), float(a[2]))
     elif cmd == "wait-unforward":
         return wait_forward(a[0], int(a[1]), float(a[2]), present=False)
-    elif cmd == "relays":
-        print(read_state(a[0]).get("relays"))
-    elif cmd == "wait-relays":
-        return wait_relays(a[0], int(a[1]), float(a[2]))
+    elif cmd == "wait-fds":
+        return wait_fds({int(x.split(":")[0]): int(x.split(":")[1]) for x in a[1:]}, float(a[0]))
     elif cmd == "proc":
         proc(int(a[0]))
+    elif cmd == "slab":
+        slab()
     elif cmd == "descendants":
         descendants(int(a[0]))
     elif cmd == "iperf-mbps":

@@ -302,3 +302,4 @@ rec "{\"kind\":\"end\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
 # ---------------------------------------------------------------- report
 h report records.jsonl "$RESULTS_MD"
 step "wrote $RESULTS_MD"
+"$ROOT/bench/container.sh" # the devcontainer bridge benchmark (root; bench/container-results.md)

@@ -89,11 +89,21 @@ static const struct cli_command commands[] = {
      "                          netlink, 1000 with /proc/net/tcp; min 20)\n"
      "  --container-id ID       (else $DEVBRIDGE_CONTAINER_ID, /etc/hostname, $HOSTNAME)\n"
      "  --parent-pid PID        exit when PID exits\n"
+     "  --control-socket PATH   for `forward`/`unforward` (default STATE_DIR/\n"
+     "                          container-daemon.sock, mode 0600)\n"
      "  --heartbeat-ms N        expected host Ping interval (default 30000)"},
     {"open", cmd_open, "open URL [--host-addr A] [--control-port N]",
      "open URL in the host's browser (also as devbridge-open URL)",
      "http(s) only, at most 2048 characters; localhost:PORT is rewritten to the host\n"
      "port that container port is forwarded to.  Exit 50 no host daemon, 53 refused."},
+    {"forward", cmd_forward, "forward PORT [--control-socket PATH]",
+     "in a container: forward PORT now, whatever the filters say",
+     "Asks this container's container-daemon (through its 0600 socket in the state\n"
+     "directory) to forward PORT to the host even before anything listens on it or when\n"
+     "--include/--exclude rules would skip it, and prints the host port.  Exit 50 when\n"
+     "no container daemon runs here."},
+    {"unforward", cmd_unforward, "unforward PORT [--control-socket PATH]",
+     "in a container: stop forwarding PORT (until `forward PORT`)", NULL},
     {"ensure", cmd_ensure, "ensure [--control-port N] [--data-port N]",
      "make sure a host daemon runs here (start one if not)", NULL},
     {"__supervise", cmd_supervise, "__supervise NAME", NULL, NULL},

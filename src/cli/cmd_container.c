@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 static int parse_port(struct cli *c, const char *opt, const char *v, uint16_t *ret, bool zero_ok)
@@ -116,6 +117,7 @@ int cmd_host_daemon(struct cli *c)
 			return EXIT_USAGE;
 		o.heartbeat_ms = u;
 	}
+	o.max_sockets = 16;
 	o.watch_paths = watch;
 	o.n_watch_paths = n_watch;
 	o.container_path_prefix = sprefix ? sprefix : "/tmp";
@@ -184,7 +186,7 @@ int cmd_container_daemon(struct cli *c)
 {
 	const char *host = NULL, *cport = NULL, *dport = NULL, *token = NULL, *token_file = NULL,
 		   *inc = NULL, *exc = NULL, *exproc = NULL, *dcj = NULL, *scan = NULL, *cid = NULL,
-		   *ppid = NULL, *hb = NULL;
+		   *ppid = NULL, *hb = NULL, *csock = NULL;
 	bool no_auth = false;
 	const struct cli_opt opts[] = {
 	    {"--host-addr", 0, true, &host, NULL},
@@ -199,6 +201,7 @@ int cmd_container_daemon(struct cli *c)
 	    {"--devcontainer-json", 0, true, &dcj, NULL},
 	    {"--scan-interval-ms", 0, true, &scan, NULL},
 	    {"--container-id", 0, true, &cid, NULL},
+	    {"--control-socket", 0, true, &csock, NULL},
 	    {"--parent-pid", 0, true, &ppid, NULL},
 	    {"--heartbeat-ms", 0, true, &hb, NULL},
 	};
@@ -286,6 +289,16 @@ int cmd_container_daemon(struct cli *c)
 		return cli_error(c, EXIT_USAGE, "%s", err);
 	}
 	o.filter = f;
+	char sockpath[PATH_MAX];
+	if (!csock) {
+		if ((r = cli_state_dir(c))) {
+			port_filter_free(f);
+			return r;
+		}
+		snprintf(sockpath, sizeof sockpath, "%s/container-daemon.sock", c->state_dir);
+		csock = sockpath;
+	}
+	o.control_socket = csock;
 	log_set_timestamps(1);
 	if (log_get_level() < LOG_INFO)
 		log_set_level(LOG_INFO);
@@ -540,6 +553,118 @@ int cmd_ensure(struct cli *c)
 	}
 	return cli_error(c, EXIT_ENSURE_FAILED, "the host daemon did not answer within 5 s; see %s",
 			 out);
+}
+
+/* --- forward / unforward: ask the local container daemon --- */
+
+static int local_connect(struct cli *c, const char *opt, char *path, size_t n)
+{
+	if (opt) {
+		snprintf(path, n, "%s", opt);
+	} else {
+		int r = cli_state_dir(c);
+		if (r)
+			return -r;
+		snprintf(path, n, "%s/container-daemon.sock", c->state_dir);
+	}
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof sun.sun_path) {
+		cli_error(c, EXIT_USAGE, "%s: path too long", path);
+		return -EXIT_USAGE;
+	}
+	memcpy(sun.sun_path, path, strlen(path));
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		cli_error(c, EXIT_HOST_UNREACHABLE,
+			  "no container daemon at %s (%s): is `devbridge container-daemon` running "
+			  "in this container?",
+			  path, strerror(e));
+		return -EXIT_HOST_UNREACHABLE;
+	}
+	return fd;
+}
+
+static int forward_cmd(struct cli *c, bool add)
+{
+	const char *csock = NULL;
+	const struct cli_opt opts[] = {{"--control-socket", 0, true, &csock, NULL}};
+	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
+		return EXIT_USAGE;
+	if (c->argc != 1)
+		return cli_error(c, EXIT_USAGE, "usage: devbridge %s PORT", c->command);
+	uint16_t port;
+	if (parse_port(c, "PORT", c->argv[0], &port, false) < 0)
+		return EXIT_USAGE;
+	char path[PATH_MAX];
+	int fd = local_connect(c, csock, path, sizeof path);
+	if (fd < 0)
+		return -fd;
+	struct dbr_msg req, ack = {0};
+	dbr_msg_init(&req, add ? DBR_FORWARD : DBR_UNFORWARD);
+	req.port = port;
+	int r = client_request(fd, &req, DBR_FORWARD_ACK, &ack, 3000);
+	dbr_msg_clear(&req);
+	uint16_t host_port = ack.host_port;
+	bool ok = r == 0 && ack.success;
+	dbr_msg_clear(&ack);
+	/* The host's answer may still be on its way: ask until it shows. */
+	uint64_t deadline = now_mono_ms() + 3000;
+	while (add && ok && host_port == 0 && now_mono_ms() < deadline) {
+		struct dbr_msg lr, resp = {0};
+		dbr_msg_init(&lr, DBR_LIST_REQUEST);
+		if (client_request(fd, &lr, DBR_LIST_RESPONSE, &resp, 1000) == 0) {
+			size_t i;
+			json_t *f;
+			json_array_foreach(resp.forwards, i, f)
+			{
+				if (json_integer_value(json_object_get(f, "port")) == port)
+					host_port = (uint16_t)json_integer_value(
+					    json_object_get(f, "host_port"));
+			}
+		}
+		dbr_msg_clear(&lr);
+		dbr_msg_clear(&resp);
+		if (host_port == 0) {
+			struct timespec ts = {0, 100 * 1000000L};
+			nanosleep(&ts, NULL);
+		}
+	}
+	close(fd);
+	if (r < 0)
+		return cli_error(c, EXIT_HOST_UNREACHABLE,
+				 "the container daemon did not answer: %s", strerror(-r));
+	if (!ok)
+		return cli_error(c, EXIT_ERROR, "the container daemon refused port %u", port);
+	if (c->json) {
+		cli_print_json(json_pack("{s:i, s:b, s:o}", "port", port, "forwarded", add,
+					 "host_port",
+					 host_port ? json_integer(host_port) : json_null()));
+		return EXIT_OK;
+	}
+	if (!add)
+		printf("port %u: no longer forwarded (and not forwarded again automatically until "
+		       "`devbridge forward %u`)\n",
+		       port, port);
+	else if (host_port)
+		printf("port %u: forwarded to the host's 127.0.0.1:%u\n", port, host_port);
+	else
+		printf("port %u: pinned; forwarded as soon as the host daemon answers\n", port);
+	return EXIT_OK;
+}
+
+int cmd_forward(struct cli *c);
+int cmd_forward(struct cli *c)
+{
+	return forward_cmd(c, true);
+}
+
+int cmd_unforward(struct cli *c);
+int cmd_unforward(struct cli *c)
+{
+	return forward_cmd(c, false);
 }
 
 /* --- status rows for containers --- */

@@ -91,7 +91,35 @@ struct cd {
 	int pidfd;
 	int exit_code;
 	bool warned_auth;
+	/* `devbridge forward/unforward` through the local control socket. */
+	int local_lfd;
+	uint16_t pinned[CD_MAX_FORWARDS];
+	size_t n_pinned;
+	uint16_t suppressed[CD_MAX_FORWARDS];
+	size_t n_suppressed;
+	/* Listeners the filter refused, so their owner is not looked up on
+	 * every scan (scan_owner walks /proc: ~1 ms). */
+	struct {
+		uint16_t port;
+		unsigned long inode;
+	} rejected[64];
+	size_t n_rejected;
 };
+
+static bool port_in(const uint16_t *v, size_t n, uint16_t port)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] == port)
+			return true;
+	return false;
+}
+
+static void port_del(uint16_t *v, size_t *n, uint16_t port)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (v[i] == port)
+			v[i--] = v[--*n];
+}
 
 #define DL_PUSH(head, x)                                                                           \
 	do {                                                                                       \
@@ -750,27 +778,62 @@ static void scan_now(struct cd *cd)
 	if (scan_listeners(ls, SCAN_MAX_LISTENERS, &n) < 0)
 		return;
 	for (size_t i = 0; i < cd->n_fwds; i++)
-		cd->fwds[i].present = false;
+		cd->fwds[i].present = port_in(cd->pinned, cd->n_pinned, cd->fwds[i].port);
+	size_t n_rej = 0;
+	__typeof__(cd->rejected) rej;
 	for (size_t i = 0; i < n; i++) {
-		if (ls[i].port == cd->o->control_port || ls[i].port == cd->o->data_port)
+		uint16_t port = ls[i].port;
+		if (port == cd->o->control_port || port == cd->o->data_port ||
+		    port_in(cd->suppressed, cd->n_suppressed, port))
 			continue;
 		size_t k;
-		for (k = 0; k < cd->n_fwds && cd->fwds[k].port != ls[i].port; k++)
+		for (k = 0; k < cd->n_fwds && cd->fwds[k].port != port; k++)
 			;
 		if (k < cd->n_fwds) {
 			cd->fwds[k].present = true;
 			continue;
 		}
-		char comm[64] = "";
-		pid_t pid;
-		if (cd->o->filter && ls[i].inode)
-			scan_owner(ls[i].inode, &pid, comm, sizeof comm);
-		if (cd->o->filter && !port_filter_allows(cd->o->filter, ls[i].port, comm))
-			continue;
+		bool pinned = port_in(cd->pinned, cd->n_pinned, port);
+		if (cd->o->filter && !pinned) {
+			bool known = false;
+			for (size_t r = 0; r < cd->n_rejected && !known; r++)
+				known = cd->rejected[r].port == port &&
+					cd->rejected[r].inode == ls[i].inode;
+			bool ok = !known && port_filter_allows(cd->o->filter, port, "");
+			if (ok) {
+				char comm[64] = "";
+				pid_t pid;
+				if (ls[i].inode)
+					scan_owner(ls[i].inode, &pid, comm, sizeof comm);
+				ok = port_filter_allows(cd->o->filter, port, comm);
+			}
+			if (!ok) {
+				if (n_rej < ARRAY_SIZE(rej)) {
+					rej[n_rej].port = port;
+					rej[n_rej].inode = ls[i].inode;
+					n_rej++;
+				}
+				continue;
+			}
+		}
 		if (cd->n_fwds >= CD_MAX_FORWARDS)
 			break;
-		cd->fwds[cd->n_fwds++] = (struct cd_fwd){.port = ls[i].port, .present = true};
-		send_port(cd, DBR_FORWARD, ls[i].port, ls[i].inode);
+		cd->fwds[cd->n_fwds++] = (struct cd_fwd){.port = port, .present = true};
+		send_port(cd, DBR_FORWARD, port, ls[i].inode);
+		if (!cd->ctl)
+			return;
+	}
+	memcpy(cd->rejected, rej, n_rej * sizeof rej[0]);
+	cd->n_rejected = n_rej;
+	/* Pinned ports are forwarded even before anything listens. */
+	for (size_t i = 0; i < cd->n_pinned && cd->n_fwds < CD_MAX_FORWARDS; i++) {
+		size_t k;
+		for (k = 0; k < cd->n_fwds && cd->fwds[k].port != cd->pinned[i]; k++)
+			;
+		if (k < cd->n_fwds)
+			continue;
+		cd->fwds[cd->n_fwds++] = (struct cd_fwd){.port = cd->pinned[i], .present = true};
+		send_port(cd, DBR_FORWARD, cd->pinned[i], 0);
 		if (!cd->ctl)
 			return;
 	}
@@ -784,6 +847,151 @@ static void scan_now(struct cd *cd)
 			return;
 		cd->fwds[i] = cd->fwds[--cd->n_fwds];
 	}
+}
+
+/* --- the local control socket: `devbridge forward/unforward PORT` --- */
+
+struct lconn {
+	struct cd *cd;
+	struct lconn *prev, *next;
+	struct ctl_conn *ctl;
+};
+
+static struct lconn *lconns;
+
+static void lconn_free(struct lconn *lc)
+{
+	DL_UNLINK(lconns, lc);
+	ctl_conn_free(lc->ctl);
+	free(lc);
+}
+
+static uint16_t host_port_of(struct cd *cd, uint16_t port)
+{
+	for (size_t i = 0; i < cd->n_fwds; i++)
+		if (cd->fwds[i].port == port)
+			return cd->fwds[i].host_port;
+	return 0;
+}
+
+static void on_local_msg(struct ctl_conn *ctl, const struct dbr_msg *m, void *data)
+{
+	struct lconn *lc = data;
+	struct cd *cd = lc->cd;
+	struct dbr_msg r;
+	switch (m->type) {
+	case DBR_FORWARD:
+		port_del(cd->suppressed, &cd->n_suppressed, m->port);
+		if (!port_in(cd->pinned, cd->n_pinned, m->port) && cd->n_pinned < CD_MAX_FORWARDS)
+			cd->pinned[cd->n_pinned++] = m->port;
+		scan_now(cd);
+		dbr_msg_init(&r, DBR_FORWARD_ACK);
+		r.port = m->port;
+		r.success = port_in(cd->pinned, cd->n_pinned, m->port);
+		r.host_port = host_port_of(cd, m->port);
+		break;
+	case DBR_UNFORWARD:
+		port_del(cd->pinned, &cd->n_pinned, m->port);
+		if (!port_in(cd->suppressed, cd->n_suppressed, m->port) &&
+		    cd->n_suppressed < CD_MAX_FORWARDS)
+			cd->suppressed[cd->n_suppressed++] = m->port;
+		for (size_t i = 0; i < cd->n_fwds; i++) {
+			if (cd->fwds[i].port != m->port)
+				continue;
+			if (cd->ctl)
+				send_port(cd, DBR_UNFORWARD, m->port, 0);
+			cd->fwds[i] = cd->fwds[--cd->n_fwds];
+			break;
+		}
+		dbr_msg_init(&r, DBR_FORWARD_ACK);
+		r.port = m->port;
+		r.success = true;
+		break;
+	case DBR_LIST_REQUEST:
+		dbr_msg_init(&r, DBR_LIST_RESPONSE);
+		r.forwards = json_array();
+		r.socket_forwards = json_array();
+		for (size_t i = 0; i < cd->n_fwds; i++)
+			json_array_append_new(
+			    r.forwards,
+			    json_pack("{s:s, s:s, s:i, s:i, s:s, s:n, s:n, s:s}", "container_id",
+				      cd->o->container_id, "hostname", cd->o->hostname, "port",
+				      cd->fwds[i].port, "host_port", cd->fwds[i].host_port,
+				      "protocol", "Tcp", "process_name", "pid", "since", ""));
+		for (struct mirror *mi = cd->mirrors; mi; mi = mi->next)
+			json_array_append_new(r.socket_forwards,
+					      json_pack("{s:s, s:s, s:s}", "socket_id", mi->id,
+							"host_path", "", "container_path",
+							mi->path));
+		break;
+	case DBR_PING:
+		dbr_msg_init(&r, DBR_PONG);
+		break;
+	default:
+		return;
+	}
+	ctl_send(ctl, &r);
+	dbr_msg_clear(&r);
+}
+
+static void on_local_bad(struct ctl_conn *ctl, const char *why, void *data)
+{
+	log_warn("local control: %s", why);
+}
+
+static void on_local_closed(struct ctl_conn *ctl, int err, void *data)
+{
+	lconn_free(data);
+}
+
+static const struct ctl_ops local_ops = {
+    .msg = on_local_msg, .bad = on_local_bad, .closed = on_local_closed};
+
+static void on_local_accept(struct loop *l, int fd, unsigned events, void *data)
+{
+	struct cd *cd = data;
+	for (int i = 0; i < 16; i++) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (cfd < 0)
+			return;
+		struct lconn *lc = calloc(1, sizeof *lc);
+		if (!lc || ctl_conn_new(l, cfd, &local_ops, lc, &lc->ctl) < 0) {
+			free(lc);
+			close(cfd);
+			continue;
+		}
+		lc->cd = cd;
+		DL_PUSH(lconns, lc);
+	}
+}
+
+/* The socket is 0600 in a 0700 state directory: only this user may steer
+ * the daemon. */
+static int local_listen(struct cd *cd, const char *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof sun.sun_path)
+		return -ENAMETOOLONG;
+	memcpy(sun.sun_path, path, strlen(path));
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode))
+			return -EEXIST;
+		unlink(path); /* a stale socket of an earlier daemon */
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	mode_t old = umask(0177);
+	int r = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+	umask(old);
+	if (r < 0 || listen(fd, 16) < 0 ||
+	    loop_add_fd(cd->loop, fd, LOOP_READ, on_local_accept, cd) < 0) {
+		r = -errno;
+		close(fd);
+		return r ? r : -EIO;
+	}
+	return fd;
 }
 
 static void on_scan(struct loop *l, void *data)
@@ -859,12 +1067,28 @@ int cd_run(const struct cd_opts *o)
 	    "container daemon: id %s, host %s, control port %u, data port %u, scan every %u ms",
 	    o->container_id, o->host_addr ? o->host_addr : "(auto)", o->control_port, o->data_port,
 	    scan_ms);
+	cd.local_lfd = -1;
+	if (o->control_socket) {
+		cd.local_lfd = local_listen(&cd, o->control_socket);
+		/* Forwarding is the job; `forward`/`unforward` are extras. */
+		if (cd.local_lfd < 0)
+			log_warn("control socket %s: %s; `devbridge forward/unforward` will not "
+				 "reach this daemon (use --control-socket)",
+				 o->control_socket, strerror(-cd.local_lfd));
+	}
 	connect_host(&cd);
 	loop_timer_add(cd.loop, scan_ms, on_scan, &cd, &cd.scan_timer);
 	loop_timer_add(cd.loop, o->heartbeat_ms, on_hb, &cd, &cd.hb_timer);
 	loop_run(cd.loop);
 
 	mirrors_clear(&cd);
+	while (lconns)
+		lconn_free(lconns);
+	if (cd.local_lfd >= 0) {
+		loop_del_fd(cd.loop, cd.local_lfd);
+		close(cd.local_lfd);
+		unlink(o->control_socket);
+	}
 	while (cd.jobs)
 		job_free(cd.jobs);
 	while (cd.relays) {

@@ -29,6 +29,7 @@ struct cd_opts {
 	unsigned scan_ms;	    /* 0 = CD_DEFAULT_SCAN_MS, or CD_PROC_SCAN_MS without netlink */
 	unsigned heartbeat_ms;	    /* host silence of 3x this = reconnect */
 	pid_t parent_pid;	    /* exit when it dies; 0 = don't watch */
+	const char *control_socket; /* for `forward`/`unforward`; NULL = none */
 };
 
 /* Resolve the host address as the seed does: `flag`, $DEVBRIDGE_HOST

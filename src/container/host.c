@@ -996,7 +996,7 @@ static void sock_consider(struct host *h, const char *path)
 		k->present = true;
 		return;
 	}
-	unsigned cap = h->o->max_sockets ? h->o->max_sockets : 16;
+	unsigned cap = h->o->max_sockets;
 	if (cap > HOST_MAX_SOCKETS)
 		cap = HOST_MAX_SOCKETS;
 	if (h->n_socks >= cap)
@@ -1027,7 +1027,8 @@ static void sock_consider(struct host *h, const char *path)
 
 /* "**" in a pattern matches any number of directories: walk from the
  * fixed prefix and fnmatch whole paths (FNM_PATHNAME off lets * cross /). */
-static void sock_walk(struct host *h, const char *dir, const char *pattern, int depth)
+static void sock_walk(struct host *h, const char *dir, const char *pattern, const char *alt,
+		      int depth)
 {
 	if (depth > 8)
 		return;
@@ -1043,8 +1044,8 @@ static void sock_walk(struct host *h, const char *dir, const char *pattern, int 
 				     de->d_name) >= sizeof p)
 			continue;
 		if (de->d_type == DT_DIR)
-			sock_walk(h, p, pattern, depth + 1);
-		else if (fnmatch(pattern, p, 0) == 0)
+			sock_walk(h, p, pattern, alt, depth + 1);
+		else if (fnmatch(pattern, p, 0) == 0 || fnmatch(alt, p, 0) == 0)
 			sock_consider(h, p);
 	}
 	closedir(d);
@@ -1063,7 +1064,14 @@ static void sock_scan(struct host *h)
 			if (!slash)
 				continue;
 			slash[slash == dir ? 1 : 0] = '\0';
-			sock_walk(h, dir, pat, 0);
+			/* A "**" component also matches no directory, as in shells. */
+			char alt[PATH_MAX];
+			const char *ss = strstr(pat, "/**/");
+			if (ss)
+				snprintf(alt, sizeof alt, "%.*s%s", (int)(ss - pat), pat, ss + 3);
+			else
+				snprintf(alt, sizeof alt, "%s", pat);
+			sock_walk(h, dir, pat, alt, 0);
 			continue;
 		}
 		glob_t g;

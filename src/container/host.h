@@ -45,7 +45,7 @@ struct host_opts {
 	const char *const *watch_paths;
 	size_t n_watch_paths;
 	unsigned socket_scan_ms;	   /* default 5000 */
-	unsigned max_sockets;		   /* default 16 */
+	unsigned max_sockets;		   /* 0 = none; the CLI's default is 16 */
 	const char *container_path_prefix; /* default "/tmp" */
 };
 
