@@ -7,6 +7,7 @@
 #include "container/cdaemon.h"
 #include "container/filter.h"
 #include "container/host.h"
+#include "core/config.h"
 #include "core/log.h"
 #include "core/spawn.h"
 #include "core/state.h"
@@ -94,6 +95,33 @@ int cmd_host_daemon(struct cli *c)
 	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0 || c->argc != 0)
 		return c->argc ? cli_error(c, EXIT_USAGE, "host-daemon takes no arguments")
 			       : EXIT_USAGE;
+	/* The config's container: section fills in what flags leave unset. */
+	int cr = cli_load_config_optional(c);
+	if (cr)
+		return cr;
+	const struct cfg_container *ct = &c->cfg->container;
+	char cps[8], dps[8];
+	if (!cport && ct->control_port)
+		snprintf(cps, sizeof cps, "%d", ct->control_port), cport = cps;
+	if (!dport && ct->data_port)
+		snprintf(dps, sizeof dps, "%d", ct->data_port), dport = dps;
+	if (!bind && ct->bind_addr)
+		bind = ct->bind_addr;
+	if (!browser && ct->browser_cmd)
+		browser = ct->browser_cmd;
+	no_auth = no_auth || ct->no_auth;
+	if (n_watch == 0)
+		for (size_t i = 0; i < ct->socket_forwarding.n_watch_paths && n_watch < 32; i++)
+			watch[n_watch++] = ct->socket_forwarding.watch_paths[i];
+	if (!sprefix && ct->socket_forwarding.container_path_prefix)
+		sprefix = ct->socket_forwarding.container_path_prefix;
+	char sss[16], sms[16];
+	if (!sscan && ct->socket_forwarding.scan_interval_ms)
+		snprintf(sss, sizeof sss, "%d", ct->socket_forwarding.scan_interval_ms),
+		    sscan = sss;
+	if (!smax && ct->socket_forwarding.max_socket_forwards >= 0)
+		snprintf(sms, sizeof sms, "%d", ct->socket_forwarding.max_socket_forwards),
+		    smax = sms;
 	struct host_opts o = {.control_port = DBR_CONTROL_PORT,
 			      .data_port = DBR_DATA_PORT,
 			      .idle_timeout_ms = 60000,
@@ -207,6 +235,24 @@ int cmd_container_daemon(struct cli *c)
 	};
 	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
 		return EXIT_USAGE;
+	int cr = cli_load_config_optional(c);
+	if (cr)
+		return cr;
+	const struct cfg_container *ct = &c->cfg->container;
+	char cps[8], dps[8], scs[16];
+	if (!cport && ct->control_port)
+		snprintf(cps, sizeof cps, "%d", ct->control_port), cport = cps;
+	if (!dport && ct->data_port)
+		snprintf(dps, sizeof dps, "%d", ct->data_port), dport = dps;
+	if (!scan && ct->scan_interval_ms)
+		snprintf(scs, sizeof scs, "%d", ct->scan_interval_ms), scan = scs;
+	if (!inc && ct->include_ports)
+		inc = ct->include_ports;
+	if (!exc && ct->exclude_ports)
+		exc = ct->exclude_ports;
+	if (!exproc && ct->exclude_process)
+		exproc = ct->exclude_process;
+	no_auth = no_auth || ct->no_auth;
 	struct cd_opts o = {
 	    .host_addr = host,
 	    .control_port = env_port("DEVBRIDGE_HOST_PORT", "DCBRIDGE_HOST_PORT", DBR_CONTROL_PORT),

@@ -782,7 +782,9 @@ static void walk_list(struct loader *l, yaml_node_t *seq, const struct schema *s
 }
 
 /* K_STRS, and the list form of K_CMD. */
-static void check_strs(struct loader *l, yaml_node_t *seq)
+/* A list of strings; stored, when `out` is given, as a NULL-terminated
+ * array whose length is also counted in *out_n. */
+static void check_strs(struct loader *l, yaml_node_t *seq, char ***out, size_t *out_n)
 {
 	const char *s;
 	size_t i = 0;
@@ -796,7 +798,20 @@ static void check_strs(struct loader *l, yaml_node_t *seq)
 	for (yaml_node_item_t *it = seq->data.sequence.items.start;
 	     it < seq->data.sequence.items.top; it++, i++) {
 		size_t old = path_index(l, i);
-		get_str(l, node(l, *it), 0, &s);
+		if (get_str(l, node(l, *it), 0, &s) == 0 && out) {
+			char **v = realloc(*out, (*out_n + 2) * sizeof *v);
+			char *copy = strdup(s);
+			if (!v || !copy) {
+				free(copy);
+				if (v)
+					*out = v;
+				oom(l);
+			} else {
+				*out = v;
+				v[(*out_n)++] = copy;
+				v[*out_n] = NULL;
+			}
+		}
 		path_pop(l, old);
 	}
 }
@@ -806,7 +821,7 @@ static void check_cmd(struct loader *l, yaml_node_t *n)
 	const char *s;
 
 	if (n->type == YAML_SEQUENCE_NODE)
-		check_strs(l, n);
+		check_strs(l, n, NULL, NULL);
 	else if (n->type == YAML_SCALAR_NODE && !is_null(n))
 		get_str(l, n, 0, &s);
 	else
@@ -814,7 +829,24 @@ static void check_cmd(struct loader *l, yaml_node_t *n)
 }
 
 /* dbr's include/exclude ports: 8080 or "9000-9010". */
-static void check_ports(struct loader *l, yaml_node_t *seq)
+/* Append `item` to a comma-separated spec in *out. */
+static void spec_append(struct loader *l, char **out, const char *item)
+{
+	size_t n = *out ? strlen(*out) : 0, k = strlen(item);
+	char *v = realloc(*out, n + k + 2);
+	if (!v) {
+		oom(l);
+		return;
+	}
+	if (n)
+		v[n++] = ',';
+	memcpy(v + n, item, k + 1);
+	*out = v;
+}
+
+/* A list of ports and "low-high" ranges; stored, when `out` is given, as
+ * one spec string "8000-8100,9000" (what the port filter parses). */
+static void check_ports(struct loader *l, yaml_node_t *seq, char **out)
 {
 	static const char what[] = "a port 1-65535 or a \"low-high\" range";
 	size_t i = 0;
@@ -835,6 +867,8 @@ static void check_ports(struct loader *l, yaml_node_t *seq)
 		if (is_plain(n) && parse_ll(sval(n), &lo)) {
 			if (lo < 1 || lo > 65535)
 				type_error(l, n, what);
+			else if (out)
+				spec_append(l, out, sval(n));
 		} else if (n->type != YAML_SCALAR_NODE || n->data.scalar.length >= sizeof buf) {
 			type_error(l, n, what);
 		} else {
@@ -845,6 +879,8 @@ static void check_ports(struct loader *l, yaml_node_t *seq)
 			if (!dash || !parse_ll(buf, &lo) || !parse_ll(dash + 1, &hi) || lo < 1 ||
 			    hi > 65535 || lo > hi)
 				type_error(l, n, what);
+			else if (out)
+				spec_append(l, out, sval(n));
 		}
 		path_pop(l, old);
 	}
@@ -916,10 +952,11 @@ static void check_field(struct loader *l, const struct field *f, yaml_node_t *ke
 		walk_list(l, val, f->schema);
 		break;
 	case K_STRS:
-		check_strs(l, val);
+		/* Stored lists are followed by their count (see cfg_container). */
+		check_strs(l, val, p, p ? (size_t *)((char *)p + sizeof(char **)) : NULL);
 		break;
 	case K_PORTS:
-		check_ports(l, val);
+		check_ports(l, val, p);
 		break;
 	case K_CMD:
 		check_cmd(l, val);
@@ -1424,25 +1461,27 @@ static const struct field service_fields[] = {
 };
 SCHEMA(service_schema, service_fields, service_post);
 
+#define SF(m) AT(struct cfg_container, socket_forwarding.m)
+#define CT(m) AT(struct cfg_container, m)
 static const struct field socket_fields[] = {
-	OF("watch_paths", K_STRS),
-	INT("scan_interval_ms", 1, DAY * 1000LL, 0),
-	INT("max_socket_forwards", 0, 1024, 0),
-	STR("container_path_prefix", 0, 0, 0),
+	{.key = "watch_paths", .kind = K_STRS, .at = SF(watch_paths) - CT(socket_forwarding) + 1},
+	INT("scan_interval_ms", 1, DAY * 1000LL, SF(scan_interval_ms) - CT(socket_forwarding) + 1),
+	INT("max_socket_forwards", 0, 1024, SF(max_socket_forwards) - CT(socket_forwarding) + 1),
+	STR("container_path_prefix", 0, SF(container_path_prefix) - CT(socket_forwarding) + 1, 0),
 };
 SCHEMA(socket_schema, socket_fields, NULL);
 
 static const struct field container_fields[] = {
-	PORT("control_port", 0, 0, 0),
-	PORT("data_port", 0, 0, 0),
-	STR("bind_addr", F_WORD, 0, 0),
-	INT("scan_interval_ms", 1, DAY * 1000LL, 0),
-	OF("include_ports", K_PORTS),
-	OF("exclude_ports", K_PORTS),
-	STR("exclude_process", 0, 0, 0),
-	OF("no_auth", K_BOOL),
-	STR("browser_cmd", 0, 0, 0),
-	MAP("socket_forwarding", &socket_schema, 0),
+	PORT("control_port", 0, CT(control_port), 0),
+	PORT("data_port", 0, CT(data_port), 0),
+	STR("bind_addr", F_WORD, CT(bind_addr), 0),
+	INT("scan_interval_ms", 1, DAY * 1000LL, CT(scan_interval_ms)),
+	{.key = "include_ports", .kind = K_PORTS, .at = CT(include_ports)},
+	{.key = "exclude_ports", .kind = K_PORTS, .at = CT(exclude_ports)},
+	STR("exclude_process", 0, CT(exclude_process), 0),
+	{.key = "no_auth", .kind = K_BOOL, .at = CT(no_auth)},
+	STR("browser_cmd", 0, CT(browser_cmd), 0),
+	MAP("socket_forwarding", &socket_schema, CT(socket_forwarding)),
 };
 SCHEMA(container_schema, container_fields, NULL);
 
@@ -1453,7 +1492,7 @@ static const struct field top_fields[] = {
 	MAP("bridge", &bridge_schema, 0),
 	FUNC("profiles", load_profiles),
 	FUNC("services", load_services),
-	MAP("container", &container_schema, 0),
+	MAP("container", &container_schema, AT(struct cfg, container)),
 };
 SCHEMA(top_schema, top_fields, top_post);
 /* clang-format on */
@@ -1602,6 +1641,7 @@ int cfg_load_buf(const char *name, const char *buf, size_t len, struct cfg **ret
 	l.cfg = calloc(1, sizeof *l.cfg);
 	if (!l.cfg)
 		return -ENOMEM;
+	l.cfg->container.socket_forwarding.max_socket_forwards = -1; /* 0 is a value */
 	l.cfg->path = strdup(name ? name : "<config>");
 	if (!l.cfg->path || !yaml_parser_initialize(&parser)) {
 		cfg_free(l.cfg);
@@ -1813,6 +1853,16 @@ void cfg_free(struct cfg *cfg)
 	}
 	free(cfg->actors);
 	free(cfg->catalog_path);
+	struct cfg_container *ct = &cfg->container;
+	free(ct->bind_addr);
+	free(ct->include_ports);
+	free(ct->exclude_ports);
+	free(ct->exclude_process);
+	free(ct->browser_cmd);
+	for (size_t i = 0; i < ct->socket_forwarding.n_watch_paths; i++)
+		free(ct->socket_forwarding.watch_paths[i]);
+	free(ct->socket_forwarding.watch_paths);
+	free(ct->socket_forwarding.container_path_prefix);
 	free(cfg->path);
 	free(cfg);
 }

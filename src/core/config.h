@@ -106,6 +106,27 @@ struct cfg_actor {
 	struct cfg_mark mark;
 };
 
+/* container: (dbr, seed 002).  0 / NULL = not set: the daemons' own
+ * defaults and command-line flags apply (flags win over the file). */
+struct cfg_container {
+	int control_port;
+	int data_port;
+	char *bind_addr;
+	int scan_interval_ms;
+	char *include_ports; /* "8000-8100,9000" (the list joined) */
+	char *exclude_ports;
+	char *exclude_process;
+	bool no_auth;
+	char *browser_cmd;
+	struct {
+		char **watch_paths; /* NULL-terminated */
+		size_t n_watch_paths;
+		int scan_interval_ms;
+		int max_socket_forwards; /* -1 = not set */
+		char *container_path_prefix;
+	} socket_forwarding;
+};
+
 struct cfg {
 	char *path; /* the file loaded (owned); marks point here */
 	struct cfg_tunnel *tunnels;
@@ -116,6 +137,7 @@ struct cfg {
 	/* bridge:, profiles:, services:, container: are validated against their
 	 * schema; their typed form arrives with the worlds that use them. */
 	bool has_bridge, has_services, has_container;
+	struct cfg_container container;
 };
 
 /* Parse and validate `len` bytes of YAML named `name` (used in marks).

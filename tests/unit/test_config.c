@@ -201,6 +201,43 @@ static void test_relative_paths(void)
 	cfg_diags_clear(&d);
 }
 
+static void test_container_section_stored(void)
+{
+	static const char y[] = "container:\n"
+				"  control_port: 29999\n"
+				"  bind_addr: 127.0.0.1\n"
+				"  include_ports: [3000, \"8000-8100\"]\n"
+				"  exclude_ports: [8080]\n"
+				"  no_auth: true\n"
+				"  socket_forwarding:\n"
+				"    watch_paths: [\"/tmp/*.sock\", \"/run/**/*.sock\"]\n"
+				"    max_socket_forwards: 0\n"
+				"    container_path_prefix: /tmp/m\n";
+	struct cfg_diags d = {0};
+	struct cfg *cfg = NULL;
+	ASSERT_EQ(cfg_load_buf("c.yaml", y, sizeof y - 1, &cfg, &d), 0);
+	const struct cfg_container *ct = &cfg->container;
+	ASSERT(cfg->has_container);
+	ASSERT_EQ(ct->control_port, 29999);
+	ASSERT_EQ(ct->data_port, 0);
+	ASSERT_STR_EQ(ct->bind_addr, "127.0.0.1");
+	ASSERT_STR_EQ(ct->include_ports, "3000,8000-8100");
+	ASSERT_STR_EQ(ct->exclude_ports, "8080");
+	ASSERT(ct->no_auth);
+	ASSERT_EQ(ct->socket_forwarding.n_watch_paths, 2);
+	ASSERT_STR_EQ(ct->socket_forwarding.watch_paths[1], "/run/**/*.sock");
+	ASSERT(ct->socket_forwarding.watch_paths[2] == NULL);
+	ASSERT_EQ(ct->socket_forwarding.max_socket_forwards, 0);
+	ASSERT_STR_EQ(ct->socket_forwarding.container_path_prefix, "/tmp/m");
+	cfg_free(cfg);
+	/* absent: the "not set" values */
+	ASSERT_EQ(cfg_load_buf("c.yaml", "{}", 2, &cfg, &d), 0);
+	ASSERT_EQ(cfg->container.socket_forwarding.max_socket_forwards, -1);
+	ASSERT(cfg->container.include_ports == NULL);
+	cfg_free(cfg);
+	cfg_diags_clear(&d);
+}
+
 static void test_seed003_minimal(void)
 {
 	struct cfg *cfg = load_file_ok("seed003_minimal.yaml");
@@ -1030,6 +1067,7 @@ int main(void)
 	setenv("HOME", HOME, 1);
 	RUN(test_seed003_minimal);
 	RUN(test_relative_paths);
+	RUN(test_container_section_stored);
 	RUN(test_seed003_full);
 	RUN(test_seed000);
 	RUN(test_all_fields);
