@@ -734,8 +734,10 @@ void container_status_rows(struct cli *c, json_t *rows)
 			size_t ll = strlen(local), rl = strlen(remote);
 			snprintf(local + ll, sizeof local - ll, "%s127.0.0.1:%lld", ll ? "," : "",
 				 (long long)json_integer_value(json_object_get(f, "host_port")));
-			snprintf(remote + rl, sizeof remote - rl, "%s%lld", rl ? "," : "",
-				 (long long)json_integer_value(json_object_get(f, "port")));
+			const char *proc = json_string_value(json_object_get(f, "process_name"));
+			snprintf(remote + rl, sizeof remote - rl, "%s%lld%s%s%s", rl ? "," : "",
+				 (long long)json_integer_value(json_object_get(f, "port")),
+				 proc ? "(" : "", proc ? proc : "", proc ? ")" : "");
 		}
 		const char *hn = json_string_value(json_object_get(ct, "hostname"));
 		char rem[1100];
@@ -748,6 +750,9 @@ void container_status_rows(struct cli *c, json_t *rows)
 			      "reconnects", 0, "health", "ok", "last_event", "container_registered",
 			      "reason", "", "container_id", json_object_get(ct, "container_id"),
 			      "forwards", json_object_get(ct, "forwards"));
+		json_t *socks = json_object_get(st, "socket_forwards");
+		if (row)
+			json_object_set(row, "socket_forwards", socks ? socks : json_null());
 		if (row)
 			json_array_append_new(rows, row);
 	}

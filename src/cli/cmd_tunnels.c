@@ -122,18 +122,25 @@ static void extra_names(struct cli *c, json_t *names)
 	closedir(d);
 }
 
-int cmd_status(struct cli *c)
+/* The common start of status and check: no options of their own, the
+ * config, the state directory, and the named (or all) tunnels. */
+static int prepare(struct cli *c, bool optional_config, const struct cfg_tunnel ***sel,
+		   size_t *nsel)
 {
 	if (cli_scan_opts(c, NULL, 0) < 0)
 		return EXIT_USAGE;
-	int r = cli_load_config_optional(c);
-	if (r)
+	int r = optional_config ? cli_load_config_optional(c) : cli_load_config(c);
+	if (r || (r = cli_state_dir(c)))
 		return r;
-	if ((r = cli_state_dir(c)))
-		return r;
+	return cli_select_tunnels(c, c->argc, c->argv, sel, nsel);
+}
+
+int cmd_status(struct cli *c)
+{
 	const struct cfg_tunnel **sel = NULL;
 	size_t nsel = 0;
-	if ((r = cli_select_tunnels(c, c->argc, c->argv, &sel, &nsel)))
+	int r = prepare(c, true, &sel, &nsel);
+	if (r)
 		return r;
 	json_t *rows = json_array();
 	for (size_t i = 0; i < nsel; i++)
@@ -845,16 +852,10 @@ int cmd_logs(struct cli *c)
 
 int cmd_check(struct cli *c)
 {
-	if (cli_scan_opts(c, NULL, 0) < 0)
-		return EXIT_USAGE;
-	int r = cli_load_config(c);
-	if (r)
-		return r;
-	if ((r = cli_state_dir(c)))
-		return r;
 	const struct cfg_tunnel **sel = NULL;
 	size_t nsel = 0;
-	if ((r = cli_select_tunnels(c, c->argc, c->argv, &sel, &nsel)))
+	int r = prepare(c, false, &sel, &nsel);
+	if (r)
 		return r;
 	int code = EXIT_OK;
 	json_t *rows = json_array();

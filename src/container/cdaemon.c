@@ -6,6 +6,8 @@
 #include "container/scan.h"
 #include "core/backoff.h"
 #include "core/log.h"
+#include "core/net.h"
+#include "core/list.h"
 #include "core/loop.h"
 #include "core/relay.h"
 #include "core/util.h"
@@ -121,24 +123,6 @@ static void port_del(uint16_t *v, size_t *n, uint16_t port)
 			v[i--] = v[--*n];
 }
 
-#define DL_PUSH(head, x)                                                                           \
-	do {                                                                                       \
-		(x)->prev = NULL;                                                                  \
-		(x)->next = (head);                                                                \
-		if (head)                                                                          \
-			(head)->prev = (x);                                                        \
-		(head) = (x);                                                                      \
-	} while (0)
-#define DL_UNLINK(head, x)                                                                         \
-	do {                                                                                       \
-		if ((x)->prev)                                                                     \
-			(x)->prev->next = (x)->next;                                               \
-		else                                                                               \
-			(head) = (x)->next;                                                        \
-		if ((x)->next)                                                                     \
-			(x)->next->prev = (x)->prev;                                               \
-	} while (0)
-
 static void connect_host(struct cd *cd);
 static void scan_now(struct cd *cd);
 
@@ -233,7 +217,7 @@ void cd_container_id(char *buf, size_t n)
 static void on_relay_done(struct relay *r, void *data)
 {
 	struct rn *n = data;
-	DL_UNLINK(n->cd->relays, n);
+	LIST_UNLINK(n->cd->relays, n);
 	relay_free(r);
 	free(n);
 }
@@ -241,7 +225,7 @@ static void on_relay_done(struct relay *r, void *data)
 static void job_free(struct job *j)
 {
 	struct cd *cd = j->cd;
-	DL_UNLINK(cd->jobs, j);
+	LIST_UNLINK(cd->jobs, j);
 	cd->n_jobs--;
 	loop_timer_cancel(cd->loop, j->timer);
 	if (j->local_fd >= 0) {
@@ -277,29 +261,6 @@ static void on_job_timeout(struct loop *l, void *data)
 	job_fail(j, "timed out");
 }
 
-/* Start a non-blocking connect; returns the fd (connected or in progress). */
-static int connect_nb(const struct sockaddr *sa, socklen_t sl)
-{
-	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, sa, sl) < 0 && errno != EINPROGRESS) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	return fd;
-}
-
-static int so_error(int fd)
-{
-	int err = 0;
-	socklen_t sl = sizeof err;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
-		return errno;
-	return err;
-}
-
 static void job_step(struct loop *l, int fd, unsigned events, void *data);
 static void job_start_data(struct job *j);
 
@@ -320,7 +281,7 @@ static int job_connect_local(struct job *j)
 		s6->sin6_addr = in6addr_loopback;
 		sl = sizeof *s6;
 	}
-	int fd = connect_nb((struct sockaddr *)&ss, sl);
+	int fd = net_connect_nb((struct sockaddr *)&ss, sl);
 	if (fd < 0)
 		return fd;
 	j->local_fd = fd;
@@ -337,7 +298,7 @@ static void job_start_data(struct job *j)
 		((struct sockaddr_in6 *)&hs)->sin6_port = htons(cd->o->data_port);
 	else
 		((struct sockaddr_in *)&hs)->sin_port = htons(cd->o->data_port);
-	int dfd = connect_nb((struct sockaddr *)&hs, cd->host_len);
+	int dfd = net_connect_nb((struct sockaddr *)&hs, cd->host_len);
 	if (dfd < 0 || loop_add_fd(cd->loop, dfd, LOOP_WRITE, job_step, j) < 0) {
 		if (dfd >= 0)
 			close(dfd);
@@ -351,7 +312,7 @@ static void job_step(struct loop *l, int fd, unsigned events, void *data)
 {
 	struct job *j = data;
 	struct cd *cd = j->cd;
-	int err = so_error(fd);
+	int err = net_so_error(fd);
 	loop_del_fd(l, fd);
 	if (j->phase == 0) {
 		if (err) {
@@ -401,7 +362,7 @@ static void job_step(struct loop *l, int fd, unsigned events, void *data)
 		return;
 	}
 	n->cd = cd;
-	DL_PUSH(cd->relays, n);
+	LIST_PUSH(cd->relays, n);
 }
 
 static void handle_connect_request(struct cd *cd, const struct dbr_msg *m)
@@ -422,7 +383,7 @@ static void handle_connect_request(struct cd *cd, const struct dbr_msg *m)
 	j->port = m->port;
 	j->local_fd = j->data_fd = -1;
 	snprintf(j->conn_id, sizeof j->conn_id, "%s", m->conn_id);
-	DL_PUSH(cd->jobs, j);
+	LIST_PUSH(cd->jobs, j);
 	cd->n_jobs++;
 	loop_timer_add(cd->loop, CD_CONNECT_TIMEOUT_MS, on_job_timeout, j, &j->timer);
 	int r = job_connect_local(j);
@@ -467,18 +428,6 @@ static void socket_unforward(struct cd *cd, const char *id)
 	}
 }
 
-static void uuid_v4(char *out, size_t n)
-{
-	unsigned char b[16];
-	if (random_bytes(b, sizeof b) < 0)
-		memset(b, 0, sizeof b);
-	b[6] = (b[6] & 0x0f) | 0x40;
-	b[8] = (b[8] & 0x3f) | 0x80;
-	snprintf(out, n, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-		 b[13], b[14], b[15]);
-}
-
 static void on_mirror_accept(struct loop *l, int fd, unsigned events, void *data)
 {
 	struct mirror *m = data;
@@ -501,9 +450,9 @@ static void on_mirror_accept(struct loop *l, int fd, unsigned events, void *data
 		j->data_fd = -1;
 		/* Container-made ids carry a prefix the host recognises. */
 		char uuid[40];
-		uuid_v4(uuid, sizeof uuid);
+		net_uuid_v4(uuid, sizeof uuid);
 		snprintf(j->conn_id, sizeof j->conn_id, "s-%s", uuid);
-		DL_PUSH(cd->jobs, j);
+		LIST_PUSH(cd->jobs, j);
 		cd->n_jobs++;
 		loop_timer_add(l, CD_CONNECT_TIMEOUT_MS, on_job_timeout, j, &j->timer);
 		struct dbr_msg req;
@@ -676,7 +625,7 @@ static const struct ctl_ops cd_ops = {.msg = on_msg, .bad = on_bad, .closed = on
 static void on_connected(struct loop *l, int fd, unsigned events, void *data)
 {
 	struct cd *cd = data;
-	int err = so_error(fd);
+	int err = net_so_error(fd);
 	loop_del_fd(l, fd);
 	loop_timer_cancel(l, cd->connect_timer);
 	cd->connect_timer = NULL;
@@ -740,7 +689,7 @@ static void connect_host(struct cd *cd)
 		cd->host_len = sizeof *s4;
 	}
 	cd->state = CD_CONNECTING;
-	int fd = connect_nb((struct sockaddr *)&cd->host, cd->host_len);
+	int fd = net_connect_nb((struct sockaddr *)&cd->host, cd->host_len);
 	if (fd < 0) {
 		disconnect(cd, strerror(-fd));
 		return;
@@ -861,7 +810,7 @@ static struct lconn *lconns;
 
 static void lconn_free(struct lconn *lc)
 {
-	DL_UNLINK(lconns, lc);
+	LIST_UNLINK(lconns, lc);
 	ctl_conn_free(lc->ctl);
 	free(lc);
 }
@@ -961,7 +910,7 @@ static void on_local_accept(struct loop *l, int fd, unsigned events, void *data)
 			continue;
 		}
 		lc->cd = cd;
-		DL_PUSH(lconns, lc);
+		LIST_PUSH(lconns, lc);
 	}
 }
 
@@ -1093,7 +1042,7 @@ int cd_run(const struct cd_opts *o)
 		job_free(cd.jobs);
 	while (cd.relays) {
 		struct rn *n = cd.relays;
-		DL_UNLINK(cd.relays, n);
+		LIST_UNLINK(cd.relays, n);
 		relay_free(n->r);
 		free(n);
 	}

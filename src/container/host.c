@@ -17,6 +17,8 @@
 #include "container/ctl.h"
 #include "core/audit.h"
 #include "core/log.h"
+#include "core/net.h"
+#include "core/list.h"
 #include "core/loop.h"
 #include "core/relay.h"
 #include "core/state.h"
@@ -131,26 +133,6 @@ struct host {
 	int exit_code;
 };
 
-/* Doubly linked list helpers: every list here has prev/next and a head. */
-#define LIST_PUSH(head, x)                                                                         \
-	do {                                                                                       \
-		(x)->prev = NULL;                                                                  \
-		(x)->next = (head);                                                                \
-		if (head)                                                                          \
-			(head)->prev = (x);                                                        \
-		(head) = (x);                                                                      \
-	} while (0)
-#define LIST_UNLINK(head, x)                                                                       \
-	do {                                                                                       \
-		if ((x)->prev)                                                                     \
-			(x)->prev->next = (x)->next;                                               \
-		else                                                                               \
-			(head) = (x)->next;                                                        \
-		if ((x)->next)                                                                     \
-			(x)->next->prev = (x)->prev;                                               \
-		(x)->prev = (x)->next = NULL;                                                      \
-	} while (0)
-
 static void hconn_drop(struct hconn *c, const char *why);
 static void maybe_idle(struct host *h);
 static void handle_socket_connect(struct hconn *c, const struct dbr_msg *m);
@@ -198,83 +180,18 @@ static void write_state(struct host *h)
 	}
 	char since[40];
 	now_iso8601(since, sizeof since);
-	json_t *o =
-	    json_pack("{s:s, s:s, s:I, s:i, s:i, s:s, s:o, s:I, s:I}", "name", AUDIT_NAME, "kind",
-		      "host", "pid", (json_int_t)getpid(), "control_port", h->ctl_port, "data_port",
-		      h->data_port, "updated", since, "containers", cs, "pending",
-		      (json_int_t)h->n_pending, "relays", (json_int_t)h->n_relays);
+	json_t *socks = json_array();
+	for (const struct hsock *k = h->socks; k; k = k->next)
+		json_array_append_new(socks,
+				      json_pack("{s:s, s:s, s:s}", "socket_id", k->id, "host_path",
+						k->host_path, "container_path", k->container_path));
+	json_t *o = json_pack("{s:s, s:s, s:I, s:i, s:i, s:s, s:o, s:o, s:I, s:I}", "name",
+			      AUDIT_NAME, "kind", "host", "pid", (json_int_t)getpid(),
+			      "control_port", h->ctl_port, "data_port", h->data_port, "updated",
+			      since, "containers", cs, "socket_forwards", socks, "pending",
+			      (json_int_t)h->n_pending, "relays", (json_int_t)h->n_relays);
 	state_write(h->o->state_dir, AUDIT_NAME, o);
 	json_decref(o);
-}
-
-/* --- small helpers --- */
-
-static void uuid_v4(char out[40])
-{
-	unsigned char b[16];
-	if (random_bytes(b, sizeof b) < 0)
-		memset(b, 0, sizeof b);
-	b[6] = (b[6] & 0x0f) | 0x40;
-	b[8] = (b[8] & 0x3f) | 0x80;
-	snprintf(out, 40, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-		 b[13], b[14], b[15]);
-}
-
-static int listen_on(int family, const char *addr, uint16_t port, uint16_t *ret_port)
-{
-	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	struct sockaddr_storage ss = {0};
-	socklen_t sl;
-	if (family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-		if (inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1) {
-			close(fd);
-			return -EINVAL;
-		}
-		sl = sizeof *s6;
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
-		if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1) {
-			close(fd);
-			return -EINVAL;
-		}
-		sl = sizeof *s4;
-	}
-	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 511) < 0) {
-		int e = -errno;
-		close(fd);
-		return e;
-	}
-	if (ret_port) {
-		sl = sizeof ss;
-		getsockname(fd, (struct sockaddr *)&ss, &sl);
-		*ret_port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						     : ((struct sockaddr_in *)&ss)->sin_port);
-	}
-	return fd;
-}
-
-static void peer_name(int fd, char *buf, size_t n)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	snprintf(buf, n, "?");
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
-		return;
-	if (ss.ss_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)n);
-	else if (ss.ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)n);
 }
 
 /* --- relays --- */
@@ -358,7 +275,7 @@ static void on_fwd_accept(struct loop *l, int fd, unsigned events, void *data)
 		p->h = h;
 		p->f = f;
 		p->client_fd = cfd;
-		uuid_v4(p->conn_id);
+		net_uuid_v4(p->conn_id, sizeof p->conn_id);
 		LIST_PUSH(h->pending, p);
 		h->n_pending++;
 		loop_timer_add(l, HOST_PENDING_TIMEOUT_MS, on_pending_timeout, p, &p->timer);
@@ -400,12 +317,12 @@ static int fwd_bind(struct fwd *f)
 {
 	uint32_t port = f->port;
 	for (int i = 0; i < HOST_REMAP_TRIES && port <= 65535; i++, port++) {
-		int fd4 = listen_on(AF_INET, "127.0.0.1", (uint16_t)port, NULL);
+		int fd4 = net_listen_tcp("127.0.0.1", (uint16_t)port, NULL);
 		if (fd4 == -EADDRINUSE || fd4 == -EACCES)
 			continue;
 		if (fd4 < 0)
 			return fd4;
-		int fd6 = listen_on(AF_INET6, "::1", (uint16_t)port, NULL);
+		int fd6 = net_listen_tcp("::1", (uint16_t)port, NULL);
 		if (fd6 == -EADDRINUSE) {
 			/* Someone holds [::1]:port: a client resolving localhost
 			 * to ::1 would reach them, not us.  Next port. */
@@ -809,7 +726,7 @@ static void on_ctl_accept(struct loop *l, int fd, unsigned events, void *data)
 			continue;
 		}
 		c->h = h;
-		peer_name(cfd, c->peer, sizeof c->peer);
+		net_peer_name(cfd, c->peer, sizeof c->peer);
 		if (ctl_conn_new(l, cfd, &host_ctl_ops, c, &c->ctl) < 0) {
 			close(cfd);
 			free(c);
@@ -1023,6 +940,7 @@ static void sock_consider(struct host *h, const char *path)
 	h->n_socks++;
 	log_info("offering host socket %s as %s in containers", k->host_path, k->container_path);
 	announce_socket(h, DBR_SOCKET_FORWARD, k);
+	write_state(h);
 }
 
 /* "**" in a pattern matches any number of directories: walk from the
@@ -1091,6 +1009,7 @@ static void sock_scan(struct host *h)
 		log_info("host socket %s is gone", k->host_path);
 		announce_socket(h, DBR_SOCKET_UNFORWARD, k);
 		free(k);
+		write_state(h);
 	}
 }
 
@@ -1251,10 +1170,9 @@ int host_run(const struct host_opts *o)
 		}
 	}
 	const char *addr = o->bind_addr ? o->bind_addr : "127.0.0.1";
-	int fam = strchr(addr, ':') ? AF_INET6 : AF_INET;
-	h.ctl_lfd = listen_on(fam, addr, o->control_port, &h.ctl_port);
+	h.ctl_lfd = net_listen_tcp(addr, o->control_port, &h.ctl_port);
 	if (h.ctl_lfd >= 0)
-		h.data_lfd = listen_on(fam, addr, o->data_port, &h.data_port);
+		h.data_lfd = net_listen_tcp(addr, o->data_port, &h.data_port);
 	if (h.ctl_lfd < 0 || h.data_lfd < 0) {
 		int e = h.ctl_lfd < 0 ? h.ctl_lfd : h.data_lfd;
 		log_error("cannot listen on %s:%u/%u: %s", addr, o->control_port, o->data_port,
