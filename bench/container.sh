@@ -248,6 +248,8 @@ DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)" NPROC="$(nproc)" KERNEL="$(uname -r)" \
 	HAPV="$(haproxy -v | head -1 | cut -d' ' -f1-3), $HAP_THREADS threads" \
 	SOCATV="socat $(socat -V | awk '/socat version/ {print $3; exit}')" \
 	CCV="$(cc --version | head -1)" DBV="$("$BIN" --version)" BINP="$BIN" \
+	BUILT="$(date -u -r "$BIN" +%Y-%m-%dT%H:%M:%SZ)" \
+	HEAD="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" \
 	TPUT="$TPUT_SECONDS" CONN_MAX="$CONN_MAX" CONN_SECONDS="$CONN_SECONDS" PROBE_MS="$PROBE_MS" \
 	D_DIRECT="iperf3/echo client -> $CTR_IP:PORT across the veth (kernel only, no relay)" \
 	D_DB="client -> 127.0.0.1:H (host daemon) -> data connection over the veth -> container daemon -> 127.0.0.1:PORT in the namespace (two relays)" \
@@ -260,7 +262,7 @@ e = os.environ
 print(json.dumps({"kind": "meta", "date": e["DATE"], "nproc": e["NPROC"], "kernel": e["KERNEL"],
   "cpu": e["CPU"], "os": e["OS"], "loadavg": e["LOADAVG"], "iperf_version": e["IPERFV"],
   "haproxy_version": e["HAPV"], "socat_version": e["SOCATV"], "cc_version": e["CCV"],
-  "devbridge_version": e["DBV"], "bin": e["BINP"], "tput_seconds": int(e["TPUT"]),
+  "devbridge_version": e["DBV"], "bin": e["BINP"], "built": e["BUILT"], "head": e["HEAD"], "tput_seconds": int(e["TPUT"]),
   "conn_max": int(e["CONN_MAX"]), "conn_seconds": float(e["CONN_SECONDS"]), "probe_ms": int(e["PROBE_MS"]),
   "hops": {"direct": 0, "devbridge": 2, "haproxy": 1, "socat": 1, "haproxy-x2": 2},
   "path_desc": {"direct": e["D_DIRECT"], "devbridge": e["D_DB"], "haproxy": e["D_HAP"], "socat": e["D_SOCAT"],

@@ -237,7 +237,7 @@ def report(records_path, md_path):
             rows.append([p, hops[p], fmt(m50[p], 1), fmt(m99[p], 1),
                          fmt(statistics.median(x["mean_us"] for x in lat[p]), 1),
                          fmt(min(x["min_us"] for x in lat[p]), 1),
-                         " / ".join(f"{x['p50_us']:.1f}|{x['p99_us']:.1f}" for x in lat[p])])
+                         ", ".join(f"{x['p50_us']:.1f}/{x['p99_us']:.1f}" for x in lat[p])])
         ok50 = m50["devbridge"] <= m50["haproxy"]
         ok99 = m99["devbridge"] <= m99["haproxy"]
         notes = [f"devbridge p50 {m50['devbridge']:.1f} us vs haproxy {m50['haproxy']:.1f} us "
@@ -259,7 +259,7 @@ def report(records_path, md_path):
                     ("latency p99 devbridge <= haproxy",
                      f"{m99['devbridge']:.1f} vs {m99['haproxy']:.1f} us", verdict(ok99))]
         sections.append((f"2. 1-byte ping-pong latency (microseconds), {len(lat['direct'])} runs per path",
-                         ["path", "relays", "p50", "p99", "mean", "min", "runs p50|p99"], rows, notes))
+                         ["path", "relays", "p50", "p99", "mean", "min", "runs p50/p99"], rows, notes))
 
     # 3. connection rate
     cr = {r["path"]: r for r in recs if r["kind"] == "connrate"}
@@ -368,7 +368,9 @@ def report(records_path, md_path):
                  f"{meta['os']}\n")
         fh.write(f"- load average (1/5/15 min): {meta['loadavg']} at start, "
                  f"{end.get('loadavg', '?')} at the end\n")
-        fh.write(f"- devbridge: `{meta['bin']}` ({meta['devbridge_version']})\n")
+        fh.write(f"- devbridge: `{meta['bin']}` ({meta['devbridge_version']}, binary built "
+                 f"{meta.get('built', '?')}; source tree at commit {meta.get('head', '?')}, "
+                 "uncommitted changes not recorded)\n")
         fh.write(f"- {meta['iperf_version']}; {meta['haproxy_version']}; {meta['socat_version']}; "
                  f"client/server: bench/container_net.c built with {meta['cc_version']}\n")
         fh.write(f"- wall time of the run: {end.get('elapsed_s', '?')} s\n\n")

@@ -734,10 +734,8 @@ void container_status_rows(struct cli *c, json_t *rows)
 			size_t ll = strlen(local), rl = strlen(remote);
 			snprintf(local + ll, sizeof local - ll, "%s127.0.0.1:%lld", ll ? "," : "",
 				 (long long)json_integer_value(json_object_get(f, "host_port")));
-			const char *proc = json_string_value(json_object_get(f, "process_name"));
-			snprintf(remote + rl, sizeof remote - rl, "%s%lld%s%s%s", rl ? "," : "",
-				 (long long)json_integer_value(json_object_get(f, "port")),
-				 proc ? "(" : "", proc ? proc : "", proc ? ")" : "");
+			snprintf(remote + rl, sizeof remote - rl, "%s%lld", rl ? "," : "",
+				 (long long)json_integer_value(json_object_get(f, "port")));
 		}
 		const char *hn = json_string_value(json_object_get(ct, "hostname"));
 		char rem[1100];

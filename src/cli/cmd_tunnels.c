@@ -189,6 +189,30 @@ int cmd_status(struct cli *c)
 			fmt_duration(uptime, sizeof uptime, (double)now.tv_sec - since);
 		}
 		snprintf(lr, sizeof lr, "%s -> %s", row_str(row, "local"), row_str(row, "remote"));
+		json_t *fws = json_object_get(row, "forwards");
+		if (json_array_size(fws) > 0) {
+			/* A container: one "host <- container (process)" per forward. */
+			size_t k, off = 0;
+			json_t *f;
+			lr[0] = '\0';
+			json_array_foreach(fws, k, f)
+			{
+				char proc[80];
+				snprintf(proc, sizeof proc, "%s",
+					 json_string_value(json_object_get(f, "process_name"))
+					     ?: "");
+				text_sanitize(proc);
+				int w = snprintf(
+				    lr + off, sizeof lr - off, "%s127.0.0.1:%lld <- %lld%s%s%s",
+				    off ? ", " : "",
+				    (long long)json_integer_value(json_object_get(f, "host_port")),
+				    (long long)json_integer_value(json_object_get(f, "port")),
+				    *proc ? " (" : "", proc, *proc ? ")" : "");
+				if (w < 0 || (size_t)w >= sizeof lr - off)
+					break;
+				off += (size_t)w;
+			}
+		}
 		if (strcmp(row_str(row, "direction"), "reverse") == 0)
 			snprintf(lr, sizeof lr, "%s <- %s", row_str(row, "local"),
 				 row_str(row, "remote"));
