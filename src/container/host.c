@@ -31,6 +31,9 @@
 #include <fnmatch.h>
 #include <glob.h>
 #include <limits.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -185,11 +188,12 @@ static void write_state(struct host *h)
 		json_array_append_new(socks,
 				      json_pack("{s:s, s:s, s:s}", "socket_id", k->id, "host_path",
 						k->host_path, "container_path", k->container_path));
-	json_t *o = json_pack("{s:s, s:s, s:I, s:i, s:i, s:s, s:o, s:o, s:I, s:I}", "name",
-			      AUDIT_NAME, "kind", "host", "pid", (json_int_t)getpid(),
-			      "control_port", h->ctl_port, "data_port", h->data_port, "updated",
-			      since, "containers", cs, "socket_forwards", socks, "pending",
-			      (json_int_t)h->n_pending, "relays", (json_int_t)h->n_relays);
+	/* Written when containers, forwards or sockets change; live
+	 * connection counts would be stale here, so they are not. */
+	json_t *o =
+	    json_pack("{s:s, s:s, s:I, s:i, s:i, s:s, s:o, s:o}", "name", AUDIT_NAME, "kind",
+		      "host", "pid", (json_int_t)getpid(), "control_port", h->ctl_port, "data_port",
+		      h->data_port, "updated", since, "containers", cs, "socket_forwards", socks);
 	state_write(h->o->state_dir, AUDIT_NAME, o);
 	json_decref(o);
 }
@@ -204,8 +208,14 @@ static void on_relay_done(struct relay *r, void *data)
 	h->n_relays--;
 	relay_free(r);
 	free(n);
-	if (h->stopping && h->n_relays == 0)
-		loop_stop(h->loop);
+	if (h->n_relays == 0) {
+#ifdef __GLIBC__
+		/* After a burst of connections, give the heap back. */
+		malloc_trim(0);
+#endif
+		if (h->stopping)
+			loop_stop(h->loop);
+	}
 }
 
 static void start_relay(struct host *h, int data_fd, int client_fd, const char *pre, size_t plen)
