@@ -1236,6 +1236,11 @@ static void *add_tunnel(struct loader *l, const yaml_node_t *key)
 		diag(l, key->start_mark,
 		     "invalid tunnel name '%s': use letters, digits, '.', '_', '-' (at most 64)",
 		     escs(e, sval(key)));
+	else if (strcmp(sval(key), "host-daemon") == 0 ||
+		 strcmp(sval(key), "container-daemon") == 0)
+		/* Their files in the state directory belong to the daemons. */
+		diag(l, key->start_mark, "tunnel name '%s' is reserved for devbridge's daemons",
+		     sval(key));
 	t = realloc(c->tunnels, (c->n_tunnels + 1) * sizeof *t);
 	if (!t)
 		return oom(l);

@@ -201,6 +201,27 @@ static void test_relative_paths(void)
 	cfg_diags_clear(&d);
 }
 
+static void test_reserved_tunnel_name(void)
+{
+	static const char y[] = "tunnels:\n"
+				"  host-daemon:\n"
+				"    host: h\n"
+				"    remote_port: 1\n"
+				"    local_port: 2\n"
+				"    ssh_user: u\n"
+				"    ssh_key: /k\n"
+				"    actor: a\n"
+				"actors:\n"
+				"  a: {class: human}\n";
+	struct cfg_diags d = {0};
+	struct cfg *cfg = NULL;
+	ASSERT_EQ(cfg_load_buf("c.yaml", y, sizeof y - 1, &cfg, &d), -EINVAL);
+	ASSERT_EQ(d.n, 1);
+	ASSERT_EQ(d.items[0].mark.line, 2);
+	ASSERT_STR_CONTAINS(d.items[0].msg, "reserved");
+	cfg_diags_clear(&d);
+}
+
 static void test_container_section_stored(void)
 {
 	static const char y[] = "container:\n"
@@ -1068,6 +1089,7 @@ int main(void)
 	RUN(test_seed003_minimal);
 	RUN(test_relative_paths);
 	RUN(test_container_section_stored);
+	RUN(test_reserved_tunnel_name);
 	RUN(test_seed003_full);
 	RUN(test_seed000);
 	RUN(test_all_fields);
