@@ -113,11 +113,17 @@ static void print_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: devbridge [OPTIONS] COMMAND [ARGS]\n\n"
-		"Supervised bridges to where your code runs: SSH tunnels (more worlds to come).\n\n"
-		"Commands:\n");
-	for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-		if (commands[i].summary)
-			fprintf(f, "  %-44s %s\n", commands[i].usage, commands[i].summary);
+		"Supervised bridges to where your code runs: SSH tunnels and devcontainers\n"
+		"(Kubernetes to come).  `devbridge COMMAND --help` shows a command's options.\n");
+	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+		if (!commands[i].summary)
+			continue;
+		if (strcmp(commands[i].name, "up") == 0)
+			fprintf(f, "\nSSH tunnels (the config's tunnels:):\n");
+		else if (strcmp(commands[i].name, "host-daemon") == 0)
+			fprintf(f, "\nDevcontainers:\n");
+		fprintf(f, "  %-18s %s\n", commands[i].name, commands[i].summary);
+	}
 	fprintf(
 	    f,
 	    "\nGlobal options (anywhere on the line):\n"
