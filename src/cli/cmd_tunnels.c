@@ -592,7 +592,7 @@ static int stop_one(struct cli *c, const char *name)
 
 static int down_names(struct cli *c, int argc, char **argv)
 {
-	int r = cli_load_config(c);
+	int r = cli_load_config_optional(c);
 	if (r)
 		return r;
 	if ((r = cli_state_dir(c)))
@@ -834,7 +834,7 @@ int cmd_logs(struct cli *c)
 			return cli_error(c, EXIT_USAGE, "--lines: expected a count, got '%s'",
 					 lines);
 	}
-	int r = cli_load_config(c);
+	int r = cli_load_config_optional(c);
 	if (r)
 		return r;
 	if ((r = cli_state_dir(c)))
