@@ -4,7 +4,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 PYTEST     ?= /usr/bin/python3 -m pytest
 
-.PHONY: all deps build build-asan demo test unit integration format-check fuzz bench clean
+.PHONY: all deps build build-asan demo test unit integration kubesim format-check fuzz bench clean
 
 all: build
 
@@ -28,7 +28,7 @@ demo: build
 	DEVBRIDGE_BIN=$(CURDIR)/$(BUILD)/devbridge scripts/demo.sh
 
 # The whole suite, under ASan+UBSan, warnings as errors.
-test: deps format-check build-asan unit integration
+test: deps format-check build-asan unit integration kubesim
 	@echo "==> all tests passed"
 
 unit: build-asan
@@ -39,6 +39,10 @@ integration: build-asan
 	DEVBRIDGE_BIN=$(CURDIR)/$(ASAN_BUILD)/devbridge \
 	ASAN_OPTIONS=detect_leaks=1:exitcode=86 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=87 \
 		$(PYTEST) -q tests/integration
+
+# The Kubernetes test cluster (tests/kubesim) against the real kubectl.
+kubesim: deps
+	$(PYTEST) -q tests/kubesim
 
 format-check:
 	@out=$$(clang-format --dry-run src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h fuzz/*.c 2>&1); \

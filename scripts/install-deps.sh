@@ -8,7 +8,7 @@ pkgs=(
 	libyaml-dev libjansson-dev libcurl4-openssl-dev
 	openssh-client openssh-server
 	python3 python3-pytest curl
-	iproute2 procps socat iperf3
+	iproute2 procps socat iperf3 openssl
 )
 if [[ "${1:-}" == "--bench" ]]; then
 	pkgs+=(hyperfine haproxy)

@@ -1,0 +1,740 @@
+"""kubesim: pods as real processes in network namespaces, plus a tiny
+kube-proxy for ClusterIPs.  Linux, root (CAP_NET_ADMIN), `ip` from iproute2.
+
+Network: a bridge `ksbr0` with 10.244.0.1/16 on the host side (created once,
+shared by concurrent sims); each pod gets a netns `ks-<8 hex>`, a veth pair
+(`ksv<8 hex>` on the bridge, `eth0` inside), an IP 10.244.X.Y/16, lo up and a
+default route via 10.244.0.1.  Service ClusterIPs (10.96.0.0/12 only) are
+added as /32 addresses on the bridge and served by a Python TCP proxy that
+picks a ready pod matching the selector at accept time.
+
+Images: IMAGES maps an image (tag ignored) to an argv template; KUBESIM_IMAGES
+names a JSON file with more entries ({"image": ["argv", ...]}).  Template
+words: {python} {runtime} (this file) {pod} {namespace} {podIP} {port} (first
+containerPort) and {ports} (every containerPort, one word each).  A container
+with `command` runs command+args as given (host filesystem, pod netns); with
+only `args`, they are appended to the image's argv.  An unknown image without
+a command runs "pause".
+
+Run as a script, this file is also the code of the built-in images:
+    runtime.py echo PORT...      TCP echo on every PORT (half-close aware)
+    runtime.py http NAME PORT    HTTP page naming the pod on PORT
+    runtime.py pause             sleep until killed
+    runtime.py exit CODE         exit at once with CODE (Jobs)
+"""
+
+import atexit
+import fcntl
+import hashlib
+import ipaddress
+import itertools
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+log = logging.getLogger("kubesim.runtime")
+
+RUNTIME = os.path.abspath(__file__)
+BRIDGE = os.environ.get("KUBESIM_BRIDGE", "ksbr0")
+GATEWAY = "10.244.0.1"
+POD_NET = ipaddress.ip_network("10.244.0.0/16")
+SVC_NET = ipaddress.ip_network("10.96.0.0/12")
+STATE_DIR = os.environ.get("KUBESIM_RUNTIME_STATE", "/run/kubesim")
+READY_TIMEOUT = 15.0
+
+IMAGES = {
+    "kubesim/echo": ["{python}", "{runtime}", "echo", "{ports}"],
+    "kubesim/http": ["{python}", "{runtime}", "http", "{pod}", "{port}"],
+    "kubesim/pause": ["{python}", "{runtime}", "pause"],
+    "kubesim/exit": ["{python}", "{runtime}", "exit"],
+}
+
+
+def load_images(path=None):
+    path = path or os.environ.get("KUBESIM_IMAGES")
+    if path:
+        with open(path) as f:
+            IMAGES.update(json.load(f))
+
+
+# --------------------------------------------------------------------------
+# small helpers
+
+def _ip(*args, check=True):
+    r = subprocess.run(["ip"] + list(args), stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError("ip %s: %s" % (" ".join(args), r.stderr.strip()))
+    return r
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
+def _image_key(image):
+    image = image or ""
+    if image in IMAGES:
+        return image
+    base = image.split("@")[0]
+    if ":" in base.rsplit("/", 1)[-1]:
+        base = base.rsplit(":", 1)[0]
+    return base
+
+
+def _meta(obj):
+    return obj.get("metadata") or {}
+
+
+def _pod_ready(pod):
+    st = pod.get("status") or {}
+    if st.get("phase") != "Running" or not st.get("podIP"):
+        return False
+    conds = st.get("conditions")
+    if conds:
+        for c in conds:
+            if c.get("type") == "Ready":
+                return c.get("status") == "True"
+    cs = st.get("containerStatuses")
+    if cs:
+        return all(c.get("ready") for c in cs)
+    return True
+
+
+# -- store access (kubesim.store: get/find/list take a Resource) -----------
+
+def _res(plural):
+    from . import store as storemod
+    return storemod.resource_by_key("/" + plural)
+
+
+def _store_list(store, resource, namespace=None):
+    items, _rv = store.list(_res(resource), namespace)
+    return items
+
+
+def _update_status(store, ns, name, **kw):
+    try:
+        store.update_pod_status(ns, name, **kw)
+    except KeyError:
+        pass  # deleted meanwhile
+    except Exception as e:  # never kill a runtime thread for the store's sake
+        log.warning("update_pod_status %s/%s: %s", ns, name, e)
+
+
+# --------------------------------------------------------------------------
+
+class PodRuntime:
+    def __init__(self, ns, name, uid):
+        self.ns, self.name, self.uid = ns, name, uid
+        short = hashlib.sha1(("%s/%s/%s" % (ns, name, uid)).encode()).hexdigest()[:8]
+        self.netns = "ks-" + short
+        self.veth = "ksv" + short
+        self.peer = "ksp" + short
+        self.ip = None
+        self.procs = []
+        self.deleted = False
+        self.lock = threading.Lock()
+
+
+class Runtime:
+    def __init__(self, store=None, log_dir=None):
+        self.store = store
+        self.log_dir = log_dir
+        self.pods = {}
+        self.lock = threading.Lock()
+        self.net_lock = threading.Lock()
+        self.bridge_ready = False
+        self.proxies = {}       # (clusterIP, port) -> _ServiceProxy
+        self.svc_ips = set()
+        self.stopped = False
+        self.rr = itertools.count()
+        self.poller = None
+        self.tmp_log_dir = None
+
+    # -- state files shared by sims on this host ------------------------
+    def _locked_state(self):
+        os.makedirs(STATE_DIR, exist_ok=True)
+        f = open(os.path.join(STATE_DIR, "lock"), "a+")
+        fcntl.flock(f, fcntl.LOCK_EX)
+        return f
+
+    def _state_files(self):
+        try:
+            names = os.listdir(STATE_DIR)
+        except FileNotFoundError:
+            return []
+        return [n for n in names if n.endswith(".json")]
+
+    def _read_state(self, n):
+        try:
+            with open(os.path.join(STATE_DIR, n)) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return None
+
+    def reap_stale(self):
+        """Remove namespaces left by sims that died without cleaning up."""
+        with self._locked_state():
+            for n in self._state_files():
+                st = self._read_state(n)
+                if st and _alive(st.get("owner", 0)):
+                    continue
+                netns = n[:-5]
+                self._kill_netns(netns)
+                _ip("link", "del", "ksv" + netns[3:], check=False)
+                try:
+                    os.unlink(os.path.join(STATE_DIR, n))
+                except OSError:
+                    pass
+
+    def _kill_netns(self, netns):
+        r = _ip("netns", "pids", netns, check=False)
+        for p in r.stdout.split():
+            try:
+                os.kill(int(p), signal.SIGKILL)
+            except (ValueError, OSError):
+                pass
+        _ip("netns", "del", netns, check=False)
+
+    def _ensure_bridge(self):
+        with self.net_lock:
+            if self.bridge_ready:
+                return
+            if _ip("link", "show", BRIDGE, check=False).returncode != 0:
+                _ip("link", "add", BRIDGE, "type", "bridge")
+            r = _ip("-4", "addr", "show", "dev", BRIDGE)
+            if GATEWAY + "/16" not in r.stdout:
+                _ip("addr", "add", GATEWAY + "/16", "dev", BRIDGE)
+            _ip("link", "set", BRIDGE, "up")
+            self.bridge_ready = True
+
+    def _alloc_ip(self, pr):
+        """Pick a free pod IP (across every sim on the host) and record the
+        namespace as ours, under the host-wide lock."""
+        with self._locked_state():
+            used = {GATEWAY}
+            for n in self._state_files():
+                st = self._read_state(n)
+                if st and st.get("ip"):
+                    used.add(st["ip"])
+            for addr in POD_NET.hosts():
+                a = str(addr)
+                if a not in used and not a.endswith(".0") and not a.endswith(".255"):
+                    break
+            else:
+                raise RuntimeError("pod network exhausted")
+            with open(os.path.join(STATE_DIR, pr.netns + ".json"), "w") as f:
+                json.dump({"owner": os.getpid(), "ip": a, "pod": "%s/%s" % (pr.ns, pr.name)}, f)
+            pr.ip = a
+
+    def _free_state(self, pr):
+        try:
+            os.unlink(os.path.join(STATE_DIR, pr.netns + ".json"))
+        except OSError:
+            pass
+
+    # -- pods --------------------------------------------------------------
+    def pod_created(self, store, pod):
+        self.store = store
+        m = _meta(pod)
+        key = (m.get("namespace", "default"), m.get("name"))
+        with self.lock:
+            if self.stopped or key in self.pods:
+                return
+            pr = PodRuntime(key[0], key[1], m.get("uid", ""))
+            self.pods[key] = pr
+        threading.Thread(target=self._start_pod, args=(pr, pod),
+                         name="pod-%s" % pr.name, daemon=True).start()
+
+    def pod_deleted(self, store, pod):
+        m = _meta(pod)
+        key = (m.get("namespace", "default"), m.get("name"))
+        with self.lock:
+            pr = self.pods.get(key)
+            if pr is None or (m.get("uid") and pr.uid and m.get("uid") != pr.uid):
+                return
+            del self.pods[key]
+        threading.Thread(target=self._stop_pod, args=(pr,),
+                         name="stop-%s" % pr.name, daemon=True).start()
+
+    def _setup_net(self, pr):
+        self._ensure_bridge()
+        self._alloc_ip(pr)
+        _ip("netns", "add", pr.netns)
+        _ip("link", "add", pr.veth, "type", "veth", "peer", "name", pr.peer)
+        _ip("link", "set", pr.peer, "netns", pr.netns)
+        _ip("-n", pr.netns, "link", "set", pr.peer, "name", "eth0")
+        _ip("-n", pr.netns, "addr", "add", pr.ip + "/16", "dev", "eth0")
+        _ip("-n", pr.netns, "link", "set", "lo", "up")
+        _ip("-n", pr.netns, "link", "set", "eth0", "up")
+        _ip("-n", pr.netns, "route", "add", "default", "via", GATEWAY)
+        _ip("link", "set", pr.veth, "master", BRIDGE)
+        _ip("link", "set", pr.veth, "up")
+
+    def _argv(self, pr, pod, c):
+        ports = [str(p["containerPort"]) for p in (c.get("ports") or [])
+                 if p.get("containerPort")]
+        subst = {"python": sys.executable, "runtime": RUNTIME, "pod": pr.name,
+                 "namespace": pr.ns, "podIP": pr.ip or "",
+                 "port": ports[0] if ports else "80"}
+        if c.get("command"):
+            return list(c["command"]) + list(c.get("args") or [])
+        tmpl = IMAGES.get(_image_key(c.get("image")), IMAGES["kubesim/pause"])
+        if isinstance(tmpl, str):
+            tmpl = [tmpl]
+        argv = []
+        for w in tmpl:
+            if w == "{ports}":
+                argv.extend(ports)
+            else:
+                argv.append(w.format(**subst))
+        return argv + list(c.get("args") or [])
+
+    def _env(self, pr, pod, c):
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+               "HOME": "/root", "HOSTNAME": pr.name,
+               "KUBESIM_POD_NAME": pr.name, "KUBESIM_POD_NAMESPACE": pr.ns,
+               "KUBESIM_POD_IP": pr.ip or "", "PYTHONUNBUFFERED": "1"}
+        fields = {"metadata.name": pr.name, "metadata.namespace": pr.ns,
+                  "metadata.uid": pr.uid, "status.podIP": pr.ip or "",
+                  "spec.nodeName": "kubesim", "status.hostIP": GATEWAY}
+        for e in c.get("env") or []:
+            if "value" in e:
+                env[e["name"]] = str(e["value"])
+            else:
+                ref = ((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+                if ref in fields:
+                    env[e["name"]] = fields[ref]
+        return env
+
+    def _log_path(self, pr, c):
+        d = self.log_dir
+        if d is None:
+            d = self.log_dir = self.tmp_log_dir = tempfile.mkdtemp(prefix="kubesim-pods-")
+        return os.path.join(d, "%s_%s_%s.log" % (pr.ns, pr.name, c.get("name", "c")))
+
+    def _start_pod(self, pr, pod):
+        store = self.store
+        containers = (pod.get("spec") or {}).get("containers") or []
+        try:
+            # pr.lock is held through the setup so that a delete arriving
+            # meanwhile waits for it and then tears everything down.
+            with pr.lock:
+                if pr.deleted:
+                    return
+                self._setup_net(pr)
+                for c in containers:
+                    path = self._log_path(pr, c)
+                    with open(path, "ab") as out:
+                        p = subprocess.Popen(
+                            ["ip", "netns", "exec", pr.netns] + self._argv(pr, pod, c),
+                            stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                            env=self._env(pr, pod, c), cwd="/",
+                            start_new_session=True)
+                    pr.procs.append(p)
+        except Exception as e:
+            log.error("pod %s/%s failed to start: %s", pr.ns, pr.name, e)
+            if not pr.deleted:
+                _update_status(store, pr.ns, pr.name, phase="Failed", podIP=pr.ip,
+                               ready=False, reason="StartError", message=str(e))
+            return
+        # Ready once every containerPort accepts a connection (a built-in
+        # readiness probe), or at once when there is none.
+        ports = [p["containerPort"] for c in containers for p in (c.get("ports") or [])
+                 if p.get("containerPort") and p.get("protocol", "TCP") == "TCP"]
+        deadline = time.monotonic() + READY_TIMEOUT
+        ready = True
+        for port in ports:
+            while not pr.deleted:
+                if any(p.poll() is not None for p in pr.procs):
+                    ready = False
+                    break
+                try:
+                    socket.create_connection((pr.ip, port), timeout=0.5).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        log.warning("pod %s/%s: port %d never listened", pr.ns, pr.name, port)
+                        ready = False
+                        break
+                    time.sleep(0.05)
+        if pr.deleted:
+            return
+        _update_status(store, pr.ns, pr.name, phase="Running", podIP=pr.ip, ready=ready)
+        # Watch: when every container has exited, the pod is finished.
+        codes = [p.wait() for p in pr.procs]
+        if pr.deleted or self.stopped:
+            return
+        phase = "Succeeded" if all(c == 0 for c in codes) else "Failed"
+        log.info("pod %s/%s exited %s -> %s", pr.ns, pr.name, codes, phase)
+        code = next((c for c in codes if c != 0), 0)
+        if code < 0:
+            code = 128 - code   # killed by a signal, as a container runtime reports it
+        _update_status(store, pr.ns, pr.name, phase=phase, podIP=pr.ip, ready=False,
+                       exit_code=code)
+
+    def _stop_pod(self, pr, grace=2.0):
+        with pr.lock:
+            pr.deleted = True
+            procs = list(pr.procs)
+        for p in procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except OSError:
+                    pass
+        deadline = time.monotonic() + grace
+        for p in procs:
+            try:
+                p.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                p.wait()
+        self._kill_netns(pr.netns)   # also anything else left in the netns
+        _ip("link", "del", pr.veth, check=False)
+        self._free_state(pr)
+
+    # -- services (ClusterIP proxy) ---------------------------------------
+    def services_changed(self, store=None, svc=None):
+        if store is not None:
+            self.store = store
+        if self.store is None or self.stopped:
+            return
+        try:
+            services = _store_list(self.store, "services")
+        except Exception as e:
+            log.debug("list services: %s", e)
+            return
+        want = {}
+        for s in services:
+            spec = s.get("spec") or {}
+            cip = spec.get("clusterIP")
+            if not cip or cip == "None" or spec.get("type") == "ExternalName":
+                continue
+            try:
+                if ipaddress.ip_address(cip) not in SVC_NET:
+                    continue
+            except ValueError:
+                continue
+            m = _meta(s)
+            for p in spec.get("ports") or []:
+                if p.get("protocol", "TCP") != "TCP" or not p.get("port"):
+                    continue
+                want[(cip, int(p["port"]))] = (m.get("namespace", "default"), m.get("name"))
+        with self.net_lock:
+            stale = [k for k in self.proxies if want.get(k) != self.proxies[k].svc]
+            for k in stale:
+                self.proxies.pop(k).stop()
+        if want:
+            self._ensure_bridge()
+        for ip in {k[0] for k in want} - self.svc_ips:
+            r = _ip("addr", "add", ip + "/32", "dev", BRIDGE, check=False)
+            if r.returncode == 0 or "File exists" in r.stderr:
+                self.svc_ips.add(ip)
+        for k, svc in want.items():
+            with self.net_lock:
+                if k in self.proxies:
+                    continue
+                try:
+                    self.proxies[k] = _ServiceProxy(self, k[0], k[1], svc)
+                except OSError as e:
+                    log.warning("ClusterIP %s:%d: %s", k[0], k[1], e)
+        for ip in self.svc_ips - {k[0] for k in want}:
+            _ip("addr", "del", ip + "/32", "dev", BRIDGE, check=False)
+            self.svc_ips.discard(ip)
+
+    def _poll_services(self):
+        """Re-sync the ClusterIP listeners whenever the store changes (the
+        store has no service hooks; its Condition tells us about any write)."""
+        while self.store is None and not self.stopped:
+            time.sleep(0.05)
+        last = None
+        while not self.stopped:
+            cond = getattr(self.store, "cond", None)
+            if cond is None:
+                time.sleep(0.2)
+                rv = None
+            else:
+                with cond:
+                    cond.wait_for(lambda: self.store.rv != last or self.stopped, timeout=0.5)
+                    rv = self.store.rv
+            if rv != last or rv is None:
+                last = rv
+                self.services_changed()
+
+    def pick_backend(self, svc, port):
+        """(podIP, targetPort) of a ready pod behind service svc=(ns, name)."""
+        ns, name = svc
+        s = None
+        for cand in _store_list(self.store, "services", ns):
+            if _meta(cand).get("name") == name:
+                s = cand
+        if s is None:
+            return None
+        spec = s.get("spec") or {}
+        sel = spec.get("selector") or {}
+        if not sel:
+            return None
+        sport = next((p for p in spec.get("ports") or [] if int(p.get("port", 0)) == port), None)
+        if sport is None:
+            return None
+        pods = [p for p in _store_list(self.store, "pods", ns)
+                if all((_meta(p).get("labels") or {}).get(k) == v for k, v in sel.items())
+                and _pod_ready(p)]
+        if not pods:
+            return None
+        pods.sort(key=lambda p: _meta(p).get("name", ""))
+        pod = pods[next(self.rr) % len(pods)]
+        tp = sport.get("targetPort", port)
+        if isinstance(tp, str) and not tp.isdigit():
+            for c in (pod.get("spec") or {}).get("containers") or []:
+                for cp in c.get("ports") or []:
+                    if cp.get("name") == tp:
+                        return pod["status"]["podIP"], int(cp["containerPort"])
+            return None
+        return pod["status"]["podIP"], int(tp)
+
+    # -- lifecycle -----------------------------------------------------------
+    def start(self):
+        self.reap_stale()
+        self.poller = threading.Thread(target=self._poll_services,
+                                       name="kube-proxy", daemon=True)
+        self.poller.start()
+
+    def shutdown(self):
+        with self.lock:
+            if self.stopped:
+                return
+            self.stopped = True
+            pods = list(self.pods.values())
+            self.pods.clear()
+        for k in list(self.proxies):
+            self.proxies.pop(k).stop()
+        threads = [threading.Thread(target=self._stop_pod, args=(pr, 1.0)) for pr in pods]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for ip in list(self.svc_ips):
+            _ip("addr", "del", ip + "/32", "dev", BRIDGE, check=False)
+        self.svc_ips.clear()
+        if self.bridge_ready:
+            with self._locked_state():
+                others = [n for n in self._state_files()
+                          if _alive((self._read_state(n) or {}).get("owner", 0))]
+                if not others:
+                    _ip("link", "del", BRIDGE, check=False)
+        if self.tmp_log_dir:
+            import shutil
+            shutil.rmtree(self.tmp_log_dir, ignore_errors=True)
+
+
+class _ServiceProxy:
+    def __init__(self, rt, ip, port, svc):
+        self.rt, self.ip, self.port, self.svc = rt, ip, port, svc
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.sock.bind((ip, port))
+            self.sock.listen(128)
+        except OSError:
+            self.sock.close()
+            raise
+        self.thread = threading.Thread(target=self._accept, daemon=True,
+                                       name="svc-%s:%d" % (ip, port))
+        self.thread.start()
+
+    def stop(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)   # wakes accept()
+        except OSError:
+            pass
+        self.sock.close()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            backend = self.rt.pick_backend(self.svc, self.port)
+        except Exception as e:
+            log.warning("ClusterIP %s:%d: %s", self.ip, self.port, e)
+            backend = None
+        if backend is None:
+            c.close()   # no endpoints: kube-proxy would reject
+            return
+        try:
+            b = socket.create_connection(backend, timeout=5)
+            b.settimeout(None)
+        except OSError:
+            c.close()
+            return
+        relay(c, b)
+
+
+def _pump(src, dst):
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
+    try:
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def relay(a, b):
+    t = threading.Thread(target=_pump, args=(b, a), daemon=True)
+    t.start()
+    _pump(a, b)
+    t.join()
+    a.close()
+    b.close()
+
+
+# --------------------------------------------------------------------------
+# installation into the sim
+
+RUNTIME_INSTANCE = None
+
+
+def install(store_module=None, store=None, log_dir=None):
+    """Register the hooks with store.HOOKS; clean up at exit and on SIGTERM.
+    Container output goes to LOG_DIR/NS_POD_CONTAINER.log (default: a
+    temporary directory removed at shutdown; env KUBESIM_POD_LOGS)."""
+    global RUNTIME_INSTANCE
+    if RUNTIME_INSTANCE is not None:
+        return RUNTIME_INSTANCE
+    if os.geteuid() != 0 or not os.path.exists("/usr/sbin/ip") and not os.path.exists("/sbin/ip"):
+        log.warning("kubesim.runtime: needs root and iproute2; pods will not run")
+        return None
+    if store_module is None:
+        from . import store as store_module
+    load_images()
+    log_dir = log_dir or os.environ.get("KUBESIM_POD_LOGS")
+    rt = Runtime(store, log_dir)
+    if log_dir is None:
+        rt.log_dir = tempfile.mkdtemp(prefix="kubesim-pods-")
+        rt.tmp_log_dir = rt.log_dir
+    else:
+        os.makedirs(log_dir, exist_ok=True)
+    RUNTIME_INSTANCE = rt
+    hooks = store_module.HOOKS
+    hooks.setdefault("pod_created", []).append(rt.pod_created)
+    hooks.setdefault("pod_deleted", []).append(rt.pod_deleted)
+    for k in ("service_created", "service_deleted", "service_updated"):
+        hooks.setdefault(k, []).append(rt.services_changed)
+    rt.start()
+    atexit.register(rt.shutdown)
+    if threading.current_thread() is threading.main_thread():
+        prev = signal.getsignal(signal.SIGTERM)
+
+        def on_term(signum, frame):
+            rt.shutdown()
+            if callable(prev):
+                prev(signum, frame)
+            else:
+                raise SystemExit(128 + signum)
+        signal.signal(signal.SIGTERM, on_term)
+    return rt
+
+
+# --------------------------------------------------------------------------
+# built-in images
+
+def _echo_main(ports):
+    def serve(c):
+        try:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    break
+                c.sendall(d)
+            c.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def listen(port):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", port))
+        s.listen(128)
+        while True:
+            c, _ = s.accept()
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+    ts = [threading.Thread(target=listen, args=(int(p),), daemon=True) for p in ports]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+
+
+def _http_main(pod, port):
+    import http.server
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = ("<html><body><h1>kubesim pod %s</h1><p>namespace %s, ip %s, path %s</p>"
+                    "</body></html>\n" % (pod, os.environ.get("KUBESIM_POD_NAMESPACE", ""),
+                                          os.environ.get("KUBESIM_POD_IP", ""), self.path)).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, fmt, *args):
+            sys.stderr.write("%s\n" % (fmt % args))
+
+    http.server.ThreadingHTTPServer(("0.0.0.0", int(port)), H).serve_forever()
+
+
+def main(argv):
+    if not argv:
+        sys.exit("usage: runtime.py echo PORT... | http NAME PORT | pause | exit CODE")
+    signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
+    cmd, args = argv[0], argv[1:]
+    if cmd == "echo":
+        _echo_main(args)
+    elif cmd == "http":
+        _http_main(args[0], args[1] if len(args) > 1 else "80")
+    elif cmd == "pause":
+        while True:
+            signal.pause()
+    elif cmd == "exit":
+        sys.exit(int(args[0]) if args else 0)
+    else:
+        sys.exit("unknown image command %r" % cmd)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
