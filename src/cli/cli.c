@@ -106,6 +106,15 @@ static const struct cli_command commands[] = {
      "in a container: stop forwarding PORT (until `forward PORT`)", NULL},
     {"ensure", cmd_ensure, "ensure [--control-port N] [--data-port N]",
      "make sure a host daemon runs here (start one if not)", NULL},
+    {"rbac", cmd_rbac, "rbac [-n NS] [--user U | --group G | --serviceaccount NS:NAME] [--name N]",
+     "print the minimum RBAC manifest for connect and intercept (YAML)",
+     "Prints only YAML, for `devbridge rbac -n NS --user me | kubectl apply -f -`:\n"
+     "a Role in NS (-n) or a ClusterRole (no -n) named devbridge (--name), and with a\n"
+     "subject also its RoleBinding/ClusterRoleBinding.  The rules: batch/jobs, service\n"
+     "accounts, roles and rolebindings (the intercept agent's objects, with get/patch\n"
+     "for kubectl apply); services get/list/watch/update/patch (selector swap); pods\n"
+     "get/list/watch; pods/portforward create; endpoints get/list; and, cluster-wide,\n"
+     "namespaces get."},
     {"__supervise", cmd_supervise, "__supervise NAME", NULL, NULL},
 };
 
@@ -122,6 +131,8 @@ static void print_usage(FILE *f)
 			fprintf(f, "\nSSH tunnels (the config's tunnels:):\n");
 		else if (strcmp(commands[i].name, "host-daemon") == 0)
 			fprintf(f, "\nDevcontainers:\n");
+		else if (strcmp(commands[i].name, "rbac") == 0)
+			fprintf(f, "\nKubernetes:\n");
 		fprintf(f, "  %-18s %s\n", commands[i].name, commands[i].summary);
 	}
 	fprintf(

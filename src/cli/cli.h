@@ -103,6 +103,7 @@ int cmd_container_daemon(struct cli *c);
 int cmd_open(struct cli *c);
 int cmd_ensure(struct cli *c);
 int cmd_forward(struct cli *c);
+int cmd_rbac(struct cli *c);
 int cmd_unforward(struct cli *c);
 /* Rows of kind "container" from a live host daemon's state file. */
 void container_status_rows(struct cli *c, json_t *rows);

@@ -1,0 +1,103 @@
+"""`devbridge rbac`: pure YAML that the real kubectl applies to kubesim, and
+the rights it grants are exactly what `kubectl auth can-i` then reports."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from helpers import devbridge_bin, wait_for
+
+TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KUBECTL = "/usr/bin/kubectl"
+
+
+@pytest.fixture
+def sim(tmp_path):
+    d = tmp_path / "sim"
+    home = tmp_path / "home"
+    home.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "kubesim", "--dir", str(d), "--port", "0"],
+                            cwd=TESTS_DIR, stdout=subprocess.DEVNULL,
+                            stderr=open(tmp_path / "sim.err", "w"))
+
+    def ready():
+        assert proc.poll() is None, "kubesim exited: %s" % (tmp_path / "sim.err").read_text()
+        try:
+            return json.loads((d / "ready").read_text())
+        except (OSError, ValueError):
+            return None
+    wait_for(ready, 30, "kubesim ready")
+    env = dict(os.environ, HOME=str(home), KUBECONFIG=str(d / "kubeconfig"),
+               KUBECACHEDIR=str(home / "cache"))
+
+    def kubectl(*args, stdin=None):
+        return subprocess.run([KUBECTL] + list(args), input=stdin, env=env,
+                              capture_output=True, text=True, timeout=60)
+    yield kubectl
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.wait(15)
+
+
+def rbac(*args):
+    return subprocess.run([devbridge_bin(), "rbac"] + list(args), capture_output=True, text=True,
+                          timeout=30)
+
+
+def can_i(kubectl, verb, resource, ns, who="dev"):
+    # kubectl reads "pods/portforward" as TYPE/NAME: a subresource is a flag.
+    res, _, sub = resource.partition("/")
+    extra = ["--subresource", sub] if sub else []
+    r = kubectl("auth", "can-i", verb, res, "-n", ns, "--as", who, *extra)
+    return r.stdout.strip() == "yes"
+
+
+def test_rbac_namespaced_applies_and_grants_exactly(sim):
+    assert sim("create", "namespace", "team").returncode == 0
+    r = rbac("-n", "team", "--user", "dev")
+    assert r.returncode == 0 and r.stderr == "", r
+    # nothing but YAML: every non-comment line is a YAML construct
+    assert r.stdout.lstrip().startswith(("#", "apiVersion"))
+    a = sim("apply", "-f", "-", stdin=r.stdout)
+    assert a.returncode == 0, a.stderr
+    assert "role.rbac.authorization.k8s.io/devbridge created" in a.stdout
+    assert "rolebinding.rbac.authorization.k8s.io/devbridge created" in a.stdout
+    for verb, res in [("create", "pods/portforward"), ("update", "services"),
+                      ("patch", "services"), ("create", "jobs.batch"), ("delete", "jobs.batch"),
+                      ("create", "serviceaccounts"), ("create", "roles.rbac.authorization.k8s.io"),
+                      ("list", "pods"), ("get", "endpoints")]:
+        assert can_i(sim, verb, res, "team"), (verb, res)
+    # nothing more, and nowhere else
+    assert not can_i(sim, "delete", "services", "team")
+    assert not can_i(sim, "create", "pods", "team")
+    assert not can_i(sim, "get", "secrets", "team")
+    assert not can_i(sim, "create", "pods/portforward", "default")
+    # applying again changes nothing
+    a = sim("apply", "-f", "-", stdin=r.stdout)
+    assert a.returncode == 0 and "unchanged" in a.stdout, a
+
+
+def test_rbac_cluster_wide_without_subject(sim):
+    r = rbac()
+    assert r.returncode == 0, r
+    assert "kind: ClusterRole" in r.stdout and "Binding" not in r.stdout.replace("rolebinding", "")
+    a = sim("apply", "-f", "-", stdin=r.stdout)
+    assert a.returncode == 0, a.stderr
+    b = sim("create", "clusterrolebinding", "devbridge", "--clusterrole=devbridge", "--user=dev")
+    assert b.returncode == 0, b.stderr
+    assert can_i(sim, "create", "pods/portforward", "default")
+    assert can_i(sim, "get", "namespaces", "default")
+
+
+def test_rbac_bad_input():
+    r = rbac("-n", "Bad_NS")
+    assert r.returncode == 2 and "not a valid name" in r.stderr, r
+    r = rbac("--user", "a", "--group", "b")
+    assert r.returncode == 2, r
+    r = rbac("--serviceaccount", "nocolon")
+    assert r.returncode == 2 and "NAMESPACE:NAME" in r.stderr, r
+    r = rbac("--serviceaccount", "ns:agent", "-n", "ns")
+    assert r.returncode == 0 and "kind: ServiceAccount" in r.stdout, r
