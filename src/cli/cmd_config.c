@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,36 +135,114 @@ struct doc_row {
 	bool json;
 };
 
-static void report(struct doc_row *d, const char *check, bool ok, const char *detail)
+/* One check.  An optional check that fails is shown as "--" and does not
+ * make the machine "not ready". */
+static void report(struct doc_row *d, const char *check, bool ok, const char *detail, bool required)
 {
-	if (!ok)
+	if (!ok && required)
 		d->all_ok = false;
-	json_array_append_new(
-	    d->rows, json_pack("{s:s, s:b, s:s}", "check", check, "ok", ok, "detail", detail));
+	json_array_append_new(d->rows, json_pack("{s:s, s:b, s:b, s:s}", "check", check, "ok", ok,
+						 "required", required, "detail", detail));
 	if (!d->json)
-		printf("  %s  %-22s %s\n", ok ? "ok  " : "FAIL", check, detail);
+		printf("  %s  %-22s %s\n", ok ? "ok  " : required ? "FAIL" : "--  ", check, detail);
 }
 
-static void ssh_version(char *buf, size_t n)
+/* Run argv, capture the first line of its output (stdout and stderr),
+ * give up after timeout_ms.  Returns the exit status, or a negative errno
+ * (-ETIMEDOUT, -ENOENT). */
+static int run_capture(char *const *argv, char *buf, size_t n, int timeout_ms)
 {
 	int p[2];
-	snprintf(buf, n, "present");
+	buf[0] = '\0';
 	if (pipe2(p, O_CLOEXEC) < 0)
-		return;
-	char *argv[] = {"ssh", "-V", NULL};
+		return -errno;
 	struct spawn_opts o = {.argv = argv, .stdin_fd = -1, .stdout_fd = p[1], .stderr_fd = p[1]};
 	pid_t pid;
 	int r = spawn_process(&o, &pid);
 	close(p[1]);
-	if (r == 0) {
-		ssize_t k = read(p[0], buf, n - 1);
-		buf[k > 0 ? k : 0] = '\0';
-		char *nl = strchr(buf, '\n');
-		if (nl)
-			*nl = '\0';
-		waitpid(pid, NULL, 0);
+	if (r < 0) {
+		close(p[0]);
+		return r;
+	}
+	size_t len = 0;
+	uint64_t deadline = now_mono_ms() + (uint64_t)timeout_ms;
+	bool timed_out = false;
+	for (;;) {
+		uint64_t now = now_mono_ms();
+		if (now >= deadline) {
+			timed_out = true;
+			break;
+		}
+		struct pollfd pf = {.fd = p[0], .events = POLLIN};
+		if (poll(&pf, 1, (int)(deadline - now)) <= 0)
+			continue;
+		char tmp[512];
+		ssize_t k = read(p[0], tmp, sizeof tmp);
+		if (k <= 0)
+			break;
+		size_t take = (size_t)k < n - 1 - len ? (size_t)k : n - 1 - len;
+		memcpy(buf + len, tmp, take);
+		len += take;
 	}
 	close(p[0]);
+	buf[len] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	if (timed_out)
+		kill(pid, SIGKILL);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	if (timed_out)
+		return -ETIMEDOUT;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The kubeconfig kubectl would use: $KUBECONFIG's first entry, else
+ * ~/.kube/config. */
+static void kubeconfig_path(char *buf, size_t n)
+{
+	const char *env = getenv("KUBECONFIG");
+	if (env && *env) {
+		snprintf(buf, n, "%.*s", (int)strcspn(env, ":"), env);
+		return;
+	}
+	const char *home = getenv("HOME");
+	snprintf(buf, n, "%s/.kube/config", home ? home : "");
+}
+
+/* Kubernetes rows.  They count against readiness only when the config has
+ * a bridge: section (the user asked for this world). */
+static void doctor_k8s(struct doc_row *d, bool required)
+{
+	char buf[4200], out[512];
+	char *kubectl = spawn_which("kubectl");
+	if (!kubectl) {
+		report(d, "kubectl", false, "not on PATH (needed for connect and intercept)",
+		       required);
+		return;
+	}
+	char *ver[] = {kubectl, "version", "--client", NULL};
+	int r = run_capture(ver, out, sizeof out, 20000);
+	snprintf(buf, sizeof buf, "%s (%s)", kubectl, r == 0 ? out : "version unknown");
+	report(d, "kubectl", true, buf, required);
+	char kc[4096];
+	kubeconfig_path(kc, sizeof kc);
+	if (access(kc, R_OK) < 0) {
+		snprintf(buf, sizeof buf, "%s: %s", kc, strerror(errno));
+		report(d, "kubeconfig", false, buf, required);
+		free(kubectl);
+		return;
+	}
+	report(d, "kubeconfig", true, kc, required);
+	char *info[] = {kubectl, "cluster-info", "--request-timeout=5s", NULL};
+	r = run_capture(info, out, sizeof out, 20000);
+	if (r == 0)
+		snprintf(buf, sizeof buf, "kubectl cluster-info answered");
+	else
+		snprintf(buf, sizeof buf, "%s",
+			 r == -ETIMEDOUT ? "kubectl cluster-info timed out"
+					 : (out[0] ? out : "unreachable"));
+	report(d, "cluster reachable", r == 0, buf, required);
+	free(kubectl);
 }
 
 int cmd_doctor(struct cli *c)
@@ -176,19 +256,23 @@ int cmd_doctor(struct cli *c)
 	char *ssh = spawn_which("ssh");
 	if (ssh) {
 		char ver[256];
-		ssh_version(ver, sizeof ver);
+		char *argv[] = {ssh, "-V", NULL};
+		if (run_capture(argv, ver, sizeof ver, 5000) < 0 || !ver[0])
+			snprintf(ver, sizeof ver, "present");
 		snprintf(buf, sizeof buf, "%s (%s)", ssh, ver);
-		report(&d, "ssh client", true, buf);
+		report(&d, "ssh client", true, buf, true);
 		free(ssh);
 	} else {
-		report(&d, "ssh client", false, "not on PATH: apt-get install openssh-client");
+		report(&d, "ssh client", false, "not on PATH: apt-get install openssh-client",
+		       true);
 	}
 
 	/* Config problems are reported as rows, not as the command's failure. */
 	char *path = NULL;
 	struct cfg *cfg = NULL;
 	if (cfg_resolve_path(c->config_opt, &path) < 0) {
-		report(&d, "config", false, "no configuration found (see `devbridge --help`)");
+		report(&d, "config", false, "no configuration found (see `devbridge --help`)",
+		       true);
 	} else {
 		struct cfg_diags diags = {0};
 		if (cfg_load(path, &cfg, &diags) < 0) {
@@ -198,10 +282,10 @@ int cmd_doctor(struct cli *c)
 					 diags.items[0].msg);
 			else
 				snprintf(buf, sizeof buf, "%s: cannot read", path);
-			report(&d, "config", false, buf);
+			report(&d, "config", false, buf, true);
 		} else {
 			snprintf(buf, sizeof buf, "%s (%zu tunnels)", path, cfg->n_tunnels);
-			report(&d, "config", true, buf);
+			report(&d, "config", true, buf, true);
 		}
 		cfg_diags_clear(&diags);
 	}
@@ -211,21 +295,23 @@ int cmd_doctor(struct cli *c)
 		char check[128];
 		snprintf(check, sizeof check, "key %s", t->name);
 		if (cfg_check_files(cfg, t, &diags) < 0 && diags.n)
-			report(&d, check, false, diags.items[0].msg);
+			report(&d, check, false, diags.items[0].msg, true);
 		else
-			report(&d, check, true, t->ssh_key);
+			report(&d, check, true, t->ssh_key, true);
 		cfg_diags_clear(&diags);
 	}
+	doctor_k8s(&d, cfg && cfg->has_bridge);
 	char *dir = NULL;
 	if (state_dir_resolve(c->state_dir_opt, &dir) < 0) {
-		report(&d, "state directory", false, "cannot resolve (set HOME or --state-dir)");
+		report(&d, "state directory", false, "cannot resolve (set HOME or --state-dir)",
+		       true);
 	} else {
 		int r = state_dir_ensure(dir);
 		if (r == 0 && access(dir, W_OK) < 0)
 			r = -errno;
 		snprintf(buf, sizeof buf, "%s%s%s", dir, r ? ": " : " (0700)",
 			 r ? strerror(-r) : "");
-		report(&d, "state directory", r == 0, buf);
+		report(&d, "state directory", r == 0, buf, true);
 	}
 	free(dir);
 	free(path);
