@@ -100,28 +100,18 @@ int cmd_host_daemon(struct cli *c)
 	if (cr)
 		return cr;
 	const struct cfg_container *ct = &c->cfg->container;
-	char cps[8], dps[8];
-	if (!cport && ct->control_port)
-		snprintf(cps, sizeof cps, "%d", ct->control_port), cport = cps;
-	if (!dport && ct->data_port)
-		snprintf(dps, sizeof dps, "%d", ct->data_port), dport = dps;
-	if (!bind && ct->bind_addr)
+	if (!bind)
 		bind = ct->bind_addr;
-	if (!browser && ct->browser_cmd)
+	if (!browser)
 		browser = ct->browser_cmd;
+	if (!sprefix)
+		sprefix = ct->socket_forwarding.container_path_prefix;
 	no_auth = no_auth || ct->no_auth;
 	if (n_watch == 0)
 		for (size_t i = 0; i < ct->socket_forwarding.n_watch_paths && n_watch < 32; i++)
 			watch[n_watch++] = ct->socket_forwarding.watch_paths[i];
-	if (!sprefix && ct->socket_forwarding.container_path_prefix)
-		sprefix = ct->socket_forwarding.container_path_prefix;
-	char sss[16], sms[16];
-	if (!sscan && ct->socket_forwarding.scan_interval_ms)
-		snprintf(sss, sizeof sss, "%d", ct->socket_forwarding.scan_interval_ms),
-		    sscan = sss;
-	if (!smax && ct->socket_forwarding.max_socket_forwards >= 0)
-		snprintf(sms, sizeof sms, "%d", ct->socket_forwarding.max_socket_forwards),
-		    smax = sms;
+	/* Defaults, then the file (already range-checked by the loader), then
+	 * the flags. */
 	struct host_opts o = {.control_port = DBR_CONTROL_PORT,
 			      .data_port = DBR_DATA_PORT,
 			      .idle_timeout_ms = 60000,
@@ -129,7 +119,18 @@ int cmd_host_daemon(struct cli *c)
 			      .ready_fd = -1,
 			      .no_auth = no_auth,
 			      .exit_on_idle = eoi && !no_eoi,
-			      .browser_cmd = browser};
+			      .browser_cmd = browser,
+			      .max_sockets = 16};
+	if (ct->control_port)
+		o.control_port = (uint16_t)ct->control_port;
+	if (ct->data_port)
+		o.data_port = (uint16_t)ct->data_port;
+	if (ct->socket_forwarding.scan_interval_ms)
+		o.socket_scan_ms = ct->socket_forwarding.scan_interval_ms < 100
+				       ? 100
+				       : (unsigned)ct->socket_forwarding.scan_interval_ms;
+	if (ct->socket_forwarding.max_socket_forwards >= 0)
+		o.max_sockets = (unsigned)ct->socket_forwarding.max_socket_forwards;
 	unsigned u;
 	if (cport && parse_port(c, "--control-port", cport, &o.control_port, true) < 0)
 		return EXIT_USAGE;
@@ -145,7 +146,6 @@ int cmd_host_daemon(struct cli *c)
 			return EXIT_USAGE;
 		o.heartbeat_ms = u;
 	}
-	o.max_sockets = 16;
 	o.watch_paths = watch;
 	o.n_watch_paths = n_watch;
 	o.container_path_prefix = sprefix ? sprefix : "/tmp";
@@ -179,10 +179,13 @@ int cmd_host_daemon(struct cli *c)
 		o.bind_addr = "127.0.0.1";
 	char tok[DBR_TOKEN_MAX + 1];
 	if (!no_auth) {
-		int r = token ? (strlen(token) < sizeof tok
-				     ? (snprintf(tok, sizeof tok, "%s", token), 0)
-				     : -EINVAL)
-			      : auth_load_or_create(token_file, tok, sizeof tok);
+		int r;
+		if (!token)
+			r = auth_load_or_create(token_file, tok, sizeof tok);
+		else if (strlen(token) < sizeof tok)
+			r = snprintf(tok, sizeof tok, "%s", token) < 0 ? -EINVAL : 0;
+		else
+			r = -EINVAL;
 		if (r < 0)
 			return cli_error(
 			    c, EXIT_NO_TOKEN, "auth token %s: %s",
@@ -239,20 +242,14 @@ int cmd_container_daemon(struct cli *c)
 	if (cr)
 		return cr;
 	const struct cfg_container *ct = &c->cfg->container;
-	char cps[8], dps[8], scs[16];
-	if (!cport && ct->control_port)
-		snprintf(cps, sizeof cps, "%d", ct->control_port), cport = cps;
-	if (!dport && ct->data_port)
-		snprintf(dps, sizeof dps, "%d", ct->data_port), dport = dps;
-	if (!scan && ct->scan_interval_ms)
-		snprintf(scs, sizeof scs, "%d", ct->scan_interval_ms), scan = scs;
-	if (!inc && ct->include_ports)
+	if (!inc)
 		inc = ct->include_ports;
-	if (!exc && ct->exclude_ports)
+	if (!exc)
 		exc = ct->exclude_ports;
-	if (!exproc && ct->exclude_process)
+	if (!exproc)
 		exproc = ct->exclude_process;
 	no_auth = no_auth || ct->no_auth;
+	/* Defaults and environment, then the file, then the flags. */
 	struct cd_opts o = {
 	    .host_addr = host,
 	    .control_port = env_port("DEVBRIDGE_HOST_PORT", "DCBRIDGE_HOST_PORT", DBR_CONTROL_PORT),
@@ -260,6 +257,13 @@ int cmd_container_daemon(struct cli *c)
 	    .scan_ms = 0,
 	    .heartbeat_ms = HOST_DEFAULT_HEARTBEAT_MS,
 	};
+	if (ct->control_port)
+		o.control_port = (uint16_t)ct->control_port;
+	if (ct->data_port)
+		o.data_port = (uint16_t)ct->data_port;
+	if (ct->scan_interval_ms)
+		o.scan_ms = ct->scan_interval_ms < CD_MIN_SCAN_MS ? CD_MIN_SCAN_MS
+								  : (unsigned)ct->scan_interval_ms;
 	unsigned u;
 	if (cport && parse_port(c, "--control-port", cport, &o.control_port, false) < 0)
 		return EXIT_USAGE;
@@ -303,10 +307,7 @@ int cmd_container_daemon(struct cli *c)
 	if (gethostname(hn, sizeof hn) < 0 || !hn[0])
 		snprintf(hn, sizeof hn, "%s", id);
 	hn[sizeof hn - 1] = '\0';
-	for (char *p = hn; *p; p++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
-			    *p))
-			*p = '-';
+	cd_clean_id(hn);
 	o.container_id = id;
 	o.hostname = hn;
 

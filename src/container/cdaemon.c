@@ -40,6 +40,7 @@ struct cd_fwd {
 };
 
 struct cd;
+struct lconn;
 
 /* A ConnectRequest being served: local connect, then data connect. */
 struct job {
@@ -95,6 +96,7 @@ struct cd {
 	bool warned_auth;
 	/* `devbridge forward/unforward` through the local control socket. */
 	int local_lfd;
+	struct lconn *lconns; /* its clients */
 	uint16_t pinned[CD_MAX_FORWARDS];
 	size_t n_pinned;
 	uint16_t suppressed[CD_MAX_FORWARDS];
@@ -181,7 +183,7 @@ int cd_resolve_host(const char *flag, char *buf, size_t n)
 	return gateway_from_route(buf, n);
 }
 
-static void clean_id(char *s)
+void cd_clean_id(char *s)
 {
 	for (char *p = s; *p; p++)
 		if (!isalnum((unsigned char)*p) && !strchr("._-", *p))
@@ -209,7 +211,7 @@ void cd_container_id(char *buf, size_t n)
 	if (!buf[0])
 		snprintf(buf, n, "container");
 	buf[n > 256 ? 256 : n - 1] = '\0';
-	clean_id(buf);
+	cd_clean_id(buf);
 }
 
 /* --- relays and connection jobs --- */
@@ -806,11 +808,9 @@ struct lconn {
 	struct ctl_conn *ctl;
 };
 
-static struct lconn *lconns;
-
 static void lconn_free(struct lconn *lc)
 {
-	LIST_UNLINK(lconns, lc);
+	LIST_UNLINK(lc->cd->lconns, lc);
 	ctl_conn_free(lc->ctl);
 	free(lc);
 }
@@ -910,7 +910,7 @@ static void on_local_accept(struct loop *l, int fd, unsigned events, void *data)
 			continue;
 		}
 		lc->cd = cd;
-		LIST_PUSH(lconns, lc);
+		LIST_PUSH(cd->lconns, lc);
 	}
 }
 
@@ -1031,8 +1031,8 @@ int cd_run(const struct cd_opts *o)
 	loop_run(cd.loop);
 
 	mirrors_clear(&cd);
-	while (lconns)
-		lconn_free(lconns);
+	while (cd.lconns)
+		lconn_free(cd.lconns);
 	if (cd.local_lfd >= 0) {
 		loop_del_fd(cd.loop, cd.local_lfd);
 		close(cd.local_lfd);

@@ -41,6 +41,9 @@ int cd_resolve_host(const char *flag, char *buf, size_t n);
  * gethostname(); cleaned to [A-Za-z0-9._-]. */
 void cd_container_id(char *buf, size_t n);
 
+/* Replace characters outside [A-Za-z0-9._-] with '-', in place. */
+void cd_clean_id(char *s);
+
 /* Run until SIGTERM/SIGINT or the parent dies.  Returns an exit code. */
 int cd_run(const struct cd_opts *o);
 
