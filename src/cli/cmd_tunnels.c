@@ -590,7 +590,10 @@ static int stop_one(struct cli *c, const char *name)
 	return 1;
 }
 
-static int down_names(struct cli *c, int argc, char **argv)
+/* Stop the named supervisors (all when argc is 0).  `quiet` leaves stdout to
+ * a caller that prints its own document (restart); errors are reported
+ * either way. */
+static int down_names(struct cli *c, int argc, char **argv, bool quiet)
 {
 	int r = cli_load_config_optional(c);
 	if (r)
@@ -623,7 +626,7 @@ static int down_names(struct cli *c, int argc, char **argv)
 		const char *name = json_string_value(v);
 		if (c->dry_run) {
 			pid_t pid = state_probe(c->state_dir, name);
-			if (!c->json && pid)
+			if (!c->json && !quiet && pid)
 				printf("%s: would stop supervisor pid %ld\n", name, (long)pid);
 			json_array_append_new(
 			    rows, json_pack("{s:s, s:b}", "name", name, "running", pid != 0));
@@ -634,13 +637,13 @@ static int down_names(struct cli *c, int argc, char **argv)
 		if (r < 0) {
 			code = EXIT_ERROR;
 			fprintf(stderr, "devbridge: %s: cannot stop: %s\n", name, strerror(-r));
-		} else if (!c->json && (r > 0 || argc > 0)) {
+		} else if (!c->json && !quiet && (r > 0 || argc > 0)) {
 			printf("%s: %s\n", name, what);
 		}
 		json_array_append_new(rows, json_pack("{s:s, s:s}", "name", name, "result", what));
 	}
 	json_decref(names);
-	if (c->json) {
+	if (c->json && (code || !quiet)) {
 		json_t *doc = json_pack("{s:o}", "bridges", rows);
 		if (code)
 			return cli_error_json(c, code, doc, "some bridges could not be stopped");
@@ -655,7 +658,7 @@ int cmd_down(struct cli *c)
 {
 	if (cli_scan_opts(c, NULL, 0) < 0)
 		return EXIT_USAGE;
-	return down_names(c, c->argc, c->argv);
+	return down_names(c, c->argc, c->argv, false);
 }
 
 int cmd_restart(struct cli *c)
@@ -664,21 +667,8 @@ int cmd_restart(struct cli *c)
 	const struct cli_opt opts[] = {{"--timeout", 0, true, &timeout, NULL}};
 	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
 		return EXIT_USAGE;
-	bool json = c->json;
-	c->json = false; /* one document: the up's */
-	int saved = dup(STDOUT_FILENO);
-	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	if (json && null >= 0)
-		dup2(null, STDOUT_FILENO);
-	int r = down_names(c, c->argc, c->argv);
-	fflush(stdout);
-	if (json && saved >= 0)
-		dup2(saved, STDOUT_FILENO);
-	if (saved >= 0)
-		close(saved);
-	if (null >= 0)
-		close(null);
-	c->json = json;
+	/* One document on stdout with --json: the up's. */
+	int r = down_names(c, c->argc, c->argv, c->json);
 	if (r)
 		return r;
 	int timeout_s = timeout ? atoi(timeout) : DEFAULT_UP_TIMEOUT_S;
