@@ -135,18 +135,25 @@ static int parse_spec(const char *spec, uint64_t *bm, size_t *count, char *err, 
 	return 0;
 }
 
+/* Validate the whole spec first, then set its bits: all or nothing.
+ * Returns the number of items via *count. */
+static int add_spec(uint64_t *bm, const char *spec, size_t *count, char *err, size_t errlen)
+{
+	int r = parse_spec(spec, NULL, count, err, errlen);
+	if (r < 0)
+		return r;
+	return parse_spec(spec, bm, count, NULL, 0);
+}
+
 int port_filter_include(struct port_filter *f, const char *spec, char *err, size_t errlen)
 {
 	size_t count;
 	if (!f || !spec)
 		return -EINVAL;
-	int r = parse_spec(spec, NULL, &count, err, errlen);
-	if (r < 0)
-		return r;
-	parse_spec(spec, f->include, &count, NULL, 0);
-	if (count)
+	int r = add_spec(f->include, spec, &count, err, errlen);
+	if (r == 0 && count)
 		f->have_include = true;
-	return 0;
+	return r;
 }
 
 int port_filter_exclude(struct port_filter *f, const char *spec, char *err, size_t errlen)
@@ -154,11 +161,7 @@ int port_filter_exclude(struct port_filter *f, const char *spec, char *err, size
 	size_t count;
 	if (!f || !spec)
 		return -EINVAL;
-	int r = parse_spec(spec, NULL, &count, err, errlen);
-	if (r < 0)
-		return r;
-	parse_spec(spec, f->exclude, &count, NULL, 0);
-	return 0;
+	return add_spec(f->exclude, spec, &count, err, errlen);
 }
 
 int port_filter_include_port(struct port_filter *f, uint16_t port)

@@ -37,9 +37,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		off =
 		    snprintf(line, sizeof line, "%s [%ld] %s: ", ts, (long)getpid(), names[level]);
 	} else {
-		off = snprintf(line, sizeof line, "devbridge: %s", level <= LOG_WARN ? "" : "");
-		if (level == LOG_WARN)
-			off = snprintf(line, sizeof line, "devbridge: warning: ");
+		off = snprintf(line, sizeof line, "devbridge: %s",
+			       level == LOG_WARN ? "warning: " : "");
 	}
 	va_list ap;
 	va_start(ap, fmt);
