@@ -115,7 +115,48 @@ static const struct cli_command commands[] = {
      "for kubectl apply); services get/list/watch/update/patch (selector swap); pods\n"
      "get/list/watch; pods/portforward create; endpoints get/list; and, cluster-wide,\n"
      "namespaces get."},
+    {"connect", cmd_connect,
+     "connect [-t [NS/]SVC:PORT[:LOCAL]]... [--kubeconfig F] [--context C] [-n NS]",
+     "forward Kubernetes services to local ports (kubectl port-forward, supervised)",
+     "Starts one supervised `kubectl port-forward svc/SVC LOCAL:PORT` per target and\n"
+     "returns once each is connected (a TCP probe went through) or failed.  Without -t\n"
+     "the targets are the config's bridge.targets (--profile NAME applies a profile).\n\n"
+     "  -t, --target T       [NAMESPACE/]SERVICE:PORT[:LOCAL_PORT] (repeatable);\n"
+     "                       LOCAL_PORT defaults to PORT\n"
+     "  --kubeconfig FILE    (else bridge.kubeconfig, $KUBECONFIG, ~/.kube/config)\n"
+     "  --context NAME       (else bridge.context, the kubeconfig's current context)\n"
+     "  -n, --namespace NS   for targets without one (else bridge.namespace, the\n"
+     "                       context's namespace, default)\n"
+     "  --timeout SECONDS    how long to wait for every target (default 60)\n"
+     "  --max-attempts N     kubectl runs before a target that never connected fails\n"
+     "                       (default 4: retries after 1, 2, 4 s; 0 = forever)\n"
+     "  --dry-run            run the checks, print the kubectl command lines, start nothing\n\n"
+     "A taken local port moves to the next free one (kubectl's own bind is the check),\n"
+     "shown in the output and logged as port_shifted.  Once connected, a bridge whose\n"
+     "kubectl dies (pod replaced, API blip) reconnects with backoff, forever.\n"
+     "Variables BRIDGE_<SERVICE>_URL/_HOST/_PORT go to STATE_DIR/bridge.env; see env, shell.\n\n"
+     "Exit: 0 all connected; 60 kubeconfig not found; 61 cluster unreachable (or no such\n"
+     "context, or credentials refused); 62 namespace not found; 63 service or port not\n"
+     "found; 64 port-forward failed after retries; 68 RBAC forbids; 70 UDP port;\n"
+     "47 not connected within --timeout (still retrying); 1 kubectl missing."},
+    {"disconnect", cmd_disconnect, "disconnect [-y] [--dry-run]",
+     "stop every Kubernetes bridge started by connect",
+     "Stops each connect bridge's supervisor and its kubectl, and removes session.json\n"
+     "and bridge.env (audit logs are kept).  Asks first on a terminal; elsewhere it\n"
+     "needs -y (exit 2 without).  --dry-run lists what it would stop."},
+    {"env", cmd_env, "env [--format sh|fish|json|dotenv]",
+     "print the BRIDGE_* variables of the live Kubernetes bridges",
+     "  -f, --format F   sh (default: export X='...'), fish (set -gx X '...'), dotenv\n"
+     "                   (X=...), json ({\"X\": \"...\"}; also with --json)\n\n"
+     "Per bridge: BRIDGE_<SERVICE>_URL (http://127.0.0.1:PORT), _HOST, _PORT.  The same\n"
+     "service in two namespaces gives BRIDGE_<NAMESPACE>_<SERVICE>_* for both.\n"
+     "Use: eval \"$(devbridge env)\"."},
+    {"shell", cmd_shell, "shell [-- CMD [ARGS...]]",
+     "run $SHELL (or CMD) with the BRIDGE_* variables set",
+     "Says on stderr how many variables it injected.  Exits with CMD's status\n"
+     "(127 when CMD cannot be found)."},
     {"__supervise", cmd_supervise, "__supervise NAME", NULL, NULL},
+    {"__k8s-forward", cmd_k8s_forward, "__k8s-forward NAME ...", NULL, NULL},
 };
 
 static void print_usage(FILE *f)
@@ -204,6 +245,32 @@ const char *exit_code_name(int code)
 		return "port_in_use";
 	case EXIT_ENSURE_FAILED:
 		return "ensure_failed";
+	case EXIT_K8S_KUBECONFIG_NOT_FOUND:
+		return "kubeconfig_not_found";
+	case EXIT_K8S_CONTEXT_UNREACHABLE:
+		return "context_unreachable";
+	case EXIT_K8S_NAMESPACE_NOT_FOUND:
+		return "namespace_not_found";
+	case EXIT_K8S_SERVICE_NOT_FOUND:
+		return "service_not_found";
+	case EXIT_K8S_PORT_FORWARD_FAILED:
+		return "port_forward_failed";
+	case EXIT_K8S_AGENT_DEPLOY_FAILED:
+		return "agent_deploy_failed";
+	case EXIT_K8S_AGENT_HEALTH_FAILED:
+		return "agent_health_failed";
+	case EXIT_K8S_SELECTOR_PATCH_FAILED:
+		return "selector_patch_failed";
+	case EXIT_K8S_RBAC_INSUFFICIENT:
+		return "rbac_insufficient";
+	case EXIT_K8S_INTERCEPT_ACTIVE:
+		return "intercept_active";
+	case EXIT_K8S_UNSUPPORTED_PROTOCOL:
+		return "unsupported_protocol";
+	case EXIT_K8S_TUNNEL_FAILED:
+		return "tunnel_failed";
+	case EXIT_K8S_NOT_INTERCEPTABLE:
+		return "service_not_interceptable";
 	}
 	return "error";
 }

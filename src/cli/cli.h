@@ -7,6 +7,8 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
 
 #include "cli/exitcodes.h"
 
@@ -85,6 +87,32 @@ struct cli_opt {
 };
 int cli_scan_opts(struct cli *c, const struct cli_opt *opts, size_t nopts);
 
+/* A supervisor process being started, and its first outcome. */
+struct cli_started {
+	const struct cfg_tunnel *t; /* ssh tunnels; NULL otherwise */
+	const char *name;
+	pid_t pid;
+	int fd; /* the ready pipe; -1 when none */
+	char line[1200];
+	size_t len;
+	bool done;
+	/* outcome */
+	const char *result; /* connected | retrying | failed | already_running | timeout */
+	int code;
+	char message[1200];
+};
+/* Start `devbridge ARGS...` detached (its own session; output to
+ * STATE_DIR/NAME.out) with a ready pipe on its fd 3.  0 or -errno. */
+int cli_spawn_supervisor(struct cli *c, struct cli_started *s, char *const *args, bool foreground);
+/* Wait for each supervisor's first line on its ready pipe, or the deadline
+ * (then result "timeout", EXIT_TIMEOUT). */
+void cli_wait_ready(struct cli_started *v, size_t n, int timeout_s);
+/* Stop NAME's supervisor (SIGTERM through a pidfd, SIGKILL after a grace
+ * period); 1 if it was running, 0 if not, -errno on error. */
+int cli_stop_bridge(struct cli *c, const char *name);
+/* One row of `status --json`; t may be NULL (the state file tells). */
+json_t *cli_status_row(struct cli *c, const char *name, const struct cfg_tunnel *t);
+
 /* Whether to use colour on stdout. */
 bool cli_color(const struct cli *c);
 
@@ -104,6 +132,11 @@ int cmd_open(struct cli *c);
 int cmd_ensure(struct cli *c);
 int cmd_forward(struct cli *c);
 int cmd_rbac(struct cli *c);
+int cmd_connect(struct cli *c);
+int cmd_disconnect(struct cli *c);
+int cmd_env(struct cli *c);
+int cmd_shell(struct cli *c);
+int cmd_k8s_forward(struct cli *c);
 int cmd_unforward(struct cli *c);
 /* Rows of kind "container" from a live host daemon's state file. */
 void container_status_rows(struct cli *c, json_t *rows);

@@ -1,10 +1,30 @@
-/* cmd_k8s.c - Kubernetes commands.  So far: rbac. */
+/* cmd_k8s.c - Kubernetes commands: connect, disconnect, env, shell, rbac,
+ * and the hidden __k8s-forward that connect runs once per target. */
 #include "cli/cli.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/spawn.h"
+#include "core/state.h"
 #include "core/util.h"
+#include "k8s/kubectl.h"
+#include "k8s/portforward.h"
 #include "k8s/rbac.h"
+#include "k8s/session.h"
 
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#define MAX_TARGETS		64
+#define DEFAULT_CONNECT_TIMEOUT 60
+#define DEFAULT_MAX_ATTEMPTS	4 /* seed 000: retries at 1 s, 2 s, 4 s, then fail */
+#define KCTL_TIMEOUT_MS		20000
 
 int cmd_rbac(struct cli *c)
 {
@@ -47,4 +67,813 @@ int cmd_rbac(struct cli *c)
 	 * `kubectl apply -f -`. */
 	rbac_write(stdout, &o);
 	return EXIT_OK;
+}
+
+/* --- names --- */
+
+/* RFC 1123 label (namespaces) / RFC 1035 label (services): [a-z0-9-],
+ * at most 63, alphanumeric at both ends. */
+static bool dns_label(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-'))
+			return false;
+	return true;
+}
+
+/* The bridge's name: SVC.NS.PORT (labels have no dots, so it is
+ * unambiguous); past 64 characters, cut and made unique with a hash. */
+static void bridge_name(char *buf, size_t n, const char *svc, const char *ns, int port)
+{
+	char full[200];
+	snprintf(full, sizeof full, "%s.%s.%d", svc, ns, port);
+	if (strlen(full) <= 64) {
+		snprintf(buf, n, "%s", full);
+		return;
+	}
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const char *p = full; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	snprintf(buf, n, "%.55s-%08x", full, h);
+}
+
+/* --- connect --- */
+
+struct target {
+	char service[64], namespace[64];
+	int port, local;
+	char name[80];
+	/* from the pre-check */
+	struct cli_started st;
+};
+
+struct kplan {
+	struct kctl k;
+	char kubeconfig[PATH_MAX]; /* as recorded; "" = kubectl's default */
+	char context[256];	   /* as given; "" = the current one */
+	char shown_context[256];   /* for messages: the one in use */
+	char namespace[64];	   /* the default for targets */
+	struct target *t;
+	size_t n;
+};
+
+static int parse_port(const char *s, int *ret)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < 1 || v > 65535)
+		return -EINVAL;
+	*ret = (int)v;
+	return 0;
+}
+
+/* "SVC:PORT[:LOCAL]" or "NS/SVC:PORT[:LOCAL]". */
+static int parse_target(struct cli *c, const char *spec, struct target *t)
+{
+	char buf[256], *parts[3] = {0};
+	if (strlen(spec) >= sizeof buf)
+		return cli_error(c, EXIT_USAGE, "-t %.40s...: too long", spec);
+	snprintf(buf, sizeof buf, "%s", spec);
+	size_t np = 0;
+	for (char *p = buf, *save = NULL, *tok; np < 3 && (tok = strtok_r(p, ":", &save)); p = NULL)
+		parts[np++] = tok;
+	int port = 0, local = 0;
+	if (np < 2 || strchr(spec, ':') == spec || parse_port(parts[1], &port) < 0 ||
+	    (np == 3 && parse_port(parts[2], &local) < 0) || strstr(spec, "::") ||
+	    spec[strlen(spec) - 1] == ':' || (np == 3 && strchr(parts[2], ':')))
+		return cli_error(c, EXIT_USAGE,
+				 "-t '%s': expected SERVICE:PORT[:LOCAL_PORT] or "
+				 "NAMESPACE/SERVICE:PORT[:LOCAL_PORT], ports 1-65535",
+				 spec);
+	char *slash = strchr(parts[0], '/');
+	const char *svc = parts[0];
+	if (slash) {
+		*slash = '\0';
+		svc = slash + 1;
+		if (!dns_label(parts[0]))
+			return cli_error(c, EXIT_USAGE,
+					 "-t '%s': '%s' is not a valid namespace name", spec,
+					 parts[0]);
+		snprintf(t->namespace, sizeof t->namespace, "%s", parts[0]);
+	}
+	if (!dns_label(svc))
+		return cli_error(c, EXIT_USAGE,
+				 "-t '%s': '%s' is not a valid service name (lowercase letters, "
+				 "digits, '-')",
+				 spec, svc);
+	snprintf(t->service, sizeof t->service, "%s", svc);
+	t->port = port;
+	t->local = local;
+	return 0;
+}
+
+static int add_cfg_target(struct cli *c, struct kplan *p, const struct cfg_target *ct)
+{
+	struct target *t = &p->t[p->n];
+	memset(t, 0, sizeof *t);
+	if (!dns_label(ct->service) || (ct->namespace && !dns_label(ct->namespace)))
+		return cli_error(c, EXIT_CONFIG,
+				 "%s:%d:%d: '%s%s%s' is not a valid Kubernetes name (lowercase "
+				 "letters, digits, '-')",
+				 ct->mark.file ? ct->mark.file : c->config_path, ct->mark.line,
+				 ct->mark.col, ct->namespace ? ct->namespace : "",
+				 ct->namespace ? "/" : "", ct->service);
+	snprintf(t->service, sizeof t->service, "%s", ct->service);
+	if (ct->namespace)
+		snprintf(t->namespace, sizeof t->namespace, "%s", ct->namespace);
+	t->port = ct->port;
+	t->local = ct->local_port;
+	p->n++;
+	return 0;
+}
+
+/* Kubeconfig (60), then reachability (61): exit code or 0. */
+static int check_cluster(struct cli *c, struct kplan *p)
+{
+	const char *list = p->kubeconfig[0] ? p->kubeconfig : NULL;
+	char dflt[PATH_MAX];
+	if (!list) {
+		kctl_default_kubeconfig(dflt, sizeof dflt);
+		list = dflt;
+	}
+	if (!kctl_kubeconfig_exists(list))
+		return cli_error(
+		    c, EXIT_K8S_KUBECONFIG_NOT_FOUND,
+		    "kubeconfig not found: %s (give --kubeconfig, set bridge.kubeconfig "
+		    "or $KUBECONFIG)",
+		    list);
+	char err[2048], msg[512];
+	const char *ver[] = {"get", "--raw", "/version", "--request-timeout=10s", NULL};
+	int r = kctl_run(&p->k, ver, NULL, 0, err, sizeof err, KCTL_TIMEOUT_MS);
+	if (r == -ENOENT)
+		return cli_error(c, EXIT_ERROR, "kubectl not found on PATH: install kubectl");
+	if (r != 0) {
+		kctl_message(err, msg, sizeof msg);
+		return cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE, "cluster%s%s unreachable: %s",
+				 p->context[0] ? " of context " : "", p->context,
+				 r == -ETIMEDOUT ? "kubectl timed out"
+				 : *msg		 ? msg
+						 : "kubectl failed");
+	}
+	/* The context in use and its namespace, for defaults and messages. */
+	char *out = NULL;
+	const char *view[] = {
+	    "config",
+	    "view",
+	    "--minify",
+	    "-o",
+	    "jsonpath={.current-context}{\"\\n\"}{.contexts[0].context.namespace}",
+	    NULL};
+	if (kctl_run(&p->k, view, &out, 4096, err, sizeof err, KCTL_TIMEOUT_MS) == 0 && out) {
+		size_t l = strcspn(out, "\n");
+		snprintf(p->shown_context, sizeof p->shown_context, "%.*s", (int)l, out);
+		if (!p->namespace[0] && out[l] == '\n') {
+			char *ns = out + l + 1;
+			ns[strcspn(ns, "\n")] = '\0';
+			if (dns_label(ns))
+				snprintf(p->namespace, sizeof p->namespace, "%s", ns);
+		}
+	}
+	free(out);
+	if (!p->shown_context[0])
+		snprintf(p->shown_context, sizeof p->shown_context, "%s", p->context);
+	return 0;
+}
+
+static bool says(const char *err, const char *what)
+{
+	return strstr(err, what) != NULL;
+}
+
+/* The errors every get can give that are not about the object. */
+static int get_error(struct cli *c, const struct kplan *p, const char *err, const char *what)
+{
+	char msg[512];
+	kctl_message(err, msg, sizeof msg);
+	if (says(err, "Forbidden") || says(err, "forbidden"))
+		return cli_error(c, EXIT_K8S_RBAC_INSUFFICIENT,
+				 "not allowed to read %s: %s (see `devbridge rbac`)", what, msg);
+	if (says(err, "Unauthorized") || says(err, "must be logged in"))
+		return cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE,
+				 "the cluster refused the credentials of context %s: %s",
+				 p->shown_context, msg);
+	return cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE, "cannot read %s: %s", what,
+			 *msg ? msg : "kubectl failed");
+}
+
+/* Namespace exists (62)?  A user who may not read namespaces is not
+ * stopped here: the service check that follows still speaks. */
+static int check_namespace(struct cli *c, const struct kplan *p, const char *ns)
+{
+	char err[2048];
+	const char *a[] = {"get", "namespace", ns, "-o", "name", NULL};
+	int r = kctl_run(&p->k, a, NULL, 0, err, sizeof err, KCTL_TIMEOUT_MS);
+	if (r == 0 || says(err, "Forbidden") || says(err, "forbidden"))
+		return 0;
+	if (says(err, "NotFound") || says(err, "not found"))
+		return cli_error(c, EXIT_K8S_NAMESPACE_NOT_FOUND,
+				 "namespace '%s' not found in context %s", ns, p->shown_context);
+	char what[128];
+	snprintf(what, sizeof what, "namespace %s", ns);
+	return get_error(c, p, err, what);
+}
+
+/* Service exists with that port and a selector (63); RBAC (68). */
+static int check_service(struct cli *c, const struct kplan *p, const struct target *t)
+{
+	char err[2048], what[160];
+	char *out = NULL;
+	snprintf(what, sizeof what, "service %s/%s", t->namespace, t->service);
+	const char *a[] = {"get",	 "service", t->service, "--namespace",
+			   t->namespace, "-o",	    "json",	NULL};
+	int r = kctl_run(&p->k, a, &out, 1 << 20, err, sizeof err, KCTL_TIMEOUT_MS);
+	if (r != 0) {
+		free(out);
+		if (says(err, "NotFound") || says(err, "not found"))
+			return cli_error(c, EXIT_K8S_SERVICE_NOT_FOUND,
+					 "service '%s' not found in namespace '%s'", t->service,
+					 t->namespace);
+		return get_error(c, p, err, what);
+	}
+	json_error_t je;
+	json_t *svc = json_loads(out, 0, &je);
+	free(out);
+	json_t *spec = json_object_get(svc, "spec");
+	json_t *ports = json_object_get(spec, "ports");
+	char have[256] = "";
+	size_t off = 0, i;
+	json_t *pt;
+	bool found = false;
+	const char *proto = "TCP";
+	json_array_foreach(ports, i, pt)
+	{
+		int num = (int)json_integer_value(json_object_get(pt, "port"));
+		int w = snprintf(have + off, sizeof have - off, "%s%d", off ? ", " : "", num);
+		if (w > 0 && (size_t)w < sizeof have - off)
+			off += (size_t)w;
+		if (num == t->port) {
+			found = true;
+			const char *pr = json_string_value(json_object_get(pt, "protocol"));
+			proto = pr ? pr : "TCP";
+		}
+	}
+	const char *type = json_string_value(json_object_get(spec, "type"));
+	bool selector = json_object_size(json_object_get(spec, "selector")) > 0;
+	int code = 0;
+	if (!svc)
+		code = cli_error(c, EXIT_ERROR, "cannot parse kubectl's answer for %s", what);
+	else if (!found)
+		code = cli_error(c, EXIT_K8S_SERVICE_NOT_FOUND, "%s has no port %d (its ports: %s)",
+				 what, t->port, *have ? have : "none");
+	else if (strcmp(proto, "TCP") != 0)
+		code = cli_error(c, EXIT_K8S_UNSUPPORTED_PROTOCOL,
+				 "%s port %d is %s: port-forward carries TCP only", what, t->port,
+				 proto);
+	else if ((type && strcmp(type, "ExternalName") == 0) || !selector)
+		code = cli_error(
+		    c, EXIT_K8S_SERVICE_NOT_FOUND,
+		    "%s has no pod selector (%s): kubectl port-forward cannot reach it", what,
+		    type && strcmp(type, "ExternalName") == 0 ? "ExternalName" : "no selector");
+	json_decref(svc);
+	return code;
+}
+
+static int precheck(struct cli *c, struct kplan *p)
+{
+	int r = check_cluster(c, p);
+	if (r)
+		return r;
+	for (size_t i = 0; i < p->n; i++) {
+		struct target *t = &p->t[i];
+		if (!t->namespace[0])
+			snprintf(t->namespace, sizeof t->namespace, "%s",
+				 p->namespace[0] ? p->namespace : "default");
+		if (!t->local)
+			t->local = t->port;
+		bridge_name(t->name, sizeof t->name, t->service, t->namespace, t->port);
+		bool seen = false;
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(p->t[j].name, t->name) == 0)
+				return cli_error(c, EXIT_USAGE, "%s/%s:%d is listed twice",
+						 t->namespace, t->service, t->port);
+			seen |= strcmp(p->t[j].namespace, t->namespace) == 0;
+		}
+		if (!seen && (r = check_namespace(c, p, t->namespace)))
+			return r;
+		if ((r = check_service(c, p, t)))
+			return r;
+	}
+	return 0;
+}
+
+/* The argv of `devbridge __k8s-forward` for target t. */
+static void forward_args(struct cli *c, const struct kplan *p, const struct target *t,
+			 int max_attempts, char *ports[3], char **args)
+{
+	size_t n = 0;
+	snprintf(ports[0], 16, "%d", t->port);
+	snprintf(ports[1], 16, "%d", t->local);
+	snprintf(ports[2], 16, "%d", max_attempts);
+	args[n++] = "__k8s-forward";
+	args[n++] = (char *)t->name;
+	args[n++] = "--service";
+	args[n++] = (char *)t->service;
+	args[n++] = "--namespace";
+	args[n++] = (char *)t->namespace;
+	args[n++] = "--port";
+	args[n++] = ports[0];
+	args[n++] = "--local-port";
+	args[n++] = ports[1];
+	args[n++] = "--max-attempts";
+	args[n++] = ports[2];
+	if (p->kubeconfig[0]) {
+		args[n++] = "--kubeconfig";
+		args[n++] = (char *)p->kubeconfig;
+	}
+	if (p->context[0]) {
+		args[n++] = "--context";
+		args[n++] = (char *)p->context;
+	}
+	args[n++] = "--state-dir";
+	args[n++] = c->state_dir;
+	args[n++] = c->verbose >= 2 ? "-vv" : "-v";
+	args[n] = NULL;
+}
+
+static void dry_run(struct cli *c, const struct kplan *p)
+{
+	json_t *rows = json_array();
+	for (size_t i = 0; i < p->n; i++) {
+		const struct target *t = &p->t[i];
+		struct k8s_fwd f = {.kubeconfig = p->kubeconfig[0] ? p->kubeconfig : NULL,
+				    .context = p->context[0] ? p->context : NULL,
+				    .namespace = t->namespace,
+				    .service = t->service,
+				    .remote_port = t->port,
+				    .local_port = t->local};
+		char **av = NULL;
+		if (k8s_pf_argv(&f, &av) < 0)
+			continue;
+		json_t *a = json_array();
+		for (char **q = av; *q; q++)
+			json_array_append_new(a, json_string(*q));
+		char *line = argv_format(av);
+		if (!c->json)
+			printf("%s: %s\n", t->name, line ? line : "");
+		free(line);
+		k8s_pf_argv_free(av);
+		json_array_append_new(rows, json_pack("{s:s, s:o}", "name", t->name, "argv", a));
+	}
+	if (c->json)
+		cli_print_json(json_pack("{s:b, s:o}", "dry_run", 1, "bridges", rows));
+	else
+		json_decref(rows);
+}
+
+/* Another kubeconfig/context already has bridges here: one session at a
+ * time, as session.json describes one cluster. */
+static int check_session(struct cli *c, const struct kplan *p)
+{
+	struct k8s_entry *v;
+	size_t n;
+	if (k8s_session_list(c->state_dir, NULL, &v, &n) < 0 || n == 0) {
+		if (n == 0)
+			free(v);
+		return 0;
+	}
+	int r = 0;
+	if (strcmp(v[0].kubeconfig, p->kubeconfig) != 0 || strcmp(v[0].context, p->context) != 0)
+		r = cli_error(c, EXIT_ERROR,
+			      "a session with %s%s%s is active (%zu bridge%s); `devbridge "
+			      "disconnect` first",
+			      v[0].context[0] ? "context " : "another kubeconfig",
+			      v[0].context[0] ? v[0].context : "", "", n, n == 1 ? "" : "s");
+	free(v);
+	return r;
+}
+
+static int connect_run(struct cli *c, struct kplan *p, int timeout_s, int max_attempts)
+{
+	int r = cli_state_dir(c);
+	if (r || (r = check_session(c, p)))
+		return r;
+	for (size_t i = 0; i < p->n; i++) {
+		struct target *t = &p->t[i];
+		struct cli_started *s = &t->st;
+		s->name = t->name;
+		s->fd = -1;
+		char pb[3][16], *ports[3] = {pb[0], pb[1], pb[2]}, *args[40];
+		forward_args(c, p, t, max_attempts, ports, args);
+		r = cli_spawn_supervisor(c, s, args, false);
+		if (r < 0) {
+			s->done = true;
+			s->result = "failed";
+			s->code = EXIT_ERROR;
+			snprintf(s->message, sizeof s->message, "cannot start supervisor: %s",
+				 strerror(-r));
+		}
+	}
+	struct cli_started *sv = calloc(p->n, sizeof *sv);
+	if (!sv)
+		return cli_error(c, EXIT_ERROR, "out of memory");
+	for (size_t i = 0; i < p->n; i++)
+		sv[i] = p->t[i].st;
+	cli_wait_ready(sv, p->n, timeout_s);
+	for (size_t i = 0; i < p->n; i++) {
+		if (sv[i].fd >= 0)
+			close(sv[i].fd);
+		if (sv[i].result && strcmp(sv[i].result, "timeout") == 0)
+			snprintf(sv[i].message, sizeof sv[i].message,
+				 "not connected after %d s; still trying in the background "
+				 "(`devbridge logs %s`)",
+				 timeout_s, sv[i].name);
+	}
+	r = k8s_session_write(c->state_dir, NULL);
+	if (r < 0)
+		log_error("cannot write the session files: %s", strerror(-r));
+
+	/* The env names as the session files have them. */
+	struct k8s_entry *ents = NULL;
+	size_t nent = 0;
+	(void)k8s_session_list(c->state_dir, NULL, &ents, &nent);
+	int code = EXIT_OK;
+	json_t *rows = json_array();
+	for (size_t i = 0; i < p->n; i++) {
+		struct cli_started *s = &sv[i];
+		const struct target *t = &p->t[i];
+		json_t *row = cli_status_row(c, t->name, NULL);
+		const char *env = "";
+		for (size_t k = 0; k < nent; k++)
+			if (strcmp(ents[k].name, t->name) == 0)
+				env = ents[k].env;
+		if (code == EXIT_OK && s->code != 0)
+			code = s->code;
+		json_object_set_new(row, "result", json_string(s->result));
+		json_object_set_new(row, "code", json_integer(s->code));
+		json_object_set_new(row, "message", json_string(s->message));
+		json_object_set_new(row, "env_prefix", json_string(env));
+		json_array_append_new(rows, row);
+		if (c->json)
+			continue;
+		int lp = (int)json_integer_value(json_object_get(row, "local_port"));
+		int rp = (int)json_integer_value(json_object_get(row, "requested_port"));
+		if (strcmp(s->result, "connected") == 0 ||
+		    strcmp(s->result, "already_running") == 0) {
+			char shifted[64] = "";
+			if (rp && lp && rp != lp)
+				snprintf(shifted, sizeof shifted, " (port %d was in use)", rp);
+			printf("%s/%s:%d -> 127.0.0.1:%d %s%s (bridge %s, %s_*)\n", t->namespace,
+			       t->service, t->port, lp,
+			       strcmp(s->result, "connected") == 0 ? "connected"
+								   : "already connected",
+			       shifted, t->name, env);
+		} else {
+			fprintf(stderr, "%s/%s:%d: %s: %s\n", t->namespace, t->service, t->port,
+				s->result, s->message);
+		}
+	}
+	if (!c->json && nent)
+		printf("variables: %s/bridge.env (`devbridge env`, `devbridge shell`)\n",
+		       c->state_dir);
+	free(ents);
+	free(sv);
+	if (c->json) {
+		char sf[PATH_MAX + 16], ef[PATH_MAX + 16];
+		snprintf(sf, sizeof sf, "%s/session.json", c->state_dir);
+		snprintf(ef, sizeof ef, "%s/bridge.env", c->state_dir);
+		json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O}", "context",
+					p->shown_context, "kubeconfig", p->kubeconfig, "namespace",
+					p->namespace[0] ? p->namespace : "default", "session_file",
+					sf, "env_file", ef, "bridges", rows);
+		if (code)
+			cli_error_json(c, code, doc, "not every target connected");
+		else
+			cli_print_json(doc);
+	}
+	json_decref(rows);
+	return code;
+}
+
+int cmd_connect(struct cli *c)
+{
+	const char *kubeconfig = NULL, *context = NULL, *ns = NULL, *timeout = NULL,
+		   *attempts = NULL, *targets[MAX_TARGETS];
+	size_t ntargets = 0;
+	const struct cli_opt opts[] = {
+	    {"--target", 't', true, NULL, NULL, targets, &ntargets, MAX_TARGETS},
+	    {"--kubeconfig", 0, true, &kubeconfig, NULL},
+	    {"--context", 0, true, &context, NULL},
+	    {"--namespace", 'n', true, &ns, NULL},
+	    {"--timeout", 0, true, &timeout, NULL},
+	    {"--max-attempts", 0, true, &attempts, NULL},
+	};
+	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
+		return EXIT_USAGE;
+	if (c->argc)
+		return cli_error(c, EXIT_USAGE,
+				 "connect: unexpected '%s' (targets go after -t, e.g. -t %s:8080)",
+				 c->argv[0], c->argv[0]);
+	int timeout_s = DEFAULT_CONNECT_TIMEOUT, max_attempts = DEFAULT_MAX_ATTEMPTS;
+	if (timeout) {
+		char *end;
+		long v = strtol(timeout, &end, 10);
+		if (*end || v < 1 || v > 86400)
+			return cli_error(c, EXIT_USAGE,
+					 "--timeout: expected seconds 1-86400, got '%s'", timeout);
+		timeout_s = (int)v;
+	}
+	if (attempts) {
+		char *end;
+		long v = strtol(attempts, &end, 10);
+		if (*end || v < 0 || v > 1000)
+			return cli_error(c, EXIT_USAGE,
+					 "--max-attempts: expected 0-1000 (0 = forever), got '%s'",
+					 attempts);
+		max_attempts = (int)v;
+	}
+	if (ns && !dns_label(ns))
+		return cli_error(c, EXIT_USAGE, "-n '%s': not a valid namespace name", ns);
+
+	int r = cli_load_config_optional(c);
+	if (r)
+		return r;
+	struct cfg_bridge b;
+	if (cfg_bridge_resolve(c->cfg, c->profile, &b) < 0) {
+		const char *near = cfg_profile_suggest(c->cfg, c->profile);
+		return cli_error(c, EXIT_USAGE, "no profile '%s' in %s%s%s%s", c->profile,
+				 c->config_path, near ? " (did you mean '" : "", near ? near : "",
+				 near ? "'?)" : "");
+	}
+	struct kplan p = {0};
+	struct target tv[MAX_TARGETS];
+	p.t = tv;
+	const char *kc = kubeconfig ? kubeconfig : b.kubeconfig;
+	if (kc)
+		snprintf(p.kubeconfig, sizeof p.kubeconfig, "%s", kc);
+	const char *cx = context ? context : b.context;
+	if (cx)
+		snprintf(p.context, sizeof p.context, "%s", cx);
+	const char *dns = ns ? ns : b.namespace;
+	if (dns && !dns_label(dns))
+		return cli_error(c, EXIT_CONFIG,
+				 "bridge.namespace '%s': not a valid namespace name", dns);
+	if (dns)
+		snprintf(p.namespace, sizeof p.namespace, "%s", dns);
+	p.k.kubeconfig = p.kubeconfig[0] ? p.kubeconfig : NULL;
+	p.k.context = p.context[0] ? p.context : NULL;
+
+	if (ntargets) {
+		for (size_t i = 0; i < ntargets; i++) {
+			memset(&tv[i], 0, sizeof tv[i]);
+			if ((r = parse_target(c, targets[i], &tv[i])))
+				return r;
+			p.n++;
+		}
+	} else {
+		if (b.n_targets > MAX_TARGETS)
+			return cli_error(c, EXIT_CONFIG, "%s: at most %d bridge targets",
+					 c->config_path, MAX_TARGETS);
+		for (size_t i = 0; i < b.n_targets; i++)
+			if ((r = add_cfg_target(c, &p, &b.targets[i])))
+				return r;
+	}
+	if (p.n == 0)
+		return cli_error(c, EXIT_USAGE,
+				 "nothing to connect: give -t SERVICE:PORT[:LOCAL_PORT] or list "
+				 "bridge.targets in the config (%s)",
+				 c->config_path);
+	if ((r = precheck(c, &p)))
+		return r;
+	if (c->dry_run) {
+		dry_run(c, &p);
+		return EXIT_OK;
+	}
+	return connect_run(c, &p, timeout_s, max_attempts);
+}
+
+/* --- __k8s-forward: one target's supervisor --- */
+
+int cmd_k8s_forward(struct cli *c)
+{
+	const char *svc = NULL, *ns = NULL, *port = NULL, *local = NULL, *kc = NULL, *cx = NULL,
+		   *attempts = NULL;
+	const struct cli_opt opts[] = {
+	    {"--service", 0, true, &svc, NULL},
+	    {"--namespace", 0, true, &ns, NULL},
+	    {"--port", 0, true, &port, NULL},
+	    {"--local-port", 0, true, &local, NULL},
+	    {"--kubeconfig", 0, true, &kc, NULL},
+	    {"--context", 0, true, &cx, NULL},
+	    {"--max-attempts", 0, true, &attempts, NULL},
+	};
+	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
+		return EXIT_USAGE;
+	int rp = 0, lp = 0;
+	if (c->argc != 1 || !svc || !ns || !port || !local || parse_port(port, &rp) < 0 ||
+	    parse_port(local, &lp) < 0 || !cfg_name_valid(c->argv[0]))
+		return cli_error(c, EXIT_USAGE, "__k8s-forward: bad arguments");
+	log_set_timestamps(1);
+	if (log_get_level() < LOG_INFO)
+		log_set_level(LOG_INFO);
+	int r = cli_state_dir(c);
+	if (r)
+		return r;
+	struct k8s_fwd f = {.kubeconfig = kc,
+			    .context = cx,
+			    .namespace = ns,
+			    .service = svc,
+			    .remote_port = rp,
+			    .requested_port = lp,
+			    .local_port = lp,
+			    .origin = "standalone"};
+	int ready = fcntl(3, F_GETFD) >= 0 ? 3 : -1;
+	if (ready >= 0)
+		fd_set_cloexec(ready, true);
+	return k8s_pf_supervise(&f, c->argv[0], c->state_dir, attempts ? atoi(attempts) : 4, ready);
+}
+
+/* --- env, shell --- */
+
+static int live_entries(struct cli *c, struct k8s_entry **v, size_t *n)
+{
+	int r = cli_state_dir(c);
+	if (r)
+		return r;
+	r = k8s_session_list(c->state_dir, NULL, v, n);
+	if (r < 0)
+		return cli_error(c, EXIT_ERROR, "cannot read %s: %s", c->state_dir, strerror(-r));
+	return 0;
+}
+
+int cmd_env(struct cli *c)
+{
+	const char *format = NULL;
+	const struct cli_opt opts[] = {{"--format", 'f', true, &format, NULL}};
+	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
+		return EXIT_USAGE;
+	if (c->argc)
+		return cli_error(c, EXIT_USAGE, "env takes no arguments");
+	enum env_format fmt = c->json ? ENV_JSON : ENV_SH;
+	if (format && k8s_env_format_parse(format, &fmt) < 0)
+		return cli_error(c, EXIT_USAGE,
+				 "--format: expected sh, fish, json or dotenv, got '%s'", format);
+	struct k8s_entry *v = NULL;
+	size_t n = 0;
+	int r = live_entries(c, &v, &n);
+	if (r)
+		return r;
+	k8s_env_print(stdout, v, n, fmt);
+	free(v);
+	return EXIT_OK;
+}
+
+int cmd_shell(struct cli *c)
+{
+	if (cli_scan_opts(c, NULL, 0) < 0)
+		return EXIT_USAGE;
+	struct k8s_entry *v = NULL;
+	size_t n = 0;
+	int r = live_entries(c, &v, &n);
+	if (r)
+		return r;
+	json_t *vars = k8s_env_json(v, n);
+	const char *key;
+	json_t *val;
+	json_object_foreach(vars, key, val) setenv(key, json_string_value(val), 1);
+	if (n)
+		fprintf(stderr, "devbridge: injected %zu BRIDGE_* variables from %zu bridge%s\n",
+			json_object_size(vars), n, n == 1 ? "" : "s");
+	else
+		fprintf(stderr, "devbridge: no active Kubernetes bridges; nothing injected\n");
+	json_decref(vars);
+	free(v);
+	const char *sh = getenv("SHELL");
+	char *dflt[] = {(char *)(sh && *sh ? sh : "/bin/sh"), NULL};
+	char **argv = c->argc ? c->argv : dflt;
+	fflush(stdout);
+	fflush(stderr);
+	execvp(argv[0], argv);
+	int e = errno;
+	return cli_error(c, e == ENOENT ? 127 : 126, "cannot run %s: %s", argv[0], strerror(e));
+}
+
+/* --- disconnect --- */
+
+/* k8s bridges in the state dir: live ones, and failed ones whose state
+ * file is still there (so they can be cleared). */
+static json_t *k8s_bridges(struct cli *c)
+{
+	json_t *names = json_array();
+	struct k8s_entry *v = NULL;
+	size_t n = 0;
+	if (k8s_session_list(c->state_dir, NULL, &v, &n) == 0)
+		for (size_t i = 0; i < n; i++)
+			if (strcmp(v[i].origin, "dag") != 0)
+				json_array_append_new(names, json_string(v[i].name));
+	free(v);
+	/* Dead ones: state files of kind k8s without a live supervisor. */
+	DIR *d = opendir(c->state_dir);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		if (len <= 6 || len - 6 >= 80 || strcmp(de->d_name + len - 6, ".state"))
+			continue;
+		char name[80];
+		snprintf(name, sizeof name, "%.*s", (int)(len - 6), de->d_name);
+		json_t *st = NULL;
+		if (state_read(c->state_dir, name, &st) == 0 &&
+		    strcmp(json_string_value(json_object_get(st, "kind")) ?: "", "k8s") == 0 &&
+		    !state_probe(c->state_dir, name))
+			json_array_append_new(names, json_string(name));
+		json_decref(st);
+	}
+	if (d)
+		closedir(d);
+	return names;
+}
+
+static void remove_bridge_files(struct cli *c, const char *name)
+{
+	static const char *const ext[] = {"state", "pid", "out"};
+	char path[PATH_MAX];
+	for (size_t i = 0; i < ARRAY_SIZE(ext); i++)
+		if (state_path(path, sizeof path, c->state_dir, name, ext[i]) == 0)
+			unlink(path);
+}
+
+int cmd_disconnect(struct cli *c)
+{
+	if (cli_scan_opts(c, NULL, 0) < 0)
+		return EXIT_USAGE;
+	if (c->argc)
+		return cli_error(c, EXIT_USAGE, "disconnect takes no arguments");
+	int r = cli_state_dir(c);
+	if (r)
+		return r;
+	json_t *names = k8s_bridges(c);
+	size_t n = json_array_size(names), i;
+	json_t *v;
+	if (!c->dry_run && !c->yes && n > 0) {
+		if (!isatty(STDIN_FILENO)) {
+			json_decref(names);
+			return cli_error(c, EXIT_USAGE,
+					 "disconnect would stop %zu bridge%s: refusing without -y "
+					 "(stdin is not a terminal)",
+					 n, n == 1 ? "" : "s");
+		}
+		fprintf(stderr, "Disconnect %zu Kubernetes bridge%s? [y/N] ", n, n == 1 ? "" : "s");
+		char ans[16] = "";
+		if (!fgets(ans, sizeof ans, stdin) || (ans[0] != 'y' && ans[0] != 'Y')) {
+			json_decref(names);
+			fprintf(stderr, "nothing stopped\n");
+			return EXIT_OK;
+		}
+	}
+	json_t *rows = json_array();
+	int code = EXIT_OK;
+	json_array_foreach(names, i, v)
+	{
+		const char *name = json_string_value(v);
+		pid_t pid = state_probe(c->state_dir, name);
+		const char *what;
+		if (c->dry_run) {
+			what = pid ? "would_stop" : "would_clear";
+			if (!c->json)
+				printf("%s: would %s\n", name,
+				       pid ? "stop it (and its kubectl)"
+					   : "clear its failed state");
+		} else {
+			int s = cli_stop_bridge(c, name);
+			if (s < 0) {
+				code = EXIT_ERROR;
+				fprintf(stderr, "devbridge: %s: cannot stop: %s\n", name,
+					strerror(-s));
+				what = "error";
+			} else {
+				remove_bridge_files(c, name);
+				what = s > 0 ? "stopped" : "cleared";
+				if (!c->json)
+					printf("%s: %s\n", name, what);
+			}
+		}
+		json_array_append_new(rows, json_pack("{s:s, s:s}", "name", name, "result", what));
+	}
+	json_decref(names);
+	if (!c->dry_run && code == EXIT_OK)
+		k8s_session_remove(c->state_dir);
+	if (!c->json && n == 0)
+		printf("no Kubernetes bridges to disconnect\n");
+	if (c->json) {
+		json_t *doc = json_pack("{s:b, s:o}", "dry_run", c->dry_run, "bridges", rows);
+		if (code)
+			return cli_error_json(c, code, doc, "some bridges could not be stopped");
+		cli_print_json(doc);
+	} else {
+		json_decref(rows);
+	}
+	return code;
 }

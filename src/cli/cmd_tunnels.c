@@ -40,14 +40,14 @@ static json_t *jstr_or(json_t *o, const char *key, const char *dflt)
 
 /* The status of one bridge as `status --json` shows it.  Liveness comes
  * from the pid file's lock, never from the state file alone. */
-static json_t *status_row(struct cli *c, const char *name, const struct cfg_tunnel *t)
+json_t *cli_status_row(struct cli *c, const char *name, const struct cfg_tunnel *t)
 {
 	json_t *st = NULL;
 	(void)state_read(c->state_dir, name, &st);
 	pid_t live = state_probe(c->state_dir, name);
 	json_t *row = json_object();
 	json_object_set_new(row, "name", json_string(name));
-	json_object_set_new(row, "kind", json_string("ssh"));
+	json_object_set_new(row, "kind", t ? json_string("ssh") : jstr_or(st, "kind", "ssh"));
 	const char *state = "stopped";
 	json_t *fs = st ? json_object_get(st, "state") : NULL;
 	if (live && json_is_string(fs))
@@ -89,6 +89,15 @@ static json_t *status_row(struct cli *c, const char *name, const struct cfg_tunn
 	const char *dir = t ? (t->direction == TUNNEL_LOCAL ? "local" : "reverse") : "";
 	json_object_set_new(row, "direction", t ? json_string(dir) : jstr_or(st, "direction", ""));
 	json_object_set_new(row, "actor", t ? json_string(t->actor) : jstr_or(st, "actor", ""));
+	/* What other worlds' supervisors add (k8s: the service and ports). */
+	static const char *const extra[] = {"service",	  "namespace",	    "remote_port",
+					    "local_port", "requested_port", "kubectl_pid",
+					    "origin",	  "context"};
+	for (size_t k = 0; !t && st && k < ARRAY_SIZE(extra); k++) {
+		json_t *x = json_object_get(st, extra[k]);
+		if (x && !(strcmp(extra[k], "kubectl_pid") == 0 && !live))
+			json_object_set(row, extra[k], x);
+	}
 	json_decref(st);
 	return row;
 }
@@ -144,7 +153,7 @@ int cmd_status(struct cli *c)
 		return r;
 	json_t *rows = json_array();
 	for (size_t i = 0; i < nsel; i++)
-		json_array_append_new(rows, status_row(c, sel[i]->name, sel[i]));
+		json_array_append_new(rows, cli_status_row(c, sel[i]->name, sel[i]));
 	free(sel);
 	if (c->argc == 0)
 		container_status_rows(c, rows);
@@ -155,8 +164,11 @@ int cmd_status(struct cli *c)
 		json_t *v;
 		json_array_foreach(extra, i, v)
 		{
-			json_t *row = status_row(c, json_string_value(v), NULL);
-			if (json_integer_value(json_object_get(row, "pid")) > 0)
+			json_t *row = cli_status_row(c, json_string_value(v), NULL);
+			/* Live ones, and failed ones until disconnect or down
+			 * clears them: a failure must stay visible. */
+			if (json_integer_value(json_object_get(row, "pid")) > 0 ||
+			    strcmp(row_str(row, "state"), "failed") == 0)
 				json_array_append_new(rows, row);
 			else
 				json_decref(row);
@@ -244,19 +256,6 @@ int cmd_status(struct cli *c)
 
 /* --- up --- */
 
-struct started {
-	const struct cfg_tunnel *t;
-	pid_t pid;
-	int fd;
-	char line[1200];
-	size_t len;
-	bool done;
-	/* outcome */
-	const char *result; /* connected | retrying | failed | already_running | timeout */
-	int code;
-	char message[1200];
-};
-
 static int self_exe(char *buf, size_t n)
 {
 	ssize_t r = readlink("/proc/self/exe", buf, n - 1);
@@ -266,32 +265,35 @@ static int self_exe(char *buf, size_t n)
 	return 0;
 }
 
-static int start_supervisor(struct cli *c, struct started *s, bool foreground)
+int cli_spawn_supervisor(struct cli *c, struct cli_started *s, char *const *args, bool foreground)
 {
 	char exe[PATH_MAX], out[PATH_MAX];
 	int r = self_exe(exe, sizeof exe);
 	if (r < 0)
 		return r;
-	if ((r = state_path(out, sizeof out, c->state_dir, s->t->name, "out")) < 0)
+	if ((r = state_path(out, sizeof out, c->state_dir, s->name, "out")) < 0)
 		return r;
+	size_t n = 0;
+	while (args[n])
+		n++;
+	char **argv = calloc(n + 2, sizeof *argv);
+	if (!argv)
+		return -ENOMEM;
+	argv[0] = exe;
+	memcpy(argv + 1, args, n * sizeof *argv);
 	int outfd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (outfd < 0)
-		return -errno;
+	if (outfd < 0) {
+		r = -errno;
+		free(argv);
+		return r;
+	}
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		r = -errno;
 		close(outfd);
+		free(argv);
 		return r;
 	}
-	char *argv[] = {exe,
-			"__supervise",
-			(char *)s->t->name,
-			"--config",
-			c->config_path,
-			"--state-dir",
-			c->state_dir,
-			c->verbose >= 2 ? "-vv" : "-v",
-			NULL};
 	struct spawn_opts o = {.argv = argv,
 			       .stdin_fd = -1,
 			       .stdout_fd = outfd,
@@ -300,6 +302,7 @@ static int start_supervisor(struct cli *c, struct started *s, bool foreground)
 			       .die_with_parent = foreground,
 			       .pass_fd = p[1]};
 	r = spawn_process(&o, &s->pid);
+	free(argv);
 	close(p[1]);
 	close(outfd);
 	if (r < 0) {
@@ -310,7 +313,20 @@ static int start_supervisor(struct cli *c, struct started *s, bool foreground)
 	return 0;
 }
 
-static void parse_ready(struct started *s)
+static int start_supervisor(struct cli *c, struct cli_started *s, bool foreground)
+{
+	char *args[] = {"__supervise",
+			(char *)s->name,
+			"--config",
+			c->config_path,
+			"--state-dir",
+			c->state_dir,
+			c->verbose >= 2 ? "-vv" : "-v",
+			NULL};
+	return cli_spawn_supervisor(c, s, args, foreground);
+}
+
+static void parse_ready(struct cli_started *s)
 {
 	char what[32] = "";
 	int code = EXIT_ERROR, off = 0;
@@ -341,7 +357,7 @@ static void parse_ready(struct started *s)
 }
 
 /* Wait for each supervisor's first outcome, or the deadline. */
-static void wait_ready(struct started *v, size_t n, int timeout_s)
+void cli_wait_ready(struct cli_started *v, size_t n, int timeout_s)
 {
 	uint64_t deadline = now_mono_ms() + (uint64_t)timeout_s * 1000;
 	for (;;) {
@@ -365,7 +381,7 @@ static void wait_ready(struct started *v, size_t n, int timeout_s)
 		for (size_t j = 0; j < k && pr > 0; j++) {
 			if (!pfd[j].revents)
 				continue;
-			struct started *s = &v[idx[j]];
+			struct cli_started *s = &v[idx[j]];
 			ssize_t r = read(s->fd, s->line + s->len, sizeof s->line - 1 - s->len);
 			if (r > 0) {
 				s->len += (size_t)r;
@@ -410,7 +426,7 @@ int cmd_up(struct cli *c)
 	return up_names(c, c->argc, c->argv, foreground, timeout_s);
 }
 
-static int run_foreground(struct cli *c, struct started *v, size_t n);
+static int run_foreground(struct cli *c, struct cli_started *v, size_t n);
 
 static int up_names(struct cli *c, int argc, char **argv, bool foreground, int timeout_s)
 {
@@ -470,13 +486,14 @@ static int up_names(struct cli *c, int argc, char **argv, bool foreground, int t
 		return r;
 	}
 
-	struct started *v = calloc(nsel, sizeof *v);
+	struct cli_started *v = calloc(nsel, sizeof *v);
 	if (!v) {
 		free(sel);
 		return cli_error(c, EXIT_ERROR, "out of memory");
 	}
 	for (size_t i = 0; i < nsel; i++) {
 		v[i].t = sel[i];
+		v[i].name = sel[i]->name;
 		v[i].fd = -1;
 		pid_t live = state_probe(c->state_dir, sel[i]->name);
 		if (live) {
@@ -497,12 +514,12 @@ static int up_names(struct cli *c, int argc, char **argv, bool foreground, int t
 		}
 	}
 	free(sel);
-	wait_ready(v, nsel, timeout_s);
+	cli_wait_ready(v, nsel, timeout_s);
 
 	int code = EXIT_OK;
 	json_t *rows = json_array();
 	for (size_t i = 0; i < nsel; i++) {
-		struct started *s = &v[i];
+		struct cli_started *s = &v[i];
 		if (s->fd >= 0) {
 			close(s->fd);
 			s->fd = -1;
@@ -511,7 +528,7 @@ static int up_names(struct cli *c, int argc, char **argv, bool foreground, int t
 			snprintf(s->message, sizeof s->message, "already running");
 		if (code == EXIT_OK && s->code != 0)
 			code = s->code;
-		json_t *row = status_row(c, s->t->name, s->t);
+		json_t *row = cli_status_row(c, s->t->name, s->t);
 		json_object_set_new(row, "result", json_string(s->result));
 		json_object_set_new(row, "code", json_integer(s->code));
 		json_object_set_new(row, "message", json_string(s->message));
@@ -555,7 +572,7 @@ static int pidfd_open_(pid_t pid)
 }
 
 /* Stop NAME's supervisor; 1 if it was running, 0 if not, <0 on error. */
-static int stop_one(struct cli *c, const char *name)
+int cli_stop_bridge(struct cli *c, const char *name)
 {
 	pid_t pid = state_probe(c->state_dir, name);
 	if (!pid)
@@ -632,7 +649,7 @@ static int down_names(struct cli *c, int argc, char **argv, bool quiet)
 			    rows, json_pack("{s:s, s:b}", "name", name, "running", pid != 0));
 			continue;
 		}
-		r = stop_one(c, name);
+		r = cli_stop_bridge(c, name);
 		const char *what = r > 0 ? "stopped" : r == 0 ? "not running" : "error";
 		if (r < 0) {
 			code = EXIT_ERROR;
@@ -677,7 +694,7 @@ int cmd_restart(struct cli *c)
 
 /* --- foreground --- */
 
-static int run_foreground(struct cli *c, struct started *v, size_t n)
+static int run_foreground(struct cli *c, struct cli_started *v, size_t n)
 {
 	sigset_t set;
 	sigemptyset(&set);
@@ -880,7 +897,7 @@ int cmd_check(struct cli *c)
 		char detail[512];
 		const char *health;
 		if (t->health.kind == HEALTH_NONE) {
-			json_t *row = status_row(c, t->name, t);
+			json_t *row = cli_status_row(c, t->name, t);
 			const char *st = row_str(row, "state");
 			bool up = !strcmp(st, "connected") || !strcmp(st, "degraded");
 			health = up ? "ok" : "failing";

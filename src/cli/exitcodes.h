@@ -28,6 +28,20 @@ enum {
 	EXIT_NO_TOKEN = 54,	    /* no auth token configured or readable */
 	EXIT_PORT_IN_USE = 55,	    /* host-daemon: control/data port already bound */
 	EXIT_ENSURE_FAILED = 56,    /* ensure: could not start a host daemon */
+	/* Kubernetes: seed 000's table, code for code */
+	EXIT_K8S_KUBECONFIG_NOT_FOUND = 60,  /* kubeconfig file does not exist */
+	EXIT_K8S_CONTEXT_UNREACHABLE = 61,   /* API server unreachable / no such context */
+	EXIT_K8S_NAMESPACE_NOT_FOUND = 62,   /* target namespace does not exist */
+	EXIT_K8S_SERVICE_NOT_FOUND = 63,     /* target service (or its port) not found */
+	EXIT_K8S_PORT_FORWARD_FAILED = 64,   /* port-forward failed after retries */
+	EXIT_K8S_AGENT_DEPLOY_FAILED = 65,   /* agent Job failed to deploy */
+	EXIT_K8S_AGENT_HEALTH_FAILED = 66,   /* agent health check timed out */
+	EXIT_K8S_SELECTOR_PATCH_FAILED = 67, /* failed to patch the Service selector */
+	EXIT_K8S_RBAC_INSUFFICIENT = 68,     /* insufficient RBAC permissions */
+	EXIT_K8S_INTERCEPT_ACTIVE = 69,	     /* service already intercepted */
+	EXIT_K8S_UNSUPPORTED_PROTOCOL = 70,  /* UDP port */
+	EXIT_K8S_TUNNEL_FAILED = 71,	     /* Yamux tunnel failed */
+	EXIT_K8S_NOT_INTERCEPTABLE = 72,     /* ExternalName or no selector */
 };
 
 /* A stable name for a code, for the --json error envelope. */

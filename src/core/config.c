@@ -641,7 +641,7 @@ enum kind {
 	K_BOOL,	  /* true/false/yes/no */
 	K_ENUM,	  /* one of names[]; stores the index as an int */
 	K_MAP,	  /* a mapping checked against schema */
-	K_LIST,	  /* a list of mappings checked against schema; validate only */
+	K_LIST,	  /* a list of mappings checked against schema, see walk_list */
 	K_STRS,	  /* a list of strings */
 	K_PORTS,  /* a list of ports or "low-high" ranges */
 	K_CMD,	  /* a string or a list of strings */
@@ -672,6 +672,9 @@ struct field {
 	const struct schema *schema; /* K_MAP, K_LIST */
 	const char *const *names;    /* K_ENUM */
 	field_fn *fn;		     /* K_FUNC */
+	/* K_LIST stored (at != 0): the size of one element and where in it
+	 * the item's mark goes (AT() into the element). */
+	size_t elem_size, elem_mark_at;
 };
 
 struct schema {
@@ -702,6 +705,10 @@ struct schema {
 #define ENUM(k, fl, n, a) {.key = k, .kind = K_ENUM, .flags = fl, .names = n, .at = a}
 #define MAP(k, s, a)      {.key = k, .kind = K_MAP, .schema = s, .at = a}
 #define LIST(k, s)        {.key = k, .kind = K_LIST, .schema = s}
+/* A stored list: `a` is the AT() of a `T *items; size_t n;` pair, T has a
+ * `struct cfg_mark mark` for the item's mark. */
+#define LISTOF(k, s, a, T) {.key = k, .kind = K_LIST, .schema = s, .at = a, \
+			    .elem_size = sizeof(T), .elem_mark_at = AT(T, mark)}
 #define FUNC(k, f)        {.key = k, .kind = K_FUNC, .fn = f}
 #define OF(k, kd)         {.key = k, .kind = kd}
 /* clang-format on */
@@ -762,7 +769,36 @@ static void unknown_key(struct loader *l, const yaml_node_t *k, const struct sch
 static void walk_map(struct loader *l, yaml_node_t *map, const struct schema *s, void *base,
 		     const char *ctx, yaml_mark_t at);
 
-static void walk_list(struct loader *l, yaml_node_t *seq, const struct schema *s)
+/* One more zeroed element of `size` bytes at the end of the array whose
+ * pointer is at `out` and whose size_t count follows that pointer.  The
+ * capacity is the count rounded up to a power of two, so a long list is
+ * not copied once per item. */
+static void *list_grow(struct loader *l, void *out, size_t size)
+{
+	size_t n;
+	char *items;
+
+	memcpy(&items, out, sizeof items);
+	memcpy(&n, (char *)out + sizeof(void *), sizeof n);
+	if ((n & (n - 1)) == 0) {
+		size_t cap = n ? n * 2 : 1;
+		char *v = cap <= SIZE_MAX / size ? realloc(items, cap * size) : NULL;
+		if (!v)
+			return oom(l);
+		items = v;
+		memcpy(out, &items, sizeof items);
+	}
+	memset(items + n * size, 0, size);
+	n++;
+	memcpy((char *)out + sizeof(void *), &n, sizeof n);
+	return items + (n - 1) * size;
+}
+
+/* A list of mappings of schema `s`.  With `out` (see list_grow), each item
+ * is stored in a new element of `size` bytes whose mark, at `mark_at`, is
+ * the item's; without, the list is validated only. */
+static void walk_list(struct loader *l, yaml_node_t *seq, const struct schema *s, void *out,
+		      size_t size, size_t mark_at)
 {
 	size_t i = 0;
 
@@ -775,8 +811,16 @@ static void walk_list(struct loader *l, yaml_node_t *seq, const struct schema *s
 	for (yaml_node_item_t *it = seq->data.sequence.items.start;
 	     it < seq->data.sequence.items.top; it++, i++) {
 		yaml_node_t *item = node(l, *it);
-		size_t old = path_index(l, i);
-		walk_map(l, item, s, NULL, NULL, item->start_mark);
+		void *base = NULL;
+		struct cfg_mark *m;
+		size_t old;
+
+		if (out && !(base = list_grow(l, out, size)))
+			return;
+		if ((m = slot(base, mark_at)))
+			*m = cmark(l, item->start_mark);
+		old = path_index(l, i);
+		walk_map(l, item, s, base, NULL, item->start_mark);
 		path_pop(l, old);
 	}
 }
@@ -949,7 +993,7 @@ static void check_field(struct loader *l, const struct field *f, yaml_node_t *ke
 		walk_map(l, val, f->schema, p, NULL, key->start_mark);
 		break;
 	case K_LIST:
-		walk_list(l, val, f->schema);
+		walk_list(l, val, f->schema, p, f->elem_size, f->elem_mark_at);
 		break;
 	case K_STRS:
 		/* Stored lists are followed by their count (see cfg_container). */
@@ -1291,10 +1335,49 @@ static void load_actors(struct loader *l, yaml_node_t *map, void *base)
 
 /* ---- bridge:, profiles:, services: (devx) ------------------------------ */
 
+static void bridge_post(struct loader *l, const struct schema *s, const struct seen *seen,
+			yaml_mark_t at, void *base)
+{
+	struct cfg_bridge *b = base;
+
+	(void)l;
+	(void)at;
+	if (!b)
+		return;
+	/* An empty list in a profile still replaces the top-level one. */
+	b->targets_set = seen_of(s, seen, "targets")->key != NULL;
+	b->intercepts_set = seen_of(s, seen, "intercepts")->key != NULL;
+}
+
+static void profile_post(struct loader *l, const struct schema *s, const struct seen *seen,
+			 yaml_mark_t at, void *base)
+{
+	struct cfg_profile *p = base;
+
+	(void)l;
+	(void)at;
+	if (p)
+		p->has_bridge = seen_of(s, seen, "bridge")->key != NULL;
+}
+
+static void *add_profile(struct loader *l, const yaml_node_t *key)
+{
+	struct cfg *c = l->cfg;
+	struct cfg_profile *p = realloc(c->profiles, (c->n_profiles + 1) * sizeof *p);
+
+	if (!p)
+		return oom(l);
+	c->profiles = p;
+	p += c->n_profiles++;
+	*p = (struct cfg_profile){.mark = cmark(l, key->start_mark)};
+	p->name = strdup(sval(key));
+	return p->name ? p : oom(l);
+}
+
 static void load_profiles(struct loader *l, yaml_node_t *map, void *base)
 {
 	(void)base;
-	walk_named(l, map, "profile", &profile_schema, NULL);
+	walk_named(l, map, "profile", &profile_schema, add_profile);
 }
 
 static void service_post(struct loader *l, const struct schema *s, const struct seen *seen,
@@ -1322,7 +1405,7 @@ static void load_services(struct loader *l, yaml_node_t *seq, void *base)
 	char e[ESC_BUF];
 
 	(void)base;
-	walk_list(l, seq, &service_schema);
+	walk_list(l, seq, &service_schema, NULL, 0, 0);
 	if (seq->type != YAML_SEQUENCE_NODE)
 		return;
 	/* Names key the dependency graph and the state files. */
@@ -1415,37 +1498,47 @@ static const struct field actor_fields[] = {
 };
 SCHEMA(actor_schema, actor_fields, NULL);
 
+#define TGT(m) AT(struct cfg_target, m)
+#define ICP(m) AT(struct cfg_intercept, m)
+#define BRG(m) AT(struct cfg_bridge, m)
+_Static_assert(sizeof(enum intercept_mode) == sizeof(int), "K_ENUM stores an int");
+/* LISTOF's `T *items; size_t n;` layout, as list_grow reads it. */
+_Static_assert(offsetof(struct cfg_bridge, n_targets) ==
+		   offsetof(struct cfg_bridge, targets) + sizeof(void *), "targets, n_targets");
+_Static_assert(offsetof(struct cfg_bridge, n_intercepts) ==
+		   offsetof(struct cfg_bridge, intercepts) + sizeof(void *), "intercepts, n_intercepts");
+
 static const struct field target_fields[] = {
-	STR("service", F_REQ, 0, 0),
-	PORT("port", F_REQ, 0, 0),
-	STR("namespace", 0, 0, 0),
-	PORT("local_port", 0, 0, 0),
+	STR("service", F_REQ, TGT(service), 0),
+	PORT("port", F_REQ, TGT(port), 0),
+	STR("namespace", 0, TGT(namespace), 0),
+	PORT("local_port", 0, TGT(local_port), 0),
 };
 SCHEMA(target_schema, target_fields, NULL);
 
 static const struct field intercept_fields[] = {
-	STR("service", F_REQ, 0, 0),
-	PORT("port", 0, 0, 0),
-	ENUM("mode", 0, mode_names, 0),
-	PORT("local_port", 0, 0, 0),
-	STR("namespace", 0, 0, 0),
+	STR("service", F_REQ, ICP(service), 0),
+	PORT("port", 0, ICP(port), 0),
+	ENUM("mode", 0, mode_names, ICP(mode)),
+	PORT("local_port", 0, ICP(local_port), 0),
+	STR("namespace", 0, ICP(namespace), 0),
 };
 SCHEMA(intercept_schema, intercept_fields, NULL);
 
 static const struct field bridge_fields[] = {
-	STR("kubeconfig", 0, 0, 0),
-	STR("context", 0, 0, 0),
-	STR("namespace", 0, 0, 0),
-	STR("agent_image", F_EMPTY, 0, 0),
-	LIST("targets", &target_schema),
-	LIST("intercepts", &intercept_schema),
+	PATH("kubeconfig", 0, BRG(kubeconfig), 0),
+	STR("context", 0, BRG(context), 0),
+	STR("namespace", 0, BRG(namespace), 0),
+	STR("agent_image", F_EMPTY, BRG(agent_image), 0),
+	LISTOF("targets", &target_schema, BRG(targets), struct cfg_target),
+	LISTOF("intercepts", &intercept_schema, BRG(intercepts), struct cfg_intercept),
 };
-SCHEMA(bridge_schema, bridge_fields, NULL);
+SCHEMA(bridge_schema, bridge_fields, bridge_post);
 
 static const struct field profile_fields[] = {
-	MAP("bridge", &bridge_schema, 0),
+	MAP("bridge", &bridge_schema, AT(struct cfg_profile, bridge)),
 };
-SCHEMA(profile_schema, profile_fields, NULL);
+SCHEMA(profile_schema, profile_fields, profile_post);
 
 static const struct field depends_fields[] = {
 	STR("name", F_REQ, 0, 0),
@@ -1494,7 +1587,7 @@ static const struct field top_fields[] = {
 	FUNC("tunnels", load_tunnels),
 	FUNC("actors", load_actors),
 	PATH("catalog_path", 0, AT(struct cfg, catalog_path), 0),
-	MAP("bridge", &bridge_schema, 0),
+	MAP("bridge", &bridge_schema, AT(struct cfg, bridge)),
 	FUNC("profiles", load_profiles),
 	FUNC("services", load_services),
 	MAP("container", &container_schema, AT(struct cfg, container)),
@@ -1830,6 +1923,24 @@ int cfg_check_files(const struct cfg *cfg, const struct cfg_tunnel *only, struct
 	return r < 0 ? r : bad ? -EINVAL : 0;
 }
 
+static void free_bridge(struct cfg_bridge *b)
+{
+	free(b->kubeconfig);
+	free(b->context);
+	free(b->namespace);
+	free(b->agent_image);
+	for (size_t i = 0; i < b->n_targets; i++) {
+		free(b->targets[i].service);
+		free(b->targets[i].namespace);
+	}
+	free(b->targets);
+	for (size_t i = 0; i < b->n_intercepts; i++) {
+		free(b->intercepts[i].service);
+		free(b->intercepts[i].namespace);
+	}
+	free(b->intercepts);
+}
+
 void cfg_free(struct cfg *cfg)
 {
 	if (!cfg)
@@ -1868,6 +1979,12 @@ void cfg_free(struct cfg *cfg)
 		free(ct->socket_forwarding.watch_paths[i]);
 	free(ct->socket_forwarding.watch_paths);
 	free(ct->socket_forwarding.container_path_prefix);
+	free_bridge(&cfg->bridge);
+	for (size_t i = 0; i < cfg->n_profiles; i++) {
+		free(cfg->profiles[i].name);
+		free_bridge(&cfg->profiles[i].bridge);
+	}
+	free(cfg->profiles);
 	free(cfg->path);
 	free(cfg);
 }
@@ -1890,6 +2007,65 @@ const struct cfg_actor *cfg_find_actor(const struct cfg *cfg, const char *name)
 		if (cfg->actors[i].name && strcmp(cfg->actors[i].name, name) == 0)
 			return &cfg->actors[i];
 	return NULL;
+}
+
+const struct cfg_profile *cfg_find_profile(const struct cfg *cfg, const char *name)
+{
+	if (!cfg || !name)
+		return NULL;
+	for (size_t i = 0; i < cfg->n_profiles; i++)
+		if (cfg->profiles[i].name && strcmp(cfg->profiles[i].name, name) == 0)
+			return &cfg->profiles[i];
+	return NULL;
+}
+
+int cfg_bridge_resolve(const struct cfg *cfg, const char *profile, struct cfg_bridge *out)
+{
+	const struct cfg_profile *p = NULL;
+	const struct cfg_bridge *o;
+	struct cfg_bridge b;
+
+	if (!cfg || !out)
+		return -EINVAL;
+	if (profile && !(p = cfg_find_profile(cfg, profile)))
+		return -ENOENT;
+	b = cfg->bridge;
+	if (p) {
+		o = &p->bridge;
+		if (o->kubeconfig)
+			b.kubeconfig = o->kubeconfig;
+		if (o->context)
+			b.context = o->context;
+		if (o->namespace)
+			b.namespace = o->namespace;
+		if (o->agent_image)
+			b.agent_image = o->agent_image;
+		if (o->targets_set) {
+			b.targets = o->targets;
+			b.n_targets = o->n_targets;
+			b.targets_set = true;
+		}
+		if (o->intercepts_set) {
+			b.intercepts = o->intercepts;
+			b.n_intercepts = o->n_intercepts;
+			b.intercepts_set = true;
+		}
+	}
+	*out = b;
+	return 0;
+}
+
+const char *cfg_profile_suggest(const struct cfg *cfg, const char *name)
+{
+	const char *best = NULL;
+	int bestd = INT_MAX;
+
+	if (!cfg || !name)
+		return NULL;
+	for (size_t i = 0; i < cfg->n_profiles; i++)
+		if (cfg->profiles[i].name)
+			suggest_step(name, cfg->profiles[i].name, &best, &bestd);
+	return best;
 }
 
 /* ---- paths and names -------------------------------------------------- */

@@ -127,6 +127,46 @@ struct cfg_container {
 	} socket_forwarding;
 };
 
+enum intercept_mode { INTERCEPT_STEAL = 0, INTERCEPT_MIRROR };
+
+struct cfg_target { /* bridge.targets[] and services[].bridge_target later */
+	char *service;
+	int port;
+	char *namespace;      /* NULL = the bridge's namespace */
+	int local_port;	      /* 0 = not set */
+	struct cfg_mark mark; /* of the list item (its first key) */
+};
+
+struct cfg_intercept {
+	char *service;
+	int port; /* 0 = not set */
+	enum intercept_mode mode;
+	int local_port;	 /* 0 = not set */
+	char *namespace; /* NULL = the bridge's namespace */
+	struct cfg_mark mark;
+};
+
+/* bridge: (devx, seed 000), at the top level or in a profile. */
+struct cfg_bridge {
+	char *kubeconfig;  /* "~/" expanded, relative to the config file; NULL = not set */
+	char *context;	   /* NULL = not set */
+	char *namespace;   /* NULL = not set */
+	char *agent_image; /* NULL = not set ("" is stored as "") */
+	struct cfg_target *targets;
+	size_t n_targets;
+	bool targets_set; /* the key `targets:` was present (even if empty) */
+	struct cfg_intercept *intercepts;
+	size_t n_intercepts;
+	bool intercepts_set;
+};
+
+struct cfg_profile {
+	char *name;
+	struct cfg_mark mark; /* of the profile's key */
+	struct cfg_bridge bridge;
+	bool has_bridge;
+};
+
 struct cfg {
 	char *path; /* the file loaded (owned); marks point here */
 	struct cfg_tunnel *tunnels;
@@ -134,10 +174,13 @@ struct cfg {
 	struct cfg_actor *actors;
 	size_t n_actors;
 	char *catalog_path; /* ~ expanded, or NULL */
-	/* bridge:, profiles:, services:, container: are validated against their
-	 * schema; their typed form arrives with the worlds that use them. */
+	/* services: is validated against its schema only; its typed form
+	 * arrives with the world that uses it. */
 	bool has_bridge, has_services, has_container;
 	struct cfg_container container;
+	struct cfg_bridge bridge;
+	struct cfg_profile *profiles; /* in file order */
+	size_t n_profiles;
 };
 
 /* Parse and validate `len` bytes of YAML named `name` (used in marks).
@@ -166,6 +209,19 @@ void cfg_diags_clear(struct cfg_diags *diags);
 /* Lookups; NULL when absent. */
 const struct cfg_tunnel *cfg_find_tunnel(const struct cfg *cfg, const char *name);
 const struct cfg_actor *cfg_find_actor(const struct cfg *cfg, const char *name);
+
+/* NULL when absent. */
+const struct cfg_profile *cfg_find_profile(const struct cfg *cfg, const char *name);
+
+/* The bridge settings with profile `profile` (NULL = none) laid over the
+ * top-level bridge: each string the profile sets wins; a targets/intercepts
+ * list present in the profile replaces the base list.  *out is a shallow
+ * copy pointing into cfg (valid while cfg lives; nothing to free).
+ * -ENOENT when the profile does not exist. */
+int cfg_bridge_resolve(const struct cfg *cfg, const char *profile, struct cfg_bridge *out);
+
+/* Closest profile name for a "did you mean", or NULL. */
+const char *cfg_profile_suggest(const struct cfg *cfg, const char *name);
 
 /* Resolve which file to load (SPEC §3): `opt` (--config), then
  * $DEVBRIDGE_CONFIG, $BRIDGE_CONFIG, ./devbridge.yaml, ./devx.yaml,

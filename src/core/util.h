@@ -45,6 +45,10 @@ int mkdir_p(const char *path, mode_t mode);
 /* Quote `s` for a POSIX shell if it needs it; malloc'd. */
 char *shell_quote(const char *s);
 
+/* argv as one shell-quoted line (for --dry-run and the audit log);
+ * malloc'd, NULL on allocation failure. */
+char *argv_format(char *const *argv);
+
 /* asprintf that returns NULL on failure. */
 char *strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -118,36 +118,7 @@ void ssh_argv_free(char **argv)
 
 char *ssh_argv_format(char *const *argv)
 {
-	size_t cap = 256, len = 0;
-	char *out = malloc(cap);
-	if (!out)
-		return NULL;
-	out[0] = '\0';
-	for (char *const *p = argv; *p; p++) {
-		char *q = shell_quote(*p);
-		if (!q) {
-			free(out);
-			return NULL;
-		}
-		size_t n = strlen(q);
-		if (len + n + 2 > cap) {
-			while (len + n + 2 > cap)
-				cap *= 2;
-			char *o = realloc(out, cap);
-			if (!o) {
-				free(q);
-				free(out);
-				return NULL;
-			}
-			out = o;
-		}
-		if (len)
-			out[len++] = ' ';
-		memcpy(out + len, q, n + 1);
-		len += n;
-		free(q);
-	}
-	return out;
+	return argv_format(argv);
 }
 
 static int has(const char *line, size_t len, const char *needle)

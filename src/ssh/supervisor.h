@@ -1,23 +1,13 @@
-/* supervisor.h - one process per SSH tunnel, keeping `ssh -N` alive.
- *
- * States (SPEC §4): starting -> connected <-> degraded -> reconnecting ->
- * connected | failed, and stopped on SIGTERM/SIGINT.  Every transition is
- * an audit event and rewrites NAME.state.  SIGHUP reconnects now; SIGUSR1
- * runs the health check now.  The supervisor holds NAME.pid's lock for its
- * whole life, so a second supervisor of the same tunnel cannot start. */
+/* supervisor.h - one process per SSH tunnel, keeping `ssh -N` alive: the
+ * SSH driver of the generic supervisor (core/supervisor.h), which holds
+ * the state machine, the lock, backoff and health checks. */
 #ifndef DEVBRIDGE_SSH_SUPERVISOR_H
 #define DEVBRIDGE_SSH_SUPERVISOR_H
 
 struct cfg;
 struct cfg_tunnel;
 
-/* Lines written once to ready_fd (then closed) so `up` learns the first
- * outcome: "connected 0 -", "retrying CODE REASON_TEXT",
- * "failed CODE REASON_TEXT", "busy PID -". */
-#define SUP_READY_CONNECTED "connected"
-#define SUP_READY_RETRYING  "retrying"
-#define SUP_READY_FAILED    "failed"
-#define SUP_READY_BUSY	    "busy"
+#include "core/supervisor.h" /* SUP_READY_* */
 
 /* Supervise `t` until stopped or failed.  `ready_fd` may be -1.  Returns the
  * process exit code: 0 after a clean stop, the reason's code (41-46) when

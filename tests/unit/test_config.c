@@ -299,6 +299,235 @@ static void test_seed000(void)
 	}
 }
 
+static void assert_target(const struct cfg_target *t, const char *service, int port, const char *ns,
+			  int local_port, int line)
+{
+	ASSERT_STR_EQ(t->service, service);
+	ASSERT_EQ(t->port, port);
+	if (ns)
+		ASSERT_STR_EQ(t->namespace, ns);
+	else
+		ASSERT(!t->namespace);
+	ASSERT_EQ(t->local_port, local_port);
+	ASSERT(t->mark.file);
+	ASSERT_EQ(t->mark.line, line);
+}
+
+/* seed 000's bridge: stored as written, "~/" expanded. */
+static void test_seed000_bridge_stored(void)
+{
+	struct cfg *cfg = load_file_ok("seed000_connect.yaml");
+	const struct cfg_bridge *b = &cfg->bridge;
+	struct cfg_bridge r;
+
+	ASSERT_STR_EQ(b->kubeconfig, HOME "/.kube/config");
+	ASSERT_STR_EQ(b->context, "gke_my-org_us-central1_staging");
+	ASSERT_STR_EQ(b->namespace, "default");
+	ASSERT(!b->agent_image);
+	ASSERT(b->targets_set);
+	ASSERT(!b->intercepts_set);
+	ASSERT_EQ(b->n_intercepts, 0);
+	ASSERT_EQ(b->n_targets, 3);
+	assert_target(&b->targets[0], "payments-api", 8080, NULL, 0, 6);
+	assert_target(&b->targets[1], "user-service", 3000, NULL, 0, 8);
+	assert_target(&b->targets[2], "redis", 6379, "cache", 16379, 10);
+	ASSERT_EQ(b->targets[2].mark.col, 7); /* the item's first key */
+	ASSERT_STR_EQ(b->targets[2].mark.file, cfg->path);
+	ASSERT_EQ(cfg->n_profiles, 0);
+	ASSERT(!cfg_find_profile(cfg, "production-debug"));
+	ASSERT(!cfg_profile_suggest(cfg, "production-debug"));
+	/* no profile: the top-level bridge itself */
+	ASSERT_EQ(cfg_bridge_resolve(cfg, NULL, &r), 0);
+	ASSERT(r.targets == b->targets && r.n_targets == 3);
+	ASSERT(r.context == b->context);
+	ASSERT_EQ(cfg_bridge_resolve(cfg, "staging", &r), -ENOENT);
+	cfg_free(cfg);
+
+	cfg = load_file_ok("seed000_intercept.yaml");
+	b = &cfg->bridge;
+	ASSERT_STR_EQ(b->agent_image, ""); /* set, to the empty string */
+	ASSERT_EQ(b->n_targets, 1);
+	assert_target(&b->targets[0], "redis", 6379, NULL, 0, 9);
+	ASSERT(b->intercepts_set);
+	ASSERT_EQ(b->n_intercepts, 1);
+	ASSERT_STR_EQ(b->intercepts[0].service, "payments-api");
+	ASSERT_EQ(b->intercepts[0].port, 8080);
+	ASSERT_EQ(b->intercepts[0].mode, INTERCEPT_STEAL);
+	ASSERT_EQ(b->intercepts[0].local_port, 8080);
+	ASSERT(!b->intercepts[0].namespace);
+	ASSERT_EQ(b->intercepts[0].mark.line, 14);
+	ASSERT_EQ(b->intercepts[0].mark.col, 7);
+	cfg_free(cfg);
+
+	/* services' bridge_target/bridge_intercept are not the bridge's lists */
+	cfg = load_file_ok("seed000_services.yaml");
+	b = &cfg->bridge;
+	ASSERT_STR_EQ(b->namespace, "staging");
+	ASSERT(!b->targets_set && !b->intercepts_set);
+	ASSERT_EQ(b->n_targets + b->n_intercepts, 0);
+	cfg_free(cfg);
+}
+
+static void test_seed000_profiles(void)
+{
+	struct cfg *cfg = load_file_ok("seed000_profiles.yaml");
+	const struct cfg_profile *p = cfg_find_profile(cfg, "production-debug");
+	struct cfg_bridge r;
+
+	ASSERT_STR_EQ(cfg->bridge.context, "staging");
+	ASSERT_STR_EQ(cfg->bridge.namespace, "default");
+	ASSERT(!cfg->bridge.kubeconfig);
+	ASSERT_EQ(cfg->bridge.n_targets, 1);
+	assert_target(&cfg->bridge.targets[0], "api", 8080, NULL, 0, 5);
+
+	ASSERT_EQ(cfg->n_profiles, 1);
+	ASSERT(p == &cfg->profiles[0]);
+	ASSERT_STR_EQ(p->name, "production-debug");
+	ASSERT_EQ(p->mark.line, 9);
+	ASSERT_EQ(p->mark.col, 3);
+	ASSERT(p->has_bridge);
+	ASSERT_STR_EQ(p->bridge.context, "production");
+	ASSERT_STR_EQ(p->bridge.namespace, "critical");
+	ASSERT(!p->bridge.kubeconfig);
+	ASSERT(p->bridge.targets_set);
+	ASSERT_EQ(p->bridge.n_targets, 1);
+	assert_target(&p->bridge.targets[0], "api", 8080, NULL, 0, 14);
+	ASSERT_EQ(p->bridge.targets[0].mark.col, 11);
+
+	/* without the profile: the top level */
+	ASSERT_EQ(cfg_bridge_resolve(cfg, NULL, &r), 0);
+	ASSERT_STR_EQ(r.context, "staging");
+	ASSERT_STR_EQ(r.namespace, "default");
+	ASSERT(r.targets == cfg->bridge.targets);
+	/* with it: its strings and its own list */
+	ASSERT_EQ(cfg_bridge_resolve(cfg, "production-debug", &r), 0);
+	ASSERT_STR_EQ(r.context, "production");
+	ASSERT_STR_EQ(r.namespace, "critical");
+	ASSERT(!r.kubeconfig);
+	ASSERT(r.targets == p->bridge.targets);
+	ASSERT_EQ(r.n_targets, 1);
+	ASSERT(r.targets_set);
+	ASSERT(!r.intercepts_set && r.n_intercepts == 0);
+	/* unknown: -ENOENT, *out untouched, and a suggestion */
+	memset(&r, 0x5a, sizeof r);
+	ASSERT_EQ(cfg_bridge_resolve(cfg, "production-debgu", &r), -ENOENT);
+	ASSERT(r.n_targets == (size_t)0x5a5a5a5a5a5a5a5aULL);
+	ASSERT_STR_EQ(cfg_profile_suggest(cfg, "production-debgu"), "production-debug");
+	ASSERT_STR_EQ(cfg_profile_suggest(cfg, "Production-Debug"), "production-debug");
+	ASSERT(!cfg_profile_suggest(cfg, "staging"));
+	ASSERT(!cfg_profile_suggest(cfg, NULL));
+	ASSERT(!cfg_find_profile(cfg, "staging"));
+	cfg_free(cfg);
+}
+
+/* Overlay rules: strings the profile sets win, a list the profile names
+ * (even empty) replaces the base list, the rest comes from the base. */
+static void test_profile_overlay(void)
+{
+	static const char y[] = "bridge:\n"
+				"  kubeconfig: kube/cfg\n"
+				"  context: base\n"
+				"  agent_image: img:1\n"
+				"  targets: [{service: a, port: 1}, {service: b, port: 2}]\n"
+				"  intercepts:\n"
+				"    - {service: web, mode: mirror, namespace: front}\n"
+				"profiles:\n"
+				"  empty:\n"
+				"  notargets:\n"
+				"    bridge:\n"
+				"      targets: []\n"
+				"      intercepts:\n"
+				"      kubeconfig: ~/other\n"
+				"      agent_image: \"\"\n"
+				"  ns:\n"
+				"    bridge: {namespace: n}\n";
+	struct cfg_diags d = {0};
+	struct cfg *cfg = NULL;
+	const struct cfg_profile *p;
+	struct cfg_bridge r;
+
+	ASSERT_EQ(cfg_load_buf("/etc/devbridge/c.yaml", y, sizeof y - 1, &cfg, &d), 0);
+	ASSERT_STR_EQ(cfg->bridge.kubeconfig, "/etc/devbridge/kube/cfg");
+	ASSERT_EQ(cfg->bridge.n_targets, 2);
+	ASSERT_EQ(cfg->bridge.targets[1].mark.line, 5);
+	ASSERT_EQ(cfg->bridge.targets[1].mark.col, 36); /* a flow item: its '{' */
+	ASSERT_EQ(cfg->bridge.n_intercepts, 1);
+	ASSERT_EQ(cfg->bridge.intercepts[0].mode, INTERCEPT_MIRROR);
+	ASSERT_EQ(cfg->bridge.intercepts[0].port, 0);
+	ASSERT_STR_EQ(cfg->bridge.intercepts[0].namespace, "front");
+	ASSERT_EQ(cfg->n_profiles, 3);
+	ASSERT_STR_EQ(cfg->profiles[0].name, "empty");
+	ASSERT_STR_EQ(cfg->profiles[2].name, "ns");
+
+	p = cfg_find_profile(cfg, "empty");
+	ASSERT(p && !p->has_bridge && !p->bridge.targets_set);
+	ASSERT_EQ(cfg_bridge_resolve(cfg, "empty", &r), 0);
+	ASSERT(r.kubeconfig == cfg->bridge.kubeconfig && r.targets == cfg->bridge.targets);
+	ASSERT(r.intercepts == cfg->bridge.intercepts && r.n_intercepts == 1);
+
+	p = cfg_find_profile(cfg, "notargets");
+	ASSERT(p->has_bridge && p->bridge.targets_set && p->bridge.intercepts_set);
+	ASSERT_EQ(cfg_bridge_resolve(cfg, "notargets", &r), 0);
+	ASSERT_EQ(r.n_targets, 0);
+	ASSERT_EQ(r.n_intercepts, 0);
+	ASSERT(r.targets_set && r.intercepts_set);
+	ASSERT_STR_EQ(r.kubeconfig, HOME "/other");
+	ASSERT_STR_EQ(r.agent_image, "");
+	ASSERT_STR_EQ(r.context, "base");
+
+	ASSERT_EQ(cfg_bridge_resolve(cfg, "ns", &r), 0);
+	ASSERT_STR_EQ(r.namespace, "n");
+	ASSERT_STR_EQ(r.agent_image, "img:1");
+	ASSERT_EQ(r.n_targets, 2);
+	ASSERT_EQ(r.n_intercepts, 1);
+	ASSERT_STR_EQ(cfg_profile_suggest(cfg, "nss"), "ns");
+	cfg_free(cfg);
+
+	/* no bridge: at all */
+	ASSERT_EQ(cfg_load_buf("c.yaml", "{}", 2, &cfg, &d), 0);
+	ASSERT_EQ(cfg_bridge_resolve(cfg, NULL, &r), 0);
+	ASSERT(!r.context && !r.targets && r.n_targets == 0 && !r.targets_set);
+	ASSERT_EQ(cfg_bridge_resolve(cfg, "x", &r), -ENOENT);
+	ASSERT(!cfg_profile_suggest(cfg, "x"));
+	cfg_free(cfg);
+	ASSERT_EQ(d.n, 0);
+	cfg_diags_clear(&d);
+}
+
+/* A long list grows past several capacities; a broken one is freed. */
+static void test_bridge_lists(void)
+{
+	static const char bad[] = "bridge:\n"
+				  "  targets: [{service: a, port: 1, namespace: n}, {port: 0}, 3]\n"
+				  "profiles:\n"
+				  "  p: {bridge: {intercepts: [{service: b, namespace: m}, {}]}}\n";
+	char y[16384];
+	size_t o = 0;
+	struct cfg_diags d = {0};
+	struct cfg *cfg = NULL;
+
+	o += (size_t)snprintf(y + o, sizeof y - o, "bridge:\n  targets:\n");
+	for (int i = 0; i < 100; i++)
+		o += (size_t)snprintf(y + o, sizeof y - o, "    - {service: s%d, port: %d}\n", i,
+				      1000 + i);
+	ASSERT_LT(o, sizeof y);
+	ASSERT_EQ(cfg_load_buf("c.yaml", y, o, &cfg, &d), 0);
+	ASSERT_EQ(cfg->bridge.n_targets, 100);
+	for (int i = 0; i < 100; i++) {
+		char name[16];
+		snprintf(name, sizeof name, "s%d", i);
+		ASSERT_STR_EQ(cfg->bridge.targets[i].service, name);
+		ASSERT_EQ(cfg->bridge.targets[i].port, 1000 + i);
+		ASSERT_EQ(cfg->bridge.targets[i].mark.line, 3 + i);
+	}
+	cfg_free(cfg);
+	/* errors after some items were stored: nothing leaks */
+	load_str_bad(bad, sizeof bad - 1, &d);
+	ASSERT_EQ(d.n, 4);
+	expect_diag(&d, "bridge.targets[2]: expected a mapping, got \"3\"", 2, 61);
+	cfg_diags_clear(&d);
+}
+
 static void test_all_fields(void)
 {
 	struct cfg *cfg =
@@ -1092,6 +1321,10 @@ int main(void)
 	RUN(test_reserved_tunnel_name);
 	RUN(test_seed003_full);
 	RUN(test_seed000);
+	RUN(test_seed000_bridge_stored);
+	RUN(test_seed000_profiles);
+	RUN(test_profile_overlay);
+	RUN(test_bridge_lists);
 	RUN(test_all_fields);
 	RUN(test_aliases);
 	RUN(test_empty);

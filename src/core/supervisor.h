@@ -1,0 +1,104 @@
+/* supervisor.h - one process per bridge, keeping a child program (ssh,
+ * kubectl port-forward) alive.
+ *
+ * States (SPEC §4): starting -> connected <-> degraded -> reconnecting ->
+ * connected | failed, and stopped on SIGTERM/SIGINT.  Every transition is
+ * an audit event and rewrites NAME.state.  SIGHUP reconnects now; SIGUSR1
+ * runs the health check now.  The supervisor holds NAME.pid's lock for its
+ * whole life, so a second supervisor of the same bridge cannot start.
+ *
+ * What differs between worlds is a driver: how to build the child's argv
+ * for the next run, how to read its output lines (readiness, reasons for
+ * failure), and, optionally, a TCP probe through the new forward before it
+ * counts as connected, and a way to retry at once with different
+ * arguments (a local port that was taken). */
+#ifndef DEVBRIDGE_CORE_SUPERVISOR_H
+#define DEVBRIDGE_CORE_SUPERVISOR_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct cfg_health;
+struct sup;
+
+/* Lines written once to ready_fd (then closed) so the starting command
+ * learns the first outcome: "connected 0 -", "retrying CODE REASON_TEXT",
+ * "failed CODE REASON_TEXT", "busy PID -". */
+#define SUP_READY_CONNECTED "connected"
+#define SUP_READY_RETRYING  "retrying"
+#define SUP_READY_FAILED    "failed"
+#define SUP_READY_BUSY	    "busy"
+
+enum sup_line {
+	SUP_LINE_NOISE = 0, /* chatter */
+	SUP_LINE_READY,	    /* the forward is established */
+	SUP_LINE_REASON,    /* explains a failure: *reason set */
+	SUP_LINE_MESSAGE,   /* worth keeping as detail */
+};
+
+struct sup_driver {
+	const char *kind;    /* the state file's "kind": "ssh", "k8s" */
+	const char *program; /* "ssh", "kubectl": messages, "<program>_pid" */
+	bool read_stdout;    /* the child's stdout carries lines too */
+	/* Reasons: 0 is "none"; these name the two the supervisor itself
+	 * needs. */
+	int reason_not_found; /* the program could not be run */
+	int reason_other;     /* the run ended and no line said why */
+	int exit_not_found;   /* exit code when the program is missing */
+
+	/* argv for the next run, NULL-terminated; freed with free_argv. */
+	int (*build_argv)(struct sup *s, char ***ret);
+	void (*free_argv)(char **argv);
+	/* One line (no newline) from stderr, or stdout when is_stdout. */
+	enum sup_line (*classify)(struct sup *s, const char *line, size_t len, bool is_stdout,
+				  int *reason);
+	const char *(*reason_name)(int reason); /* "remote_forward_failed" */
+	const char *(*reason_text)(int reason); /* a sentence for people */
+	int (*reason_exit)(int reason);		/* CLI exit code when it fails for good */
+
+	/* Optional.  The run ended for `reason`: return true to start the
+	 * next run at once without counting a failed attempt (the driver has
+	 * changed what build_argv will produce). */
+	bool (*retry_now)(struct sup *s, int reason);
+	/* Optional.  After a READY line: a TCP port on 127.0.0.1 to probe
+	 * through the forward before it counts as connected (0 = none). */
+	int (*probe_port)(struct sup *s);
+	/* Optional.  "local" and "remote" for the state file and status. */
+	void (*describe)(struct sup *s, char *local, size_t ln, char *remote, size_t rn);
+	/* Optional.  Extra members for the state file. */
+	void (*state_extra)(struct sup *s, json_t *o);
+	/* Optional.  Called after every move to connected. */
+	void (*connected)(struct sup *s);
+};
+
+struct sup_opts {
+	const char *name;
+	const char *state_dir;
+	const char *actor, *actor_class;
+	const struct sup_driver *drv;
+	void *ctx;			 /* the driver's, see sup_ctx */
+	const struct cfg_health *health; /* NULL = none */
+	int max_attempts;		 /* 0 = forever */
+	/* Until the first connection, when not 0: a bridge that never came
+	 * up fails sooner than one that worked and dropped. */
+	int first_max_attempts;
+	/* The ready pipe reports only connected or failed, not the first
+	 * retry (the caller waits through the retries). */
+	bool ready_waits_retries;
+	double backoff_initial, backoff_max, stable_s;
+	int ready_fd; /* -1 = none */
+};
+
+/* Supervise until stopped or failed.  Returns the process exit code: 0
+ * after a clean stop, the reason's code when the bridge failed for good,
+ * 1 on an internal error. */
+int sup_run(const struct sup_opts *o);
+
+/* For drivers, from their callbacks. */
+void *sup_ctx(struct sup *s);
+const char *sup_name(struct sup *s);
+/* Audit event without a state change (e.g. "port_shifted"). */
+void sup_event(struct sup *s, const char *ev, const char *detail);
+
+#endif

@@ -1,0 +1,33 @@
+/* kubectl.h - running kubectl for a one-off answer (pre-checks, doctor):
+ * no shell, stdout and stderr captured separately, a deadline. */
+#ifndef DEVBRIDGE_K8S_KUBECTL_H
+#define DEVBRIDGE_K8S_KUBECTL_H
+
+#include <stddef.h>
+
+struct kctl {
+	const char *kubectl;	/* path or name on PATH; NULL = "kubectl" */
+	const char *kubeconfig; /* NULL = kubectl's own default */
+	const char *context;	/* NULL = the current context */
+};
+
+/* Run `kubectl [--kubeconfig K] [--context C] ARGS...` (args NULL-
+ * terminated).  *out (if given) receives stdout, NUL-terminated and
+ * malloc'd, cut at `max` bytes; err receives stderr's first errn-1 bytes.
+ * Returns the exit status, or a negative errno (-ETIMEDOUT after
+ * timeout_ms, -ENOENT when kubectl cannot be run). */
+int kctl_run(const struct kctl *k, const char *const *args, char **out, size_t max, char *err,
+	     size_t errn, int timeout_ms);
+
+/* The first line of `err` that says something, without kubectl's
+ * "error: " / "Error from server (X): " prefixes; into buf. */
+void kctl_message(const char *err, char *buf, size_t n);
+
+/* The kubeconfig kubectl would use without --kubeconfig: $KUBECONFIG (as
+ * given, possibly a ':' list), else ~/.kube/config. */
+void kctl_default_kubeconfig(char *buf, size_t n);
+
+/* Whether any file of a ':'-separated kubeconfig list exists. */
+int kctl_kubeconfig_exists(const char *list);
+
+#endif

@@ -1,0 +1,323 @@
+/* session.c - see session.h. */
+#include "k8s/session.h"
+#include "core/state.h"
+#include "core/util.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#define SESSION_FILE "session.json"
+#define ENV_FILE     "bridge.env"
+#define LOCK_FILE    "session.lock"
+
+/* --- entries from the state files --- */
+
+static void copy_str(char *dst, size_t n, json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	snprintf(dst, n, "%s", s ? s : "");
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	return strcmp(((const struct k8s_entry *)a)->name, ((const struct k8s_entry *)b)->name);
+}
+
+int k8s_session_list(const char *dir, const char *self, struct k8s_entry **ret, size_t *ret_n)
+{
+	*ret = NULL;
+	*ret_n = 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	struct k8s_entry *v = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	int r = 0;
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		if (len <= 6 || len - 6 >= sizeof v->name || strcmp(de->d_name + len - 6, ".state"))
+			continue;
+		char name[sizeof v->name];
+		snprintf(name, sizeof name, "%.*s", (int)(len - 6), de->d_name);
+		json_t *st = NULL;
+		if (state_read(dir, name, &st) < 0 || !st)
+			continue;
+		const char *kind = json_string_value(json_object_get(st, "kind"));
+		pid_t live = 0;
+		if (kind && strcmp(kind, "k8s") == 0)
+			live = self && strcmp(self, name) == 0 ? getpid() : state_probe(dir, name);
+		if (!live) {
+			json_decref(st);
+			continue;
+		}
+		struct k8s_entry *nv = realloc(v, (n + 1) * sizeof *v);
+		if (!nv) {
+			json_decref(st);
+			r = -ENOMEM;
+			break;
+		}
+		v = nv;
+		struct k8s_entry *e = &v[n++];
+		memset(e, 0, sizeof *e);
+		snprintf(e->name, sizeof e->name, "%s", name);
+		copy_str(e->service, sizeof e->service, st, "service");
+		copy_str(e->namespace, sizeof e->namespace, st, "namespace");
+		copy_str(e->state, sizeof e->state, st, "state");
+		copy_str(e->started_at, sizeof e->started_at, st, "started_at");
+		copy_str(e->origin, sizeof e->origin, st, "origin");
+		copy_str(e->kubeconfig, sizeof e->kubeconfig, st, "kubeconfig");
+		copy_str(e->context, sizeof e->context, st, "context");
+		e->remote_port = (int)json_integer_value(json_object_get(st, "remote_port"));
+		e->local_port = (int)json_integer_value(json_object_get(st, "local_port"));
+		e->requested_port = (int)json_integer_value(json_object_get(st, "requested_port"));
+		e->pid = (long)live;
+		json_decref(st);
+	}
+	closedir(d);
+	if (r < 0) {
+		free(v);
+		return r;
+	}
+	if (n)
+		qsort(v, n, sizeof *v, cmp_entry);
+	k8s_env_names(v, n);
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+/* --- variable names --- */
+
+static void mangle_into(char *dst, size_t n, const char *s)
+{
+	size_t o = strlen(dst);
+	for (; *s && o + 1 < n; s++)
+		dst[o++] = isalnum((unsigned char)*s) ? (char)toupper((unsigned char)*s) : '_';
+	dst[o] = '\0';
+}
+
+static size_t count_env(const struct k8s_entry *v, size_t n, const char *env)
+{
+	size_t c = 0;
+	for (size_t i = 0; i < n; i++)
+		c += strcmp(v[i].env, env) == 0;
+	return c;
+}
+
+void k8s_env_names(struct k8s_entry *v, size_t n)
+{
+	/* 1: the service alone. */
+	for (size_t i = 0; i < n; i++) {
+		snprintf(v[i].env, sizeof v[i].env, "BRIDGE_");
+		mangle_into(v[i].env, sizeof v[i].env, v[i].service);
+	}
+	/* 2: a clash qualifies every party by namespace; 3: then by port. */
+	for (int step = 0; step < 2; step++) {
+		bool clash[n ? n : 1];
+		for (size_t i = 0; i < n; i++)
+			clash[i] = count_env(v, n, v[i].env) > 1;
+		for (size_t i = 0; i < n; i++) {
+			if (!clash[i])
+				continue;
+			if (step == 0) {
+				snprintf(v[i].env, sizeof v[i].env, "BRIDGE_");
+				mangle_into(v[i].env, sizeof v[i].env, v[i].namespace);
+				mangle_into(v[i].env, sizeof v[i].env, "_");
+				mangle_into(v[i].env, sizeof v[i].env, v[i].service);
+			} else {
+				char p[16];
+				snprintf(p, sizeof p, "_%d", v[i].remote_port);
+				mangle_into(v[i].env, sizeof v[i].env, p);
+			}
+		}
+	}
+	/* 4: whatever still clashes (names that mangle alike) is numbered. */
+	for (size_t i = 0; i < n; i++) {
+		unsigned k = 1;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(v[j].env, v[i].env) == 0)
+				k++;
+		if (k > 1) {
+			char p[16];
+			snprintf(p, sizeof p, "_%u", k);
+			mangle_into(v[i].env, sizeof v[i].env, p);
+		}
+	}
+}
+
+/* --- output --- */
+
+int k8s_env_format_parse(const char *s, enum env_format *ret)
+{
+	static const char *const names[] = {"sh", "fish", "dotenv", "json"};
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcmp(s, names[i]) == 0) {
+			*ret = (enum env_format)i;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+json_t *k8s_env_json(const struct k8s_entry *v, size_t n)
+{
+	json_t *o = json_object();
+	for (size_t i = 0; i < n; i++) {
+		char k[640], val[64];
+		snprintf(k, sizeof k, "%s_URL", v[i].env);
+		snprintf(val, sizeof val, "http://127.0.0.1:%d", v[i].local_port);
+		json_object_set_new(o, k, json_string(val));
+		snprintf(k, sizeof k, "%s_HOST", v[i].env);
+		json_object_set_new(o, k, json_string("127.0.0.1"));
+		snprintf(k, sizeof k, "%s_PORT", v[i].env);
+		snprintf(val, sizeof val, "%d", v[i].local_port);
+		json_object_set_new(o, k, json_string(val));
+	}
+	return o;
+}
+
+void k8s_env_print(FILE *f, const struct k8s_entry *v, size_t n, enum env_format fmt)
+{
+	if (fmt == ENV_JSON) {
+		json_t *o = k8s_env_json(v, n);
+		char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		json_decref(o);
+		if (s)
+			fprintf(f, "%s\n", s);
+		free(s);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct k8s_entry *e = &v[i];
+		/* Names and values are [A-Z0-9_] and a URL of digits: no
+		 * quoting is needed, but the comment line holds names a cluster
+		 * chose, so it is cleaned. */
+		char ns[256], svc[256];
+		snprintf(ns, sizeof ns, "%s", e->namespace);
+		snprintf(svc, sizeof svc, "%s", e->service);
+		text_sanitize(ns);
+		text_sanitize(svc);
+		fprintf(f, "# %s/%s (remote :%d \u2192 local :%d)\n", ns, svc, e->remote_port,
+			e->local_port);
+		const char *pre = fmt == ENV_SH ? "export " : fmt == ENV_FISH ? "set -gx " : "";
+		const char *eq = fmt == ENV_FISH ? " " : "=";
+		const char *q = fmt == ENV_DOTENV ? "" : "'";
+		fprintf(f, "%s%s_URL%s%shttp://127.0.0.1:%d%s\n", pre, e->env, eq, q, e->local_port,
+			q);
+		fprintf(f, "%s%s_HOST%s%s127.0.0.1%s\n", pre, e->env, eq, q, q);
+		fprintf(f, "%s%s_PORT%s%s%d%s\n", pre, e->env, eq, q, e->local_port, q);
+	}
+}
+
+json_t *k8s_entry_json(const struct k8s_entry *e)
+{
+	return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:s, s:I, s:s, s:s, s:s}", "name", e->name,
+			 "service", e->service, "namespace", e->namespace, "remote_port",
+			 e->remote_port, "local_port", e->local_port, "requested_port",
+			 e->requested_port, "state", e->state, "pid", (json_int_t)e->pid,
+			 "started_at", e->started_at, "origin", e->origin, "env_prefix", e->env);
+}
+
+/* --- the files --- */
+
+static int dir_file(char *buf, size_t n, const char *dir, const char *name)
+{
+	int r = snprintf(buf, n, "%s/%s", dir, name);
+	return r < 0 || (size_t)r >= n ? -ENAMETOOLONG : 0;
+}
+
+static int write_files(const char *dir, const struct k8s_entry *v, size_t n)
+{
+	char path[PATH_MAX];
+	int r;
+	if (n == 0) {
+		k8s_session_remove(dir);
+		return 0;
+	}
+	/* session.json: seed 000's fields. */
+	const char *started = v[0].started_at;
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(v[i].started_at, started) < 0)
+			started = v[i].started_at;
+	json_t *entries = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(entries, k8s_entry_json(&v[i]));
+	json_t *doc = json_pack("{s:s?, s:s?, s:s, s:o, s:[]}", "kubeconfig",
+				v[0].kubeconfig[0] ? v[0].kubeconfig : NULL, "context",
+				v[0].context[0] ? v[0].context : NULL, "started_at", started,
+				"entries", entries, "intercepts");
+	if (!doc)
+		return -ENOMEM;
+	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(doc);
+	if (!text)
+		return -ENOMEM;
+	if ((r = dir_file(path, sizeof path, dir, SESSION_FILE)) == 0) {
+		size_t len = strlen(text);
+		text[len] = '\n';
+		r = write_file_atomic(path, text, len + 1, 0600);
+	}
+	free(text);
+	if (r < 0)
+		return r;
+
+	/* bridge.env */
+	char *buf = NULL;
+	size_t blen = 0;
+	FILE *f = open_memstream(&buf, &blen);
+	if (!f)
+		return -ENOMEM;
+	fprintf(f, "# devbridge: Kubernetes bridges; rewritten on every change, do not edit\n");
+	k8s_env_print(f, v, n, ENV_DOTENV);
+	if (fclose(f) != 0) {
+		free(buf);
+		return -ENOMEM;
+	}
+	if ((r = dir_file(path, sizeof path, dir, ENV_FILE)) == 0)
+		r = write_file_atomic(path, buf, blen, 0600);
+	free(buf);
+	return r;
+}
+
+int k8s_session_write(const char *dir, const char *self)
+{
+	char path[PATH_MAX];
+	int r = dir_file(path, sizeof path, dir, LOCK_FILE);
+	if (r < 0)
+		return r;
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	/* Each writer updates its own state file first, then reads them all
+	 * under this lock: the last writer sees every update. */
+	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR) {
+			r = -errno;
+			close(fd);
+			return r;
+		}
+	struct k8s_entry *v;
+	size_t n;
+	r = k8s_session_list(dir, self, &v, &n);
+	if (r == 0)
+		r = write_files(dir, v, n);
+	free(v);
+	close(fd);
+	return r;
+}
+
+void k8s_session_remove(const char *dir)
+{
+	char path[PATH_MAX];
+	if (dir_file(path, sizeof path, dir, SESSION_FILE) == 0)
+		unlink(path);
+	if (dir_file(path, sizeof path, dir, ENV_FILE) == 0)
+		unlink(path);
+}
