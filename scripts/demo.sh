@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # devbridge demo: a reverse SSH tunnel to a throw-away sshd on loopback, then
 # a "devcontainer": a network namespace with a web server inside whose port
-# devbridge forwards to the host automatically.
+# devbridge forwards to the host automatically, then a Kubernetes service in
+# kubesim (the project's test cluster) reached through `devbridge connect`.
 #
 #   scripts/demo.sh            (uses $DEVBRIDGE_BIN, default build/devbridge)
 #
@@ -38,11 +39,13 @@ VETH_HOST=""    # host end of the veth pair, once created
 HD_PID=""       # devbridge host-daemon
 CD_PID=""       # devbridge container-daemon (in the namespace)
 CWEB_PID=""     # web server in the namespace
+SIM_PID=""      # kubesim
 
 cleanup() {
 	local rc=$?
 	set +e
 	if [ "$CONFIG_WRITTEN" = 1 ]; then
+		"$BIN" --config "$TMP/devbridge.yaml" --state-dir "$TMP/state" disconnect -y >/dev/null 2>&1
 		"$BIN" --config "$TMP/devbridge.yaml" --state-dir "$TMP/state" down >/dev/null 2>&1
 	fi
 	# sshd's per-connection children run in their own sessions: end them by pid too
@@ -51,10 +54,10 @@ cleanup() {
 			kill "$pid" 2>/dev/null
 		done
 	fi
-	for pid in $CD_PID $CWEB_PID $HD_PID $WEB_PID $SSHD_PID; do
+	for pid in $CD_PID $CWEB_PID $HD_PID $WEB_PID $SSHD_PID $SIM_PID; do
 		kill "$pid" 2>/dev/null
 	done
-	for pid in $CD_PID $CWEB_PID $HD_PID $WEB_PID $SSHD_PID; do
+	for pid in $CD_PID $CWEB_PID $HD_PID $WEB_PID $SSHD_PID $SIM_PID; do
 		wait "$pid" 2>/dev/null
 	done
 	# Deleting the namespace destroys its veth end and with it the pair;
@@ -322,10 +325,73 @@ else
 	step "skipping the container part: $CONTAINER_WHY"
 fi
 
+# --- the Kubernetes part: kubesim (tests/kubesim) as the cluster ---
+
+K8S_RESULT=skipped
+K8S_WHY=""
+if ! command -v kubectl >/dev/null; then
+	K8S_WHY="no kubectl on PATH"
+elif [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null; then
+	K8S_WHY="kubesim runs pods in network namespaces: needs root and iproute2"
+fi
+
+if [ -z "$K8S_WHY" ]; then
+	step "starting kubesim, a small Kubernetes API server for tests (pods as processes in network namespaces)"
+	mkdir -p "$TMP/kube-home"
+	(cd "$ROOT/tests" && exec "$PY" -m kubesim --dir "$TMP/sim" --runtime) >"$TMP/kubesim.log" 2>&1 &
+	SIM_PID=$!
+	deadline=$((SECONDS + 30))
+	until [ -s "$TMP/sim/ready" ]; do
+		kill -0 "$SIM_PID" 2>/dev/null || { cat "$TMP/kubesim.log" >&2; die "kubesim exited"; }
+		[ "$SECONDS" -lt "$deadline" ] || die "kubesim did not start within 30 s"
+		sleep 0.1
+	done
+	export KUBECONFIG="$TMP/sim/kubeconfig" KUBECACHEDIR="$TMP/kube-home/cache"
+
+	step "kubectl apply: pod web-1 (image kubesim/http) and service web (port 80 -> 8080)"
+	kubectl apply --validate=false -f - >/dev/null <<'EOF'
+{"apiVersion": "v1", "kind": "List", "items": [
+ {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1", "labels": {"app": "web"}},
+  "spec": {"containers": [{"name": "web", "image": "kubesim/http", "ports": [{"containerPort": 8080}]}]}},
+ {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+  "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}]}
+EOF
+	kubectl wait --for=condition=Ready pod/web-1 --timeout=30s >/dev/null
+
+	K8S_PORT="$(free_port)"
+	step "devbridge connect -t web:80:$K8S_PORT (one supervised kubectl port-forward)"
+	"$BIN" connect -t "web:80:$K8S_PORT"
+
+	step "devbridge env"
+	"$BIN" env
+
+	step "devbridge shell -- sh -c 'curl -fsS \$BRIDGE_WEB_URL/'"
+	KPAGE="$("$BIN" shell -- sh -c 'curl -fsS --max-time 10 "$BRIDGE_WEB_URL/"')" || die "fetch through the Kubernetes bridge failed"
+	printf '%s\n' "$KPAGE"
+	printf '%s' "$KPAGE" | grep -q 'web-1' || die "the page fetched through the bridge does not name pod web-1"
+
+	step "devbridge status (SSH tunnel and Kubernetes bridge side by side)"
+	"$BIN" status
+
+	step "devbridge disconnect -y"
+	"$BIN" disconnect -y
+	kill "$SIM_PID" 2>/dev/null || true
+	wait "$SIM_PID" 2>/dev/null || true
+	SIM_PID=""
+	K8S_RESULT=ok
+else
+	step "skipping the Kubernetes part: $K8S_WHY"
+fi
+
 step "devbridge down"
 "$BIN" down
 
 printf '%s' "$PAGE" | grep -q 'hello through devbridge' || die "the page fetched through the tunnel is not the demo page"
+if [ "$K8S_RESULT" = ok ]; then
+	step "ok: fetched pod web-1's page from service web in kubesim through devbridge connect (kubectl port-forward)"
+else
+	step "Kubernetes part skipped: $K8S_WHY"
+fi
 if [ "$CONTAINER_RESULT" = ok ]; then
 	step "ok: fetched 'hello through devbridge' from 127.0.0.1:$REMOTE_PORT through a reverse SSH tunnel to 127.0.0.1:$WEB_PORT, and 'hello from inside the container' from 127.0.0.1:$HOST_PORT, auto-forwarded from port $CWEB_PORT in network namespace $NS"
 else

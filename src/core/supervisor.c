@@ -164,7 +164,10 @@ static void transition(struct sup *s, enum sup_state st, const char *ev, const c
 	if (st != s->state)
 		clock_gettime(CLOCK_REALTIME, &s->since);
 	s->state = st;
-	snprintf(s->detail, sizeof s->detail, "%s", detail ? detail : "");
+	/* Cut, not formatted: details can be longer than the state keeps. */
+	size_t n = detail ? strnlen(detail, sizeof s->detail - 1) : 0;
+	memcpy(s->detail, detail ? detail : "", n);
+	s->detail[n] = '\0';
 	sup_event(s, ev, detail);
 	write_state(s);
 }

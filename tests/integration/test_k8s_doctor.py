@@ -34,7 +34,7 @@ def test_doctor_cluster_missing(tmp_path):
     missing = str(tmp_path / "nope" / "kubeconfig")
     rc, rows = doctor(tmp_path, missing, True)
     assert rc == 1
-    assert not rows["kubeconfig"]["ok"] and "No such file" in rows["kubeconfig"]["detail"]
+    assert not rows["kubeconfig"]["ok"] and "not found" in rows["kubeconfig"]["detail"]
     # without a bridge: section the same problem does not make the machine unready
     rc, rows = doctor(tmp_path, missing, False)
     assert rc == 0, rows
