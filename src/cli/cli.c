@@ -49,7 +49,9 @@ static const struct cli_command commands[] = {
      "as FILE:LINE:COLUMN: message."},
     {"doctor", cmd_doctor, "doctor", "check this machine's readiness",
      "Reports: ssh client on PATH, config valid, key files readable with safe\n"
-     "permissions, state directory usable.  Exit 0 when everything is ready, 1 if not."},
+     "permissions, state directory usable; kubectl on PATH, kubeconfig readable, the\n"
+     "API server answering (these count only when the config has a bridge: section).\n"
+     "Exit 0 when everything is ready, 1 if not."},
     {"host-daemon", cmd_host_daemon,
      "host-daemon [--control-port N] [--data-port N] [--bind-addr A] [--no-auth] ...",
      "run the devcontainer bridge's host daemon (foreground)",
@@ -161,10 +163,9 @@ static const struct cli_command commands[] = {
 
 static void print_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: devbridge [OPTIONS] COMMAND [ARGS]\n\n"
-		"Supervised bridges to where your code runs: SSH tunnels and devcontainers\n"
-		"(Kubernetes to come).  `devbridge COMMAND --help` shows a command's options.\n");
+	fprintf(f, "usage: devbridge [OPTIONS] COMMAND [ARGS]\n\n"
+		   "Supervised bridges to where your code runs: SSH tunnels, devcontainers and\n"
+		   "Kubernetes services.  `devbridge COMMAND --help` shows a command's options.\n");
 	for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
 		if (!commands[i].summary)
 			continue;
@@ -197,7 +198,11 @@ static void print_usage(FILE *f)
 	    "failed, 44 host unreachable, 45 local port in use, 46 host key verification\n"
 	    "failed, 47 not connected in time, 48 unknown bridge, 49 health check failing,\n"
 	    "50 no host daemon, 51 token refused, 52 protocol mismatch, 53 URL refused,\n"
-	    "54 no auth token, 55 port in use, 56 ensure failed.\n");
+	    "54 no auth token, 55 port in use, 56 ensure failed; Kubernetes as devx:\n"
+	    "60 kubeconfig not found, 61 cluster unreachable, 62 namespace not found,\n"
+	    "63 service not found, 64 port-forward failed, 65 agent deploy failed, 66 agent\n"
+	    "health failed, 67 selector patch failed, 68 RBAC insufficient, 69 intercept\n"
+	    "active, 70 unsupported protocol, 71 tunnel failed, 72 not interceptable.\n");
 }
 
 const char *exit_code_name(int code)

@@ -612,6 +612,10 @@ int cmd_connect(struct cli *c)
 	struct target tv[MAX_TARGETS];
 	p.t = tv;
 	const char *kc = kubeconfig ? kubeconfig : b.kubeconfig;
+	char abs[PATH_MAX];
+	/* The supervisors outlive this directory: record an absolute path. */
+	if (kc && kc[0] != '/' && realpath(kc, abs))
+		kc = abs;
 	if (kc)
 		snprintf(p.kubeconfig, sizeof p.kubeconfig, "%s", kc);
 	const char *cx = context ? context : b.context;

@@ -114,6 +114,8 @@ int kctl_run(const struct kctl *k, const char *const *args, char **out, size_t m
 void kctl_message(const char *err, char *buf, size_t n)
 {
 	const char *p = err;
+	if (n == 0)
+		return;
 	buf[0] = '\0';
 	while (*p) {
 		size_t len = strcspn(p, "\n");

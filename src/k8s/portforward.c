@@ -72,6 +72,11 @@ enum sup_line k8s_pf_classify(const char *line, size_t len, bool is_stdout, int 
 	/* stderr.  The most specific first: a refused pod port also says
 	 * "connection refused", like an unreachable API server. */
 	int r = K8S_R_NONE;
+	/* One client connection that went wrong is not the forward's
+	 * failure ("error copying from local connection to remote stream:
+	 * ... connection reset by peer"). */
+	if (has(line, len, "error copying from"))
+		return SUP_LINE_MESSAGE;
 	if (has(line, len, "an error occurred forwarding") ||
 	    has(line, len, "error forwarding port"))
 		r = K8S_R_TARGET;
@@ -93,10 +98,11 @@ enum sup_line k8s_pf_classify(const char *line, size_t len, bool is_stdout, int 
 		 has(line, len, "does not have a service port") ||
 		 has(line, len, "does not have a named port"))
 		r = K8S_R_NOT_FOUND;
+	else if (has(line, len, "error dialing backend"))
+		r = K8S_R_BACKEND;
 	else if (has(line, len, "Unable to connect to the server") ||
 		 has(line, len, "connection refused") || has(line, len, "no such host") ||
-		 has(line, len, "i/o timeout") || has(line, len, "TLS handshake timeout") ||
-		 has(line, len, "connection reset"))
+		 has(line, len, "i/o timeout") || has(line, len, "TLS handshake timeout"))
 		r = K8S_R_UNREACHABLE;
 	if (r) {
 		*ret_reason = r;
@@ -112,7 +118,8 @@ static const struct {
 	const char *name, *text;
 } reasons[] = {
     [K8S_R_NONE] = {"", ""},
-    [K8S_R_PORT_TAKEN] = {"local_port_in_use", "the local port is in use"},
+    [K8S_R_PORT_TAKEN] = {"local_port_in_use",
+			  "the local port cannot be bound (in use, or not permitted)"},
     [K8S_R_TARGET] = {"target_refused", "the pod refused the connection to its port"},
     [K8S_R_LOST] = {"lost_connection", "lost the connection to the pod"},
     [K8S_R_NOT_FOUND] = {"not_found", "the service or its port was not found"},
@@ -120,6 +127,7 @@ static const struct {
     [K8S_R_FORBIDDEN] = {"forbidden", "the cluster refused (RBAC)"},
     [K8S_R_UNAUTHORIZED] = {"unauthorized", "the cluster refused the credentials"},
     [K8S_R_UNREACHABLE] = {"unreachable", "the API server is unreachable"},
+    [K8S_R_BACKEND] = {"node_unreachable", "the API server could not reach the pod's node"},
     [K8S_R_NOT_FOUND_PROG] = {"kubectl_not_found", "kubectl could not be run"},
     [K8S_R_OTHER] = {"port_forward_failed", "kubectl port-forward ended"},
 };

@@ -28,6 +28,7 @@ enum k8s_reason {
 	K8S_R_FORBIDDEN,      /* RBAC said no */
 	K8S_R_UNAUTHORIZED,   /* credentials refused */
 	K8S_R_UNREACHABLE,    /* API server unreachable */
+	K8S_R_BACKEND,	      /* the API server could not reach the kubelet */
 	K8S_R_NOT_FOUND_PROG, /* kubectl could not be run */
 	K8S_R_OTHER,
 };

@@ -112,43 +112,64 @@ static size_t count_env(const struct k8s_entry *v, size_t n, const char *env)
 	return c;
 }
 
+static void set_env(struct k8s_entry *e, bool ns, bool port, unsigned num)
+{
+	char p[24];
+	snprintf(e->env, sizeof e->env, "BRIDGE_");
+	if (ns) {
+		mangle_into(e->env, sizeof e->env, e->namespace);
+		mangle_into(e->env, sizeof e->env, "_");
+	}
+	mangle_into(e->env, sizeof e->env, e->service);
+	if (port) {
+		snprintf(p, sizeof p, "_%d", e->remote_port);
+		mangle_into(e->env, sizeof e->env, p);
+	}
+	if (num) {
+		snprintf(p, sizeof p, "_%u", num);
+		mangle_into(e->env, sizeof e->env, p);
+	}
+}
+
 void k8s_env_names(struct k8s_entry *v, size_t n)
 {
-	/* 1: the service alone. */
+	if (n == 0)
+		return;
+	/* Per entry: qualified by namespace, by port. */
+	bool ns[n], port[n];
 	for (size_t i = 0; i < n; i++) {
-		snprintf(v[i].env, sizeof v[i].env, "BRIDGE_");
-		mangle_into(v[i].env, sizeof v[i].env, v[i].service);
+		ns[i] = port[i] = false;
+		set_env(&v[i], false, false, 0);
 	}
-	/* 2: a clash qualifies every party by namespace; 3: then by port. */
+	/* 1: every party to a clash is qualified by namespace, 2: then by
+	 * port; each repeated until it changes nothing, since qualifying one
+	 * name can make it meet another. */
 	for (int step = 0; step < 2; step++) {
-		bool clash[n ? n : 1];
-		for (size_t i = 0; i < n; i++)
-			clash[i] = count_env(v, n, v[i].env) > 1;
-		for (size_t i = 0; i < n; i++) {
-			if (!clash[i])
-				continue;
-			if (step == 0) {
-				snprintf(v[i].env, sizeof v[i].env, "BRIDGE_");
-				mangle_into(v[i].env, sizeof v[i].env, v[i].namespace);
-				mangle_into(v[i].env, sizeof v[i].env, "_");
-				mangle_into(v[i].env, sizeof v[i].env, v[i].service);
-			} else {
-				char p[16];
-				snprintf(p, sizeof p, "_%d", v[i].remote_port);
-				mangle_into(v[i].env, sizeof v[i].env, p);
+		bool changed = true;
+		while (changed) {
+			changed = false;
+			bool clash[n];
+			for (size_t i = 0; i < n; i++)
+				clash[i] = count_env(v, n, v[i].env) > 1;
+			for (size_t i = 0; i < n; i++) {
+				bool *flag = step == 0 ? &ns[i] : &port[i];
+				if (!clash[i] || *flag)
+					continue;
+				*flag = true;
+				set_env(&v[i], ns[i], port[i], 0);
+				changed = true;
 			}
 		}
 	}
-	/* 4: whatever still clashes (names that mangle alike) is numbered. */
-	for (size_t i = 0; i < n; i++) {
-		unsigned k = 1;
-		for (size_t j = 0; j < i; j++)
-			if (strcmp(v[j].env, v[i].env) == 0)
-				k++;
-		if (k > 1) {
-			char p[16];
-			snprintf(p, sizeof p, "_%u", k);
-			mangle_into(v[i].env, sizeof v[i].env, p);
+	/* 3: whatever still clashes (the same forward twice, names that
+	 * mangle alike) is numbered with the first number no entry has. */
+	for (size_t i = 1; i < n; i++) {
+		bool dup = false;
+		for (size_t j = 0; j < i && !dup; j++)
+			dup = strcmp(v[j].env, v[i].env) == 0;
+		for (unsigned k = 2; dup; k++) {
+			set_env(&v[i], ns[i], port[i], k);
+			dup = count_env(v, n, v[i].env) > 1;
 		}
 	}
 }
