@@ -4,7 +4,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 PYTEST     ?= /usr/bin/python3 -m pytest
 
-.PHONY: all deps build build-asan demo test unit integration kubesim format-check fuzz bench clean
+.PHONY: all deps build build-asan demo test unit integration kubesim format-check fuzz bench clean test-k8s-real k8s-real-selfcheck
 
 all: build
 
@@ -28,7 +28,7 @@ demo: build
 	DEVBRIDGE_BIN=$(CURDIR)/$(BUILD)/devbridge scripts/demo.sh
 
 # The whole suite, under ASan+UBSan, warnings as errors.
-test: deps format-check build-asan unit integration kubesim
+test: deps format-check build-asan unit integration kubesim k8s-real-selfcheck
 	@echo "==> all tests passed"
 
 unit: build-asan
@@ -68,3 +68,17 @@ bench: build
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz
+
+# The Kubernetes connect tests against a real cluster instead of kubesim
+# (a throwaway one: kind, minikube; see README "Kubernetes"):
+#   make test-k8s-real KUBECONFIG=$HOME/.kube/config
+test-k8s-real: build-asan
+	@test -n "$(KUBECONFIG)" || { echo "make test-k8s-real: set KUBECONFIG=FILE (a throwaway cluster)"; exit 2; }
+	DEVBRIDGE_TEST_KUBECONFIG="$(KUBECONFIG)" DEVBRIDGE_BIN=$(CURDIR)/$(ASAN_BUILD)/devbridge \
+	ASAN_OPTIONS=detect_leaks=1:exitcode=86 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=87 \
+		$(PYTEST) -q tests/integration/test_k8s_connect.py
+
+# Keeps that path working without a cluster: a kubesim that maps the
+# real-cluster echo image to socat plays the "real cluster".
+k8s-real-selfcheck: build-asan
+	PYTEST="$(PYTEST)" scripts/k8s-real-selfcheck.sh

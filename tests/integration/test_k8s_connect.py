@@ -1,0 +1,690 @@
+"""`devbridge connect / env / shell / disconnect` against kubesim --runtime:
+the real kubectl port-forwards to pods that run as real processes in network
+namespaces (tests/kubesim).  Everything is asserted through what a user sees:
+exit codes, stdout/--json, status, logs, bridge.env, session.json, and bytes
+that go through the local port and come back.
+
+One runtime sim for the module (one per host); each test has its own
+--state-dir, HOME, KUBECACHEDIR and a private copy of the kubeconfig, and its
+finalizer runs `disconnect -y` and then requires that no kubectl naming that
+kubeconfig (and no devbridge of the test) is left.
+"""
+
+import os
+import random
+import re
+import shlex
+import signal
+import socket
+import stat
+import subprocess
+
+import pytest
+
+from helpers import MiB, PortBlocker, echo_roundtrip, proc_alive, proc_cmdline, \
+    wait_for
+from k8s_helpers import echo_pod, kb, rsim, service  # noqa: F401 - fixtures
+
+OTHER = "other"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster(rsim):  # noqa: F811
+    """The module's runtime sim, populated:
+
+    default: pod echo (app=echo, :8080); svc echo 80->8080; svc refuser
+             81->9999 (nothing listens there); svc noselector (no selector);
+             pod phoenix-1 (app=phoenix) behind svc phoenix 80->8080 (test 3
+             replaces the pod).
+    other:   pod echo-other (app=echo); svc echo and svc echo2, 80->8080.
+
+    ClusterIPs are fixed in 10.96.213.0/24 so that they do not take the
+    first addresses another sim on the host would allocate."""
+    s = rsim
+    s.kubectl_ok("create", "namespace", OTHER)
+    s.apply(
+        echo_pod("echo", "default", {"app": "echo"}),
+        echo_pod("phoenix-1", "default", {"app": "phoenix"}),
+        echo_pod("echo-other", OTHER, {"app": "echo"}),
+        service("echo", "default", {"app": "echo"}, [(80, 8080)], "10.96.213.10"),
+        service("refuser", "default", {"app": "echo"}, [(81, 9999)], "10.96.213.11"),
+        service("noselector", "default", None, [(80, 8080)], "10.96.213.12"),
+        service("phoenix", "default", {"app": "phoenix"}, [(80, 8080)], "10.96.213.13"),
+        service("echo", OTHER, {"app": "echo"}, [(80, 8080)], "10.96.213.20"),
+        service("echo2", OTHER, {"app": "echo"}, [(80, 8080)], "10.96.213.21"),
+    )
+    # user dev may read namespaces, nothing else: reading the service is what
+    # RBAC forbids (kubesim's user; not made on a real cluster)
+    if s.is_sim:
+        s.apply({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                 "metadata": {"name": "ns-reader"},
+                 "rules": [{"apiGroups": [""], "resources": ["namespaces"],
+                            "verbs": ["get", "list"]}]},
+                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                 "metadata": {"name": "dev-ns-reader"},
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                             "name": "ns-reader"},
+                 "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                               "name": "dev"}]})
+    s.wait_pods_ready("default", "echo", "phoenix-1")
+    s.wait_pods_ready(OTHER, "echo-other")
+    return s
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+
+def local_port():
+    """A free 127.0.0.1 port below the kernel's ephemeral range, with the two
+    above it free too (room for a shift).  Below the ephemeral range, a
+    connect() to it while nothing listens can never become a TCP
+    self-connection (which would "echo" by itself), and no ephemeral
+    socket takes it meanwhile."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        lo = 32768
+    top = max(lo - 10, 12000)
+    for _ in range(500):
+        p = random.randrange(10000, top)
+        if all(bindable(p + i) for i in range(3)):
+            return p
+    raise RuntimeError("no free port below %d" % lo)
+
+
+def roundtrip_ok(port, nbytes=MiB, timeout=30):
+    sent, got, n = echo_roundtrip(port, nbytes, timeout=timeout)
+    assert (n, got) == (nbytes, sent), "echo through 127.0.0.1:%d: %d of %d bytes, sha256 %s" % (
+        port, n, nbytes, "match" if got == sent else "differs")
+    return True
+
+
+def roundtrip_works(port, nbytes=64 * 1024):
+    try:
+        sent, got, n = echo_roundtrip(port, nbytes, timeout=5)
+    except (OSError, AssertionError):
+        return False
+    return n == nbytes and got == sent
+
+
+def env_vars(prefix, port):
+    return {prefix + "_URL": "http://127.0.0.1:%d" % port, prefix + "_HOST": "127.0.0.1",
+            prefix + "_PORT": str(port)}
+
+
+def bridge_vars(d):
+    return {k: v for k, v in d.items() if k.startswith("BRIDGE_")}
+
+
+def assert_no_session(kb, r):
+    """A failed pre-check started nothing."""
+    assert not os.path.exists(kb.path("session.json")), r
+    assert not os.path.exists(kb.path("bridge.env")), r
+    assert kb.kubectl_processes() == [], (r, kb.describe(kb.kubectl_processes()))
+
+
+def bindable(port):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def has_pair(argv, a, b):
+    return any(argv[i] == a and argv[i + 1] == b for i in range(len(argv) - 1))
+
+
+def assert_kubectl_argv(argv, kubeconfig, ns, svc, local, remote):
+    assert os.path.basename(argv[0]).startswith("kubectl"), argv
+    if kubeconfig:
+        assert has_pair(argv, "--kubeconfig", kubeconfig), argv
+    assert has_pair(argv, "--namespace", ns), argv
+    i = argv.index("port-forward")
+    assert has_pair(argv[i:], "--address", "127.0.0.1"), argv
+    assert "svc/%s" % svc in argv[i:], argv
+    assert "%d:%d" % (local, remote) in argv[i:], argv
+
+
+def check_row(row, name, svc, ns, remote, local, requested):
+    assert row["name"] == name
+    assert row["kind"] == "k8s", row
+    assert row["state"] == "connected", row
+    assert row["service"] == svc and row["namespace"] == ns, row
+    assert (row["remote_port"], row["local_port"], row["requested_port"]) == (
+        remote, local, requested), row
+    assert row["local"] == "127.0.0.1:%d" % local, row
+    assert row["remote"] == "%s/svc/%s:%d" % (ns, svc, remote), row
+    kp = row.get("kubectl_pid")
+    assert isinstance(kp, int) and proc_alive(kp), row
+    assert_kubectl_argv(proc_cmdline(kp), None, ns, svc, local, remote)
+
+
+# --------------------------------------------------------------------------
+# 1. two services, one in another namespace (config file), data both ways
+
+
+def test_connect_two_services_from_config_data_both_ways(kb):
+    l1, l2 = local_port(), local_port()
+    cfg = os.path.join(kb.tmp, "devbridge.yaml")
+    with open(cfg, "w") as f:
+        f.write("bridge:\n  kubeconfig: %s\n  namespace: default\n  targets:\n"
+                "    - service: echo\n      port: 80\n      local_port: %d\n"
+                "    - service: echo2\n      namespace: other\n      port: 80\n"
+                "      local_port: %d\n" % (kb.kubeconfig, l1, l2))
+    # KUBECONFIG in the environment must not win over bridge.kubeconfig
+    r = kb.run("--config", cfg, "--json", "connect",
+               env={"KUBECONFIG": os.path.join(kb.tmp, "not-this-one")})
+    assert r.returncode == 0, r
+    doc = r.json()
+    assert doc["kubeconfig"] == kb.kubeconfig, doc
+    assert doc["session_file"] == kb.path("session.json"), doc
+    assert doc["env_file"] == kb.path("bridge.env"), doc
+    assert "error" not in doc, doc
+    got = {b["name"]: b for b in doc["bridges"]}
+    assert set(got) == {"echo.default.80", "echo2.other.80"}, doc
+    for name, ns, svc, port, prefix in (("echo.default.80", "default", "echo", l1, "BRIDGE_ECHO"),
+                                        ("echo2.other.80", "other", "echo2", l2, "BRIDGE_ECHO2")):
+        b = got[name]
+        assert b["result"] == "connected" and b["kind"] == "k8s", b
+        assert (b["service"], b["namespace"], b["remote_port"], b["local_port"],
+                b["requested_port"]) == (svc, ns, 80, port, port), b
+        assert b["local"] == "127.0.0.1:%d" % port and b["remote"] == "%s/svc/%s:80" % (ns, svc), b
+        assert b["env_prefix"] == prefix, b
+
+    # bridge.env: the ports to use, mode 0600
+    st = os.stat(kb.path("bridge.env"))
+    assert stat.S_IMODE(st.st_mode) == 0o600, oct(st.st_mode)
+    text = open(kb.path("bridge.env")).read()
+    assert text.startswith("# devbridge"), text
+    assert "# default/echo (remote :80 \u2192 local :%d)" % l1 in text, text
+    assert "# other/echo2 (remote :80 \u2192 local :%d)" % l2 in text, text
+    env = kb.bridge_env()
+    assert env == dict(env_vars("BRIDGE_ECHO", l1), **env_vars("BRIDGE_ECHO2", l2)), env
+
+    # 1 MiB each way through each bridge, via the ports bridge.env names
+    roundtrip_ok(int(env["BRIDGE_ECHO_PORT"]))
+    roundtrip_ok(int(env["BRIDGE_ECHO2_PORT"]))
+
+    rows = kb.k8s_rows()
+    assert set(rows) == {"echo.default.80", "echo2.other.80"}, rows
+    check_row(rows["echo.default.80"], "echo.default.80", "echo", "default", 80, l1, l1)
+    check_row(rows["echo2.other.80"], "echo2.other.80", "echo2", "other", 80, l2, l2)
+    for row in rows.values():
+        assert has_pair(proc_cmdline(row["kubectl_pid"]), "--kubeconfig", kb.kubeconfig), row
+    assert sorted(kb.kubectl_processes()) == sorted(r["kubectl_pid"] for r in rows.values()), \
+        kb.describe(kb.kubectl_processes())
+
+    sess = kb.session()
+    assert sess["kubeconfig"] == kb.kubeconfig, sess
+    assert "context" in sess and sess["context"] in (None, "", "kubesim"), sess
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$", sess["started_at"]), sess
+    assert sess["intercepts"] == [], sess
+    entries = {e["name"]: e for e in sess["entries"]}
+    assert set(entries) == set(rows), sess
+    for name, e in entries.items():
+        row = rows[name]
+        for k in ("service", "namespace", "remote_port", "local_port", "requested_port"):
+            assert e[k] == row[k], (k, e, row)
+        assert e["origin"] == "standalone", e
+        assert e["state"] == "connected", e
+        assert isinstance(e["pid"], int) and proc_alive(e["pid"]), e
+        assert row.get("pid") in (None, e["pid"]), (e, row)
+        assert e["env_prefix"] == ("BRIDGE_ECHO" if name.startswith("echo.") else "BRIDGE_ECHO2")
+        assert re.match(r"^\d{4}-\d\d-\d\dT", e["started_at"]), e
+
+
+# --------------------------------------------------------------------------
+# 2. kubectl dies -> the bridge reconnects by itself
+
+
+def test_kubectl_killed_reconnects(kb):
+    port = local_port()
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "-t", "echo:80:%d" % port)
+    assert r.returncode == 0, r
+    name = "echo.default.80"
+    row = kb.row(name)
+    k1, sup = row["kubectl_pid"], row.get("pid")
+    assert row["state"] == "connected" and proc_alive(k1), row
+    assert isinstance(sup, int) and proc_alive(sup), row
+    roundtrip_ok(port, 256 * 1024)
+
+    os.kill(k1, signal.SIGKILL)
+    seen = set()
+
+    def reconnected():
+        b = kb.row(name)
+        seen.add(b["state"])
+        k = b.get("kubectl_pid")
+        if b["state"] == "connected" and isinstance(k, int) and k != k1 and proc_alive(k):
+            return b
+        return None
+    row2 = wait_for(reconnected, 30, "%s connected again with a new kubectl" % name, interval=0.05)
+    assert not proc_alive(k1)
+    assert row2.get("pid") == sup and proc_alive(sup), (row, row2)
+    assert row2["local_port"] == port, row2
+    assert kb.bridge_env()["BRIDGE_ECHO_PORT"] == str(port)
+    roundtrip_ok(port, MiB)
+
+    ev = kb.events(name)
+    first = ev.index("bridge_connected")
+    assert "bridge_disconnected" in ev[first:], ev
+    disc = first + ev[first:].index("bridge_disconnected")
+    assert "bridge_connected" in ev[disc:], ev
+    # the reconnecting state was visible, in status or in the audit log
+    assert "reconnecting" in seen or "bridge_reconnecting" in ev[disc:], (seen, ev)
+
+    # SIGHUP to the supervisor: reconnect now (a new kubectl, same port)
+    k2 = row2["kubectl_pid"]
+    os.kill(sup, signal.SIGHUP)
+    k1 = k2
+    row3 = wait_for(reconnected, 20, "%s reconnected after SIGHUP" % name)
+    assert row3["pid"] == sup and row3["local_port"] == port, row3
+    wait_for(lambda: not proc_alive(k2), 10, "old kubectl %d gone after SIGHUP" % k2)
+    roundtrip_ok(port, 256 * 1024)
+
+
+# --------------------------------------------------------------------------
+# 3. the pod behind the service is replaced -> same local port works again
+
+
+def test_pod_replaced_traffic_resumes_same_port(kb, cluster):
+    """The backing pod is deleted (outage: the service has no pod), then a new
+    pod with the service's labels appears: traffic resumes on the same local
+    port by itself.  (The new pod is created beforehand with other labels and
+    then labelled: kubesim reuses a freed pod IP at once and the host's ARP
+    entry for it would stay stale for up to ~45 s; this way the new pod has
+    an IP of its own.)"""
+    port = local_port()
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "-t", "phoenix:80:%d" % port)
+    assert r.returncode == 0, r
+    roundtrip_ok(port, 256 * 1024)
+    name = "phoenix.default.80"
+    k1 = kb.row(name)["kubectl_pid"]
+
+    cluster.apply(echo_pod("phoenix-2", "default", {"app": "phoenix-standby"}))
+    cluster.wait_pods_ready("default", "phoenix-2")
+    cluster.kubectl_ok("delete", "pod", "phoenix-1", "--timeout=30s")
+
+    # the outage is visible: the bridge is no longer connected, nothing echoes
+    def outage():
+        roundtrip_works(port, 1024)  # a connection makes kubectl notice, if not yet
+        return kb.row(name)["state"] != "connected"
+    wait_for(outage, 20, "%s not connected once its pod is gone" % name, interval=0.2)
+    assert not roundtrip_works(port)
+
+    cluster.kubectl_ok("label", "pod", "phoenix-2", "app=phoenix", "--overwrite")
+    wait_for(lambda: roundtrip_works(port), 40, "echo through 127.0.0.1:%d again" % port,
+             interval=0.2)
+    roundtrip_ok(port, MiB)
+    # traffic can flow a moment before the supervisor's own probe says so
+    row = wait_for(lambda: (lambda b: b if b["state"] == "connected" else None)(
+        kb.row(name)), 15, "%s connected" % name)
+    assert row["local_port"] == port and row["kubectl_pid"] != k1, row
+    assert kb.bridge_env()["BRIDGE_PHOENIX_PORT"] == str(port)
+    ev = kb.events(name)
+    assert ev.count("bridge_connected") >= 2 and "bridge_disconnected" in ev, ev
+    assert "bridge_failed" not in ev, ev
+
+
+# --------------------------------------------------------------------------
+# 4. exit codes, each provoked for real
+
+
+def test_exit_codes(kb, tmp_path):
+    port = local_port()
+    t = ["-t", "echo:80:%d" % port]
+
+    # 1: kubectl not on PATH
+    empty = tmp_path / "emptybin"
+    empty.mkdir()
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, *t, env={"PATH": str(empty)})
+    assert r.returncode == 1 and "kubectl" in r.stderr, r
+    assert_no_session(kb, r)
+
+    # 60: kubeconfig missing (flag, and $KUBECONFIG)
+    missing = str(tmp_path / "nonexistent" / "kubeconfig")
+    r = kb.run("connect", "--kubeconfig", missing, *t)
+    assert r.returncode == 60, r
+    assert_no_session(kb, r)
+    r = kb.run("connect", *t, env={"KUBECONFIG": missing})
+    assert r.returncode == 60, r
+
+    # 61: API server not listening / no such context
+    closed = local_port()  # nothing listens there
+    dead = tmp_path / "dead-kubeconfig"
+    # every cluster's server URL, YAML or JSON kubeconfig
+    dead.write_text(re.sub(r"(\bserver\"?\s*:\s*\"?)https?://[^\"\s]+",
+                           r"\g<1>https://127.0.0.1:%d" % closed, open(kb.kubeconfig).read()))
+    r = kb.run("connect", "--kubeconfig", str(dead), *t, timeout=60)
+    assert r.returncode == 61, r
+    assert_no_session(kb, r)
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "--context", "nosuch", *t)
+    assert r.returncode == 61, r
+    assert_no_session(kb, r)
+
+    # 62: namespace missing; --json: just the error envelope
+    r = kb.run("--json", "connect", "--kubeconfig", kb.kubeconfig, "-n", "nosuchns", *t)
+    assert r.returncode == 62, r
+    doc = r.json()
+    assert list(doc) == ["error"], doc
+    assert doc["error"]["code"] == 62 and doc["error"]["name"] == "namespace_not_found", doc
+    assert doc["error"]["message"], doc
+    assert_no_session(kb, r)
+
+    # 63: no such service; the service has no such port; no selector
+    for target in ("nosuchsvc:80", "echo:12345", "noselector:80"):
+        r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "-t", target + ":%d" % port)
+        assert r.returncode == 63, (target, r)
+        assert_no_session(kb, r)
+
+    # 68: user dev may read the namespace but not the service (kubesim's
+    # users; a real cluster's are not ours to make)
+    if kb.sim.is_sim:
+        r = kb.run("--json", "connect", "--kubeconfig", kb.kubeconfig, "--context",
+                   "kubesim-dev", *t)
+        assert r.returncode == 68, r
+        assert r.json()["error"]["name"] == "rbac_insufficient", r
+        assert_no_session(kb, r)
+
+    # 64: kubectl forwards, but the pod's port refuses: fails after its retries
+    r = kb.run("--json", "connect", "--kubeconfig", kb.kubeconfig, "-t",
+               "refuser:81:%d" % port, timeout=40)
+    assert r.returncode == 64, r
+    assert r.elapsed < 25, r
+    doc = r.json()
+    assert doc["error"]["code"] == 64 and doc["error"]["name"] == "port_forward_failed", doc
+    b = {x["name"]: x for x in doc["bridges"]}["refuser.default.81"]
+    assert b["result"] == "failed" and b["code"] == 64, doc
+    # given up for good: no kubectl keeps running for it
+    wait_for(lambda: not kb.kubectl_processes(), 10, "no kubectl after exit 64")
+    assert not roundtrip_works(port)
+
+    # 47: --timeout passes first; the bridge keeps trying in the background
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "--timeout", "2", "--max-attempts", "0",
+               "-t", "refuser:81:%d" % port, timeout=30)
+    assert r.returncode == 47, r
+    assert r.elapsed < 10, r
+    row = kb.row("refuser.default.81")
+    assert row["state"] in ("starting", "reconnecting"), row
+    assert proc_alive(row["pid"]), row
+    r = kb.run("--json", "disconnect", "-y")
+    assert r.returncode == 0, r
+    assert r.json() == {"bridges": [{"name": "refuser.default.81", "result": "stopped"}],
+                        "dry_run": False}, r
+    wait_for(lambda: not kb.kubectl_processes() and not proc_alive(row["pid"]), 10,
+             "bridge and kubectl gone after disconnect")
+
+
+# --------------------------------------------------------------------------
+# 5. a taken local port shifts
+
+
+def test_taken_local_port_shifts(kb):
+    p = local_port()
+    blocker = PortBlocker(p, families=("4",))
+    try:
+        r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "-t", "echo:80:%d" % p)
+        assert r.returncode == 0, r
+        assert "(port %d was in use)" % p in r.stdout, r
+        row = kb.row("echo.default.80")
+        local = row["local_port"]
+        assert local != p and row["requested_port"] == p, row
+        assert row["local"] == "127.0.0.1:%d" % local, row
+        assert "127.0.0.1:%d connected" % local in r.stdout, r
+        env = kb.bridge_env()
+        assert env == env_vars("BRIDGE_ECHO", local), env
+        assert [e["local_port"] for e in kb.session()["entries"]] == [local]
+        assert "port_shifted" in kb.events("echo.default.80")
+        roundtrip_ok(int(env["BRIDGE_ECHO_PORT"]))
+    finally:
+        blocker.close()
+
+
+# --------------------------------------------------------------------------
+# 6. disconnect
+
+
+def test_disconnect(kb):
+    port = local_port()
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "-t", "echo:80:%d" % port)
+    assert r.returncode == 0, r
+    row = kb.row("echo.default.80")
+    kpid = row["kubectl_pid"]
+
+    r = kb.run("--json", "disconnect", "--dry-run")
+    assert r.returncode == 0, r
+    doc = r.json()
+    assert doc["dry_run"] is True and [b["name"] for b in doc["bridges"]] == ["echo.default.80"], doc
+    r = kb.run("disconnect", "--dry-run")
+    assert r.returncode == 0 and "echo.default.80" in r.stdout, r
+    assert proc_alive(kpid) and os.path.exists(kb.path("session.json"))
+    assert kb.row("echo.default.80")["state"] == "connected"
+
+    # not a terminal, no -y: refused
+    r = kb.run("disconnect", stdin_data="y\n")
+    assert r.returncode == 2 and "refusing without -y" in r.output, r
+    r = kb.run("disconnect")
+    assert r.returncode == 2, r
+    assert proc_alive(kpid) and os.path.exists(kb.path("bridge.env"))
+    assert roundtrip_works(port)
+
+    stop = kb.run("disconnect", "-y")
+    assert stop.returncode == 0, stop
+    wait_for(lambda: not proc_alive(kpid), 10, "kubectl %d gone" % kpid)
+    assert kb.kubectl_processes() == [], kb.describe(kb.kubectl_processes())
+    assert not os.path.exists(kb.path("session.json"))
+    assert not os.path.exists(kb.path("bridge.env"))
+    assert os.path.exists(kb.path("echo.default.80.log"))  # audit kept
+    assert "bridge_stopped" in kb.events("echo.default.80")
+    assert not any(b.get("state") in ("connected", "starting", "reconnecting")
+                   for b in kb.k8s_rows().values())
+    assert not roundtrip_works(port)
+    # nothing left: a second disconnect is fine and stops nothing
+    r = kb.run("--json", "disconnect", "-y")
+    assert r.returncode == 0 and r.json() == {"bridges": [], "dry_run": False}, r
+    # the same wording as `down`: "NAME: stopped"
+    assert "echo.default.80: stopped" in stop.stdout.splitlines(), stop
+
+
+# --------------------------------------------------------------------------
+# 7. env formats, namespace collision, shell
+
+
+def parse_sh(text):
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"^export ([A-Z0-9_]+)='([^']*)'$", line)
+        assert m, "not an sh export line: %r" % line
+        out[m.group(1)] = m.group(2)
+    return out
+
+
+def parse_fish(text):
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"^set -gx ([A-Z0-9_]+) '([^']*)'$", line)
+        assert m, "not a fish set line: %r" % line
+        out[m.group(1)] = m.group(2)
+    return out
+
+
+def parse_dotenv(text):
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            assert not line.startswith("# devbridge"), text
+            continue
+        k, sep, v = line.partition("=")
+        assert sep and re.match(r"^[A-Z0-9_]+$", k), "not a dotenv line: %r" % line
+        out[k] = v
+    return out
+
+
+def test_env_formats_namespace_collision_and_shell(kb, tmp_path):
+    # nothing connected yet: empty output, exit 0
+    for args, want in ((("env",), ""), (("env", "--format", "json"), {}), (("--json", "env"), {})):
+        r = kb.run(*args)
+        assert r.returncode == 0, r
+        assert (r.json() if want == {} else r.stdout) == want, r
+    r = kb.run("shell", "--", "sh", "-c", "env | grep -c ^BRIDGE_ || true")
+    assert r.returncode == 0 and r.stdout.strip() == "0", r
+    assert "no active Kubernetes bridges" in r.stderr, r
+
+    l1, l2 = local_port(), local_port()
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "-t", "echo:80:%d" % l1)
+    assert r.returncode == 0, r
+    assert ("default/echo:80 -> 127.0.0.1:%d connected (bridge echo.default.80, BRIDGE_ECHO_*)"
+            % l1) in r.stdout, r
+    r = kb.run("--json", "env")
+    assert r.returncode == 0 and r.json() == env_vars("BRIDGE_ECHO", l1), r
+    k1 = kb.row("echo.default.80")["kubectl_pid"]
+    # the same target again: already running, nothing restarted
+    r = kb.run("--json", "connect", "--kubeconfig", kb.kubeconfig, "-t", "echo:80:%d" % l1)
+    assert r.returncode == 0, r
+    assert [(b["name"], b["result"]) for b in r.json()["bridges"]] == [
+        ("echo.default.80", "already_running")], r
+    assert kb.row("echo.default.80")["kubectl_pid"] == k1
+
+    # the same service name in another namespace: both get the namespace
+    r = kb.run("--json", "connect", "--kubeconfig", kb.kubeconfig, "-t", "other/echo:80:%d" % l2)
+    assert r.returncode == 0, r
+    b = r.json()["bridges"]
+    assert [(x["name"], x["result"], x["env_prefix"]) for x in b] == [
+        ("echo.other.80", "connected", "BRIDGE_OTHER_ECHO")], b
+    want = dict(env_vars("BRIDGE_DEFAULT_ECHO", l1), **env_vars("BRIDGE_OTHER_ECHO", l2))
+
+    r = kb.run("env", "--format", "json")
+    assert r.returncode == 0 and r.json() == want, r
+    r = kb.run("--json", "env")
+    assert r.returncode == 0 and r.json() == want, r
+    r = kb.run("env", "--format", "fish")
+    assert r.returncode == 0 and parse_fish(r.stdout) == want, r
+    r = kb.run("env", "--format", "dotenv")
+    assert r.returncode == 0 and parse_dotenv(r.stdout) == want, r
+    assert bridge_vars(kb.bridge_env()) == want
+    sh = kb.run("env")
+    assert sh.returncode == 0 and parse_sh(sh.stdout) == want, sh
+    r2 = kb.run("env", "--format", "sh")
+    assert r2.stdout == sh.stdout, r2
+    assert re.search(r"^# default/echo", sh.stdout, re.M) and re.search(
+        r"^# other/echo", sh.stdout, re.M), sh
+    # what a user does with it: eval in a shell
+    out = subprocess.run(["/bin/sh", "-c", 'eval "$1"; echo "$BRIDGE_DEFAULT_ECHO_PORT '
+                          '$BRIDGE_OTHER_ECHO_URL ${BRIDGE_ECHO_PORT-unset}"', "sh", sh.stdout],
+                         capture_output=True, text=True, timeout=10)
+    assert out.stdout.strip() == "%d http://127.0.0.1:%d unset" % (l1, l2), out
+
+    # both bridges carry data, reached through their variables
+    roundtrip_ok(int(want["BRIDGE_DEFAULT_ECHO_PORT"]), 256 * 1024)
+    roundtrip_ok(int(want["BRIDGE_OTHER_ECHO_PORT"]), 256 * 1024)
+
+    r = kb.run("shell", "--", "sh", "-c", "echo $BRIDGE_DEFAULT_ECHO_PORT $BRIDGE_OTHER_ECHO_PORT")
+    assert r.returncode == 0, r
+    assert r.stdout.strip() == "%d %d" % (l1, l2), r
+    assert "injected 6 BRIDGE_* variables from 2 bridges" in r.stderr, r
+    r = kb.run("shell", "--", "sh", "-c", "exit 7")
+    assert r.returncode == 7, r
+    # $SHELL when no command is given
+    r = kb.run("shell", env={"SHELL": "/bin/sh"}, stdin_data="echo $BRIDGE_OTHER_ECHO_HOST\n")
+    assert r.returncode == 0 and r.stdout.strip() == "127.0.0.1", r
+
+
+# --------------------------------------------------------------------------
+# 8. --profile selects another namespace's targets; --dry-run starts nothing
+
+
+def write_profile_config(kb, l1, l2):
+    cfg = os.path.join(kb.tmp, "devbridge.yaml")
+    with open(cfg, "w") as f:
+        f.write("bridge:\n"
+                "  kubeconfig: %s\n"
+                "  context: %s\n"
+                "  namespace: default\n"
+                "  targets:\n"
+                "    - service: echo\n"
+                "      port: 80\n"
+                "      local_port: %d\n"
+                "\n"
+                "profiles:\n"
+                "  other-debug:\n"
+                "    bridge:\n"
+                "      context: %s\n"
+                "      namespace: other\n"
+                "      targets:\n"
+                "        - service: echo2\n"
+                "          port: 80\n"
+                "          local_port: %d\n" % (kb.kubeconfig, kb.sim.context, l1,
+                                                 kb.sim.context, l2))
+    return cfg
+
+
+def test_profile_selects_other_namespace(kb):
+    l1, l2 = local_port(), local_port()
+    cfg = write_profile_config(kb, l1, l2)
+    # without the profile: default/echo (dry run)
+    r = kb.run("--config", cfg, "--json", "--dry-run", "connect")
+    assert r.returncode == 0, r
+    assert [b["name"] for b in r.json()["bridges"]] == ["echo.default.80"], r
+
+    r = kb.run("--config", cfg, "--profile", "other-debug", "--json", "connect")
+    assert r.returncode == 0, r
+    doc = r.json()
+    assert [(b["name"], b["namespace"], b["result"], b["local_port"]) for b in doc["bridges"]] == [
+        ("echo2.other.80", "other", "connected", l2)], doc
+    assert set(kb.k8s_rows()) == {"echo2.other.80"}
+    check_row(kb.row("echo2.other.80"), "echo2.other.80", "echo2", "other", 80, l2, l2)
+    env = kb.bridge_env()
+    assert env == env_vars("BRIDGE_ECHO2", l2), env
+    roundtrip_ok(int(env["BRIDGE_ECHO2_PORT"]))
+    assert not roundtrip_works(l1)
+
+
+def test_connect_dry_run_starts_nothing(kb):
+    port = local_port()
+    r = kb.run("--json", "connect", "--dry-run", "--kubeconfig", kb.kubeconfig,
+               "-t", "other/echo2:80", "-t", "echo:80:%d" % port)
+    assert r.returncode == 0, r
+    doc = r.json()
+    assert doc["dry_run"] is True, doc
+    argv = {b["name"]: b["argv"] for b in doc["bridges"]}
+    assert set(argv) == {"echo2.other.80", "echo.default.80"}, doc
+    assert_kubectl_argv(argv["echo2.other.80"], kb.kubeconfig, "other", "echo2", 80, 80)
+    assert_kubectl_argv(argv["echo.default.80"], kb.kubeconfig, "default", "echo", port, 80)
+
+    r = kb.run("connect", "--dry-run", "--kubeconfig", kb.kubeconfig, "-t", "other/echo2:80")
+    assert r.returncode == 0, r
+    lines = [l for l in r.stdout.splitlines() if "port-forward" in l]
+    assert len(lines) == 1, r
+    words = shlex.split(lines[0][lines[0].index("kubectl"):])
+    assert_kubectl_argv(words, kb.kubeconfig, "other", "echo2", 80, 80)
+
+    # no --kubeconfig, no $KUBECONFIG: ~/.kube/config
+    os.makedirs(os.path.join(kb.home, ".kube"))
+    with open(kb.kubeconfig) as src, open(os.path.join(kb.home, ".kube", "config"), "w") as dst:
+        dst.write(src.read())
+    r = kb.run("--json", "connect", "--dry-run", "-t", "echo:80:%d" % port,
+               env={"KUBECONFIG": None})
+    assert r.returncode == 0, r
+    assert [b["name"] for b in r.json()["bridges"]] == ["echo.default.80"], r
+
+    # the pre-checks still run
+    r = kb.run("connect", "--dry-run", "--kubeconfig", kb.kubeconfig, "-t", "nosuchsvc:80")
+    assert r.returncode == 63, r
+
+    # and nothing was started
+    assert kb.kubectl_processes() == []
+    assert kb.our_processes() == [], kb.describe(kb.our_processes())
+    assert not os.path.exists(kb.path("session.json"))
+    assert not os.path.exists(kb.path("bridge.env"))
+    assert not kb.k8s_rows()
+    assert not roundtrip_works(port)
