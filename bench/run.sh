@@ -303,3 +303,4 @@ rec "{\"kind\":\"end\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
 h report records.jsonl "$RESULTS_MD"
 step "wrote $RESULTS_MD"
 "$ROOT/bench/container.sh" # the devcontainer bridge benchmark (root; bench/container-results.md)
+"$ROOT/bench/k8s.sh" # the Kubernetes bridge benchmark (root, kubectl; bench/k8s-results.md)

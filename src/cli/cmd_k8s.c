@@ -191,7 +191,9 @@ static int add_cfg_target(struct cli *c, struct kplan *p, const struct cfg_targe
 	return 0;
 }
 
-/* Kubeconfig (60), then reachability (61): exit code or 0. */
+/* Kubeconfig (60), then reachability (61), with the context in use and
+ * its namespace learnt on the way: exit code or 0.  The two kubectl runs
+ * go at once. */
 static int check_cluster(struct cli *c, struct kplan *p)
 {
 	const char *list = p->kubeconfig[0] ? p->kubeconfig : NULL;
@@ -206,29 +208,30 @@ static int check_cluster(struct cli *c, struct kplan *p)
 		    "kubeconfig not found: %s (give --kubeconfig, set bridge.kubeconfig "
 		    "or $KUBECONFIG)",
 		    list);
-	char err[2048], msg[512];
-	const char *ver[] = {"get", "--raw", "/version", "--request-timeout=10s", NULL};
-	int r = kctl_run(&p->k, ver, NULL, 0, err, sizeof err, KCTL_TIMEOUT_MS);
-	if (r == -ENOENT)
-		return cli_error(c, EXIT_ERROR, "kubectl not found on PATH: install kubectl");
-	if (r != 0) {
-		kctl_message(err, msg, sizeof msg);
-		return cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE, "cluster%s%s unreachable: %s",
-				 p->context[0] ? " of context " : "", p->context,
-				 r == -ETIMEDOUT ? "kubectl timed out"
-				 : *msg		 ? msg
-						 : "kubectl failed");
-	}
-	/* The context in use and its namespace, for defaults and messages. */
-	char *out = NULL;
-	const char *view[] = {
+	static const char *const ver[] = {"get", "--raw", "/version", "--request-timeout=10s",
+					  NULL};
+	static const char *const view[] = {
 	    "config",
 	    "view",
 	    "--minify",
 	    "-o",
 	    "jsonpath={.current-context}{\"\\n\"}{.contexts[0].context.namespace}",
 	    NULL};
-	if (kctl_run(&p->k, view, &out, 4096, err, sizeof err, KCTL_TIMEOUT_MS) == 0 && out) {
+	struct kctl_job jobs[2] = {{.args = ver}, {.args = view, .max = 4096}};
+	kctl_run_all(&p->k, jobs, 2, KCTL_TIMEOUT_MS);
+	int r = jobs[0].status, code = 0;
+	char msg[512];
+	if (r == -ENOENT) {
+		code = cli_error(c, EXIT_ERROR, "kubectl not found on PATH: install kubectl");
+	} else if (r != 0) {
+		kctl_message(jobs[0].err, msg, sizeof msg);
+		code = cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE, "cluster%s%s unreachable: %s",
+				 p->context[0] ? " of context " : "", p->context,
+				 r == -ETIMEDOUT ? "kubectl timed out"
+				 : *msg		 ? msg
+						 : "kubectl failed");
+	} else if (jobs[1].status == 0 && jobs[1].out) {
+		char *out = jobs[1].out;
 		size_t l = strcspn(out, "\n");
 		snprintf(p->shown_context, sizeof p->shown_context, "%.*s", (int)l, out);
 		if (!p->namespace[0] && out[l] == '\n') {
@@ -238,10 +241,11 @@ static int check_cluster(struct cli *c, struct kplan *p)
 				snprintf(p->namespace, sizeof p->namespace, "%s", ns);
 		}
 	}
-	free(out);
+	free(jobs[0].out);
+	free(jobs[1].out);
 	if (!p->shown_context[0])
 		snprintf(p->shown_context, sizeof p->shown_context, "%s", p->context);
-	return 0;
+	return code;
 }
 
 static bool says(const char *err, const char *what)
@@ -267,41 +271,34 @@ static int get_error(struct cli *c, const struct kplan *p, const char *err, cons
 
 /* Namespace exists (62)?  A user who may not read namespaces is not
  * stopped here: the service check that follows still speaks. */
-static int check_namespace(struct cli *c, const struct kplan *p, const char *ns)
+static int check_namespace(struct cli *c, const struct kplan *p, const char *ns,
+			   const struct kctl_job *j)
 {
-	char err[2048];
-	const char *a[] = {"get", "namespace", ns, "-o", "name", NULL};
-	int r = kctl_run(&p->k, a, NULL, 0, err, sizeof err, KCTL_TIMEOUT_MS);
-	if (r == 0 || says(err, "Forbidden") || says(err, "forbidden"))
+	if (j->status == 0 || says(j->err, "Forbidden") || says(j->err, "forbidden"))
 		return 0;
-	if (says(err, "NotFound") || says(err, "not found"))
+	if (says(j->err, "NotFound") || says(j->err, "not found"))
 		return cli_error(c, EXIT_K8S_NAMESPACE_NOT_FOUND,
 				 "namespace '%s' not found in context %s", ns, p->shown_context);
 	char what[128];
 	snprintf(what, sizeof what, "namespace %s", ns);
-	return get_error(c, p, err, what);
+	return get_error(c, p, j->err, what);
 }
 
 /* Service exists with that port and a selector (63); RBAC (68). */
-static int check_service(struct cli *c, const struct kplan *p, const struct target *t)
+static int check_service(struct cli *c, const struct kplan *p, const struct target *t,
+			 const struct kctl_job *j)
 {
-	char err[2048], what[160];
-	char *out = NULL;
+	char what[160];
 	snprintf(what, sizeof what, "service %s/%s", t->namespace, t->service);
-	const char *a[] = {"get",	 "service", t->service, "--namespace",
-			   t->namespace, "-o",	    "json",	NULL};
-	int r = kctl_run(&p->k, a, &out, 1 << 20, err, sizeof err, KCTL_TIMEOUT_MS);
-	if (r != 0) {
-		free(out);
-		if (says(err, "NotFound") || says(err, "not found"))
+	if (j->status != 0) {
+		if (says(j->err, "NotFound") || says(j->err, "not found"))
 			return cli_error(c, EXIT_K8S_SERVICE_NOT_FOUND,
 					 "service '%s' not found in namespace '%s'", t->service,
 					 t->namespace);
-		return get_error(c, p, err, what);
+		return get_error(c, p, j->err, what);
 	}
 	json_error_t je;
-	json_t *svc = json_loads(out, 0, &je);
-	free(out);
+	json_t *svc = j->out ? json_loads(j->out, 0, &je) : NULL;
 	json_t *spec = json_object_get(svc, "spec");
 	json_t *ports = json_object_get(spec, "ports");
 	char have[256] = "";
@@ -342,12 +339,26 @@ static int check_service(struct cli *c, const struct kplan *p, const struct targ
 	return code;
 }
 
+/* Every namespace and service question at once (one kubectl each, in
+ * parallel), then the answers in target order: the first failure wins, as
+ * if they had been asked one by one. */
 static int precheck(struct cli *c, struct kplan *p)
 {
 	int r = check_cluster(c, p);
 	if (r)
 		return r;
-	for (size_t i = 0; i < p->n; i++) {
+	/* Per target: [0] its namespace (first target of that namespace
+	 * only), [1] its service. */
+	struct kctl_job *jobs = calloc(2 * p->n, sizeof *jobs);
+	const char *(*args)[8] = calloc(2 * p->n, sizeof *args);
+	if (!jobs || !args) {
+		free(jobs);
+		free(args);
+		return cli_error(c, EXIT_ERROR, "out of memory");
+	}
+	size_t nj = 0;
+	ssize_t ns_job[MAX_TARGETS], svc_job[MAX_TARGETS];
+	for (size_t i = 0; i < p->n && !r; i++) {
 		struct target *t = &p->t[i];
 		if (!t->namespace[0])
 			snprintf(t->namespace, sizeof t->namespace, "%s",
@@ -356,18 +367,39 @@ static int precheck(struct cli *c, struct kplan *p)
 			t->local = t->port;
 		bridge_name(t->name, sizeof t->name, t->service, t->namespace, t->port);
 		bool seen = false;
-		for (size_t j = 0; j < i; j++) {
-			if (strcmp(p->t[j].name, t->name) == 0)
-				return cli_error(c, EXIT_USAGE, "%s/%s:%d is listed twice",
-						 t->namespace, t->service, t->port);
-			seen |= strcmp(p->t[j].namespace, t->namespace) == 0;
+		for (size_t k = 0; k < i; k++) {
+			if (strcmp(p->t[k].name, t->name) == 0)
+				r = cli_error(c, EXIT_USAGE, "%s/%s:%d is listed twice",
+					      t->namespace, t->service, t->port);
+			seen |= strcmp(p->t[k].namespace, t->namespace) == 0;
 		}
-		if (!seen && (r = check_namespace(c, p, t->namespace)))
-			return r;
-		if ((r = check_service(c, p, t)))
-			return r;
+		ns_job[i] = -1;
+		if (!seen) {
+			const char *a[] = {"get", "namespace", t->namespace, "-o", "name", NULL};
+			memcpy(args[nj], a, sizeof a);
+			jobs[nj].args = args[nj];
+			ns_job[i] = (ssize_t)nj++;
+		}
+		const char *a[] = {"get", "service", "--namespace", t->namespace,
+				   "-o",  "json",    t->service,    NULL};
+		memcpy(args[nj], a, sizeof a);
+		jobs[nj].args = args[nj];
+		jobs[nj].max = 1 << 20;
+		svc_job[i] = (ssize_t)nj++;
 	}
-	return 0;
+	if (!r)
+		kctl_run_all(&p->k, jobs, nj, KCTL_TIMEOUT_MS);
+	for (size_t i = 0; i < p->n && !r; i++) {
+		if (ns_job[i] >= 0)
+			r = check_namespace(c, p, p->t[i].namespace, &jobs[ns_job[i]]);
+		if (!r)
+			r = check_service(c, p, &p->t[i], &jobs[svc_job[i]]);
+	}
+	for (size_t k = 0; k < nj; k++)
+		free(jobs[k].out);
+	free(jobs);
+	free(args);
+	return r;
 }
 
 /* The argv of `devbridge __k8s-forward` for target t. */

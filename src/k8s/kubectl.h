@@ -4,6 +4,7 @@
 #define DEVBRIDGE_K8S_KUBECTL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 struct kctl {
 	const char *kubectl;	/* path or name on PATH; NULL = "kubectl" */
@@ -18,6 +19,23 @@ struct kctl {
  * timeout_ms, -ENOENT when kubectl cannot be run). */
 int kctl_run(const struct kctl *k, const char *const *args, char **out, size_t max, char *err,
 	     size_t errn, int timeout_ms);
+
+/* Several kubectl runs at once (pre-checks that do not depend on each
+ * other): each job's args in, its stdout (malloc'd, cut at max; NULL when
+ * max is 0), stderr (cut) and status out.  Returns the first non-zero
+ * status, or 0. */
+struct kctl_job {
+	const char *const *args;
+	size_t max;
+	char *out;
+	char err[2048];
+	int status; /* exit status, or -errno (-ETIMEDOUT, -ENOENT) */
+	/* private */
+	pid_t pid;
+	int fd[2];
+	size_t len, elen;
+};
+int kctl_run_all(const struct kctl *k, struct kctl_job *jobs, size_t n, int timeout_ms);
 
 /* The first line of `err` that says something, without kubectl's
  * "error: " / "Error from server (X): " prefixes; into buf. */

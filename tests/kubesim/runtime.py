@@ -284,6 +284,11 @@ class Runtime:
         _ip("-n", pr.netns, "route", "add", "default", "via", GATEWAY)
         _ip("link", "set", pr.veth, "master", BRIDGE)
         _ip("link", "set", pr.veth, "up")
+        # The IP may have belonged to a pod (of this sim or another) that
+        # just went away: a neighbour entry still naming the old veth's
+        # MAC would black-hole the host's traffic to the new pod until it
+        # times out (several seconds), so forget it now.
+        _ip("neigh", "flush", "to", pr.ip, "dev", BRIDGE, check=False)
 
     def _argv(self, pr, pod, c):
         ports = [str(p["containerPort"]) for p in (c.get("ports") or [])
