@@ -407,6 +407,20 @@ int cli_parse(struct cli *c, int argc, char **argv)
 	return 0;
 }
 
+int cli_parse_uint(struct cli *c, const char *opt, const char *v, unsigned lo, unsigned hi,
+		   unsigned *ret)
+{
+	char *end;
+	errno = 0;
+	long x = strtol(v, &end, 10);
+	if (errno || end == v || *end || x < (long)lo || x > (long)hi) {
+		cli_error(c, EXIT_USAGE, "%s: expected %u-%u, got '%s'", opt, lo, hi, v);
+		return -1;
+	}
+	*ret = (unsigned)x;
+	return 0;
+}
+
 int cli_scan_opts(struct cli *c, const struct cli_opt *opts, size_t nopts)
 {
 	int out = 0;

@@ -113,6 +113,11 @@ int cli_stop_bridge(struct cli *c, const char *name);
 /* One row of `status --json`; t may be NULL (the state file tells). */
 json_t *cli_status_row(struct cli *c, const char *name, const struct cfg_tunnel *t);
 
+/* An option's decimal value in [lo, hi]: 0, or -1 after a usage error
+ * naming `opt` was reported. */
+int cli_parse_uint(struct cli *c, const char *opt, const char *v, unsigned lo, unsigned hi,
+		   unsigned *ret);
+
 /* Whether to use colour on stdout. */
 bool cli_color(const struct cli *c);
 

@@ -41,19 +41,6 @@ static int parse_port(struct cli *c, const char *opt, const char *v, uint16_t *r
 	return 0;
 }
 
-static int parse_uint(struct cli *c, const char *opt, const char *v, unsigned lo, unsigned hi,
-		      unsigned *ret)
-{
-	char *end;
-	long x = strtol(v, &end, 10);
-	if (*end || x < (long)lo || x > (long)hi) {
-		cli_error(c, EXIT_USAGE, "%s: expected %u-%u, got '%s'", opt, lo, hi, v);
-		return -1;
-	}
-	*ret = (unsigned)x;
-	return 0;
-}
-
 static uint16_t env_port(const char *a, const char *b, uint16_t dflt)
 {
 	const char *v = getenv(a);
@@ -137,12 +124,12 @@ int cmd_host_daemon(struct cli *c)
 	if (dport && parse_port(c, "--data-port", dport, &o.data_port, true) < 0)
 		return EXIT_USAGE;
 	if (idle) {
-		if (parse_uint(c, "--idle-timeout", idle, 1, 86400, &u) < 0)
+		if (cli_parse_uint(c, "--idle-timeout", idle, 1, 86400, &u) < 0)
 			return EXIT_USAGE;
 		o.idle_timeout_ms = u * 1000;
 	}
 	if (hb) {
-		if (parse_uint(c, "--heartbeat-ms", hb, 50, 3600000, &u) < 0)
+		if (cli_parse_uint(c, "--heartbeat-ms", hb, 50, 3600000, &u) < 0)
 			return EXIT_USAGE;
 		o.heartbeat_ms = u;
 	}
@@ -158,12 +145,12 @@ int cmd_host_daemon(struct cli *c)
 			return cli_error(c, EXIT_USAGE,
 					 "--watch-socket: '%s' is not an absolute path", watch[i]);
 	if (sscan) {
-		if (parse_uint(c, "--socket-scan-interval-ms", sscan, 100, 3600000, &u) < 0)
+		if (cli_parse_uint(c, "--socket-scan-interval-ms", sscan, 100, 3600000, &u) < 0)
 			return EXIT_USAGE;
 		o.socket_scan_ms = u;
 	}
 	if (smax) {
-		if (parse_uint(c, "--max-socket-forwards", smax, 0, HOST_MAX_SOCKETS, &u) < 0)
+		if (cli_parse_uint(c, "--max-socket-forwards", smax, 0, HOST_MAX_SOCKETS, &u) < 0)
 			return EXIT_USAGE;
 		o.max_sockets = u;
 	}
@@ -270,17 +257,17 @@ int cmd_container_daemon(struct cli *c)
 	if (dport && parse_port(c, "--data-port", dport, &o.data_port, false) < 0)
 		return EXIT_USAGE;
 	if (scan) {
-		if (parse_uint(c, "--scan-interval-ms", scan, CD_MIN_SCAN_MS, 3600000, &u) < 0)
+		if (cli_parse_uint(c, "--scan-interval-ms", scan, CD_MIN_SCAN_MS, 3600000, &u) < 0)
 			return EXIT_USAGE;
 		o.scan_ms = u;
 	}
 	if (hb) {
-		if (parse_uint(c, "--heartbeat-ms", hb, 50, 3600000, &u) < 0)
+		if (cli_parse_uint(c, "--heartbeat-ms", hb, 50, 3600000, &u) < 0)
 			return EXIT_USAGE;
 		o.heartbeat_ms = u;
 	}
 	if (ppid) {
-		if (parse_uint(c, "--parent-pid", ppid, 1, INT_MAX, &u) < 0)
+		if (cli_parse_uint(c, "--parent-pid", ppid, 1, INT_MAX, &u) < 0)
 			return EXIT_USAGE;
 		o.parent_pid = (pid_t)u;
 	}

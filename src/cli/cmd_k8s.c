@@ -609,24 +609,10 @@ int cmd_connect(struct cli *c)
 		return cli_error(c, EXIT_USAGE,
 				 "connect: unexpected '%s' (targets go after -t, e.g. -t %s:8080)",
 				 c->argv[0], c->argv[0]);
-	int timeout_s = DEFAULT_CONNECT_TIMEOUT, max_attempts = DEFAULT_MAX_ATTEMPTS;
-	if (timeout) {
-		char *end;
-		long v = strtol(timeout, &end, 10);
-		if (*end || v < 1 || v > 86400)
-			return cli_error(c, EXIT_USAGE,
-					 "--timeout: expected seconds 1-86400, got '%s'", timeout);
-		timeout_s = (int)v;
-	}
-	if (attempts) {
-		char *end;
-		long v = strtol(attempts, &end, 10);
-		if (*end || v < 0 || v > 1000)
-			return cli_error(c, EXIT_USAGE,
-					 "--max-attempts: expected 0-1000 (0 = forever), got '%s'",
-					 attempts);
-		max_attempts = (int)v;
-	}
+	unsigned timeout_s = DEFAULT_CONNECT_TIMEOUT, max_attempts = DEFAULT_MAX_ATTEMPTS;
+	if ((timeout && cli_parse_uint(c, "--timeout", timeout, 1, 86400, &timeout_s) < 0) ||
+	    (attempts && cli_parse_uint(c, "--max-attempts", attempts, 0, 1000, &max_attempts) < 0))
+		return EXIT_USAGE;
 	if (ns && !dns_label(ns))
 		return cli_error(c, EXIT_USAGE, "-n '%s': not a valid namespace name", ns);
 
@@ -688,7 +674,7 @@ int cmd_connect(struct cli *c)
 		dry_run(c, &p);
 		return EXIT_OK;
 	}
-	return connect_run(c, &p, timeout_s, max_attempts);
+	return connect_run(c, &p, (int)timeout_s, (int)max_attempts);
 }
 
 /* --- __k8s-forward: one target's supervisor --- */
@@ -729,7 +715,10 @@ int cmd_k8s_forward(struct cli *c)
 	int ready = fcntl(3, F_GETFD) >= 0 ? 3 : -1;
 	if (ready >= 0)
 		fd_set_cloexec(ready, true);
-	return k8s_pf_supervise(&f, c->argv[0], c->state_dir, attempts ? atoi(attempts) : 4, ready);
+	unsigned max_attempts = DEFAULT_MAX_ATTEMPTS;
+	if (attempts && cli_parse_uint(c, "--max-attempts", attempts, 0, 1000, &max_attempts) < 0)
+		return EXIT_USAGE;
+	return k8s_pf_supervise(&f, c->argv[0], c->state_dir, (int)max_attempts, ready);
 }
 
 /* --- env, shell --- */

@@ -414,16 +414,10 @@ int cmd_up(struct cli *c)
 	};
 	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
 		return EXIT_USAGE;
-	int timeout_s = DEFAULT_UP_TIMEOUT_S;
-	if (timeout) {
-		char *end;
-		long v = strtol(timeout, &end, 10);
-		if (*end || v < 1 || v > 86400)
-			return cli_error(c, EXIT_USAGE,
-					 "--timeout: expected seconds 1-86400, got '%s'", timeout);
-		timeout_s = (int)v;
-	}
-	return up_names(c, c->argc, c->argv, foreground, timeout_s);
+	unsigned timeout_s = DEFAULT_UP_TIMEOUT_S;
+	if (timeout && cli_parse_uint(c, "--timeout", timeout, 1, 86400, &timeout_s) < 0)
+		return EXIT_USAGE;
+	return up_names(c, c->argc, c->argv, foreground, (int)timeout_s);
 }
 
 static int run_foreground(struct cli *c, struct cli_started *v, size_t n);
@@ -684,12 +678,15 @@ int cmd_restart(struct cli *c)
 	const struct cli_opt opts[] = {{"--timeout", 0, true, &timeout, NULL}};
 	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
 		return EXIT_USAGE;
+	/* Checked before anything stops. */
+	unsigned timeout_s = DEFAULT_UP_TIMEOUT_S;
+	if (timeout && cli_parse_uint(c, "--timeout", timeout, 1, 86400, &timeout_s) < 0)
+		return EXIT_USAGE;
 	/* One document on stdout with --json: the up's. */
 	int r = down_names(c, c->argc, c->argv, c->json);
 	if (r)
 		return r;
-	int timeout_s = timeout ? atoi(timeout) : DEFAULT_UP_TIMEOUT_S;
-	return up_names(c, c->argc, c->argv, false, timeout_s > 0 ? timeout_s : 30);
+	return up_names(c, c->argc, c->argv, false, (int)timeout_s);
 }
 
 /* --- foreground --- */
