@@ -496,6 +496,8 @@ static void finish(struct sup *s)
 	if (s->state != ST_FAILED)
 		transition(s, ST_STOPPED, "bridge_stopped", "supervisor stopped");
 	notify_ready(s, SUP_READY_FAILED, EXIT_TUNNEL_FAILED, "stopped before connecting");
+	if (s->drv->finished)
+		s->drv->finished(s);
 	loop_stop(s->loop);
 }
 

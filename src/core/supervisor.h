@@ -70,6 +70,9 @@ struct sup_driver {
 	void (*state_extra)(struct sup *s, json_t *o);
 	/* Optional.  Called after every move to connected. */
 	void (*connected)(struct sup *s);
+	/* Optional.  Called once when the supervisor stops or fails for
+	 * good, its child gone, just before it exits. */
+	void (*finished)(struct sup *s);
 };
 
 struct sup_opts {

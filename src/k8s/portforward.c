@@ -292,6 +292,15 @@ static void connected(struct sup *s)
 		k->written_port = k->f->local_port;
 }
 
+/* Leaving: the session files must not keep advertising this port. */
+static void finished(struct sup *s)
+{
+	struct k8s_sup *k = sup_ctx(s);
+	int r = k8s_session_write_without(k->state_dir, sup_name(s));
+	if (r < 0)
+		log_error("%s: cannot write the session files: %s", sup_name(s), strerror(-r));
+}
+
 static const struct sup_driver k8s_driver = {
     .kind = "k8s",
     .program = "kubectl",
@@ -310,6 +319,7 @@ static const struct sup_driver k8s_driver = {
     .describe = describe,
     .state_extra = state_extra,
     .connected = connected,
+    .finished = finished,
 };
 
 int k8s_pf_supervise(struct k8s_fwd *f, const char *name, const char *state_dir, int max_attempts,

@@ -30,7 +30,8 @@ static int cmp_entry(const void *a, const void *b)
 	return strcmp(((const struct k8s_entry *)a)->name, ((const struct k8s_entry *)b)->name);
 }
 
-int k8s_session_list(const char *dir, const char *self, struct k8s_entry **ret, size_t *ret_n)
+static int list(const char *dir, const char *self, bool self_live, struct k8s_entry **ret,
+		size_t *ret_n)
 {
 	*ret = NULL;
 	*ret_n = 0;
@@ -53,7 +54,9 @@ int k8s_session_list(const char *dir, const char *self, struct k8s_entry **ret, 
 		const char *kind = json_string_value(json_object_get(st, "kind"));
 		pid_t live = 0;
 		if (kind && strcmp(kind, "k8s") == 0)
-			live = self && strcmp(self, name) == 0 ? getpid() : state_probe(dir, name);
+			live = !self || strcmp(self, name) != 0 ? state_probe(dir, name)
+			       : self_live			? getpid()
+								: 0;
 		if (!live) {
 			json_decref(st);
 			continue;
@@ -92,6 +95,17 @@ int k8s_session_list(const char *dir, const char *self, struct k8s_entry **ret, 
 	*ret = v;
 	*ret_n = n;
 	return 0;
+}
+
+int k8s_session_list(const char *dir, const char *self, struct k8s_entry **ret, size_t *ret_n)
+{
+	return list(dir, self, true, ret, ret_n);
+}
+
+int k8s_session_list_without(const char *dir, const char *self, struct k8s_entry **ret,
+			     size_t *ret_n)
+{
+	return list(dir, self, false, ret, ret_n);
 }
 
 /* --- variable names --- */
@@ -307,7 +321,7 @@ static int write_files(const char *dir, const struct k8s_entry *v, size_t n)
 	return r;
 }
 
-int k8s_session_write(const char *dir, const char *self)
+static int write_session(const char *dir, const char *self, bool self_live)
 {
 	char path[PATH_MAX];
 	int r = dir_file(path, sizeof path, dir, LOCK_FILE);
@@ -326,12 +340,22 @@ int k8s_session_write(const char *dir, const char *self)
 		}
 	struct k8s_entry *v;
 	size_t n;
-	r = k8s_session_list(dir, self, &v, &n);
+	r = list(dir, self, self_live, &v, &n);
 	if (r == 0)
 		r = write_files(dir, v, n);
 	free(v);
 	close(fd);
 	return r;
+}
+
+int k8s_session_write(const char *dir, const char *self)
+{
+	return write_session(dir, self, true);
+}
+
+int k8s_session_write_without(const char *dir, const char *self)
+{
+	return write_session(dir, self, false);
 }
 
 void k8s_session_remove(const char *dir)

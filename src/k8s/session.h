@@ -34,6 +34,9 @@ struct k8s_entry {
  * without a probe, because opening and closing its own pid file would drop
  * the POSIX lock it holds (see state.h). */
 int k8s_session_list(const char *dir, const char *self, struct k8s_entry **ret, size_t *ret_n);
+/* The same, with `self` counted as gone (a supervisor on its way out). */
+int k8s_session_list_without(const char *dir, const char *self, struct k8s_entry **ret,
+			     size_t *ret_n);
 
 /* Assign e->env for every entry (pure; see the rules above). */
 void k8s_env_names(struct k8s_entry *v, size_t n);
@@ -42,6 +45,8 @@ void k8s_env_names(struct k8s_entry *v, size_t n);
  * bridges; removes both when there are none.  Serialised by a lock file so
  * concurrent supervisors cannot lose each other's update. */
 int k8s_session_write(const char *dir, const char *self);
+/* The same for a supervisor that is stopping: its bridge leaves the files. */
+int k8s_session_write_without(const char *dir, const char *self);
 
 /* Remove session.json and bridge.env. */
 void k8s_session_remove(const char *dir);

@@ -598,6 +598,15 @@ def test_env_formats_namespace_collision_and_shell(kb, tmp_path):
     r = kb.run("shell", env={"SHELL": "/bin/sh"}, stdin_data="echo $BRIDGE_OTHER_ECHO_HOST\n")
     assert r.returncode == 0 and r.stdout.strip() == "127.0.0.1", r
 
+    # `down` of one bridge: it leaves bridge.env and session.json at once,
+    # and the other keeps its short name again
+    r = kb.run("down", "echo.other.80")
+    assert r.returncode == 0, r
+    assert bridge_vars(kb.bridge_env()) == env_vars("BRIDGE_ECHO", l1)
+    assert [e["name"] for e in kb.session()["entries"]] == ["echo.default.80"]
+    r = kb.run("--json", "env")
+    assert r.returncode == 0 and r.json() == env_vars("BRIDGE_ECHO", l1), r
+
 
 # --------------------------------------------------------------------------
 # 8. --profile selects another namespace's targets; --dry-run starts nothing
