@@ -118,7 +118,7 @@ static const struct cli_command commands[] = {
      "get/list/watch; pods/portforward create; endpoints get/list; and, cluster-wide,\n"
      "namespaces get."},
     {"connect", cmd_connect,
-     "connect [-t [NS/]SVC:PORT[:LOCAL]]... [--kubeconfig F] [--context C] [-n NS]",
+     "connect [-t [NS/]SVC:PORT[:LOCAL]]... [--kubeconfig F] [--context C] [-n NS] [-F]",
      "forward Kubernetes services to local ports (kubectl port-forward, supervised)",
      "Starts one supervised `kubectl port-forward svc/SVC LOCAL:PORT` per target and\n"
      "returns once each is connected (a TCP probe went through) or failed.  Without -t\n"
@@ -132,6 +132,7 @@ static const struct cli_command commands[] = {
      "  --timeout SECONDS    how long to wait for every target (default 60)\n"
      "  --max-attempts N     kubectl runs before a target that never connected fails\n"
      "                       (default 4: retries after 1, 2, 4 s; 0 = forever)\n"
+     "  -F, --foreground     stay attached; Ctrl+C (SIGINT) or SIGTERM stops the bridges\n"
      "  --dry-run            run the checks, print the kubectl command lines, start nothing\n\n"
      "A taken local port moves to the next free one (kubectl's own bind is the check),\n"
      "shown in the output and logged as port_shifted.  Once connected, a bridge whose\n"

@@ -107,6 +107,10 @@ int cli_spawn_supervisor(struct cli *c, struct cli_started *s, char *const *args
 /* Wait for each supervisor's first line on its ready pipe, or the deadline
  * (then result "timeout", EXIT_TIMEOUT). */
 void cli_wait_ready(struct cli_started *v, size_t n, int timeout_s);
+/* Stay attached to supervisors started with `foreground`: return when
+ * they have all exited (the first non-zero exit code), or stop them all on
+ * SIGINT/SIGTERM (Ctrl+C) and return 0. */
+int cli_run_foreground(struct cli *c, struct cli_started *v, size_t n);
 /* Stop NAME's supervisor (SIGTERM through a pidfd, SIGKILL after a grace
  * period); 1 if it was running, 0 if not, -errno on error. */
 int cli_stop_bridge(struct cli *c, const char *name);

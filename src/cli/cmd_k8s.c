@@ -488,7 +488,8 @@ static int check_session(struct cli *c, const struct kplan *p)
 	return r;
 }
 
-static int connect_run(struct cli *c, struct kplan *p, int timeout_s, int max_attempts)
+static int connect_run(struct cli *c, struct kplan *p, int timeout_s, int max_attempts,
+		       bool foreground)
 {
 	int r = cli_state_dir(c);
 	if (r || (r = check_session(c, p)))
@@ -500,7 +501,7 @@ static int connect_run(struct cli *c, struct kplan *p, int timeout_s, int max_at
 		s->fd = -1;
 		char pb[3][16], *ports[3] = {pb[0], pb[1], pb[2]}, *args[40];
 		forward_args(c, p, t, max_attempts, ports, args);
-		r = cli_spawn_supervisor(c, s, args, false);
+		r = cli_spawn_supervisor(c, s, args, foreground);
 		if (r < 0) {
 			s->done = true;
 			s->result = "failed";
@@ -572,7 +573,6 @@ static int connect_run(struct cli *c, struct kplan *p, int timeout_s, int max_at
 		printf("variables: %s/bridge.env (`devbridge env`, `devbridge shell`)\n",
 		       c->state_dir);
 	free(ents);
-	free(sv);
 	if (c->json) {
 		char sf[PATH_MAX + 16], ef[PATH_MAX + 16];
 		snprintf(sf, sizeof sf, "%s/session.json", c->state_dir);
@@ -587,6 +587,9 @@ static int connect_run(struct cli *c, struct kplan *p, int timeout_s, int max_at
 			cli_print_json(doc);
 	}
 	json_decref(rows);
+	if (foreground && code == EXIT_OK)
+		code = cli_run_foreground(c, sv, p->n);
+	free(sv);
 	return code;
 }
 
@@ -595,6 +598,7 @@ int cmd_connect(struct cli *c)
 	const char *kubeconfig = NULL, *context = NULL, *ns = NULL, *timeout = NULL,
 		   *attempts = NULL, *targets[MAX_TARGETS];
 	size_t ntargets = 0;
+	bool foreground = false;
 	const struct cli_opt opts[] = {
 	    {"--target", 't', true, NULL, NULL, targets, &ntargets, MAX_TARGETS},
 	    {"--kubeconfig", 0, true, &kubeconfig, NULL},
@@ -602,6 +606,7 @@ int cmd_connect(struct cli *c)
 	    {"--namespace", 'n', true, &ns, NULL},
 	    {"--timeout", 0, true, &timeout, NULL},
 	    {"--max-attempts", 0, true, &attempts, NULL},
+	    {"--foreground", 'F', false, NULL, &foreground},
 	};
 	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
 		return EXIT_USAGE;
@@ -674,7 +679,7 @@ int cmd_connect(struct cli *c)
 		dry_run(c, &p);
 		return EXIT_OK;
 	}
-	return connect_run(c, &p, (int)timeout_s, (int)max_attempts);
+	return connect_run(c, &p, (int)timeout_s, (int)max_attempts, foreground);
 }
 
 /* --- __k8s-forward: one target's supervisor --- */

@@ -420,8 +420,6 @@ int cmd_up(struct cli *c)
 	return up_names(c, c->argc, c->argv, foreground, (int)timeout_s);
 }
 
-static int run_foreground(struct cli *c, struct cli_started *v, size_t n);
-
 static int up_names(struct cli *c, int argc, char **argv, bool foreground, int timeout_s)
 {
 	int r = cli_load_config(c);
@@ -553,7 +551,7 @@ static int up_names(struct cli *c, int argc, char **argv, bool foreground, int t
 	}
 	json_decref(rows);
 	if (foreground)
-		code = run_foreground(c, v, nsel);
+		code = cli_run_foreground(c, v, nsel);
 	free(v);
 	return code;
 }
@@ -691,7 +689,7 @@ int cmd_restart(struct cli *c)
 
 /* --- foreground --- */
 
-static int run_foreground(struct cli *c, struct cli_started *v, size_t n)
+int cli_run_foreground(struct cli *c, struct cli_started *v, size_t n)
 {
 	sigset_t set;
 	sigemptyset(&set);
@@ -719,7 +717,7 @@ static int run_foreground(struct cli *c, struct cli_started *v, size_t n)
 				if (WIFEXITED(st) && WEXITSTATUS(st) != 0) {
 					code = WEXITSTATUS(st);
 					fprintf(stderr, "%s: supervisor exited (code %d)\n",
-						v[i].t->name, code);
+						v[i].name, code);
 				}
 			}
 		}

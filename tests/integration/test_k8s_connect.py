@@ -697,3 +697,35 @@ def test_connect_dry_run_starts_nothing(kb):
     assert not os.path.exists(kb.path("bridge.env"))
     assert not kb.k8s_rows()
     assert not roundtrip_works(port)
+
+
+# --------------------------------------------------------------------------
+# 9. --foreground: stays attached; Ctrl+C tears the bridges down
+
+
+def test_connect_foreground_ctrl_c(kb):
+    port = local_port()
+    out_path = os.path.join(kb.tmp, "fg.out")
+    with open(out_path, "wb") as out:
+        p = subprocess.Popen([kb.bin, "--state-dir", kb.state_dir, "connect", "--foreground",
+                              "--kubeconfig", kb.kubeconfig, "-t", "echo:80:%d" % port],
+                             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                             env=kb.env(), cwd=kb.tmp)
+    try:
+        wait_for(lambda: "Ctrl+C stops the bridges" in open(out_path).read()
+                 or p.poll() is not None, 30, "connect --foreground attached")
+        assert p.poll() is None, open(out_path).read()
+        roundtrip_ok(port, 256 * 1024)
+        assert bridge_vars(kb.bridge_env()) == env_vars("BRIDGE_ECHO", port)
+        p.send_signal(signal.SIGINT)
+        assert p.wait(20) == 0, open(out_path).read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert "devbridge: stopped" in open(out_path).read()
+    # torn down: no kubectl, nothing listening, no variables advertised
+    assert not kb.kubectl_processes()
+    assert not roundtrip_works(port)
+    assert not os.path.exists(kb.path("bridge.env"))
+    assert not kb.k8s_rows()
