@@ -197,23 +197,41 @@ static int run_capture(char *const *argv, char *buf, size_t n, int timeout_ms)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* Kubernetes rows.  They count against readiness only when the config has
- * a bridge: section (the user asked for this world). */
-static void doctor_k8s(struct doc_row *d, bool required)
+/* Kubernetes rows, for the cluster connect would use: the config's
+ * bridge.kubeconfig and bridge.context (with --profile), else kubectl's
+ * defaults.  They count against readiness only when the config has a
+ * bridge: section (the user asked for this world). */
+static void doctor_k8s(struct doc_row *d, const struct cfg *cfg, const char *profile)
 {
-	char buf[4200], out[512];
+	bool required = cfg && cfg->has_bridge;
+	struct cfg_bridge b = {0};
+	if (cfg && cfg_bridge_resolve(cfg, profile, &b) < 0)
+		memset(&b, 0, sizeof b);
+	char buf[4200];
+	struct kctl k = {.kubeconfig = b.kubeconfig, .context = b.context};
 	char *kubectl = spawn_which("kubectl");
 	if (!kubectl) {
 		report(d, "kubectl", false, "not on PATH (needed for connect and intercept)",
 		       required);
 		return;
 	}
-	char *ver[] = {kubectl, "version", "--client", NULL};
-	int r = run_capture(ver, out, sizeof out, 20000);
-	snprintf(buf, sizeof buf, "%s (%s)", kubectl, r == 0 ? out : "version unknown");
+	k.kubectl = kubectl;
+	static const char *const ver[] = {"version", "--client", NULL};
+	struct kctl_job jobs[2] = {{.args = ver, .max = 512}};
+	struct kctl none = {.kubectl = kubectl};
+	kctl_run_all(&none, jobs, 1, 20000);
+	char *v = jobs[0].out;
+	if (v)
+		v[strcspn(v, "\n")] = '\0';
+	snprintf(buf, sizeof buf, "%s (%s)", kubectl,
+		 jobs[0].status == 0 && v && *v ? v : "version unknown");
+	free(jobs[0].out);
 	report(d, "kubectl", true, buf, required);
 	char kc[4096];
-	kctl_default_kubeconfig(kc, sizeof kc);
+	if (b.kubeconfig)
+		snprintf(kc, sizeof kc, "%s", b.kubeconfig);
+	else
+		kctl_default_kubeconfig(kc, sizeof kc);
 	if (!kctl_kubeconfig_exists(kc)) {
 		snprintf(buf, sizeof buf, "%s: not found", kc);
 		report(d, "kubeconfig", false, buf, required);
@@ -222,13 +240,20 @@ static void doctor_k8s(struct doc_row *d, bool required)
 	}
 	report(d, "kubeconfig", true, kc, required);
 	/* What connect's pre-check asks: /version needs no RBAC grant. */
-	char *info[] = {kubectl, "get", "--raw", "/version", "--request-timeout=5s", NULL};
-	r = run_capture(info, out, sizeof out, 20000);
+	static const char *const info[] = {"get", "--raw", "/version", "--request-timeout=5s",
+					   NULL};
+	memset(jobs, 0, sizeof jobs);
+	jobs[0].args = info;
+	kctl_run_all(&k, jobs, 1, 20000);
+	char msg[512];
+	kctl_message(jobs[0].err, msg, sizeof msg);
+	int r = jobs[0].status;
 	if (r == 0)
-		snprintf(buf, sizeof buf, "the API server answered");
+		snprintf(buf, sizeof buf, "the API server%s%s answered",
+			 b.context ? " of context " : "", b.context ? b.context : "");
 	else
 		snprintf(buf, sizeof buf, "%s",
-			 r == -ETIMEDOUT ? "kubectl timed out" : (out[0] ? out : "unreachable"));
+			 r == -ETIMEDOUT ? "kubectl timed out" : (*msg ? msg : "unreachable"));
 	report(d, "cluster reachable", r == 0, buf, required);
 	free(kubectl);
 }
@@ -288,7 +313,7 @@ int cmd_doctor(struct cli *c)
 			report(&d, check, true, t->ssh_key, true);
 		cfg_diags_clear(&diags);
 	}
-	doctor_k8s(&d, cfg && cfg->has_bridge);
+	doctor_k8s(&d, cfg, c->profile);
 	char *dir = NULL;
 	if (state_dir_resolve(c->state_dir_opt, &dir) < 0) {
 		report(&d, "state directory", false, "cannot resolve (set HOME or --state-dir)",

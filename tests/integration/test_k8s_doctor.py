@@ -9,14 +9,14 @@ from helpers import devbridge_bin
 from k8s_helpers import sim  # noqa: F401 - a fixture
 
 
-def doctor(tmp_path, kubeconfig, with_bridge):
+def doctor(tmp_path, kubeconfig, with_bridge, config_text=None, *extra):
     cfg = tmp_path / "devbridge.yaml"
-    cfg.write_text("bridge:\n  namespace: default\n" if with_bridge else "{}\n")
+    cfg.write_text(config_text or ("bridge:\n  namespace: default\n" if with_bridge else "{}\n"))
     env = dict(os.environ, HOME=str(tmp_path), KUBECONFIG=kubeconfig,
                KUBECACHEDIR=str(tmp_path / "kcache"))
     env.pop("DEVBRIDGE_CONFIG", None)
     r = subprocess.run([devbridge_bin(), "--json", "--config", str(cfg), "--state-dir",
-                        str(tmp_path / "state"), "doctor"], env=env, capture_output=True,
+                        str(tmp_path / "state")] + list(extra) + ["doctor"], env=env, capture_output=True,
                        text=True, timeout=120)
     doc = json.loads(r.stdout)
     rows = {row["check"]: row for row in (doc.get("checks") or [])}
@@ -39,3 +39,19 @@ def test_doctor_cluster_missing(tmp_path):
     rc, rows = doctor(tmp_path, missing, False)
     assert rc == 0, rows
     assert not rows["kubeconfig"]["ok"] and not rows["kubeconfig"]["required"]
+
+
+def test_doctor_uses_the_configs_kubeconfig_and_profile(sim, tmp_path):
+    """The cluster `connect` would use: bridge.kubeconfig/context (and a
+    --profile's), not $KUBECONFIG."""
+    missing = str(tmp_path / "nope" / "kubeconfig")
+    text = ("bridge:\n  kubeconfig: %s\n  context: kubesim\n"
+            "profiles:\n  broken:\n    bridge:\n      context: nosuch\n" % sim.kubeconfig)
+    rc, rows = doctor(tmp_path, missing, True, text)
+    assert rc == 0, rows
+    assert rows["kubeconfig"]["ok"] and rows["kubeconfig"]["detail"] == sim.kubeconfig, rows
+    assert rows["cluster reachable"]["ok"] and "kubesim" in rows["cluster reachable"]["detail"]
+    rc, rows = doctor(tmp_path, missing, True, text, "--profile", "broken")
+    assert rc == 1, rows
+    assert not rows["cluster reachable"]["ok"], rows
+    assert "nosuch" in rows["cluster reachable"]["detail"], rows
