@@ -105,9 +105,8 @@ static void bridge_name(char *buf, size_t n, const char *svc, const char *ns, in
 struct target {
 	char service[64], namespace[64];
 	int port, local;
-	char name[80];
-	/* from the pre-check */
-	struct cli_started st;
+	char name[80];	       /* the bridge's: SVC.NS.PORT */
+	struct cli_started st; /* its supervisor */
 };
 
 struct kplan {
@@ -134,41 +133,44 @@ static int parse_port(const char *s, int *ret)
 /* "SVC:PORT[:LOCAL]" or "NS/SVC:PORT[:LOCAL]". */
 static int parse_target(struct cli *c, const char *spec, struct target *t)
 {
-	char buf[256], *parts[3] = {0};
-	if (strlen(spec) >= sizeof buf)
-		return cli_error(c, EXIT_USAGE, "-t %.40s...: too long", spec);
-	snprintf(buf, sizeof buf, "%s", spec);
-	size_t np = 0;
-	for (char *p = buf, *save = NULL, *tok; np < 3 && (tok = strtok_r(p, ":", &save)); p = NULL)
-		parts[np++] = tok;
-	int port = 0, local = 0;
-	if (np < 2 || strchr(spec, ':') == spec || parse_port(parts[1], &port) < 0 ||
-	    (np == 3 && parse_port(parts[2], &local) < 0) || strstr(spec, "::") ||
-	    spec[strlen(spec) - 1] == ':' || (np == 3 && strchr(parts[2], ':')))
-		return cli_error(c, EXIT_USAGE,
-				 "-t '%s': expected SERVICE:PORT[:LOCAL_PORT] or "
-				 "NAMESPACE/SERVICE:PORT[:LOCAL_PORT], ports 1-65535",
-				 spec);
-	char *slash = strchr(parts[0], '/');
-	const char *svc = parts[0];
-	if (slash) {
-		*slash = '\0';
-		svc = slash + 1;
-		if (!dns_label(parts[0]))
+	char name[160], port[16] = "", local[16] = "";
+	const char *c1 = strchr(spec, ':');
+	const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+	size_t nl = c1 ? (size_t)(c1 - spec) : 0;
+	size_t pl = c1 ? (c2 ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1)) : 0;
+	if (!c1 || nl == 0 || nl >= sizeof name || pl >= sizeof port ||
+	    (c2 && (strchr(c2 + 1, ':') || strlen(c2 + 1) >= sizeof local)))
+		goto bad;
+	memcpy(name, spec, nl);
+	name[nl] = '\0';
+	memcpy(port, c1 + 1, pl);
+	port[pl] = '\0';
+	if (c2)
+		snprintf(local, sizeof local, "%s", c2 + 1);
+	if (parse_port(port, &t->port) < 0 || (c2 && parse_port(local, &t->local) < 0))
+		goto bad;
+	char *svc = strchr(name, '/');
+	if (svc) {
+		*svc++ = '\0';
+		if (!dns_label(name))
 			return cli_error(c, EXIT_USAGE,
-					 "-t '%s': '%s' is not a valid namespace name", spec,
-					 parts[0]);
-		snprintf(t->namespace, sizeof t->namespace, "%s", parts[0]);
+					 "-t '%s': '%s' is not a valid namespace name", spec, name);
+		memcpy(t->namespace, name, strlen(name) + 1); /* a label: <= 63 */
+	} else {
+		svc = name;
 	}
 	if (!dns_label(svc))
 		return cli_error(c, EXIT_USAGE,
 				 "-t '%s': '%s' is not a valid service name (lowercase letters, "
 				 "digits, '-')",
 				 spec, svc);
-	snprintf(t->service, sizeof t->service, "%s", svc);
-	t->port = port;
-	t->local = local;
+	memcpy(t->service, svc, strlen(svc) + 1);
 	return 0;
+bad:
+	return cli_error(c, EXIT_USAGE,
+			 "-t '%s': expected SERVICE:PORT[:LOCAL_PORT] or "
+			 "NAMESPACE/SERVICE:PORT[:LOCAL_PORT], ports 1-65535",
+			 spec);
 }
 
 static int add_cfg_target(struct cli *c, struct kplan *p, const struct cfg_target *ct)

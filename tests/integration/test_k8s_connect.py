@@ -729,3 +729,17 @@ def test_connect_foreground_ctrl_c(kb):
     assert not roundtrip_works(port)
     assert not os.path.exists(kb.path("bridge.env"))
     assert not kb.k8s_rows()
+
+
+# --------------------------------------------------------------------------
+# 10. bad targets: usage errors (exit 2), nothing run
+
+
+@pytest.mark.parametrize("spec", [":80", "echo", "echo:", "echo:80:", "echo::80", "echo:80:90:1",
+                                  "Echo:80", "echo:0", "echo:65536", "echo:8x", "a/b/c:80",
+                                  "-bad:80", "ns-/echo:80", "x" * 70 + ":80"])
+def test_bad_target_is_a_usage_error(kb, spec):
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "-t", spec)
+    assert r.returncode == 2, r
+    assert spec[:20] in r.stderr and "kubectl" not in r.stderr, r
+    assert not kb.k8s_rows() and not os.path.exists(kb.path("session.json")), r
