@@ -10,6 +10,7 @@
 #include "k8s/portforward.h"
 #include "k8s/rbac.h"
 #include "k8s/session.h"
+#include "k8s/target.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -71,19 +72,6 @@ int cmd_rbac(struct cli *c)
 
 /* --- names --- */
 
-/* RFC 1123 label (namespaces) / RFC 1035 label (services): [a-z0-9-],
- * at most 63, alphanumeric at both ends. */
-static bool dns_label(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-'))
-			return false;
-	return true;
-}
-
 /* The bridge's name: SVC.NS.PORT (labels have no dots, so it is
  * unambiguous); past 64 characters, cut and made unique with a hash. */
 static void bridge_name(char *buf, size_t n, const char *svc, const char *ns, int port)
@@ -130,54 +118,24 @@ static int parse_port(const char *s, int *ret)
 	return 0;
 }
 
-/* "SVC:PORT[:LOCAL]" or "NS/SVC:PORT[:LOCAL]". */
 static int parse_target(struct cli *c, const char *spec, struct target *t)
 {
-	char name[160], port[16] = "", local[16] = "";
-	const char *c1 = strchr(spec, ':');
-	const char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-	size_t nl = c1 ? (size_t)(c1 - spec) : 0;
-	size_t pl = c1 ? (c2 ? (size_t)(c2 - c1 - 1) : strlen(c1 + 1)) : 0;
-	if (!c1 || nl == 0 || nl >= sizeof name || pl >= sizeof port ||
-	    (c2 && (strchr(c2 + 1, ':') || strlen(c2 + 1) >= sizeof local)))
-		goto bad;
-	memcpy(name, spec, nl);
-	name[nl] = '\0';
-	memcpy(port, c1 + 1, pl);
-	port[pl] = '\0';
-	if (c2)
-		snprintf(local, sizeof local, "%s", c2 + 1);
-	if (parse_port(port, &t->port) < 0 || (c2 && parse_port(local, &t->local) < 0))
-		goto bad;
-	char *svc = strchr(name, '/');
-	if (svc) {
-		*svc++ = '\0';
-		if (!dns_label(name))
-			return cli_error(c, EXIT_USAGE,
-					 "-t '%s': '%s' is not a valid namespace name", spec, name);
-		memcpy(t->namespace, name, strlen(name) + 1); /* a label: <= 63 */
-	} else {
-		svc = name;
-	}
-	if (!dns_label(svc))
-		return cli_error(c, EXIT_USAGE,
-				 "-t '%s': '%s' is not a valid service name (lowercase letters, "
-				 "digits, '-')",
-				 spec, svc);
-	memcpy(t->service, svc, strlen(svc) + 1);
+	struct k8s_target kt;
+	char err[160];
+	if (k8s_target_parse(spec, &kt, err, sizeof err) < 0)
+		return cli_error(c, EXIT_USAGE, "-t '%s': %s", spec, err);
+	memcpy(t->namespace, kt.namespace, sizeof t->namespace);
+	memcpy(t->service, kt.service, sizeof t->service);
+	t->port = kt.port;
+	t->local = kt.local;
 	return 0;
-bad:
-	return cli_error(c, EXIT_USAGE,
-			 "-t '%s': expected SERVICE:PORT[:LOCAL_PORT] or "
-			 "NAMESPACE/SERVICE:PORT[:LOCAL_PORT], ports 1-65535",
-			 spec);
 }
 
 static int add_cfg_target(struct cli *c, struct kplan *p, const struct cfg_target *ct)
 {
 	struct target *t = &p->t[p->n];
 	memset(t, 0, sizeof *t);
-	if (!dns_label(ct->service) || (ct->namespace && !dns_label(ct->namespace)))
+	if (!k8s_dns_label(ct->service) || (ct->namespace && !k8s_dns_label(ct->namespace)))
 		return cli_error(c, EXIT_CONFIG,
 				 "%s:%d:%d: '%s%s%s' is not a valid Kubernetes name (lowercase "
 				 "letters, digits, '-')",
@@ -239,7 +197,7 @@ static int check_cluster(struct cli *c, struct kplan *p)
 		if (!p->namespace[0] && out[l] == '\n') {
 			char *ns = out + l + 1;
 			ns[strcspn(ns, "\n")] = '\0';
-			if (dns_label(ns))
+			if (k8s_dns_label(ns))
 				snprintf(p->namespace, sizeof p->namespace, "%s", ns);
 		}
 	}
@@ -299,46 +257,27 @@ static int check_service(struct cli *c, const struct kplan *p, const struct targ
 					 t->namespace);
 		return get_error(c, p, j->err, what);
 	}
-	json_error_t je;
-	json_t *svc = j->out ? json_loads(j->out, 0, &je) : NULL;
-	json_t *spec = json_object_get(svc, "spec");
-	json_t *ports = json_object_get(spec, "ports");
-	char have[256] = "";
-	size_t off = 0, i;
-	json_t *pt;
-	bool found = false;
-	const char *proto = "TCP";
-	json_array_foreach(ports, i, pt)
-	{
-		int num = (int)json_integer_value(json_object_get(pt, "port"));
-		int w = snprintf(have + off, sizeof have - off, "%s%d", off ? ", " : "", num);
-		if (w > 0 && (size_t)w < sizeof have - off)
-			off += (size_t)w;
-		if (num == t->port) {
-			found = true;
-			const char *pr = json_string_value(json_object_get(pt, "protocol"));
-			proto = pr ? pr : "TCP";
-		}
-	}
-	const char *type = json_string_value(json_object_get(spec, "type"));
-	bool selector = json_object_size(json_object_get(spec, "selector")) > 0;
-	int code = 0;
-	if (!svc)
-		code = cli_error(c, EXIT_ERROR, "cannot parse kubectl's answer for %s", what);
-	else if (!found)
-		code = cli_error(c, EXIT_K8S_SERVICE_NOT_FOUND, "%s has no port %d (its ports: %s)",
-				 what, t->port, *have ? have : "none");
-	else if (strcmp(proto, "TCP") != 0)
-		code = cli_error(c, EXIT_K8S_UNSUPPORTED_PROTOCOL,
+	char detail[300];
+	switch (k8s_service_check(j->out ? j->out : "", j->out ? strlen(j->out) : 0, t->port,
+				  detail, sizeof detail)) {
+	case K8S_SVC_OK:
+		return 0;
+	case K8S_SVC_BAD_JSON:
+		return cli_error(c, EXIT_ERROR, "cannot make sense of kubectl's answer for %s: %s",
+				 what, detail);
+	case K8S_SVC_NO_PORT:
+		return cli_error(c, EXIT_K8S_SERVICE_NOT_FOUND, "%s has no port %d (%s)", what,
+				 t->port, detail);
+	case K8S_SVC_UDP:
+		return cli_error(c, EXIT_K8S_UNSUPPORTED_PROTOCOL,
 				 "%s port %d is %s: port-forward carries TCP only", what, t->port,
-				 proto);
-	else if ((type && strcmp(type, "ExternalName") == 0) || !selector)
-		code = cli_error(
-		    c, EXIT_K8S_SERVICE_NOT_FOUND,
-		    "%s has no pod selector (%s): kubectl port-forward cannot reach it", what,
-		    type && strcmp(type, "ExternalName") == 0 ? "ExternalName" : "no selector");
-	json_decref(svc);
-	return code;
+				 detail);
+	case K8S_SVC_NO_SELECTOR:
+		break;
+	}
+	return cli_error(c, EXIT_K8S_SERVICE_NOT_FOUND,
+			 "%s has no pod selector (%s): kubectl port-forward cannot reach it", what,
+			 detail);
 }
 
 /* Every namespace and service question at once (one kubectl each, in
@@ -620,7 +559,7 @@ int cmd_connect(struct cli *c)
 	if ((timeout && cli_parse_uint(c, "--timeout", timeout, 1, 86400, &timeout_s) < 0) ||
 	    (attempts && cli_parse_uint(c, "--max-attempts", attempts, 0, 1000, &max_attempts) < 0))
 		return EXIT_USAGE;
-	if (ns && !dns_label(ns))
+	if (ns && !k8s_dns_label(ns))
 		return cli_error(c, EXIT_USAGE, "-n '%s': not a valid namespace name", ns);
 
 	int r = cli_load_config_optional(c);
@@ -647,7 +586,7 @@ int cmd_connect(struct cli *c)
 	if (cx)
 		snprintf(p.context, sizeof p.context, "%s", cx);
 	const char *dns = ns ? ns : b.namespace;
-	if (dns && !dns_label(dns))
+	if (dns && !k8s_dns_label(dns))
 		return cli_error(c, EXIT_CONFIG,
 				 "bridge.namespace '%s': not a valid namespace name", dns);
 	if (dns)

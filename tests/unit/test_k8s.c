@@ -5,6 +5,7 @@
 #include "k8s/kubectl.h"
 #include "k8s/portforward.h"
 #include "k8s/session.h"
+#include "k8s/target.h"
 #include "test.h"
 
 #include <errno.h>
@@ -644,8 +645,93 @@ static void test_kubeconfig_exists(void)
 	ASSERT_EQ(rmdir(dir), 0);
 }
 
+static void expect_target(const char *spec, const char *ns, const char *svc, int port, int local)
+{
+	struct k8s_target t;
+	char err[200] = "";
+	int r = k8s_target_parse(spec, &t, err, sizeof err);
+	if (r != 0)
+		fprintf(stderr, "spec: %s: %s\n", spec, err);
+	ASSERT_EQ(r, 0);
+	ASSERT_STR_EQ(t.namespace, ns);
+	ASSERT_STR_EQ(t.service, svc);
+	ASSERT_EQ(t.port, port);
+	ASSERT_EQ(t.local, local);
+}
+
+static void expect_bad_target(const char *spec, const char *why)
+{
+	struct k8s_target t;
+	char err[200] = "";
+	if (k8s_target_parse(spec, &t, err, sizeof err) == 0)
+		fprintf(stderr, "accepted: %s\n", spec);
+	ASSERT_EQ(k8s_target_parse(spec, &t, err, sizeof err), -EINVAL);
+	ASSERT_STR_CONTAINS(err, why);
+}
+
+static void test_target_parse(void)
+{
+	expect_target("echo:80", "", "echo", 80, 0);
+	expect_target("payments-api:8080:9501", "", "payments-api", 8080, 9501);
+	expect_target("cache/redis:6379:16379", "cache", "redis", 6379, 16379);
+	expect_target("a1:65535:1", "", "a1", 65535, 1);
+	static const char *const syntax[] = {
+	    ":80",	  "echo",    "echo:",	 "echo:80:", "echo::80",     "echo:0",
+	    "echo:65536", "echo:8x", "echo:+80", "echo: 80", "echo:80:90:1", "echo:000080"};
+	for (size_t i = 0; i < sizeof syntax / sizeof *syntax; i++)
+		expect_bad_target(syntax[i], "expected SERVICE:PORT");
+	expect_bad_target("Echo:80", "not a valid service name");
+	expect_bad_target("a/b/c:80", "not a valid service name");
+	expect_bad_target("ns/:80", "not a valid service name");
+	expect_bad_target("-x:80", "not a valid service name");
+	expect_bad_target("/echo:80", "not a valid namespace name");
+	expect_bad_target("NS/echo:80", "not a valid namespace name");
+	expect_bad_target("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:80",
+			  "longer than 63");
+	ASSERT(k8s_dns_label("a"));
+	ASSERT(k8s_dns_label("a-1"));
+	ASSERT(!k8s_dns_label(""));
+	ASSERT(!k8s_dns_label("a."));
+	ASSERT(!k8s_dns_label("a_b"));
+}
+
+static void expect_svc(const char *json, int port, enum k8s_svc_verdict want, const char *detail)
+{
+	char d[300];
+	ASSERT_EQ(k8s_service_check(json, strlen(json), port, d, sizeof d), want);
+	ASSERT_STR_CONTAINS(d, detail);
+}
+
+static void test_service_check(void)
+{
+	const char *ok = "{\"kind\":\"Service\",\"spec\":{\"selector\":{\"app\":\"web\"},"
+			 "\"ports\":[{\"port\":80,\"targetPort\":8080},{\"port\":443,"
+			 "\"protocol\":\"TCP\"}]}}";
+	expect_svc(ok, 80, K8S_SVC_OK, "");
+	expect_svc(ok, 443, K8S_SVC_OK, "");
+	expect_svc(ok, 81, K8S_SVC_NO_PORT, "its ports: 80, 443");
+	expect_svc("{\"spec\":{\"selector\":{\"a\":\"b\"}}}", 80, K8S_SVC_NO_PORT, "none");
+	expect_svc("{\"spec\":{\"selector\":{\"a\":\"b\"},\"ports\":[{\"port\":53,\"protocol\":"
+		   "\"UDP\"}]}}",
+		   53, K8S_SVC_UDP, "UDP");
+	expect_svc("{\"spec\":{\"selector\":{\"a\":\"b\"},\"ports\":[{\"port\":80,\"protocol\":"
+		   "\"\"}]}}",
+		   80, K8S_SVC_OK, "");
+	expect_svc("{\"spec\":{\"type\":\"ExternalName\",\"ports\":[{\"port\":80}]}}", 80,
+		   K8S_SVC_NO_SELECTOR, "ExternalName");
+	expect_svc("{\"spec\":{\"ports\":[{\"port\":80}]}}", 80, K8S_SVC_NO_SELECTOR,
+		   "no selector");
+	expect_svc("{\"spec\":{\"selector\":{},\"ports\":[{\"port\":80}]}}", 80,
+		   K8S_SVC_NO_SELECTOR, "no selector");
+	expect_svc("", 80, K8S_SVC_BAD_JSON, "not a Service");
+	expect_svc("[1,2]", 80, K8S_SVC_BAD_JSON, "not a Service");
+	expect_svc("{\"spec\":{\"ports\":{\"port\":80}}}", 80, K8S_SVC_BAD_JSON, "not a Service");
+}
+
 int main(void)
 {
+	RUN(test_target_parse);
+	RUN(test_service_check);
 	RUN(test_classify_stdout);
 	RUN(test_classify_stderr);
 	RUN(test_reason_names);

@@ -1,0 +1,39 @@
+/* target.h - what connect is told to reach, and what the cluster says
+ * about it: the "[NS/]SVC:PORT[:LOCAL]" syntax of -t, Kubernetes names,
+ * and the verdict on a `kubectl get service -o json` answer.  Pure
+ * functions (fuzzed: fuzz/fuzz_k8starget.c). */
+#ifndef DEVBRIDGE_K8S_TARGET_H
+#define DEVBRIDGE_K8S_TARGET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* An RFC 1123 label (namespaces; services are the stricter RFC 1035, but
+ * the cluster is the judge of that): [a-z0-9-], 1-63, alphanumeric at
+ * both ends. */
+bool k8s_dns_label(const char *s);
+
+struct k8s_target {
+	char namespace[64]; /* "" = not given */
+	char service[64];
+	int port;
+	int local; /* 0 = not given */
+};
+
+/* Parse "SVC:PORT[:LOCAL]" or "NS/SVC:PORT[:LOCAL]".  0, or -EINVAL with
+ * a sentence for the user in err. */
+int k8s_target_parse(const char *spec, struct k8s_target *t, char *err, size_t errn);
+
+enum k8s_svc_verdict {
+	K8S_SVC_OK = 0,
+	K8S_SVC_BAD_JSON,    /* not a Service object */
+	K8S_SVC_NO_PORT,     /* no such port; detail lists the ports */
+	K8S_SVC_UDP,	     /* the port is not TCP; detail names the protocol */
+	K8S_SVC_NO_SELECTOR, /* ExternalName or no selector; detail says which */
+};
+
+/* Judge `kubectl get service -o json` output for a forward to `port`. */
+enum k8s_svc_verdict k8s_service_check(const char *json, size_t len, int port, char *detail,
+				       size_t n);
+
+#endif
