@@ -26,6 +26,7 @@
 #define DEFAULT_CONNECT_TIMEOUT 60
 #define DEFAULT_MAX_ATTEMPTS	4 /* seed 000: retries at 1 s, 2 s, 4 s, then fail */
 #define KCTL_TIMEOUT_MS		20000
+#define DEFAULT_HEALTH_INTERVAL 30 /* seconds between probes through a forward */
 
 int cmd_rbac(struct cli *c)
 {
@@ -103,6 +104,7 @@ struct kplan {
 	char context[256];	   /* as given; "" = the current one */
 	char shown_context[256];   /* for messages: the one in use */
 	char namespace[64];	   /* the default for targets */
+	unsigned max_attempts, health_interval;
 	struct target *t;
 	size_t n;
 };
@@ -345,12 +347,13 @@ static int precheck(struct cli *c, struct kplan *p)
 
 /* The argv of `devbridge __k8s-forward` for target t. */
 static void forward_args(struct cli *c, const struct kplan *p, const struct target *t,
-			 int max_attempts, char *ports[3], char **args)
+			 char *nums[4], char **args)
 {
 	size_t n = 0;
-	snprintf(ports[0], 16, "%d", t->port);
-	snprintf(ports[1], 16, "%d", t->local);
-	snprintf(ports[2], 16, "%d", max_attempts);
+	snprintf(nums[0], 16, "%d", t->port);
+	snprintf(nums[1], 16, "%d", t->local);
+	snprintf(nums[2], 16, "%u", p->max_attempts);
+	snprintf(nums[3], 16, "%u", p->health_interval);
 	args[n++] = "__k8s-forward";
 	args[n++] = (char *)t->name;
 	args[n++] = "--service";
@@ -358,11 +361,13 @@ static void forward_args(struct cli *c, const struct kplan *p, const struct targ
 	args[n++] = "--namespace";
 	args[n++] = (char *)t->namespace;
 	args[n++] = "--port";
-	args[n++] = ports[0];
+	args[n++] = nums[0];
 	args[n++] = "--local-port";
-	args[n++] = ports[1];
+	args[n++] = nums[1];
 	args[n++] = "--max-attempts";
-	args[n++] = ports[2];
+	args[n++] = nums[2];
+	args[n++] = "--health-interval";
+	args[n++] = nums[3];
 	if (p->kubeconfig[0]) {
 		args[n++] = "--kubeconfig";
 		args[n++] = (char *)p->kubeconfig;
@@ -429,8 +434,7 @@ static int check_session(struct cli *c, const struct kplan *p)
 	return r;
 }
 
-static int connect_run(struct cli *c, struct kplan *p, int timeout_s, int max_attempts,
-		       bool foreground)
+static int connect_run(struct cli *c, struct kplan *p, int timeout_s, bool foreground)
 {
 	int r = cli_state_dir(c);
 	if (r || (r = check_session(c, p)))
@@ -440,8 +444,8 @@ static int connect_run(struct cli *c, struct kplan *p, int timeout_s, int max_at
 		struct cli_started *s = &t->st;
 		s->name = t->name;
 		s->fd = -1;
-		char pb[3][16], *ports[3] = {pb[0], pb[1], pb[2]}, *args[40];
-		forward_args(c, p, t, max_attempts, ports, args);
+		char nb[4][16], *nums[4] = {nb[0], nb[1], nb[2], nb[3]}, *args[40];
+		forward_args(c, p, t, nums, args);
 		r = cli_spawn_supervisor(c, s, args, foreground);
 		if (r < 0) {
 			s->done = true;
@@ -537,7 +541,7 @@ static int connect_run(struct cli *c, struct kplan *p, int timeout_s, int max_at
 int cmd_connect(struct cli *c)
 {
 	const char *kubeconfig = NULL, *context = NULL, *ns = NULL, *timeout = NULL,
-		   *attempts = NULL, *targets[MAX_TARGETS];
+		   *attempts = NULL, *health = NULL, *targets[MAX_TARGETS];
 	size_t ntargets = 0;
 	bool foreground = false;
 	const struct cli_opt opts[] = {
@@ -547,6 +551,7 @@ int cmd_connect(struct cli *c)
 	    {"--namespace", 'n', true, &ns, NULL},
 	    {"--timeout", 0, true, &timeout, NULL},
 	    {"--max-attempts", 0, true, &attempts, NULL},
+	    {"--health-interval", 0, true, &health, NULL},
 	    {"--foreground", 'F', false, NULL, &foreground},
 	};
 	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
@@ -555,9 +560,13 @@ int cmd_connect(struct cli *c)
 		return cli_error(c, EXIT_USAGE,
 				 "connect: unexpected '%s' (targets go after -t, e.g. -t %s:8080)",
 				 c->argv[0], c->argv[0]);
-	unsigned timeout_s = DEFAULT_CONNECT_TIMEOUT, max_attempts = DEFAULT_MAX_ATTEMPTS;
+	unsigned timeout_s = DEFAULT_CONNECT_TIMEOUT, max_attempts = DEFAULT_MAX_ATTEMPTS,
+		 health_interval = DEFAULT_HEALTH_INTERVAL;
 	if ((timeout && cli_parse_uint(c, "--timeout", timeout, 1, 86400, &timeout_s) < 0) ||
-	    (attempts && cli_parse_uint(c, "--max-attempts", attempts, 0, 1000, &max_attempts) < 0))
+	    (attempts &&
+	     cli_parse_uint(c, "--max-attempts", attempts, 0, 1000, &max_attempts) < 0) ||
+	    (health &&
+	     cli_parse_uint(c, "--health-interval", health, 0, 86400, &health_interval) < 0))
 		return EXIT_USAGE;
 	if (ns && !k8s_dns_label(ns))
 		return cli_error(c, EXIT_USAGE, "-n '%s': not a valid namespace name", ns);
@@ -572,7 +581,7 @@ int cmd_connect(struct cli *c)
 				 c->config_path, near ? " (did you mean '" : "", near ? near : "",
 				 near ? "'?)" : "");
 	}
-	struct kplan p = {0};
+	struct kplan p = {.max_attempts = max_attempts, .health_interval = health_interval};
 	struct target tv[MAX_TARGETS];
 	p.t = tv;
 	const char *kc = kubeconfig ? kubeconfig : b.kubeconfig;
@@ -620,7 +629,7 @@ int cmd_connect(struct cli *c)
 		dry_run(c, &p);
 		return EXIT_OK;
 	}
-	return connect_run(c, &p, (int)timeout_s, (int)max_attempts, foreground);
+	return connect_run(c, &p, (int)timeout_s, foreground);
 }
 
 /* --- __k8s-forward: one target's supervisor --- */
@@ -628,7 +637,7 @@ int cmd_connect(struct cli *c)
 int cmd_k8s_forward(struct cli *c)
 {
 	const char *svc = NULL, *ns = NULL, *port = NULL, *local = NULL, *kc = NULL, *cx = NULL,
-		   *attempts = NULL;
+		   *attempts = NULL, *health = NULL;
 	const struct cli_opt opts[] = {
 	    {"--service", 0, true, &svc, NULL},
 	    {"--namespace", 0, true, &ns, NULL},
@@ -637,6 +646,7 @@ int cmd_k8s_forward(struct cli *c)
 	    {"--kubeconfig", 0, true, &kc, NULL},
 	    {"--context", 0, true, &cx, NULL},
 	    {"--max-attempts", 0, true, &attempts, NULL},
+	    {"--health-interval", 0, true, &health, NULL},
 	};
 	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
 		return EXIT_USAGE;
@@ -661,10 +671,14 @@ int cmd_k8s_forward(struct cli *c)
 	int ready = fcntl(3, F_GETFD) >= 0 ? 3 : -1;
 	if (ready >= 0)
 		fd_set_cloexec(ready, true);
-	unsigned max_attempts = DEFAULT_MAX_ATTEMPTS;
-	if (attempts && cli_parse_uint(c, "--max-attempts", attempts, 0, 1000, &max_attempts) < 0)
+	unsigned max_attempts = DEFAULT_MAX_ATTEMPTS, health_interval = DEFAULT_HEALTH_INTERVAL;
+	if ((attempts &&
+	     cli_parse_uint(c, "--max-attempts", attempts, 0, 1000, &max_attempts) < 0) ||
+	    (health &&
+	     cli_parse_uint(c, "--health-interval", health, 0, 86400, &health_interval) < 0))
 		return EXIT_USAGE;
-	return k8s_pf_supervise(&f, c->argv[0], c->state_dir, (int)max_attempts, ready);
+	return k8s_pf_supervise(&f, c->argv[0], c->state_dir, (int)max_attempts, health_interval,
+				ready);
 }
 
 /* --- env, shell --- */

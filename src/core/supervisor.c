@@ -91,7 +91,8 @@ struct sup {
 	/* readiness probe */
 	int probe_fd;
 	bool probing;
-	struct loop_timer *probe_timer;
+	bool reprobe; /* the probe running is a periodic one */
+	struct loop_timer *probe_timer, *reprobe_timer;
 
 	enum health_state health;
 	pid_t health_pid;
@@ -103,6 +104,7 @@ struct sup {
 static void attempt(struct sup *s);
 static void on_stable(struct loop *l, void *data);
 static void stop_child(struct sup *s);
+static void reprobe_schedule(struct sup *s);
 
 void *sup_ctx(struct sup *s)
 {
@@ -299,6 +301,7 @@ static void became_connected(struct sup *s, bool probed)
 	/* A first check right away, so degraded shows without waiting a
 	 * whole interval. */
 	health_start(s);
+	reprobe_schedule(s);
 	if (s->drv->connected)
 		s->drv->connected(s);
 }
@@ -317,19 +320,42 @@ static void probe_end(struct sup *s)
 
 static void probe_ok(struct sup *s)
 {
+	bool periodic = s->reprobe;
 	probe_end(s);
-	if (!s->stopping && s->child > 0)
+	s->reprobe = false;
+	if (s->stopping || s->child <= 0)
+		return;
+	if (!periodic) {
 		became_connected(s, true);
+		return;
+	}
+	enum health_state was = s->health;
+	s->health = H_OK;
+	if (s->state == ST_DEGRADED)
+		transition(s, ST_CONNECTED, "health_check_recovered", "probe connection through");
+	else if (was != H_OK)
+		write_state(s);
+	reprobe_schedule(s);
 }
 
 /* The forward is not usable: end this run; its exit takes the usual way
- * (reason, backoff, attempts). */
+ * (reason, backoff, attempts).  A periodic probe first records the failed
+ * check. */
 static void probe_fail(struct sup *s, const char *why)
 {
+	bool periodic = s->reprobe;
 	probe_end(s);
+	s->reprobe = false;
 	if (!s->last_msg[0])
-		snprintf(s->last_msg, sizeof s->last_msg, "readiness probe: %s", why);
-	log_info("%s: readiness probe failed: %s", s->o.name, why);
+		snprintf(s->last_msg, sizeof s->last_msg, "%s probe: %s",
+			 periodic ? "health" : "readiness", why);
+	log_info("%s: %s probe failed: %s", s->o.name, periodic ? "health" : "readiness", why);
+	if (periodic && s->state == ST_CONNECTED) {
+		char d[LINE_MAX_ + 64];
+		snprintf(d, sizeof d, "probe through the forward failed: %s", why);
+		s->health = H_FAILING;
+		transition(s, ST_DEGRADED, "health_check_failed", d);
+	}
 	stop_child(s);
 }
 
@@ -369,6 +395,31 @@ static void on_probe_io(struct loop *l, int fd, unsigned events, void *data)
 	loop_del_fd(l, fd);
 	close(fd);
 	s->probe_fd = -1;
+}
+
+static void probe_start(struct sup *s, int port);
+
+static void on_reprobe(struct loop *l, void *data)
+{
+	struct sup *s = data;
+	s->reprobe_timer = NULL;
+	if (s->probing || s->stopping || s->child <= 0 ||
+	    (s->state != ST_CONNECTED && s->state != ST_DEGRADED))
+		return;
+	int port = s->drv->probe_port(s);
+	if (port <= 0)
+		return;
+	s->reprobe = true;
+	probe_start(s, port);
+}
+
+static void reprobe_schedule(struct sup *s)
+{
+	loop_timer_cancel(s->loop, s->reprobe_timer);
+	s->reprobe_timer = NULL;
+	if (s->o.probe_interval_s && s->drv->probe_port)
+		loop_timer_add(s->loop, (uint64_t)s->o.probe_interval_s * 1000, on_reprobe, s,
+			       &s->reprobe_timer);
 }
 
 static void probe_start(struct sup *s, int port)
@@ -524,6 +575,9 @@ static void child_exited(struct sup *s, int status)
 	stream_close(s, &s->err);
 	stream_close(s, &s->out);
 	probe_end(s);
+	s->reprobe = false;
+	loop_timer_cancel(s->loop, s->reprobe_timer);
+	s->reprobe_timer = NULL;
 	loop_timer_cancel(s->loop, s->kill_timer);
 	s->kill_timer = NULL;
 	loop_timer_cancel(s->loop, s->stable_timer);
@@ -807,6 +861,7 @@ int sup_run(const struct sup_opts *o)
 	loop_timer_cancel(s.loop, s.health_timer);
 	loop_timer_cancel(s.loop, s.health_kill_timer);
 	loop_timer_cancel(s.loop, s.probe_timer);
+	loop_timer_cancel(s.loop, s.reprobe_timer);
 	loop_free(s.loop);
 	if (s.argv)
 		s.drv->free_argv(s.argv);

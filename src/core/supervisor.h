@@ -91,6 +91,11 @@ struct sup_opts {
 	bool ready_waits_retries;
 	double backoff_initial, backoff_max, stable_s;
 	int ready_fd; /* -1 = none */
+	/* With a probe_port: once connected, probe through the forward every
+	 * this many seconds (0 = never).  A failed probe is a failed health
+	 * check (degraded) and restarts the child, so a forward whose far end
+	 * went away (a pod replaced) is renewed before a client finds out. */
+	unsigned probe_interval_s;
 };
 
 /* Supervise until stopped or failed.  Returns the process exit code: 0

@@ -323,7 +323,7 @@ static const struct sup_driver k8s_driver = {
 };
 
 int k8s_pf_supervise(struct k8s_fwd *f, const char *name, const char *state_dir, int max_attempts,
-		     int ready_fd)
+		     unsigned health_interval_s, int ready_fd)
 {
 	struct k8s_sup k = {.f = f, .state_dir = state_dir, .written_port = -1};
 	if (!f->started_at[0])
@@ -339,6 +339,7 @@ int k8s_pf_supervise(struct k8s_fwd *f, const char *name, const char *state_dir,
 	    .max_attempts = 0,
 	    .first_max_attempts = max_attempts,
 	    .ready_waits_retries = true,
+	    .probe_interval_s = health_interval_s,
 	    .backoff_initial = 1,
 	    .backoff_max = 30,
 	    .stable_s = 30,

@@ -63,8 +63,12 @@ void k8s_pf_argv_free(char **argv);
  * sup_run for the return value; 64 when it fails for good).  Until the
  * first connection at most `max_attempts` runs (0 = forever), with backoff
  * 1 s, 2 s, 4 s ...; once it has worked, it retries forever (backoff up
- * to 30 s) so a pod being replaced or a VPN blip is ridden out. */
+ * to 30 s) so a pod being replaced or a VPN blip is ridden out.  Once
+ * connected, every `health_interval_s` (0 = never) a probe connection
+ * goes through the forward: kubectl only notices a pod that went away when
+ * a connection fails, so the probe makes that connection instead of the
+ * user's next one, and the kubectl is renewed. */
 int k8s_pf_supervise(struct k8s_fwd *f, const char *name, const char *state_dir, int max_attempts,
-		     int ready_fd);
+		     unsigned health_interval_s, int ready_fd);
 
 #endif

@@ -731,6 +731,39 @@ def test_connect_foreground_ctrl_c(kb):
     assert not kb.k8s_rows()
 
 
+def test_health_probe_renews_forward_before_a_client_notices(kb, cluster):
+    """kubectl only notices that its pod went away when a connection fails.
+    With --health-interval the supervisor makes that connection itself:
+    once the pod is replaced, the bridge goes degraded, gets a new kubectl
+    on the new pod, and the first client connection afterwards works."""
+    cluster.apply(echo_pod("renew-1", "default", {"app": "renew"}),
+                  echo_pod("renew-2", "default", {"app": "renew-standby"}),
+                  service("renew", "default", {"app": "renew"}, [(80, 8080)], "10.96.213.14"))
+    cluster.wait_pods_ready("default", "renew-1", "renew-2")
+    port = local_port()
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "--health-interval", "1",
+               "-t", "renew:80:%d" % port)
+    assert r.returncode == 0, r
+    name = "renew.default.80"
+    row = kb.row(name)
+    assert row["health"] == "ok", row
+    k1 = row["kubectl_pid"]
+
+    # the service always has a pod: the new one is labelled, then the old goes
+    cluster.kubectl_ok("label", "pod", "renew-2", "app=renew", "--overwrite")
+    cluster.kubectl_ok("delete", "pod", "renew-1", "--timeout=30s")
+    # no client traffic: the supervisor's own probe finds out and renews
+    row = wait_for(lambda: (lambda b: b if b["kubectl_pid"] not in (None, k1) and
+                            b["state"] == "connected" else None)(kb.row(name)),
+                   30, "%s renewed on the new pod" % name, interval=0.2)
+    assert row["local_port"] == port and row["health"] == "ok", row
+    ev = kb.events(name)
+    assert "health_check_failed" in ev and "bridge_disconnected" in ev, ev
+    assert ev.count("bridge_connected") >= 2 and "bridge_failed" not in ev, ev
+    # the first client connection after the replacement works
+    roundtrip_ok(port, 256 * 1024)
+
+
 # --------------------------------------------------------------------------
 # 10. bad targets: usage errors (exit 2), nothing run
 
