@@ -180,7 +180,11 @@ int cmd_status(struct cli *c)
 		return EXIT_OK;
 	}
 	if (json_array_size(rows) == 0) {
-		printf("no bridges configured in %s and no containers connected\n", c->config_path);
+		if (c->cfg && c->cfg->n_tunnels == 0 && strcmp(c->config_path, "(no config)") == 0)
+			printf("no bridges running and no containers connected\n");
+		else
+			printf("no bridges configured in %s and no containers connected\n",
+			       c->config_path);
 		json_decref(rows);
 		return EXIT_OK;
 	}
