@@ -322,6 +322,14 @@ int cli_error(struct cli *c, int code, const char *fmt, ...)
 	return cli_error_json(c, code, NULL, msg);
 }
 
+int cli_json_result(struct cli *c, int code, json_t *doc, const char *message)
+{
+	if (code)
+		return cli_error_json(c, code, doc, message);
+	cli_print_json(doc);
+	return EXIT_OK;
+}
+
 bool cli_color(const struct cli *c)
 {
 	if (c->no_color || c->json || getenv("NO_COLOR"))

@@ -54,6 +54,10 @@ int cli_error(struct cli *c, int code, const char *fmt, ...) __attribute__((form
  * (e.g. "bridges"); takes ownership of `extra` (may be NULL). */
 int cli_error_json(struct cli *c, int code, json_t *extra, const char *message);
 
+/* A command's --json result: `doc` as is when code is 0, else the error
+ * envelope with `message` merged into it.  Takes ownership; returns code. */
+int cli_json_result(struct cli *c, int code, json_t *doc, const char *message);
+
 /* Print one JSON document on stdout; takes ownership of `doc`. */
 void cli_print_json(json_t *doc);
 

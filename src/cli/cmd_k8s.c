@@ -526,10 +526,7 @@ static int connect_run(struct cli *c, struct kplan *p, int timeout_s, bool foreg
 					p->shown_context, "kubeconfig", p->kubeconfig, "namespace",
 					p->namespace[0] ? p->namespace : "default", "session_file",
 					sf, "env_file", ef, "bridges", rows);
-		if (code)
-			cli_error_json(c, code, doc, "not every target connected");
-		else
-			cli_print_json(doc);
+		cli_json_result(c, code, doc, "not every target connected");
 	}
 	json_decref(rows);
 	if (foreground && code == EXIT_OK)
@@ -854,11 +851,8 @@ int cmd_disconnect(struct cli *c)
 		printf("no Kubernetes bridges to disconnect\n");
 	if (c->json) {
 		json_t *doc = json_pack("{s:b, s:o}", "dry_run", c->dry_run, "bridges", rows);
-		if (code)
-			return cli_error_json(c, code, doc, "some bridges could not be stopped");
-		cli_print_json(doc);
-	} else {
-		json_decref(rows);
+		return cli_json_result(c, code, doc, "some bridges could not be stopped");
 	}
+	json_decref(rows);
 	return code;
 }

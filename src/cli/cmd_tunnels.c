@@ -548,10 +548,7 @@ static int up_names(struct cli *c, int argc, char **argv, bool foreground, int t
 	}
 	if (c->json) {
 		json_t *doc = json_pack("{s:O}", "bridges", rows);
-		if (code)
-			cli_error_json(c, code, doc, "not every bridge connected");
-		else
-			cli_print_json(doc);
+		cli_json_result(c, code, doc, "not every bridge connected");
 	}
 	json_decref(rows);
 	if (foreground)
@@ -658,12 +655,9 @@ static int down_names(struct cli *c, int argc, char **argv, bool quiet)
 	json_decref(names);
 	if (c->json && (code || !quiet)) {
 		json_t *doc = json_pack("{s:o}", "bridges", rows);
-		if (code)
-			return cli_error_json(c, code, doc, "some bridges could not be stopped");
-		cli_print_json(doc);
-	} else {
-		json_decref(rows);
+		return cli_json_result(c, code, doc, "some bridges could not be stopped");
 	}
+	json_decref(rows);
 	return code;
 }
 
@@ -920,12 +914,9 @@ int cmd_check(struct cli *c)
 	free(sel);
 	if (c->json) {
 		json_t *doc = json_pack("{s:o}", "checks", rows);
-		if (code)
-			return cli_error_json(c, code, doc, "a health check is failing");
-		cli_print_json(doc);
-	} else {
-		json_decref(rows);
+		return cli_json_result(c, code, doc, "a health check is failing");
 	}
+	json_decref(rows);
 	return code;
 }
 
