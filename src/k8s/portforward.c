@@ -199,7 +199,6 @@ void k8s_pf_argv_free(char **argv)
 struct k8s_sup {
 	struct k8s_fwd *f;
 	const char *state_dir;
-	int written_port; /* the local port the session files last showed */
 };
 
 static struct k8s_fwd *fwd(struct sup *s)
@@ -279,17 +278,13 @@ static void state_extra(struct sup *s, json_t *o)
 }
 
 /* Keep session.json and bridge.env true: a reconnect may have moved the
- * local port. */
+ * local port, and the entry's state is "connected" again. */
 static void connected(struct sup *s)
 {
 	struct k8s_sup *k = sup_ctx(s);
-	if (k->written_port == k->f->local_port)
-		return;
 	int r = k8s_session_write(k->state_dir, sup_name(s));
 	if (r < 0)
 		log_error("%s: cannot write the session files: %s", sup_name(s), strerror(-r));
-	else
-		k->written_port = k->f->local_port;
 }
 
 /* Leaving: the session files must not keep advertising this port. */
@@ -325,7 +320,7 @@ static const struct sup_driver k8s_driver = {
 int k8s_pf_supervise(struct k8s_fwd *f, const char *name, const char *state_dir, int max_attempts,
 		     unsigned health_interval_s, int ready_fd)
 {
-	struct k8s_sup k = {.f = f, .state_dir = state_dir, .written_port = -1};
+	struct k8s_sup k = {.f = f, .state_dir = state_dir};
 	if (!f->started_at[0])
 		now_iso8601(f->started_at, sizeof f->started_at);
 	const char *user = getenv("USER");
