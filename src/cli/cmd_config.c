@@ -8,13 +8,9 @@
 #include "ssh/ssh_argv.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 static json_t *tunnel_plan(const struct cfg *cfg, const struct cfg_tunnel *t)
@@ -148,53 +144,17 @@ static void report(struct doc_row *d, const char *check, bool ok, const char *de
 		printf("  %s  %-22s %s\n", ok ? "ok  " : required ? "FAIL" : "--  ", check, detail);
 }
 
-/* Run argv, capture the first line of its output (stdout and stderr),
- * give up after timeout_ms.  Returns the exit status, or a negative errno
- * (-ETIMEDOUT, -ENOENT). */
+/* Run argv and keep the first line it printed (stdout, else stderr: `ssh
+ * -V` answers there), giving up after timeout_ms.  Returns the exit
+ * status, or a negative errno (-ETIMEDOUT, -ENOENT). */
 static int run_capture(char *const *argv, char *buf, size_t n, int timeout_ms)
 {
-	int p[2];
-	buf[0] = '\0';
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	struct spawn_opts o = {.argv = argv, .stdin_fd = -1, .stdout_fd = p[1], .stderr_fd = p[1]};
-	pid_t pid;
-	int r = spawn_process(&o, &pid);
-	close(p[1]);
-	if (r < 0) {
-		close(p[0]);
-		return r;
-	}
-	size_t len = 0;
-	uint64_t deadline = now_mono_ms() + (uint64_t)timeout_ms;
-	bool timed_out = false;
-	for (;;) {
-		uint64_t now = now_mono_ms();
-		if (now >= deadline) {
-			timed_out = true;
-			break;
-		}
-		struct pollfd pf = {.fd = p[0], .events = POLLIN};
-		if (poll(&pf, 1, (int)(deadline - now)) <= 0)
-			continue;
-		char tmp[512];
-		ssize_t k = read(p[0], tmp, sizeof tmp);
-		if (k <= 0)
-			break;
-		size_t take = (size_t)k < n - 1 - len ? (size_t)k : n - 1 - len;
-		memcpy(buf + len, tmp, take);
-		len += take;
-	}
-	close(p[0]);
-	buf[len] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
-	if (timed_out)
-		kill(pid, SIGKILL);
-	int st = 0;
-	waitpid(pid, &st, 0);
-	if (timed_out)
-		return -ETIMEDOUT;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	struct spawn_capture job = {.argv = argv, .max = 512};
+	spawn_capture_all(&job, 1, timeout_ms);
+	const char *text = job.out && *job.out ? job.out : job.err;
+	snprintf(buf, n, "%.*s", (int)strcspn(text, "\n"), text);
+	free(job.out);
+	return job.status;
 }
 
 /* Kubernetes rows, for the cluster connect would use: the config's
@@ -216,16 +176,9 @@ static void doctor_k8s(struct doc_row *d, const struct cfg *cfg, const char *pro
 		return;
 	}
 	k.kubectl = kubectl;
-	static const char *const ver[] = {"version", "--client", NULL};
-	struct kctl_job jobs[2] = {{.args = ver, .max = 512}};
-	struct kctl none = {.kubectl = kubectl};
-	kctl_run_all(&none, jobs, 1, 20000);
-	char *v = jobs[0].out;
-	if (v)
-		v[strcspn(v, "\n")] = '\0';
-	snprintf(buf, sizeof buf, "%s (%s)", kubectl,
-		 jobs[0].status == 0 && v && *v ? v : "version unknown");
-	free(jobs[0].out);
+	char *ver[] = {kubectl, "version", "--client", NULL}, out[512];
+	int r = run_capture(ver, out, sizeof out, 20000);
+	snprintf(buf, sizeof buf, "%s (%s)", kubectl, r == 0 && *out ? out : "version unknown");
 	report(d, "kubectl", true, buf, required);
 	char kc[4096];
 	if (b.kubeconfig)
@@ -242,12 +195,11 @@ static void doctor_k8s(struct doc_row *d, const struct cfg *cfg, const char *pro
 	/* What connect's pre-check asks: /version needs no RBAC grant. */
 	static const char *const info[] = {"get", "--raw", "/version", "--request-timeout=5s",
 					   NULL};
-	memset(jobs, 0, sizeof jobs);
-	jobs[0].args = info;
+	struct kctl_job jobs[1] = {{.args = info}};
 	kctl_run_all(&k, jobs, 1, 20000);
 	char msg[512];
 	kctl_message(jobs[0].err, msg, sizeof msg);
-	int r = jobs[0].status;
+	r = jobs[0].status;
 	if (r == 0)
 		snprintf(buf, sizeof buf, "the API server%s%s answered",
 			 b.context ? " of context " : "", b.context ? b.context : "");

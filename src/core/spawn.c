@@ -4,7 +4,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -175,4 +177,113 @@ char *spawn_which(const char *name)
 		path = end + 1;
 	}
 	return NULL;
+}
+
+int spawn_capture_all(struct spawn_capture *jobs, size_t n, int timeout_ms)
+{
+	size_t live = 0;
+	for (size_t j = 0; j < n; j++) {
+		struct spawn_capture *b = &jobs[j];
+		int po[2], pe[2];
+		b->out = NULL;
+		b->err[0] = '\0';
+		b->pid = 0;
+		b->fd[0] = b->fd[1] = -1;
+		b->len = b->elen = 0;
+		if (pipe2(po, O_CLOEXEC) < 0) {
+			b->status = -errno;
+			continue;
+		}
+		if (pipe2(pe, O_CLOEXEC) < 0) {
+			b->status = -errno;
+			close(po[0]);
+			close(po[1]);
+			continue;
+		}
+		struct spawn_opts o = {
+		    .argv = b->argv, .stdin_fd = -1, .stdout_fd = po[1], .stderr_fd = pe[1]};
+		int r = spawn_process(&o, &b->pid);
+		close(po[1]);
+		close(pe[1]);
+		if (r < 0) {
+			b->status = r;
+			b->pid = 0;
+			close(po[0]);
+			close(pe[0]);
+			continue;
+		}
+		b->fd[0] = po[0];
+		b->fd[1] = pe[0];
+		b->out = b->max ? malloc(b->max + 1) : NULL;
+		live++;
+	}
+
+	/* One poll over every job's two pipes until all are closed. */
+	uint64_t deadline = now_mono_ms() + (uint64_t)timeout_ms;
+	bool timed_out = false;
+	struct pollfd pf[2 * (n ? n : 1)];
+	while (live) {
+		size_t np = 0;
+		for (size_t j = 0; j < n; j++)
+			for (int i = 0; i < 2; i++)
+				pf[np++] = (struct pollfd){.fd = jobs[j].fd[i], .events = POLLIN};
+		uint64_t now = now_mono_ms();
+		if (now >= deadline) {
+			timed_out = true;
+			break;
+		}
+		int pr = poll(pf, np, (int)(deadline - now));
+		if (pr < 0 && errno != EINTR)
+			break;
+		for (size_t j = 0; j < n && pr > 0; j++) {
+			struct spawn_capture *b = &jobs[j];
+			for (int i = 0; i < 2; i++) {
+				if (b->fd[i] < 0 || !pf[2 * j + (size_t)i].revents)
+					continue;
+				char tmp[4096];
+				ssize_t got = read(b->fd[i], tmp, sizeof tmp);
+				if (got <= 0) {
+					close(b->fd[i]);
+					b->fd[i] = -1;
+					if (b->fd[0] < 0 && b->fd[1] < 0)
+						live--;
+					continue;
+				}
+				char *dst = i == 0 ? b->out : b->err;
+				size_t *len = i == 0 ? &b->len : &b->elen;
+				size_t cap = i == 0 ? b->max : sizeof b->err - 1;
+				if (!dst)
+					continue;
+				size_t take = (size_t)got < cap - *len ? (size_t)got : cap - *len;
+				memcpy(dst + *len, tmp, take);
+				*len += take;
+			}
+		}
+	}
+
+	int first = 0;
+	for (size_t j = 0; j < n; j++) {
+		struct spawn_capture *b = &jobs[j];
+		bool cut = timed_out && (b->fd[0] >= 0 || b->fd[1] >= 0);
+		for (int i = 0; i < 2; i++)
+			if (b->fd[i] >= 0)
+				close(b->fd[i]);
+		b->fd[0] = b->fd[1] = -1;
+		b->err[b->elen] = '\0';
+		if (b->out)
+			b->out[b->len] = '\0';
+		if (b->pid) {
+			if (cut)
+				kill(b->pid, SIGKILL);
+			int st = 0;
+			while (waitpid(b->pid, &st, 0) < 0 && errno == EINTR)
+				;
+			b->status = cut		    ? -ETIMEDOUT
+				    : WIFEXITED(st) ? WEXITSTATUS(st)
+						    : 128 + WTERMSIG(st);
+		}
+		if (b->status && !first)
+			first = b->status;
+	}
+	return first;
 }

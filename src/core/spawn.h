@@ -10,6 +10,7 @@
 #define DEVBRIDGE_CORE_SPAWN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 struct spawn_opts {
@@ -30,6 +31,25 @@ int spawn_process(const struct spawn_opts *opts, pid_t *ret_pid);
  * the same child set-up as spawn_process (die_with_parent, reset signals,
  * stdin/stdout from /dev/null, fds above 2 closed except `keep_fd`). */
 int spawn_fork(int (*fn)(void *data), void *data, int keep_fd, pid_t *ret_pid);
+
+/* A command run to completion with its output captured (see
+ * spawn_capture_all). */
+struct spawn_capture {
+	char *const *argv; /* in */
+	size_t max;	   /* in: stdout kept up to max bytes; 0 = dropped */
+	char *out;	   /* out: stdout, NUL-terminated, malloc'd; NULL when max is 0 */
+	char err[2048];	   /* out: the start of stderr, NUL-terminated */
+	int status;	   /* out: exit status, 128 + signal, or -errno (-ETIMEDOUT, -ENOENT) */
+	/* private */
+	pid_t pid;
+	int fd[2];
+	size_t len, elen;
+};
+
+/* Run every job at once (no shell, stdin /dev/null) and wait until all
+ * have exited or timeout_ms has passed (the rest are killed: -ETIMEDOUT).
+ * Returns the first non-zero status, or 0.  The caller frees each out. */
+int spawn_capture_all(struct spawn_capture *jobs, size_t n, int timeout_ms);
 
 /* Reset signal mask and dispositions to defaults (for a child). */
 void spawn_reset_signals(void);

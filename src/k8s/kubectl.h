@@ -4,7 +4,6 @@
 #define DEVBRIDGE_K8S_KUBECTL_H
 
 #include <stddef.h>
-#include <sys/types.h>
 
 struct kctl {
 	const char *kubectl;	/* path or name on PATH; NULL = "kubectl" */
@@ -12,28 +11,18 @@ struct kctl {
 	const char *context;	/* NULL = the current context */
 };
 
-/* Run `kubectl [--kubeconfig K] [--context C] ARGS...` (args NULL-
- * terminated).  *out (if given) receives stdout, NUL-terminated and
- * malloc'd, cut at `max` bytes; err receives stderr's first errn-1 bytes.
- * Returns the exit status, or a negative errno (-ETIMEDOUT after
- * timeout_ms, -ENOENT when kubectl cannot be run). */
-int kctl_run(const struct kctl *k, const char *const *args, char **out, size_t max, char *err,
-	     size_t errn, int timeout_ms);
-
-/* Several kubectl runs at once (pre-checks that do not depend on each
- * other): each job's args in, its stdout (malloc'd, cut at max; NULL when
- * max is 0), stderr (cut) and status out.  Returns the first non-zero
- * status, or 0. */
+/* `kubectl [--kubeconfig K] [--context C] ARGS...` for each job, all at
+ * once (pre-checks that do not depend on each other), with a deadline:
+ * each job's args in; its stdout (malloc'd, cut at max; NULL when max is
+ * 0; the caller frees it), the start of stderr and its status (exit
+ * status, or -errno: -ETIMEDOUT, -ENOENT) out.  Returns the first
+ * non-zero status, or 0.  See spawn_capture_all. */
 struct kctl_job {
 	const char *const *args;
 	size_t max;
 	char *out;
 	char err[2048];
-	int status; /* exit status, or -errno (-ETIMEDOUT, -ENOENT) */
-	/* private */
-	pid_t pid;
-	int fd[2];
-	size_t len, elen;
+	int status;
 };
 int kctl_run_all(const struct kctl *k, struct kctl_job *jobs, size_t n, int timeout_ms);
 
