@@ -98,7 +98,6 @@ struct sup {
 	pid_t health_pid;
 	int health_fd;
 	struct loop_timer *health_kill_timer;
-	char health_detail[HEALTH_DETAIL_MAX];
 };
 
 static void attempt(struct sup *s);
@@ -268,7 +267,6 @@ static void health_done(struct sup *s, int status)
 	bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 	if (!ok && !*detail)
 		snprintf(detail, sizeof detail, "health check timed out");
-	snprintf(s->health_detail, sizeof s->health_detail, "%s", detail);
 	if (s->stopping || (s->state != ST_CONNECTED && s->state != ST_DEGRADED))
 		return;
 	enum health_state was = s->health;
@@ -316,13 +314,13 @@ static void probe_end(struct sup *s)
 	loop_timer_cancel(s->loop, s->probe_timer);
 	s->probe_timer = NULL;
 	s->probing = false;
+	s->reprobe = false;
 }
 
 static void probe_ok(struct sup *s)
 {
 	bool periodic = s->reprobe;
 	probe_end(s);
-	s->reprobe = false;
 	if (s->stopping || s->child <= 0)
 		return;
 	if (!periodic) {
@@ -345,7 +343,6 @@ static void probe_fail(struct sup *s, const char *why)
 {
 	bool periodic = s->reprobe;
 	probe_end(s);
-	s->reprobe = false;
 	if (!s->last_msg[0])
 		snprintf(s->last_msg, sizeof s->last_msg, "%s probe: %s",
 			 periodic ? "health" : "readiness", why);
@@ -575,7 +572,6 @@ static void child_exited(struct sup *s, int status)
 	stream_close(s, &s->err);
 	stream_close(s, &s->out);
 	probe_end(s);
-	s->reprobe = false;
 	loop_timer_cancel(s->loop, s->reprobe_timer);
 	s->reprobe_timer = NULL;
 	loop_timer_cancel(s->loop, s->kill_timer);
