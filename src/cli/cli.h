@@ -105,9 +105,10 @@ struct cli_started {
 	int code;
 	char message[1200];
 };
-/* Start `devbridge ARGS...` detached (its own session; output to
- * STATE_DIR/NAME.out) with a ready pipe on its fd 3.  0 or -errno. */
-int cli_spawn_supervisor(struct cli *c, struct cli_started *s, char *const *args, bool foreground);
+/* Start this executable with argv[1...] (argv[0] is set to its path)
+ * detached (its own session; output to STATE_DIR/NAME.out) with a ready
+ * pipe on its fd 3.  0 or -errno. */
+int cli_spawn_supervisor(struct cli *c, struct cli_started *s, char **argv, bool foreground);
 /* Wait for each supervisor's first line on its ready pipe, or the deadline
  * (then result "timeout", EXIT_TIMEOUT). */
 void cli_wait_ready(struct cli_started *v, size_t n, int timeout_s);

@@ -13,7 +13,6 @@
 #include "k8s/target.h"
 
 #include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -92,10 +91,8 @@ static void bridge_name(char *buf, size_t n, const char *svc, const char *ns, in
 /* --- connect --- */
 
 struct target {
-	char service[64], namespace[64];
-	int port, local;
-	char name[80];	       /* the bridge's: SVC.NS.PORT */
-	struct cli_started st; /* its supervisor */
+	struct k8s_target k; /* local 0 until the plan is made: then PORT */
+	char name[80];	     /* the bridge's: SVC.NS.PORT */
 };
 
 struct kplan {
@@ -109,27 +106,11 @@ struct kplan {
 	size_t n;
 };
 
-static int parse_port(const char *s, int *ret)
-{
-	char *end;
-	errno = 0;
-	long v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v < 1 || v > 65535)
-		return -EINVAL;
-	*ret = (int)v;
-	return 0;
-}
-
 static int parse_target(struct cli *c, const char *spec, struct target *t)
 {
-	struct k8s_target kt;
 	char err[160];
-	if (k8s_target_parse(spec, &kt, err, sizeof err) < 0)
+	if (k8s_target_parse(spec, &t->k, err, sizeof err) < 0)
 		return cli_error(c, EXIT_USAGE, "-t '%s': %s", spec, err);
-	memcpy(t->namespace, kt.namespace, sizeof t->namespace);
-	memcpy(t->service, kt.service, sizeof t->service);
-	t->port = kt.port;
-	t->local = kt.local;
 	return 0;
 }
 
@@ -144,11 +125,11 @@ static int add_cfg_target(struct cli *c, struct kplan *p, const struct cfg_targe
 				 ct->mark.file ? ct->mark.file : c->config_path, ct->mark.line,
 				 ct->mark.col, ct->namespace ? ct->namespace : "",
 				 ct->namespace ? "/" : "", ct->service);
-	snprintf(t->service, sizeof t->service, "%s", ct->service);
+	snprintf(t->k.service, sizeof t->k.service, "%s", ct->service);
 	if (ct->namespace)
-		snprintf(t->namespace, sizeof t->namespace, "%s", ct->namespace);
-	t->port = ct->port;
-	t->local = ct->local_port;
+		snprintf(t->k.namespace, sizeof t->k.namespace, "%s", ct->namespace);
+	t->k.port = ct->port;
+	t->k.local = ct->local_port;
 	p->n++;
 	return 0;
 }
@@ -251,16 +232,16 @@ static int check_service(struct cli *c, const struct kplan *p, const struct targ
 			 const struct kctl_job *j)
 {
 	char what[160];
-	snprintf(what, sizeof what, "service %s/%s", t->namespace, t->service);
+	snprintf(what, sizeof what, "service %s/%s", t->k.namespace, t->k.service);
 	if (j->status != 0) {
 		if (says(j->err, "NotFound") || says(j->err, "not found"))
 			return cli_error(c, EXIT_K8S_SERVICE_NOT_FOUND,
-					 "service '%s' not found in namespace '%s'", t->service,
-					 t->namespace);
+					 "service '%s' not found in namespace '%s'", t->k.service,
+					 t->k.namespace);
 		return get_error(c, p, j->err, what);
 	}
 	char detail[300];
-	switch (k8s_service_check(j->out ? j->out : "", j->out ? strlen(j->out) : 0, t->port,
+	switch (k8s_service_check(j->out ? j->out : "", j->out ? strlen(j->out) : 0, t->k.port,
 				  detail, sizeof detail)) {
 	case K8S_SVC_OK:
 		return 0;
@@ -269,10 +250,10 @@ static int check_service(struct cli *c, const struct kplan *p, const struct targ
 				 what, detail);
 	case K8S_SVC_NO_PORT:
 		return cli_error(c, EXIT_K8S_SERVICE_NOT_FOUND, "%s has no port %d (%s)", what,
-				 t->port, detail);
+				 t->k.port, detail);
 	case K8S_SVC_UDP:
 		return cli_error(c, EXIT_K8S_UNSUPPORTED_PROTOCOL,
-				 "%s port %d is %s: port-forward carries TCP only", what, t->port,
+				 "%s port %d is %s: port-forward carries TCP only", what, t->k.port,
 				 detail);
 	case K8S_SVC_NO_SELECTOR:
 		break;
@@ -303,28 +284,28 @@ static int precheck(struct cli *c, struct kplan *p)
 	ssize_t ns_job[MAX_TARGETS], svc_job[MAX_TARGETS];
 	for (size_t i = 0; i < p->n && !r; i++) {
 		struct target *t = &p->t[i];
-		if (!t->namespace[0])
-			snprintf(t->namespace, sizeof t->namespace, "%s",
+		if (!t->k.namespace[0])
+			snprintf(t->k.namespace, sizeof t->k.namespace, "%s",
 				 p->namespace[0] ? p->namespace : "default");
-		if (!t->local)
-			t->local = t->port;
-		bridge_name(t->name, sizeof t->name, t->service, t->namespace, t->port);
+		if (!t->k.local)
+			t->k.local = t->k.port;
+		bridge_name(t->name, sizeof t->name, t->k.service, t->k.namespace, t->k.port);
 		bool seen = false;
 		for (size_t k = 0; k < i; k++) {
 			if (strcmp(p->t[k].name, t->name) == 0)
 				r = cli_error(c, EXIT_USAGE, "%s/%s:%d is listed twice",
-					      t->namespace, t->service, t->port);
-			seen |= strcmp(p->t[k].namespace, t->namespace) == 0;
+					      t->k.namespace, t->k.service, t->k.port);
+			seen |= strcmp(p->t[k].k.namespace, t->k.namespace) == 0;
 		}
 		ns_job[i] = -1;
 		if (!seen) {
-			const char *a[] = {"get", "namespace", t->namespace, "-o", "name", NULL};
+			const char *a[] = {"get", "namespace", t->k.namespace, "-o", "name", NULL};
 			memcpy(args[nj], a, sizeof a);
 			jobs[nj].args = args[nj];
 			ns_job[i] = (ssize_t)nj++;
 		}
-		const char *a[] = {"get", "service", "--namespace", t->namespace,
-				   "-o",  "json",    t->service,    NULL};
+		const char *a[] = {"get", "service", "--namespace", t->k.namespace,
+				   "-o",  "json",    t->k.service,  NULL};
 		memcpy(args[nj], a, sizeof a);
 		jobs[nj].args = args[nj];
 		jobs[nj].max = 1 << 20;
@@ -334,7 +315,7 @@ static int precheck(struct cli *c, struct kplan *p)
 		kctl_run_all(&p->k, jobs, nj, KCTL_TIMEOUT_MS);
 	for (size_t i = 0; i < p->n && !r; i++) {
 		if (ns_job[i] >= 0)
-			r = check_namespace(c, p, p->t[i].namespace, &jobs[ns_job[i]]);
+			r = check_namespace(c, p, p->t[i].k.namespace, &jobs[ns_job[i]]);
 		if (!r)
 			r = check_service(c, p, &p->t[i], &jobs[svc_job[i]]);
 	}
@@ -350,16 +331,17 @@ static void forward_args(struct cli *c, const struct kplan *p, const struct targ
 			 char *nums[4], char **args)
 {
 	size_t n = 0;
-	snprintf(nums[0], 16, "%d", t->port);
-	snprintf(nums[1], 16, "%d", t->local);
+	args[n++] = NULL; /* this executable, see cli_spawn_supervisor */
+	snprintf(nums[0], 16, "%d", t->k.port);
+	snprintf(nums[1], 16, "%d", t->k.local);
 	snprintf(nums[2], 16, "%u", p->max_attempts);
 	snprintf(nums[3], 16, "%u", p->health_interval);
 	args[n++] = "__k8s-forward";
 	args[n++] = (char *)t->name;
 	args[n++] = "--service";
-	args[n++] = (char *)t->service;
+	args[n++] = (char *)t->k.service;
 	args[n++] = "--namespace";
-	args[n++] = (char *)t->namespace;
+	args[n++] = (char *)t->k.namespace;
 	args[n++] = "--port";
 	args[n++] = nums[0];
 	args[n++] = "--local-port";
@@ -389,10 +371,10 @@ static void dry_run(struct cli *c, const struct kplan *p)
 		const struct target *t = &p->t[i];
 		struct k8s_fwd f = {.kubeconfig = p->kubeconfig[0] ? p->kubeconfig : NULL,
 				    .context = p->context[0] ? p->context : NULL,
-				    .namespace = t->namespace,
-				    .service = t->service,
-				    .remote_port = t->port,
-				    .local_port = t->local};
+				    .namespace = t->k.namespace,
+				    .service = t->k.service,
+				    .remote_port = t->k.port,
+				    .local_port = t->k.local};
 		char **av = NULL;
 		if (k8s_pf_argv(&f, &av) < 0)
 			continue;
@@ -418,18 +400,16 @@ static int check_session(struct cli *c, const struct kplan *p)
 {
 	struct k8s_entry *v;
 	size_t n;
-	if (k8s_session_list(c->state_dir, NULL, &v, &n) < 0 || n == 0) {
-		if (n == 0)
-			free(v);
+	if (k8s_session_list(c->state_dir, false, &v, &n) < 0)
 		return 0;
-	}
 	int r = 0;
-	if (strcmp(v[0].kubeconfig, p->kubeconfig) != 0 || strcmp(v[0].context, p->context) != 0)
+	if (n &&
+	    (strcmp(v[0].kubeconfig, p->kubeconfig) != 0 || strcmp(v[0].context, p->context) != 0))
 		r = cli_error(c, EXIT_ERROR,
-			      "a session with %s%s%s is active (%zu bridge%s); `devbridge "
+			      "a session with %s%s is active (%zu bridge%s); `devbridge "
 			      "disconnect` first",
-			      v[0].context[0] ? "context " : "another kubeconfig",
-			      v[0].context[0] ? v[0].context : "", "", n, n == 1 ? "" : "s");
+			      v[0].context[0] ? "context " : "another kubeconfig", v[0].context, n,
+			      n == 1 ? "" : "s");
 	free(v);
 	return r;
 }
@@ -439,9 +419,13 @@ static int connect_run(struct cli *c, struct kplan *p, int timeout_s, bool foreg
 	int r = cli_state_dir(c);
 	if (r || (r = check_session(c, p)))
 		return r;
+	/* sv[i] is target i's supervisor. */
+	struct cli_started *sv = calloc(p->n, sizeof *sv);
+	if (!sv)
+		return cli_error(c, EXIT_ERROR, "out of memory");
 	for (size_t i = 0; i < p->n; i++) {
 		struct target *t = &p->t[i];
-		struct cli_started *s = &t->st;
+		struct cli_started *s = &sv[i];
 		s->name = t->name;
 		s->fd = -1;
 		char nb[4][16], *nums[4] = {nb[0], nb[1], nb[2], nb[3]}, *args[40];
@@ -455,11 +439,6 @@ static int connect_run(struct cli *c, struct kplan *p, int timeout_s, bool foreg
 				 strerror(-r));
 		}
 	}
-	struct cli_started *sv = calloc(p->n, sizeof *sv);
-	if (!sv)
-		return cli_error(c, EXIT_ERROR, "out of memory");
-	for (size_t i = 0; i < p->n; i++)
-		sv[i] = p->t[i].st;
 	cli_wait_ready(sv, p->n, timeout_s);
 	for (size_t i = 0; i < p->n; i++) {
 		if (sv[i].fd >= 0)
@@ -477,7 +456,7 @@ static int connect_run(struct cli *c, struct kplan *p, int timeout_s, bool foreg
 	/* The env names as the session files have them. */
 	struct k8s_entry *ents = NULL;
 	size_t nent = 0;
-	(void)k8s_session_list(c->state_dir, NULL, &ents, &nent);
+	(void)k8s_session_list(c->state_dir, false, &ents, &nent);
 	int code = EXIT_OK;
 	json_t *rows = json_array();
 	for (size_t i = 0; i < p->n; i++) {
@@ -504,14 +483,14 @@ static int connect_run(struct cli *c, struct kplan *p, int timeout_s, bool foreg
 			char shifted[64] = "";
 			if (rp && lp && rp != lp)
 				snprintf(shifted, sizeof shifted, " (port %d was in use)", rp);
-			printf("%s/%s:%d -> 127.0.0.1:%d %s%s (bridge %s, %s_*)\n", t->namespace,
-			       t->service, t->port, lp,
+			printf("%s/%s:%d -> 127.0.0.1:%d %s%s (bridge %s, %s_*)\n", t->k.namespace,
+			       t->k.service, t->k.port, lp,
 			       strcmp(s->result, "connected") == 0 ? "connected"
 								   : "already connected",
 			       shifted, t->name, env);
 		} else {
-			fprintf(stderr, "%s/%s:%d: %s: %s\n", t->namespace, t->service, t->port,
-				s->result, s->message);
+			fprintf(stderr, "%s/%s:%d: %s: %s\n", t->k.namespace, t->k.service,
+				t->k.port, s->result, s->message);
 		}
 	}
 	if (!c->json && nent)
@@ -647,10 +626,17 @@ int cmd_k8s_forward(struct cli *c)
 	};
 	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
 		return EXIT_USAGE;
-	int rp = 0, lp = 0;
-	if (c->argc != 1 || !svc || !ns || !port || !local || parse_port(port, &rp) < 0 ||
-	    parse_port(local, &lp) < 0 || !cfg_name_valid(c->argv[0]))
+	unsigned rp = 0, lp = 0, max_attempts = DEFAULT_MAX_ATTEMPTS,
+		 health_interval = DEFAULT_HEALTH_INTERVAL;
+	if (c->argc != 1 || !svc || !ns || !port || !local || !cfg_name_valid(c->argv[0]))
 		return cli_error(c, EXIT_USAGE, "__k8s-forward: bad arguments");
+	if (cli_parse_uint(c, "--port", port, 1, 65535, &rp) < 0 ||
+	    cli_parse_uint(c, "--local-port", local, 1, 65535, &lp) < 0 ||
+	    (attempts &&
+	     cli_parse_uint(c, "--max-attempts", attempts, 0, 1000, &max_attempts) < 0) ||
+	    (health &&
+	     cli_parse_uint(c, "--health-interval", health, 0, 86400, &health_interval) < 0))
+		return EXIT_USAGE;
 	log_set_timestamps(1);
 	if (log_get_level() < LOG_INFO)
 		log_set_level(LOG_INFO);
@@ -661,19 +647,13 @@ int cmd_k8s_forward(struct cli *c)
 			    .context = cx,
 			    .namespace = ns,
 			    .service = svc,
-			    .remote_port = rp,
-			    .requested_port = lp,
-			    .local_port = lp,
+			    .remote_port = (int)rp,
+			    .requested_port = (int)lp,
+			    .local_port = (int)lp,
 			    .origin = "standalone"};
 	int ready = fcntl(3, F_GETFD) >= 0 ? 3 : -1;
 	if (ready >= 0)
 		fd_set_cloexec(ready, true);
-	unsigned max_attempts = DEFAULT_MAX_ATTEMPTS, health_interval = DEFAULT_HEALTH_INTERVAL;
-	if ((attempts &&
-	     cli_parse_uint(c, "--max-attempts", attempts, 0, 1000, &max_attempts) < 0) ||
-	    (health &&
-	     cli_parse_uint(c, "--health-interval", health, 0, 86400, &health_interval) < 0))
-		return EXIT_USAGE;
 	return k8s_pf_supervise(&f, c->argv[0], c->state_dir, (int)max_attempts, health_interval,
 				ready);
 }
@@ -685,7 +665,7 @@ static int live_entries(struct cli *c, struct k8s_entry **v, size_t *n)
 	int r = cli_state_dir(c);
 	if (r)
 		return r;
-	r = k8s_session_list(c->state_dir, NULL, v, n);
+	r = k8s_session_list(c->state_dir, false, v, n);
 	if (r < 0)
 		return cli_error(c, EXIT_ERROR, "cannot read %s: %s", c->state_dir, strerror(-r));
 	return 0;
@@ -745,36 +725,18 @@ int cmd_shell(struct cli *c)
 
 /* --- disconnect --- */
 
-/* k8s bridges in the state dir: live ones, and failed ones whose state
- * file is still there (so they can be cleared). */
+/* The bridges disconnect takes down: live standalone ones, and dead ones
+ * whose state file is still there (so a failure can be cleared). */
 static json_t *k8s_bridges(struct cli *c)
 {
 	json_t *names = json_array();
 	struct k8s_entry *v = NULL;
 	size_t n = 0;
-	if (k8s_session_list(c->state_dir, NULL, &v, &n) == 0)
+	if (k8s_session_list(c->state_dir, true, &v, &n) == 0)
 		for (size_t i = 0; i < n; i++)
-			if (strcmp(v[i].origin, "dag") != 0)
+			if (!v[i].pid || strcmp(v[i].origin, "dag") != 0)
 				json_array_append_new(names, json_string(v[i].name));
 	free(v);
-	/* Dead ones: state files of kind k8s without a live supervisor. */
-	DIR *d = opendir(c->state_dir);
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		size_t len = strlen(de->d_name);
-		if (len <= 6 || len - 6 >= 80 || strcmp(de->d_name + len - 6, ".state"))
-			continue;
-		char name[80];
-		snprintf(name, sizeof name, "%.*s", (int)(len - 6), de->d_name);
-		json_t *st = NULL;
-		if (state_read(c->state_dir, name, &st) == 0 &&
-		    strcmp(json_string_value(json_object_get(st, "kind")) ?: "", "k8s") == 0 &&
-		    !state_probe(c->state_dir, name))
-			json_array_append_new(names, json_string(name));
-		json_decref(st);
-	}
-	if (d)
-		closedir(d);
 	return names;
 }
 

@@ -269,7 +269,7 @@ static int self_exe(char *buf, size_t n)
 	return 0;
 }
 
-int cli_spawn_supervisor(struct cli *c, struct cli_started *s, char *const *args, bool foreground)
+int cli_spawn_supervisor(struct cli *c, struct cli_started *s, char **argv, bool foreground)
 {
 	char exe[PATH_MAX], out[PATH_MAX];
 	int r = self_exe(exe, sizeof exe);
@@ -277,25 +277,14 @@ int cli_spawn_supervisor(struct cli *c, struct cli_started *s, char *const *args
 		return r;
 	if ((r = state_path(out, sizeof out, c->state_dir, s->name, "out")) < 0)
 		return r;
-	size_t n = 0;
-	while (args[n])
-		n++;
-	char **argv = calloc(n + 2, sizeof *argv);
-	if (!argv)
-		return -ENOMEM;
 	argv[0] = exe;
-	memcpy(argv + 1, args, n * sizeof *argv);
 	int outfd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (outfd < 0) {
-		r = -errno;
-		free(argv);
-		return r;
-	}
+	if (outfd < 0)
+		return -errno;
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		r = -errno;
 		close(outfd);
-		free(argv);
 		return r;
 	}
 	struct spawn_opts o = {.argv = argv,
@@ -306,7 +295,6 @@ int cli_spawn_supervisor(struct cli *c, struct cli_started *s, char *const *args
 			       .die_with_parent = foreground,
 			       .pass_fd = p[1]};
 	r = spawn_process(&o, &s->pid);
-	free(argv);
 	close(p[1]);
 	close(outfd);
 	if (r < 0) {
@@ -319,7 +307,8 @@ int cli_spawn_supervisor(struct cli *c, struct cli_started *s, char *const *args
 
 static int start_supervisor(struct cli *c, struct cli_started *s, bool foreground)
 {
-	char *args[] = {"__supervise",
+	char *args[] = {NULL, /* this executable */
+			"__supervise",
 			(char *)s->name,
 			"--config",
 			c->config_path,

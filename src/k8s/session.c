@@ -30,8 +30,13 @@ static int cmp_entry(const void *a, const void *b)
 	return strcmp(((const struct k8s_entry *)a)->name, ((const struct k8s_entry *)b)->name);
 }
 
-static int list(const char *dir, const char *self, bool self_live, struct k8s_entry **ret,
-		size_t *ret_n)
+/* k8s bridges from their state files: the live ones (their supervisor
+ * holds the lock), and with `dead` also those without one (pid 0).
+ * `self` is the calling supervisor's own bridge, live or not as
+ * `self_live` says, never probed: opening and closing its own pid file
+ * would drop the POSIX lock it holds (see state.h). */
+static int list(const char *dir, const char *self, bool self_live, bool dead,
+		struct k8s_entry **ret, size_t *ret_n)
 {
 	*ret = NULL;
 	*ret_n = 0;
@@ -52,12 +57,14 @@ static int list(const char *dir, const char *self, bool self_live, struct k8s_en
 		if (state_read(dir, name, &st) < 0 || !st)
 			continue;
 		const char *kind = json_string_value(json_object_get(st, "kind"));
-		pid_t live = 0;
-		if (kind && strcmp(kind, "k8s") == 0)
-			live = !self || strcmp(self, name) != 0 ? state_probe(dir, name)
-			       : self_live			? getpid()
-								: 0;
-		if (!live) {
+		if (!kind || strcmp(kind, "k8s") != 0) {
+			json_decref(st);
+			continue;
+		}
+		pid_t live = !self || strcmp(self, name) != 0 ? state_probe(dir, name)
+			     : self_live		      ? getpid()
+							      : 0;
+		if (!live && !dead) {
 			json_decref(st);
 			continue;
 		}
@@ -97,15 +104,9 @@ static int list(const char *dir, const char *self, bool self_live, struct k8s_en
 	return 0;
 }
 
-int k8s_session_list(const char *dir, const char *self, struct k8s_entry **ret, size_t *ret_n)
+int k8s_session_list(const char *dir, bool dead, struct k8s_entry **ret, size_t *ret_n)
 {
-	return list(dir, self, true, ret, ret_n);
-}
-
-int k8s_session_list_without(const char *dir, const char *self, struct k8s_entry **ret,
-			     size_t *ret_n)
-{
-	return list(dir, self, false, ret, ret_n);
+	return list(dir, NULL, true, dead, ret, ret_n);
 }
 
 /* --- variable names --- */
@@ -340,7 +341,7 @@ static int write_session(const char *dir, const char *self, bool self_live)
 		}
 	struct k8s_entry *v;
 	size_t n;
-	r = list(dir, self, self_live, &v, &n);
+	r = list(dir, self, self_live, false, &v, &n);
 	if (r == 0)
 		r = write_files(dir, v, n);
 	free(v);

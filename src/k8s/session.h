@@ -28,22 +28,20 @@ struct k8s_entry {
 	char env[600]; /* "BRIDGE_PAYMENTS_API" (without _URL) */
 };
 
-/* The live k8s bridges in `dir` (their supervisor holds the lock), sorted
- * by name, with env names assigned.  *ret is malloc'd (NULL when none).
- * A supervisor passes its own bridge's name as `self`: that one is live
- * without a probe, because opening and closing its own pid file would drop
- * the POSIX lock it holds (see state.h). */
-int k8s_session_list(const char *dir, const char *self, struct k8s_entry **ret, size_t *ret_n);
-/* The same, with `self` counted as gone (a supervisor on its way out). */
-int k8s_session_list_without(const char *dir, const char *self, struct k8s_entry **ret,
-			     size_t *ret_n);
+/* The live k8s bridges in `dir` (their supervisor holds the lock), and
+ * with `dead` also those whose state file outlived their supervisor (pid
+ * 0), sorted by name, with env names assigned.  *ret is malloc'd (NULL when
+ * none). */
+int k8s_session_list(const char *dir, bool dead, struct k8s_entry **ret, size_t *ret_n);
 
 /* Assign e->env for every entry (pure; see the rules above). */
 void k8s_env_names(struct k8s_entry *v, size_t n);
 
 /* Rewrite session.json and bridge.env (0600, atomically) from the live
  * bridges; removes both when there are none.  Serialised by a lock file so
- * concurrent supervisors cannot lose each other's update. */
+ * concurrent supervisors cannot lose each other's update.  A supervisor
+ * passes its own bridge's name as `self` (NULL otherwise): it counts as
+ * live without a probe (probing would drop its own lock, see state.h). */
 int k8s_session_write(const char *dir, const char *self);
 /* The same for a supervisor that is stopping: its bridge leaves the files. */
 int k8s_session_write_without(const char *dir, const char *self);
