@@ -109,6 +109,9 @@ struct cli_started {
  * detached (its own session; output to STATE_DIR/NAME.out) with a ready
  * pipe on its fd 3.  0 or -errno. */
 int cli_spawn_supervisor(struct cli *c, struct cli_started *s, char **argv, bool foreground);
+/* In a supervisor process started that way: log set-up, and the ready
+ * pipe's fd (3), or -1 when there is none. */
+int cli_supervisor_begin(struct cli *c);
 /* Wait for each supervisor's first line on its ready pipe, or the deadline
  * (then result "timeout", EXIT_TIMEOUT). */
 void cli_wait_ready(struct cli_started *v, size_t n, int timeout_s);

@@ -14,7 +14,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -637,9 +636,7 @@ int cmd_k8s_forward(struct cli *c)
 	    (health &&
 	     cli_parse_uint(c, "--health-interval", health, 0, 86400, &health_interval) < 0))
 		return EXIT_USAGE;
-	log_set_timestamps(1);
-	if (log_get_level() < LOG_INFO)
-		log_set_level(LOG_INFO);
+	int ready = cli_supervisor_begin(c);
 	int r = cli_state_dir(c);
 	if (r)
 		return r;
@@ -651,9 +648,6 @@ int cmd_k8s_forward(struct cli *c)
 			    .requested_port = (int)lp,
 			    .local_port = (int)lp,
 			    .origin = "standalone"};
-	int ready = fcntl(3, F_GETFD) >= 0 ? 3 : -1;
-	if (ready >= 0)
-		fd_set_cloexec(ready, true);
 	return k8s_pf_supervise(&f, c->argv[0], c->state_dir, (int)max_attempts, health_interval,
 				ready);
 }

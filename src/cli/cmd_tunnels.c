@@ -911,13 +911,24 @@ int cmd_check(struct cli *c)
 
 /* --- __supervise --- */
 
+int cli_supervisor_begin(struct cli *c)
+{
+	/* Its output goes to NAME.out: timestamps, and at least info. */
+	log_set_timestamps(1);
+	if (log_get_level() < LOG_INFO)
+		log_set_level(LOG_INFO);
+	/* fd 3 is the ready pipe when cli_spawn_supervisor started us. */
+	int ready = fcntl(3, F_GETFD) >= 0 ? 3 : -1;
+	if (ready >= 0)
+		fd_set_cloexec(ready, true);
+	return ready;
+}
+
 int cmd_supervise(struct cli *c)
 {
 	if (c->argc != 1)
 		return EXIT_USAGE;
-	log_set_timestamps(1);
-	if (log_get_level() < LOG_INFO)
-		log_set_level(LOG_INFO);
+	int ready = cli_supervisor_begin(c);
 	int r = cli_load_config(c);
 	if (r)
 		return r;
@@ -926,9 +937,5 @@ int cmd_supervise(struct cli *c)
 	const struct cfg_tunnel *t = cfg_find_tunnel(c->cfg, c->argv[0]);
 	if (!t)
 		return cli_error(c, EXIT_UNKNOWN_BRIDGE, "no bridge named '%s'", c->argv[0]);
-	/* fd 3 is the ready pipe when `up` started us. */
-	int ready = fcntl(3, F_GETFD) >= 0 ? 3 : -1;
-	if (ready >= 0)
-		fd_set_cloexec(ready, true);
 	return ssh_supervise(c->cfg, t, c->state_dir, ready);
 }
