@@ -39,6 +39,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import helpers  # noqa: E402
 from helpers import (  # noqa: E402,F401
     can_connect, free_port, has_ipv6, kill_pid, proc_alive, proc_environ, all_pids, wait_for)
+from helpers import sanitizer_report as _sanitizer_report  # noqa: E402
 
 MiB = 1024 * 1024
 IP = "/usr/sbin/ip" if os.path.exists("/usr/sbin/ip") else "ip"
@@ -47,8 +48,6 @@ IP = "/usr/sbin/ip" if os.path.exists("/usr/sbin/ip") else "ip"
 TOKEN = "0123456789abcdef" * 4
 WRONG_TOKEN = "fedcba9876543210" * 4
 
-SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
-                   "UndefinedBehaviorSanitizer", "ThreadSanitizer")
 SANITIZER_EXIT_CODES = (86, 87)  # the suite's ASAN_OPTIONS / UBSAN_OPTIONS exitcode=
 
 AUDIT_FIELDS = {"ts", "tunnel", "event", "actor", "actor_class", "detail"}
@@ -61,11 +60,7 @@ _NET_LOCK = "/tmp/devbridge-test-netns.lock"
 
 def sanitizer_report(text):
     """The first sanitizer report in `text` (with some context), or None."""
-    for mark in SANITIZER_MARKS:
-        i = text.find(mark)
-        if i >= 0:
-            return text[max(0, i - 300):i + 3000]
-    return None
+    return _sanitizer_report(text, before=300)
 
 
 def _listenable(family, addr, port):

@@ -39,6 +39,19 @@ ISO_Z_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 # "FILE:LINE:COL: message" (COL optional only in case a checker omits it).
 DIAG_RE_TMPL = r"{file}:(\d+):(\d+): \S"
 
+# What a sanitizer report starts with (the suite builds with ASan+UBSan).
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "SUMMARY: UndefinedBehaviorSanitizer", "ERROR: ThreadSanitizer")
+
+
+def sanitizer_report(text, before=200):
+    """The first sanitizer report in `text` (with some context), or None."""
+    for mark in SANITIZER_MARKS:
+        i = text.find(mark)
+        if i >= 0:
+            return text[max(0, i - before):i + 3000]
+    return None
+
 
 def devbridge_bin():
     return os.environ.get("DEVBRIDGE_BIN") or DEFAULT_BIN
@@ -852,9 +865,6 @@ class DevBridge:
     def describe(self, pids):
         return ["%d %s %s" % (p, proc_comm(p), " ".join(proc_cmdline(p))[:200]) for p in pids]
 
-    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                       "SUMMARY: UndefinedBehaviorSanitizer", "ERROR: ThreadSanitizer")
-
     def sanitizer_reports(self):
         """Sanitizer reports written by detached supervisors (their stderr
         goes to STATE_DIR/NAME.out; they are not our children, so their exit
@@ -870,11 +880,9 @@ class DevBridge:
                     text = f.read()
             except OSError:
                 continue
-            for mark in self.SANITIZER_MARKS:
-                i = text.find(mark)
-                if i >= 0:
-                    out.append("%s: %s" % (fn, text[max(0, i - 200):i + 3000]))
-                    break
+            report = sanitizer_report(text)
+            if report:
+                out.append("%s: %s" % (fn, report))
         return out
 
     def teardown(self):

@@ -29,7 +29,7 @@ import time
 import pytest
 
 from helpers import Result, all_pids, devbridge_bin, kill_pid, proc_alive, proc_cmdline, \
-    proc_environ, wait_for
+    proc_environ, sanitizer_report, wait_for
 
 TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KUBECTL = "/usr/bin/kubectl"
@@ -251,9 +251,6 @@ class K8sSandbox:
     HOME, KUBECACHEDIR and a private copy of the sim's kubeconfig (so every
     kubectl started on this test's behalf names a path unique to the test)."""
 
-    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                       "SUMMARY: UndefinedBehaviorSanitizer")
-
     def __init__(self, tmp_path, rsim, binary=None):
         self.tmp = str(tmp_path)
         self.sim = rsim
@@ -312,8 +309,7 @@ class K8sSandbox:
         elapsed = time.monotonic() - t0
         with open(outp, errors="replace") as o, open(errp, errors="replace") as e:
             res = Result(argv, p.returncode, o.read(), e.read(), elapsed)
-        for mark in self.SANITIZER_MARKS:
-            assert mark not in res.stderr, "sanitizer report from %r" % (res,)
+        assert not sanitizer_report(res.stderr), "sanitizer report from %r" % (res,)
         mine = [r for r in self.sanitizer_reports() if ".%d:" % p.pid in r]
         assert not mine, "sanitizer report from %r:\n%s" % (res, "\n".join(mine))
         return res
@@ -409,11 +405,9 @@ class K8sSandbox:
             if path.startswith(self.san_dir + os.sep) and text.strip():
                 out.append("%s: %s" % (fn, text[:3000]))
                 continue
-            for mark in self.SANITIZER_MARKS:
-                i = text.find(mark)
-                if i >= 0:
-                    out.append("%s: %s" % (fn, text[max(0, i - 200):i + 3000]))
-                    break
+            report = sanitizer_report(text)
+            if report:
+                out.append("%s: %s" % (fn, report))
         return out
 
     def teardown(self):
