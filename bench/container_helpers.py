@@ -26,6 +26,9 @@ import statistics
 import sys
 import time
 
+# Shared with the SSH bench (bench/run.sh).
+from bench_helpers import descendants, fmt, iperf_mbps, md, table  # noqa: E402,F401
+
 POLL = 0.01
 
 
@@ -130,51 +133,9 @@ def slab():
         print(next(int(l.split()[1]) for l in fh if l.startswith("Slab:")))
 
 
-def descendants(pid):
-    children = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open(f"/proc/{d}/stat") as fh:
-                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(d))
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    print(" ".join(map(str, out)))
-
-
-def iperf_mbps(path):
-    with open(path) as fh:
-        d = json.load(fh)
-    if "error" in d:
-        sys.exit(f"iperf3: {d['error']}")
-    print(f"{d['end']['sum_received']['bits_per_second'] / 1e6:.1f}")
-
-
 # ---------------------------------------------------------------- report
 
 PATHS = ("direct", "devbridge", "haproxy", "socat", "haproxy-x2")
-
-
-def fmt(x, nd=2):
-    return "-" if x is None else f"{x:.{nd}f}"
-
-
-def table(head, rows):
-    w = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
-    line = lambda r: "  ".join(str(c).ljust(w[i]) for i, c in enumerate(r)).rstrip()
-    return "\n".join([line(head), line(["-" * x for x in w])] + [line(r) for r in rows])
-
-
-def md(head, rows):
-    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(out)
 
 
 def pctl(xs, p):
