@@ -27,7 +27,8 @@ static bool msg_equal(const struct dbr_msg *a, const struct dbr_msg *b)
 	       !strcmp(a->process_name, b->process_name) && !strcmp(a->url, b->url) &&
 	       !strcmp(a->host_path, b->host_path) &&
 	       !strcmp(a->container_path, b->container_path) && !strcmp(a->error, b->error) &&
-	       arrays_equal(a->forwards, b->forwards) &&
+	       !strcmp(a->instance, b->instance) && !strcmp(a->name, b->name) &&
+	       !strcmp(a->remapped, b->remapped) && arrays_equal(a->forwards, b->forwards) &&
 	       arrays_equal(a->socket_forwards, b->socket_forwards);
 }
 
@@ -38,6 +39,11 @@ static void check_line(const char *line, size_t len)
 	int r = dbr_parse(line, len, &m, err, sizeof err);
 	if (r < 0) {
 		if (r != -EINVAL || err[0] == '\0' || m.forwards || m.socket_forwards)
+			abort();
+		/* A rejected line is sniffed for the reply it deserves. */
+		struct dbr_sniff sn;
+		if (dbr_sniff(line, len, &sn) == 0 &&
+		    ((unsigned)sn.type >= DBR_TYPE_COUNT || sn.port < -1 || sn.port > 65535))
 			abort();
 		return;
 	}

@@ -61,9 +61,14 @@ static const struct cli_command commands[] = {
      "                        here, else 127.0.0.1); forwarded ports: loopback only\n"
      "  --no-docker-detect    always 127.0.0.1 unless --bind-addr\n"
      "  --no-auth             accept any Register (not recommended)\n"
-     "  --auth-token TOKEN    use this token instead of the token file\n"
+     "  --auth-token TOKEN    the token (else $DEVBRIDGE_AUTH_TOKEN, $DCBRIDGE_AUTH_TOKEN,\n"
+     "                        --auth-token-file, as on the container side)\n"
      "  --auth-token-file F   token file (default ~/.config/devbridge/auth-token,\n"
      "                        created 0600 with 64 random hex characters if absent)\n"
+     "  --allow-privileged-ports  bind a container's ports below 1024 as they are\n"
+     "                        (default: 80 is bound as 10080, 443 as 10443, ...)\n"
+     "  --pending-timeout-ms N  how long a client waits for the container's data\n"
+     "                        connection (default 10000)\n"
      "  --browser-cmd CMD     run CMD URL to open URLs (default xdg-open)\n"
      "  --exit-on-idle        exit when no container is registered for --idle-timeout\n"
      "  --no-exit-on-idle     (default) keep running\n"
@@ -94,10 +99,14 @@ static const struct cli_command commands[] = {
      "  --control-socket PATH   for `forward`/`unforward` (default STATE_DIR/\n"
      "                          container-daemon.sock, mode 0600)\n"
      "  --heartbeat-ms N        expected host Ping interval (default 30000)"},
-    {"open", cmd_open, "open URL [--host-addr A] [--control-port N]",
+    {"open", cmd_open,
+     "open URL [--host-addr A] [--control-port N] [--auth-token T | --auth-token-file F]",
      "open URL in the host's browser (also as devbridge-open URL)",
      "http(s) only, at most 2048 characters; localhost:PORT is rewritten to the host\n"
-     "port that container port is forwarded to.  Exit 50 no host daemon, 53 refused."},
+     "port that container port is forwarded to.  The host daemon needs the token\n"
+     "(--auth-token, $DEVBRIDGE_AUTH_TOKEN, --auth-token-file, ~/.config/devbridge/\n"
+     "auth-token) unless it runs --no-auth.  Exit 50 no host daemon, 51 token refused,\n"
+     "53 URL refused, 54 no token here."},
     {"forward", cmd_forward, "forward PORT [--control-socket PATH]",
      "in a container: forward PORT now, whatever the filters say",
      "Asks this container's container-daemon (through its 0600 socket in the state\n"

@@ -57,10 +57,10 @@ int cmd_host_daemon(struct cli *c)
 {
 	const char *cport = NULL, *dport = NULL, *bind = NULL, *token = NULL, *token_file = NULL,
 		   *browser = NULL, *idle = NULL, *hb = NULL, *sscan = NULL, *smax = NULL,
-		   *sprefix = NULL;
+		   *sprefix = NULL, *pending = NULL;
 	const char *watch[32];
 	size_t n_watch = 0;
-	bool no_docker = false, no_auth = false, eoi = false, no_eoi = false;
+	bool no_docker = false, no_auth = false, eoi = false, no_eoi = false, privileged = false;
 	const struct cli_opt opts[] = {
 	    {"--control-port", 0, true, &cport, NULL},
 	    {"--data-port", 0, true, &dport, NULL},
@@ -78,6 +78,8 @@ int cmd_host_daemon(struct cli *c)
 	    {"--socket-scan-interval-ms", 0, true, &sscan, NULL},
 	    {"--max-socket-forwards", 0, true, &smax, NULL},
 	    {"--container-path-prefix", 0, true, &sprefix, NULL},
+	    {"--allow-privileged-ports", 0, false, NULL, &privileged},
+	    {"--pending-timeout-ms", 0, true, &pending, NULL},
 	};
 	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0 || c->argc != 0)
 		return c->argc ? cli_error(c, EXIT_USAGE, "host-daemon takes no arguments")
@@ -103,6 +105,8 @@ int cmd_host_daemon(struct cli *c)
 			      .data_port = DBR_DATA_PORT,
 			      .idle_timeout_ms = 60000,
 			      .heartbeat_ms = HOST_DEFAULT_HEARTBEAT_MS,
+			      .pending_timeout_ms = HOST_PENDING_TIMEOUT_MS,
+			      .allow_privileged_ports = privileged,
 			      .ready_fd = -1,
 			      .no_auth = no_auth,
 			      .exit_on_idle = eoi && !no_eoi,
@@ -132,6 +136,11 @@ int cmd_host_daemon(struct cli *c)
 		if (cli_parse_uint(c, "--heartbeat-ms", hb, 50, 3600000, &u) < 0)
 			return EXIT_USAGE;
 		o.heartbeat_ms = u;
+	}
+	if (pending) {
+		if (cli_parse_uint(c, "--pending-timeout-ms", pending, 50, 600000, &u) < 0)
+			return EXIT_USAGE;
+		o.pending_timeout_ms = u;
 	}
 	o.watch_paths = watch;
 	o.n_watch_paths = n_watch;
@@ -165,19 +174,17 @@ int cmd_host_daemon(struct cli *c)
 	else
 		o.bind_addr = "127.0.0.1";
 	char tok[DBR_TOKEN_MAX + 1];
+	const char *tok_src = NULL;
 	if (!no_auth) {
-		int r;
-		if (!token)
-			r = auth_load_or_create(token_file, tok, sizeof tok);
-		else if (strlen(token) < sizeof tok)
-			r = snprintf(tok, sizeof tok, "%s", token) < 0 ? -EINVAL : 0;
-		else
-			r = -EINVAL;
+		int r = auth_resolve_host(token, token_file, tok, sizeof tok, &tok_src);
 		if (r < 0)
 			return cli_error(
-			    c, EXIT_NO_TOKEN, "auth token %s: %s",
-			    token_file ? token_file : "(~/.config/devbridge/auth-token)",
-			    r == -EPERM ? "readable by others; chmod 600 it" : strerror(-r));
+			    c, EXIT_NO_TOKEN, "auth token from %s%s%s: %s", tok_src,
+			    strcmp(tok_src, "--auth-token-file") ? "" : " ",
+			    strcmp(tok_src, "--auth-token-file") ? "" : token_file,
+			    r == -EPERM	   ? "readable by others; chmod 600 it"
+			    : r == -EINVAL ? "not a token (16-256 printable characters, no spaces)"
+					   : strerror(-r));
 		o.token = tok;
 	}
 	int r = cli_state_dir(c);
@@ -192,6 +199,10 @@ int cmd_host_daemon(struct cli *c)
 	log_set_timestamps(1);
 	if (log_get_level() < LOG_INFO)
 		log_set_level(LOG_INFO);
+	if (tok_src)
+		log_info("auth token from %s%s%s", tok_src,
+			 strcmp(tok_src, "--auth-token-file") ? "" : " ",
+			 strcmp(tok_src, "--auth-token-file") ? "" : token_file);
 	r = host_run(&o);
 	explicit_bzero(tok, sizeof tok);
 	return r;
@@ -452,10 +463,12 @@ static const char *client_host(const char *flag, char *buf, size_t n)
 int cmd_open(struct cli *c);
 int cmd_open(struct cli *c)
 {
-	const char *host = NULL, *cport = NULL;
+	const char *host = NULL, *cport = NULL, *token = NULL, *token_file = NULL;
 	const struct cli_opt opts[] = {
 	    {"--host-addr", 0, true, &host, NULL},
 	    {"--control-port", 0, true, &cport, NULL},
+	    {"--auth-token", 0, true, &token, NULL},
+	    {"--auth-token-file", 0, true, &token_file, NULL},
 	};
 	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
 		return EXIT_USAGE;
@@ -468,28 +481,49 @@ int cmd_open(struct cli *c)
 	uint16_t port = env_port("DEVBRIDGE_HOST_PORT", "DCBRIDGE_HOST_PORT", DBR_CONTROL_PORT);
 	if (cport && parse_port(c, "--control-port", cport, &port, false) < 0)
 		return EXIT_USAGE;
+	/* The host needs the token for OpenUrl (unless it runs --no-auth):
+	 * without one we still ask, and say so if it refuses. */
+	struct dbr_msg req, ack = {0};
+	dbr_msg_init(&req, DBR_OPEN_URL);
+	int tr = auth_resolve(token, token_file, req.auth_token, sizeof req.auth_token);
+	if (tr < 0 && tr != -ENOENT)
+		return cli_error(c, EXIT_NO_TOKEN, "auth token: %s",
+				 tr == -EPERM ? "the token file is readable by others; chmod 600 it"
+					      : strerror(-tr));
+	bool have_token = tr == 0;
 	char addr[INET6_ADDRSTRLEN];
 	client_host(host, addr, sizeof addr);
 	int fd = client_connect(addr, port, 3000);
-	if (fd < 0)
+	if (fd < 0) {
+		explicit_bzero(req.auth_token, sizeof req.auth_token);
 		return cli_error(c, EXIT_HOST_UNREACHABLE,
 				 "no host daemon at %s:%u (%s): run `devbridge ensure` on the host",
 				 addr, port, strerror(-fd));
-	struct dbr_msg req, ack = {0};
-	dbr_msg_init(&req, DBR_OPEN_URL);
+	}
 	snprintf(req.url, sizeof req.url, "%s", url);
 	int r = client_request(fd, &req, DBR_OPEN_URL_ACK, &ack, 3000);
 	close(fd);
+	explicit_bzero(req.auth_token, sizeof req.auth_token);
 	dbr_msg_clear(&req);
 	if (r < 0)
 		return cli_error(c, EXIT_HOST_UNREACHABLE, "host daemon did not answer: %s",
 				 strerror(-r));
 	bool ok = ack.type == DBR_OPEN_URL_ACK && ack.success;
+	char why[DBR_ERROR_MAX + 1];
+	snprintf(why, sizeof why, "%s", ack.error);
+	text_sanitize(why);
 	dbr_msg_clear(&ack);
-	if (!ok)
+	if (!ok && !have_token)
 		return cli_error(
-		    c, EXIT_URL_REJECTED,
-		    "the host refused to open the URL (rate limit or browser failure)");
+		    c, EXIT_NO_TOKEN,
+		    "the host refused to open the URL, and no auth token is configured "
+		    "here: pass --auth-token, set DEVBRIDGE_AUTH_TOKEN, or "
+		    "--auth-token-file");
+	if (!ok && strcmp(why, "authentication failed") == 0)
+		return cli_error(c, EXIT_AUTH_FAILED, "the host daemon refused our auth token");
+	if (!ok)
+		return cli_error(c, EXIT_URL_REJECTED, "the host refused to open the URL: %s",
+				 why[0] ? why : "rate limit or browser failure");
 	if (c->json)
 		cli_print_json(json_pack("{s:b, s:s}", "opened", 1, "url", url));
 	return EXIT_OK;

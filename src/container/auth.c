@@ -57,19 +57,38 @@ static int read_token(const char *path, char *buf, size_t n)
 	return 0;
 }
 
+/* The flag or the environment, in resolution order: the value, or NULL. */
+static const char *given_token(const char *flag, const char **ret_source)
+{
+	static const char *const vars[] = {"DEVBRIDGE_AUTH_TOKEN", "DCBRIDGE_AUTH_TOKEN"};
+	if (flag && *flag) {
+		*ret_source = "--auth-token";
+		return flag;
+	}
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+		const char *v = getenv(vars[i]);
+		if (v && *v) {
+			*ret_source = vars[i];
+			return v;
+		}
+	}
+	return NULL;
+}
+
+static int copy_token(const char *v, char *buf, size_t n)
+{
+	if (!token_shape_ok(v) || strlen(v) + 1 > n)
+		return -EINVAL;
+	memcpy(buf, v, strlen(v) + 1);
+	return 0;
+}
+
 int auth_resolve(const char *flag, const char *file, char *buf, size_t n)
 {
-	const char *v = flag;
-	if (!v || !*v)
-		v = getenv("DEVBRIDGE_AUTH_TOKEN");
-	if (!v || !*v)
-		v = getenv("DCBRIDGE_AUTH_TOKEN");
-	if (v && *v) {
-		if (!token_shape_ok(v) || strlen(v) + 1 > n)
-			return -EINVAL;
-		memcpy(buf, v, strlen(v) + 1);
-		return 0;
-	}
+	const char *src;
+	const char *v = given_token(flag, &src);
+	if (v)
+		return copy_token(v, buf, n);
 	if (file && *file)
 		return read_token(file, buf, n);
 	char *def = auth_default_path();
@@ -78,6 +97,16 @@ int auth_resolve(const char *flag, const char *file, char *buf, size_t n)
 	int r = read_token(def, buf, n);
 	free(def);
 	return r;
+}
+
+int auth_resolve_host(const char *flag, const char *file, char *buf, size_t n,
+		      const char **ret_source)
+{
+	const char *v = given_token(flag, ret_source);
+	if (v)
+		return copy_token(v, buf, n);
+	*ret_source = file && *file ? "--auth-token-file" : "~/.config/devbridge/auth-token";
+	return auth_load_or_create(file && *file ? file : NULL, buf, n);
 }
 
 int auth_load_or_create(const char *path, char *buf, size_t n)

@@ -26,6 +26,13 @@ int auth_resolve(const char *flag, const char *file, char *buf, size_t n);
  * it (0600, directory 0700) when absent. */
 int auth_load_or_create(const char *path, char *buf, size_t n);
 
+/* Host side, in the same order as auth_resolve, so that one environment
+ * serves both sides: `flag`, $DEVBRIDGE_AUTH_TOKEN, $DCBRIDGE_AUTH_TOKEN,
+ * `file`, then the default file (a file is created when absent).  *ret_source says
+ * where it came from, for the log (never the token itself). */
+int auth_resolve_host(const char *flag, const char *file, char *buf, size_t n,
+		      const char **ret_source);
+
 /* Constant-time: does `given` equal `expected`? */
 bool auth_check(const char *expected, const char *given);
 

@@ -11,6 +11,7 @@
 #include "core/loop.h"
 #include "core/relay.h"
 #include "core/util.h"
+#include "core/work.h"
 #include "proto/dbr.h"
 
 #include <arpa/inet.h>
@@ -94,6 +95,8 @@ struct cd {
 	int pidfd;
 	int exit_code;
 	bool warned_auth;
+	char instance[40];	/* this process, told to the host in Register */
+	struct work *resolving; /* the host name being looked up */
 	/* `devbridge forward/unforward` through the local control socket. */
 	int local_lfd;
 	struct lconn *lconns; /* its clients */
@@ -461,10 +464,12 @@ static void on_mirror_accept(struct loop *l, int fd, unsigned events, void *data
 		dbr_msg_init(&req, DBR_SOCKET_CONNECT_REQUEST);
 		snprintf(req.socket_id, sizeof req.socket_id, "%s", m->id);
 		snprintf(req.conn_id, sizeof req.conn_id, "%s", j->conn_id);
-		ctl_send(cd->ctl, &req);
+		int r = ctl_send(cd->ctl, &req);
 		dbr_msg_clear(&req);
-		if (!cd->ctl || cd->state != CD_READY)
-			return;
+		if (r < 0) {
+			job_free(j); /* the control channel is going: so is this client */
+			continue;
+		}
 		job_start_data(j);
 	}
 }
@@ -571,7 +576,12 @@ static void on_msg(struct ctl_conn *ctl, const struct dbr_msg *m, void *data)
 		cd->state = CD_READY;
 		cd->warned_auth = false;
 		backoff_reset(&cd->bo);
-		log_info("registered with host %s", cd->host_str);
+		if (m->name[0] && strcmp(m->name, cd->o->hostname) != 0)
+			log_info("registered with host %s as %s (another live container has "
+				 "hostname %s)",
+				 cd->host_str, m->name, cd->o->hostname);
+		else
+			log_info("registered with host %s", cd->host_str);
 		scan_now(cd);
 		break;
 	case DBR_FORWARD_ACK:
@@ -580,10 +590,12 @@ static void on_msg(struct ctl_conn *ctl, const struct dbr_msg *m, void *data)
 				continue;
 			cd->fwds[i].host_port = m->success ? m->host_port : 0;
 			if (!m->success)
-				log_warn("host could not forward port %u", m->port);
+				log_warn("host could not forward port %u%s%s", m->port,
+					 m->error[0] ? ": " : "", m->error);
 			else
-				log_info("port %u forwarded to host port %u", m->port,
-					 m->host_port);
+				log_info("port %u forwarded to host port %u%s%s%s", m->port,
+					 m->host_port, m->remapped[0] ? " (remapped: " : "",
+					 m->remapped, m->remapped[0] ? ")" : "");
 		}
 		break;
 	case DBR_CONNECT_REQUEST:
@@ -612,7 +624,7 @@ static void on_msg(struct ctl_conn *ctl, const struct dbr_msg *m, void *data)
 	}
 }
 
-static void on_bad(struct ctl_conn *ctl, const char *why, void *data)
+static void on_bad(struct ctl_conn *ctl, const char *line, size_t len, const char *why, void *data)
 {
 	log_warn("host sent a bad control line: %s", why);
 }
@@ -653,6 +665,7 @@ static void on_connected(struct loop *l, int fd, unsigned events, void *data)
 	snprintf(m.container_id, sizeof m.container_id, "%s", cd->o->container_id);
 	snprintf(m.hostname, sizeof m.hostname, "%s", cd->o->hostname);
 	snprintf(m.auth_token, sizeof m.auth_token, "%s", cd->o->token ? cd->o->token : "");
+	snprintf(m.instance, sizeof m.instance, "%s", cd->instance);
 	ctl_send(cd->ctl, &m);
 	explicit_bzero(m.auth_token, sizeof m.auth_token);
 	dbr_msg_clear(&m);
@@ -665,16 +678,8 @@ static void on_connect_timeout(struct loop *l, void *data)
 	disconnect(cd, "connect timed out");
 }
 
-static void connect_host(struct cd *cd)
+static void connect_to(struct cd *cd, const char *addr)
 {
-	cd->retry_timer = NULL;
-	char addr[INET6_ADDRSTRLEN];
-	if (cd_resolve_host(cd->o->host_addr, addr, sizeof addr) < 0) {
-		log_warn("cannot find the host: set --host-addr or DEVBRIDGE_HOST");
-		cd->state = CD_CONNECTING;
-		disconnect(cd, "host not found");
-		return;
-	}
 	snprintf(cd->host_str, sizeof cd->host_str, "%s", addr);
 	memset(&cd->host, 0, sizeof cd->host);
 	if (strchr(addr, ':')) {
@@ -690,7 +695,6 @@ static void connect_host(struct cd *cd)
 		inet_pton(AF_INET, addr, &s4->sin_addr);
 		cd->host_len = sizeof *s4;
 	}
-	cd->state = CD_CONNECTING;
 	int fd = net_connect_nb((struct sockaddr *)&cd->host, cd->host_len);
 	if (fd < 0) {
 		disconnect(cd, strerror(-fd));
@@ -699,6 +703,65 @@ static void connect_host(struct cd *cd)
 	cd->conn_fd = fd;
 	loop_add_fd(cd->loop, fd, LOOP_WRITE, on_connected, cd);
 	loop_timer_add(cd->loop, CD_CONNECT_TIMEOUT_MS, on_connect_timeout, cd, &cd->connect_timer);
+}
+
+/* The host is looked up again on every attempt (host.docker.internal may
+ * move), on a worker thread: a resolver that takes seconds to answer must
+ * not stall the relays that share this loop. */
+struct resolve_job {
+	struct cd *cd; /* loop side only */
+	char *flag;
+	char addr[INET6_ADDRSTRLEN];
+	int r;
+};
+
+static void resolve_job_free(void *arg)
+{
+	struct resolve_job *j = arg;
+	free(j->flag);
+	free(j);
+}
+
+static void resolve_run(void *arg)
+{
+	struct resolve_job *j = arg;
+	j->r = cd_resolve_host(j->flag, j->addr, sizeof j->addr);
+}
+
+static void on_resolved(struct loop *l, void *arg)
+{
+	struct resolve_job *j = arg;
+	struct cd *cd = j->cd;
+	cd->resolving = NULL;
+	if (j->r < 0) {
+		log_warn("cannot find the host: set --host-addr or DEVBRIDGE_HOST");
+		disconnect(cd, "host not found");
+	} else {
+		connect_to(cd, j->addr);
+	}
+	resolve_job_free(j);
+}
+
+static void connect_host(struct cd *cd)
+{
+	cd->retry_timer = NULL;
+	cd->state = CD_CONNECTING;
+	if (cd->resolving)
+		return;
+	struct resolve_job *j = calloc(1, sizeof *j);
+	int r = j ? 0 : -ENOMEM;
+	if (r == 0) {
+		j->cd = cd;
+		if (cd->o->host_addr && !(j->flag = strdup(cd->o->host_addr)))
+			r = -ENOMEM;
+	}
+	if (r == 0)
+		r = work_start(cd->loop, resolve_run, on_resolved, j, &cd->resolving);
+	if (r < 0) {
+		if (j)
+			resolve_job_free(j);
+		disconnect(cd, strerror(-r));
+	}
 }
 
 /* --- scanning --- */
@@ -771,8 +834,6 @@ static void scan_now(struct cd *cd)
 			break;
 		cd->fwds[cd->n_fwds++] = (struct cd_fwd){.port = port, .present = true};
 		send_port(cd, DBR_FORWARD, port, ls[i].inode);
-		if (!cd->ctl)
-			return;
 	}
 	memcpy(cd->rejected, rej, n_rej * sizeof rej[0]);
 	cd->n_rejected = n_rej;
@@ -785,8 +846,6 @@ static void scan_now(struct cd *cd)
 			continue;
 		cd->fwds[cd->n_fwds++] = (struct cd_fwd){.port = cd->pinned[i], .present = true};
 		send_port(cd, DBR_FORWARD, cd->pinned[i], 0);
-		if (!cd->ctl)
-			return;
 	}
 	for (size_t i = 0; i < cd->n_fwds;) {
 		if (cd->fwds[i].present) {
@@ -794,8 +853,6 @@ static void scan_now(struct cd *cd)
 			continue;
 		}
 		send_port(cd, DBR_UNFORWARD, cd->fwds[i].port, 0);
-		if (!cd->ctl)
-			return;
 		cd->fwds[i] = cd->fwds[--cd->n_fwds];
 	}
 }
@@ -883,7 +940,8 @@ static void on_local_msg(struct ctl_conn *ctl, const struct dbr_msg *m, void *da
 	dbr_msg_clear(&r);
 }
 
-static void on_local_bad(struct ctl_conn *ctl, const char *why, void *data)
+static void on_local_bad(struct ctl_conn *ctl, const char *line, size_t len, const char *why,
+			 void *data)
 {
 	log_warn("local control: %s", why);
 }
@@ -998,6 +1056,7 @@ int cd_run(const struct cd_opts *o)
 		loop_add_fd(cd.loop, cd.pidfd, LOOP_READ, on_parent, &cd);
 	}
 	backoff_init(&cd.bo, CD_BACKOFF_INITIAL_S, CD_BACKOFF_MAX_S);
+	net_uuid_v4(cd.instance, sizeof cd.instance);
 	unsigned scan_ms = o->scan_ms;
 	if (!scan_ms) {
 		/* Poll fast only where polling is cheap. */
@@ -1047,6 +1106,7 @@ int cd_run(const struct cd_opts *o)
 		free(n);
 	}
 	ctl_conn_free(cd.ctl);
+	work_abandon(cd.resolving, resolve_job_free);
 	if (cd.conn_fd >= 0)
 		close(cd.conn_fd);
 	if (cd.pidfd >= 0)

@@ -24,10 +24,14 @@ struct ctl_conn {
 	int depth;	  /* > 0 while inside our own callbacks */
 	bool dead;	  /* freed by the owner while depth > 0 */
 	bool closed_sent; /* ops->closed already called */
+	bool failed;	  /* a send failed: closed is reported from `later` */
+	int fail_err;
+	struct loop_defer later;
 };
 
 static void conn_release(struct ctl_conn *c)
 {
+	loop_defer_cancel(c->loop, &c->later);
 	if (c->fd >= 0) {
 		loop_del_fd(c->loop, c->fd);
 		close(c->fd);
@@ -47,13 +51,37 @@ static void report_closed(struct ctl_conn *c, int err)
 	c->ops->closed(c, err, c->data);
 }
 
+static void on_failed_later(struct loop *l, void *data)
+{
+	struct ctl_conn *c = data;
+	c->depth++;
+	report_closed(c, c->fail_err);
+	c->depth--;
+	if (c->dead && c->depth == 0)
+		conn_release(c);
+}
+
+/* A send cannot go on (the peer does not read, or the socket failed).  The
+ * caller of ctl_send may hold pointers into the owner's objects, so the
+ * owner hears of it from the loop, never from inside the send. */
+static void fail_later(struct ctl_conn *c, int err)
+{
+	if (c->failed || c->closed_sent)
+		return;
+	c->failed = true;
+	c->fail_err = err;
+	if (c->fd >= 0)
+		loop_del_fd(c->loop, c->fd); /* read nothing more from it */
+	loop_defer(c->loop, &c->later, on_failed_later, c);
+}
+
 static bool on_line(void *data, enum jsonl_event ev, const char *line, size_t len)
 {
 	struct ctl_conn *c = data;
-	if (c->dead || c->closed_sent)
+	if (c->dead || c->closed_sent || c->failed)
 		return false;
 	if (ev == JSONL_TOO_LONG) {
-		c->ops->bad(c, "line longer than 65536 bytes", c->data);
+		c->ops->bad(c, line, len, "line longer than 65536 bytes", c->data);
 	} else {
 		struct dbr_msg m;
 		char err[256];
@@ -61,13 +89,13 @@ static bool on_line(void *data, enum jsonl_event ev, const char *line, size_t le
 			c->bad_lines = 0;
 			c->ops->msg(c, &m, c->data);
 			dbr_msg_clear(&m);
-			return !c->dead && !c->closed_sent;
+			return !c->dead && !c->closed_sent && !c->failed;
 		}
-		c->ops->bad(c, err, c->data);
+		c->ops->bad(c, line, len, err, c->data);
 	}
-	if (!c->dead && !c->closed_sent && ++c->bad_lines > CTL_MAX_BAD_LINES)
+	if (!c->dead && !c->closed_sent && !c->failed && ++c->bad_lines > CTL_MAX_BAD_LINES)
 		report_closed(c, EPROTO);
-	return !c->dead && !c->closed_sent;
+	return !c->dead && !c->closed_sent && !c->failed;
 }
 
 static int flush_out(struct ctl_conn *c)
@@ -99,7 +127,7 @@ static void on_io(struct loop *l, int fd, unsigned events, void *data)
 		else if (c->out_len == 0)
 			loop_mod_fd(l, fd, LOOP_READ);
 	}
-	if ((events & LOOP_READ) && !c->dead && !c->closed_sent) {
+	if ((events & LOOP_READ) && !c->dead && !c->closed_sent && !c->failed) {
 		int r = jsonl_read(c->rd, fd, on_line, c);
 		if (r < 0 && r != -ECANCELED)
 			report_closed(c, r == -EPIPE ? 0 : -r);
@@ -136,19 +164,21 @@ int ctl_conn_new(struct loop *loop, int fd, const struct ctl_ops *ops, void *dat
 
 int ctl_send(struct ctl_conn *c, const struct dbr_msg *m)
 {
-	if (c->dead || c->closed_sent)
+	if (c->dead || c->closed_sent || c->failed)
 		return -EPIPE;
 	size_t len;
 	char *line = dbr_format(m, &len);
 	if (!line)
 		return -ENOMEM;
+	/* What the peer has not taken yet; written bytes no longer count. */
+	if (c->out_off > 0) {
+		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+		c->out_len -= c->out_off;
+		c->out_off = 0;
+	}
 	if (c->out_len + len > CTL_MAX_OUT) {
 		free(line);
-		c->depth++;
-		report_closed(c, ENOBUFS);
-		c->depth--;
-		if (c->dead && c->depth == 0)
-			conn_release(c);
+		fail_later(c, ENOBUFS);
 		return -ENOBUFS;
 	}
 	if (c->out_len + len > c->out_cap) {
@@ -167,8 +197,10 @@ int ctl_send(struct ctl_conn *c, const struct dbr_msg *m)
 	c->out_len += len;
 	free(line);
 	int r = flush_out(c);
-	if (r < 0)
-		return r; /* the read side will see the error and close */
+	if (r < 0) {
+		fail_later(c, -r);
+		return r;
+	}
 	if (c->out_len > 0)
 		loop_mod_fd(c->loop, c->fd, LOOP_READ | LOOP_WRITE);
 	return 0;

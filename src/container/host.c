@@ -23,6 +23,7 @@
 #include "core/relay.h"
 #include "core/state.h"
 #include "core/util.h"
+#include "core/work.h"
 #include "proto/dbr.h"
 
 #include <arpa/inet.h>
@@ -67,8 +68,13 @@ struct hconn {
 	struct hconn *prev, *next;
 	bool registered;
 	int version;
+	uint64_t accepted; /* monotonic ms: the oldest unregistered is evicted */
 	char id[DBR_ID_MAX + 1];
 	char hostname[DBR_ID_MAX + 1];
+	/* Shown in status and the audit log: the hostname, made distinct
+	 * ("dev-2") when another live daemon registered the same one. */
+	char name[DBR_ID_MAX + 1];
+	char instance[DBR_CONN_ID_MAX + 1]; /* the daemon process; "" = a seed container */
 	char peer[INET6_ADDRSTRLEN];
 	char since[40];
 	struct fwd *fwds;
@@ -91,6 +97,7 @@ struct dconn {
 	struct host *h;
 	struct dconn *prev, *next;
 	int fd;
+	uint64_t accepted;
 	char buf[512];
 	size_t len;
 	size_t line; /* length of the ConnectReady line once read */
@@ -132,6 +139,7 @@ struct host {
 	unsigned sock_seq;
 	struct browser_rate rate;
 	struct loop_timer *hb_timer, *idle_timer, *drain_timer, *sock_timer;
+	struct work *sock_work; /* a socket scan in progress */
 	bool stopping;
 	int exit_code;
 };
@@ -143,28 +151,51 @@ static void send_socket_msg(struct hconn *c, enum dbr_type t, const struct hsock
 
 /* --- state file and audit --- */
 
-static void host_audit(struct host *h, const char *who, const char *ev, const char *detail)
+/* `who` is "container:NAME" for a registered container, "peer:ADDRESS"
+ * for anything else: the audit log names who really asked. */
+static void host_audit_as(struct host *h, const char *who, const char *ev, const char *detail)
 {
 	if (!h->o->state_dir)
 		return;
-	char actor[DBR_ID_MAX + 16];
-	snprintf(actor, sizeof actor, "container:%s", who);
-	audit_append(h->o->state_dir, AUDIT_NAME, ev, actor, "automation", detail);
+	audit_append(h->o->state_dir, AUDIT_NAME, ev, who, "automation", detail);
 	/* audit_append names the file and the "tunnel" field alike; the
 	 * container is in the actor. */
 }
 
-static json_t *forwards_json(const struct hconn *c)
+static void host_audit(struct host *h, const struct hconn *c, const char *ev, const char *detail)
+{
+	char actor[DBR_ID_MAX + 16];
+	if (c->registered)
+		snprintf(actor, sizeof actor, "container:%s", c->name);
+	else
+		snprintf(actor, sizeof actor, "peer:%s", c->peer);
+	host_audit_as(h, actor, ev, detail);
+}
+
+/* Why a forward's host port differs from its container port. */
+static const char *fwd_remap_reason(const struct fwd *f)
+{
+	if (f->host_port == f->port)
+		return NULL;
+	return f->port < 1024 && f->host_port >= 1024 ? "privileged" : "in_use";
+}
+
+/* ForwardInfo objects (the wire's: exactly its fields), plus with
+ * `for_state` the members only the state file and status show. */
+static json_t *forwards_json(const struct hconn *c, bool for_state)
 {
 	json_t *a = json_array();
-	for (const struct fwd *f = c->fwds; f; f = f->next)
-		json_array_append_new(
-		    a,
-		    json_pack("{s:s, s:s, s:i, s:i, s:s, s:o, s:o, s:s}", "container_id", c->id,
-			      "hostname", c->hostname, "port", f->port, "host_port", f->host_port,
-			      "protocol", "Tcp", "process_name",
-			      f->process[0] ? json_string(f->process) : json_null(), "pid",
-			      f->pid >= 0 ? json_integer(f->pid) : json_null(), "since", f->since));
+	for (const struct fwd *f = c->fwds; f; f = f->next) {
+		json_t *o = json_pack(
+		    "{s:s, s:s, s:i, s:i, s:s, s:o, s:o, s:s}", "container_id", c->id, "hostname",
+		    c->hostname, "port", f->port, "host_port", f->host_port, "protocol", "Tcp",
+		    "process_name", f->process[0] ? json_string(f->process) : json_null(), "pid",
+		    f->pid >= 0 ? json_integer(f->pid) : json_null(), "since", f->since);
+		const char *why = fwd_remap_reason(f);
+		if (o && for_state)
+			json_object_set_new(o, "remapped", why ? json_string(why) : json_null());
+		json_array_append_new(a, o);
+	}
 	return a;
 }
 
@@ -176,10 +207,10 @@ static void write_state(struct host *h)
 	for (struct hconn *c = h->conns; c; c = c->next) {
 		if (!c->registered)
 			continue;
-		json_array_append_new(cs,
-				      json_pack("{s:s, s:s, s:s, s:s, s:o}", "container_id", c->id,
-						"hostname", c->hostname, "peer", c->peer, "since",
-						c->since, "forwards", forwards_json(c)));
+		json_array_append_new(
+		    cs, json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "container_id", c->id, "name",
+				  c->name, "hostname", c->hostname, "peer", c->peer, "since",
+				  c->since, "forwards", forwards_json(c, true)));
 	}
 	char since[40];
 	now_iso8601(since, sizeof since);
@@ -258,8 +289,8 @@ static void on_pending_timeout(struct loop *l, void *data)
 {
 	struct pending *p = data;
 	p->timer = NULL;
-	log_info("connection %s: no data connection from the container within %d s", p->conn_id,
-		 HOST_PENDING_TIMEOUT_MS / 1000);
+	log_info("connection %s: no data connection from the container within %u ms", p->conn_id,
+		 p->h->o->pending_timeout_ms);
 	pending_free(p, true);
 }
 
@@ -288,15 +319,19 @@ static void on_fwd_accept(struct loop *l, int fd, unsigned events, void *data)
 		net_uuid_v4(p->conn_id, sizeof p->conn_id);
 		LIST_PUSH(h->pending, p);
 		h->n_pending++;
-		loop_timer_add(l, HOST_PENDING_TIMEOUT_MS, on_pending_timeout, p, &p->timer);
+		loop_timer_add(l, h->o->pending_timeout_ms, on_pending_timeout, p, &p->timer);
 		struct dbr_msg m;
 		dbr_msg_init(&m, DBR_CONNECT_REQUEST);
 		m.port = f->port;
 		snprintf(m.conn_id, sizeof m.conn_id, "%s", p->conn_id);
-		/* The listener belongs to this forward: route to its container. */
-		if (ctl_send(f->c->ctl, &m) < 0)
-			pending_free(p, true);
+		/* The listener belongs to this forward: route to its container.
+		 * A failed send frees nothing but p: the container goes later. */
+		int r = ctl_send(f->c->ctl, &m);
 		dbr_msg_clear(&m);
+		if (r < 0) {
+			pending_free(p, true);
+			return;
+		}
 	}
 }
 
@@ -322,12 +357,23 @@ static void fwd_close(struct host *h, struct fwd *f)
 }
 
 /* Bind 127.0.0.1:port (and [::1]:port when possible); on a conflict try
- * the next ports.  Forwarded ports never bind anything but loopback. */
-static int fwd_bind(struct fwd *f)
+ * the next ports.  Forwarded ports never bind anything but loopback, never
+ * the daemon's own ports, and a container port below 1024 (22, 80, 443:
+ * the host's own services' ports) only with allow_privileged_ports; else
+ * it lands HOST_PRIVILEGED_OFFSET higher. */
+static int fwd_bind(struct host *h, struct fwd *f)
 {
 	uint32_t port = f->port;
+	if (port < 1024 && !h->o->allow_privileged_ports)
+		port += HOST_PRIVILEGED_OFFSET;
 	for (int i = 0; i < HOST_REMAP_TRIES && port <= 65535; i++, port++) {
+		if (port == h->ctl_port || port == h->data_port)
+			continue;
 		int fd4 = net_listen_tcp("127.0.0.1", (uint16_t)port, NULL);
+		if (fd4 == -EACCES && port < 1024) {
+			port += HOST_PRIVILEGED_OFFSET - 1; /* not root after all */
+			continue;
+		}
 		if (fd4 == -EADDRINUSE || fd4 == -EACCES)
 			continue;
 		if (fd4 < 0)
@@ -355,31 +401,41 @@ static struct fwd *fwd_find(struct hconn *c, uint16_t port)
 	return NULL;
 }
 
+/* ForwardAck for `port`: f's host port on success, else `error` (told only
+ * to devbridge containers, whose parser takes the extra fields). */
+static void send_forward_ack(struct hconn *c, uint16_t port, const struct fwd *f, const char *error)
+{
+	struct dbr_msg ack;
+	dbr_msg_init(&ack, DBR_FORWARD_ACK);
+	ack.port = port;
+	ack.success = f != NULL;
+	ack.host_port = f ? f->host_port : 0;
+	if (c->version >= 2) {
+		const char *why = f ? fwd_remap_reason(f) : NULL;
+		snprintf(ack.remapped, sizeof ack.remapped, "%s", why ? why : "");
+		snprintf(ack.error, sizeof ack.error, "%s", f || !error ? "" : error);
+	}
+	ctl_send(c->ctl, &ack);
+	dbr_msg_clear(&ack);
+}
+
 static void handle_forward(struct hconn *c, const struct dbr_msg *m)
 {
 	struct host *h = c->h;
-	struct dbr_msg ack;
-	dbr_msg_init(&ack, DBR_FORWARD_ACK);
-	ack.port = m->port;
 	struct fwd *f = fwd_find(c, m->port);
 	if (f) {
-		ack.success = true;
-		ack.host_port = f->host_port;
-		ctl_send(c->ctl, &ack);
-		dbr_msg_clear(&ack);
+		send_forward_ack(c, m->port, f, NULL);
 		return;
 	}
 	if (c->n_fwds >= HOST_MAX_FORWARDS) {
-		log_warn("container %s: forward limit (%d) reached; refusing port %u", c->id,
+		log_warn("container %s: forward limit (%d) reached; refusing port %u", c->name,
 			 HOST_MAX_FORWARDS, m->port);
-		ctl_send(c->ctl, &ack);
-		dbr_msg_clear(&ack);
+		send_forward_ack(c, m->port, NULL, "forward limit (128) reached");
 		return;
 	}
 	f = calloc(1, sizeof *f);
 	if (!f) {
-		ctl_send(c->ctl, &ack);
-		dbr_msg_clear(&ack);
+		send_forward_ack(c, m->port, NULL, "out of memory");
 		return;
 	}
 	f->c = c;
@@ -389,32 +445,35 @@ static void handle_forward(struct hconn *c, const struct dbr_msg *m)
 	snprintf(f->process, sizeof f->process, "%s", m->process_name);
 	text_sanitize(f->process);
 	now_iso8601(f->since, sizeof f->since);
-	int r = fwd_bind(f);
+	int r = fwd_bind(h, f);
 	if (r == 0)
 		r = loop_add_fd(h->loop, f->fd4, LOOP_READ, on_fwd_accept, f);
 	if (r == 0 && f->fd6 >= 0)
 		r = loop_add_fd(h->loop, f->fd6, LOOP_READ, on_fwd_accept, f);
 	if (r < 0) {
-		log_warn("container %s: cannot forward port %u: %s", c->id, m->port, strerror(-r));
+		log_warn("container %s: cannot forward port %u: %s", c->name, m->port,
+			 strerror(-r));
 		fwd_close(h, f);
-		ctl_send(c->ctl, &ack);
-		dbr_msg_clear(&ack);
+		send_forward_ack(c, m->port, NULL, strerror(-r));
 		return;
 	}
 	f->next = c->fwds;
 	c->fwds = f;
 	c->n_fwds++;
-	ack.success = true;
-	ack.host_port = f->host_port;
-	ctl_send(c->ctl, &ack);
-	dbr_msg_clear(&ack);
+	/* f stays valid whatever the send does: a send never frees. */
+	send_forward_ack(c, m->port, f, NULL);
+	const char *why = fwd_remap_reason(f);
 	char d[512];
-	snprintf(d, sizeof d, "container port %u -> 127.0.0.1:%u%s%s%s", f->port, f->host_port,
-		 f->process[0] ? " (" : "", f->process, f->process[0] ? ")" : "");
-	if (f->host_port != f->port)
-		log_info("container %s: port %u remapped to %u (conflict)", c->id, f->port,
-			 f->host_port);
-	host_audit(h, c->hostname, "port_forwarded", d);
+	snprintf(d, sizeof d, "container port %u -> 127.0.0.1:%u%s%s%s%s", f->port, f->host_port,
+		 f->process[0] ? " (" : "", f->process, f->process[0] ? ")" : "",
+		 !why			     ? ""
+		 : strcmp(why, "privileged") ? "; remapped: port in use"
+					     : "; remapped: privileged port (host-daemon "
+					       "--allow-privileged-ports binds it as is)");
+	if (why)
+		log_info("container %s: port %u remapped to %u (%s)", c->name, f->port,
+			 f->host_port, strcmp(why, "privileged") ? "in use" : "privileged port");
+	host_audit(h, c, "port_forwarded", d);
 	write_state(h);
 }
 
@@ -429,7 +488,7 @@ static void handle_unforward(struct hconn *c, uint16_t port)
 		char d[128];
 		snprintf(d, sizeof d, "container port %u (host port %u)", f->port, f->host_port);
 		fwd_close(c->h, f);
-		host_audit(c->h, c->hostname, "port_unforwarded", d);
+		host_audit(c->h, c, "port_unforwarded", d);
 		write_state(c->h);
 		return;
 	}
@@ -476,28 +535,63 @@ static struct hconn *container_by_peer(struct host *h, const char *peer)
 	return found;
 }
 
+/* Is this connection allowed to act?  A registered container proved the
+ * token when it registered; anything else proves it with each request. */
+static bool authorized(const struct hconn *c, const char *token)
+{
+	return c->h->o->no_auth || c->registered || auth_check(c->h->o->token, token);
+}
+
+static void refuse_auth(struct hconn *c, const char *what, const char *token)
+{
+	char d[768];
+	snprintf(d, sizeof d, "%s from %s %s", what, c->peer,
+		 token && token[0] ? "with a wrong token" : "without a token");
+	log_warn("%s", d);
+	host_audit(c->h, c, "auth_failed", d);
+}
+
 static void handle_open_url(struct hconn *c, const struct dbr_msg *m)
 {
 	struct host *h = c->h;
 	struct dbr_msg ack;
 	dbr_msg_init(&ack, DBR_OPEN_URL_ACK);
-	char err[256], url[BROWSER_URL_MAX + 16];
+	char err[256] = "", url[BROWSER_URL_MAX + 16];
+	/* Only a devbridge client sends a token, and only it takes "error". */
+	bool tell = m->auth_token[0] != '\0';
+	/* The container whose ports localhost:PORT means: the registered one
+	 * asking, else the one container connecting from this address. */
 	struct map_ctx mc = {.h = h, .c = c->registered ? c : container_by_peer(h, c->peer)};
-	if (browser_validate(m->url, err, sizeof err) < 0) {
+	if (!authorized(c, m->auth_token)) {
+		refuse_auth(c, "OpenUrl", m->auth_token);
+		snprintf(err, sizeof err, "authentication failed");
+	} else if (browser_validate(m->url, err, sizeof err) < 0) {
 		log_warn("OpenUrl refused: %s", err);
 	} else if (!browser_rate_allow(&h->rate, now_mono_ms())) {
-		log_warn("OpenUrl refused: more than %d per second", BROWSER_RATE_MAX);
+		snprintf(err, sizeof err, "more than %d URLs a second", BROWSER_RATE_MAX);
+		log_warn("OpenUrl refused: %s", err);
 	} else if (browser_rewrite(m->url, map_port, &mc, url, sizeof url) >= 0) {
 		pid_t pid;
 		int r = browser_open(h->o->browser_cmd, url, &pid);
 		ack.success = r == 0;
-		if (r < 0)
-			log_warn("cannot run the browser: %s", strerror(-r));
+		if (r < 0) {
+			snprintf(err, sizeof err, "cannot run the browser: %s", strerror(-r));
+			log_warn("%s", err);
+		}
 		/* Log scheme, host and path only: a query may carry an OAuth code. */
 		char shown[BROWSER_URL_MAX + 16];
 		snprintf(shown, sizeof shown, "%.*s", (int)strcspn(url, "?#"), url);
-		host_audit(h, mc.c ? mc.c->hostname : c->peer, "url_opened", shown);
+		/* Who asked: the container (registered, or the one registered
+		 * container at the client's address), else the address. */
+		if (mc.c)
+			host_audit(h, mc.c, "url_opened", shown);
+		else
+			host_audit(h, c, "url_opened", shown);
+	} else {
+		snprintf(err, sizeof err, "the URL cannot be rewritten");
 	}
+	if (tell && !ack.success)
+		snprintf(ack.error, sizeof ack.error, "%s", err);
 	ctl_send(c->ctl, &ack);
 	dbr_msg_clear(&ack);
 }
@@ -515,6 +609,8 @@ static void send_register_ack(struct hconn *c, bool ok, const char *error)
 		ack.version = DBR_PROTOCOL_VERSION;
 	if (error && c->version >= 2)
 		snprintf(ack.error, sizeof ack.error, "%s", error);
+	if (ok && c->version >= 2)
+		snprintf(ack.name, sizeof ack.name, "%s", c->name);
 	ctl_send(c->ctl, &ack);
 	dbr_msg_clear(&ack);
 }
@@ -524,7 +620,38 @@ static void on_reg_timeout(struct loop *l, void *data)
 	struct hconn *c = data;
 	c->reg_timer = NULL;
 	if (!c->registered)
-		hconn_drop(c, "no message within 10 s");
+		hconn_drop(c, "not registered within 5 s");
+}
+
+/* The same daemon again (a reconnect): same container_id and the same
+ * instance; for a seed container, which sends none, the same address. */
+static bool same_daemon(const struct hconn *o, const struct hconn *c, const char *instance)
+{
+	if (o->instance[0] && instance[0])
+		return strcmp(o->instance, instance) == 0;
+	return strcmp(o->peer, c->peer) == 0;
+}
+
+static bool name_taken(const struct host *h, const struct hconn *self, const char *name)
+{
+	for (const struct hconn *o = h->conns; o; o = o->next)
+		if (o != self && o->registered && strcmp(o->name, name) == 0)
+			return true;
+	return false;
+}
+
+/* The hostname, or hostname-2, -3 ... when another live container shows it. */
+static void pick_name(struct host *h, struct hconn *c)
+{
+	snprintf(c->name, sizeof c->name, "%s", c->hostname);
+	for (unsigned k = 2; name_taken(h, c, c->name) && k < 10000; k++) {
+		char sfx[12];
+		int n = snprintf(sfx, sizeof sfx, "-%u", k);
+		size_t keep = strlen(c->hostname);
+		if (keep + (size_t)n > DBR_ID_MAX)
+			keep = DBR_ID_MAX - (size_t)n;
+		snprintf(c->name, sizeof c->name, "%.*s%s", (int)keep, c->hostname, sfx);
+	}
 }
 
 static void handle_register(struct hconn *c, const struct dbr_msg *m)
@@ -532,7 +659,7 @@ static void handle_register(struct hconn *c, const struct dbr_msg *m)
 	struct host *h = c->h;
 	c->version = m->version ? m->version : 1;
 	if (c->registered) {
-		log_warn("container %s: second Register on one connection; ignored", c->id);
+		log_warn("container %s: second Register on one connection; ignored", c->name);
 		return;
 	}
 	if (c->version > DBR_PROTOCOL_VERSION) {
@@ -544,19 +671,22 @@ static void handle_register(struct hconn *c, const struct dbr_msg *m)
 		return;
 	}
 	if (!h->o->no_auth && !auth_check(h->o->token, m->auth_token)) {
-		char d[768];
-		snprintf(d, sizeof d, "Register from %s (container_id %s) with a wrong token",
-			 c->peer, m->container_id);
-		host_audit(h, m->hostname, "auth_failed", d);
+		char what[2 * DBR_ID_MAX + 64];
+		snprintf(what, sizeof what, "Register (container_id %s, hostname %s)",
+			 m->container_id, m->hostname);
+		refuse_auth(c, what, m->auth_token);
 		send_register_ack(c, false, "authentication failed");
 		hconn_drop(c, "authentication failed");
 		return;
 	}
-	/* A re-Register of the same container replaces the old connection. */
+	/* A reconnect of the same daemon replaces its old session; another
+	 * live daemon with the same id keeps its own (a distinct name below):
+	 * two containers with one hostname must not take turns forever. */
 	for (struct hconn *o = h->conns, *next; o; o = next) {
 		next = o->next;
-		if (o != c && o->registered && strcmp(o->id, m->container_id) == 0)
-			hconn_drop(o, "replaced by a new registration");
+		if (o != c && o->registered && strcmp(o->id, m->container_id) == 0 &&
+		    same_daemon(o, c, m->instance))
+			hconn_drop(o, "replaced by a new registration of the same daemon");
 	}
 	if (h->n_containers >= HOST_MAX_CONTAINERS) {
 		send_register_ack(c, false, "too many containers");
@@ -565,6 +695,8 @@ static void handle_register(struct hconn *c, const struct dbr_msg *m)
 	}
 	snprintf(c->id, sizeof c->id, "%s", m->container_id);
 	snprintf(c->hostname, sizeof c->hostname, "%s", m->hostname);
+	snprintf(c->instance, sizeof c->instance, "%s", m->instance);
+	pick_name(h, c);
 	c->registered = true;
 	h->n_unregistered--;
 	h->n_containers++;
@@ -576,18 +708,23 @@ static void handle_register(struct hconn *c, const struct dbr_msg *m)
 	send_register_ack(c, true, NULL);
 	for (struct hsock *k = h->socks; k; k = k->next)
 		send_socket_msg(c, DBR_SOCKET_FORWARD, k);
-	char d[768];
-	snprintf(d, sizeof d, "container %s (%s) from %s, protocol %d", c->id, c->hostname, c->peer,
-		 c->version);
-	host_audit(h, c->hostname, "container_registered", d);
+	char d[1024];
+	snprintf(d, sizeof d, "container %s (%s) from %s, protocol %d%s%s", c->id, c->hostname,
+		 c->peer, c->version, strcmp(c->name, c->hostname) ? ", shown as " : "",
+		 strcmp(c->name, c->hostname) ? c->name : "");
+	if (strcmp(c->name, c->hostname))
+		log_info("container %s from %s: hostname %s is taken by another live container; "
+			 "shown as %s",
+			 c->id, c->peer, c->hostname, c->name);
+	host_audit(h, c, "container_registered", d);
 	write_state(h);
 }
 
 static void handle_list(struct hconn *c, const struct dbr_msg *m)
 {
 	struct host *h = c->h;
-	if (!h->o->no_auth && !auth_check(h->o->token, m->auth_token)) {
-		host_audit(h, c->peer, "auth_failed", "ListRequest with a wrong or missing token");
+	if (!authorized(c, m->auth_token)) {
+		refuse_auth(c, "ListRequest", m->auth_token);
 		send_register_ack(c, false, "authentication failed");
 		hconn_drop(c, "authentication failed");
 		return;
@@ -598,7 +735,7 @@ static void handle_list(struct hconn *c, const struct dbr_msg *m)
 	r.socket_forwards = json_array();
 	for (struct hconn *o = h->conns; o; o = o->next)
 		if (o->registered) {
-			json_t *fw = forwards_json(o);
+			json_t *fw = forwards_json(o, false);
 			json_array_extend(r.forwards, fw);
 			json_decref(fw);
 		}
@@ -653,7 +790,7 @@ static void on_ctl_msg(struct ctl_conn *ctl, const struct dbr_msg *m, void *data
 				char e[DBR_ERROR_MAX + 1];
 				snprintf(e, sizeof e, "%s", m->error);
 				text_sanitize(e);
-				log_info("container %s: connection %s failed: %s", c->id,
+				log_info("container %s: connection %s failed: %s", c->name,
 					 p->conn_id, e);
 				pending_free(p, true);
 				break;
@@ -661,22 +798,58 @@ static void on_ctl_msg(struct ctl_conn *ctl, const struct dbr_msg *m, void *data
 		}
 		break;
 	default:
-		log_warn("container %s: unexpected %s; ignored", c->id, dbr_type_name(m->type));
+		log_warn("container %s: unexpected %s; ignored", c->name, dbr_type_name(m->type));
 		break;
 	}
 }
 
-static void on_ctl_bad(struct ctl_conn *ctl, const char *why, void *data)
+/* A rejected line gets the refusal its type has in the protocol, so the
+ * sender hears at once instead of waiting for its own timeout. */
+static void on_ctl_bad(struct ctl_conn *ctl, const char *line, size_t len, const char *why,
+		       void *data)
 {
 	struct hconn *c = data;
 	log_warn("%s%s%s: rejected a control line: %s", c->peer, c->registered ? " container " : "",
-		 c->registered ? c->id : "", why);
+		 c->registered ? c->name : "", why);
+	struct dbr_sniff sn;
+	if (dbr_sniff(line, len, &sn) < 0)
+		return;
+	char e[300];
+	snprintf(e, sizeof e, "rejected %s: %s", dbr_type_name(sn.type), why);
+	switch (sn.type) {
+	case DBR_REGISTER:
+		if (c->registered)
+			return;
+		if (sn.has_version && c->version < 2)
+			c->version = 2; /* a devbridge peer: it takes "error" */
+		send_register_ack(c, false, e);
+		hconn_drop(c, e);
+		return;
+	case DBR_LIST_REQUEST:
+		send_register_ack(c, false, e);
+		return;
+	case DBR_FORWARD:
+		if (c->registered)
+			send_forward_ack(c, sn.port > 0 ? (uint16_t)sn.port : 0, NULL, e);
+		return;
+	case DBR_OPEN_URL: {
+		struct dbr_msg ack;
+		dbr_msg_init(&ack, DBR_OPEN_URL_ACK);
+		ctl_send(ctl, &ack);
+		dbr_msg_clear(&ack);
+		return;
+	}
+	default:
+		return; /* no reply exists for it in the protocol */
+	}
 }
 
 static void on_ctl_closed(struct ctl_conn *ctl, int err, void *data)
 {
 	struct hconn *c = data;
-	hconn_drop(c, err ? strerror(err) : "connection closed");
+	hconn_drop(c, err == ENOBUFS ? "it does not read its control connection (1 MiB queued)"
+		      : err	     ? strerror(err)
+				     : "connection closed");
 }
 
 static const struct ctl_ops host_ctl_ops = {
@@ -694,14 +867,14 @@ static void hconn_drop(struct hconn *c, const char *why)
 		h->n_containers--;
 		char d[768];
 		snprintf(d, sizeof d, "container %s disconnected (%s); %zu forward%s removed",
-			 c->id, why, c->n_fwds, c->n_fwds == 1 ? "" : "s");
+			 c->name, why, c->n_fwds, c->n_fwds == 1 ? "" : "s");
 		while (c->fwds) {
 			struct fwd *f = c->fwds;
 			c->fwds = f->next;
 			char u[128];
 			snprintf(u, sizeof u, "container port %u (host port %u): container gone",
 				 f->port, f->host_port);
-			host_audit(h, c->hostname, "port_unforwarded", u);
+			host_audit(h, c, "port_unforwarded", u);
 			fwd_close(h, f);
 		}
 		for (struct pending *p = h->pending, *next; p; p = next) {
@@ -719,6 +892,16 @@ static void hconn_drop(struct hconn *c, const char *why)
 	maybe_idle(h);
 }
 
+/* The unregistered connection that has waited longest. */
+static struct hconn *oldest_unregistered(struct host *h)
+{
+	struct hconn *old = NULL;
+	for (struct hconn *c = h->conns; c; c = c->next)
+		if (!c->registered && (!old || c->accepted < old->accepted))
+			old = c;
+	return old;
+}
+
 static void on_ctl_accept(struct loop *l, int fd, unsigned events, void *data)
 {
 	struct host *h = data;
@@ -726,9 +909,12 @@ static void on_ctl_accept(struct loop *l, int fd, unsigned events, void *data)
 		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (cfd < 0)
 			return;
+		/* A full budget makes room: whoever idles longest goes, so a
+		 * flood of silent connections cannot lock registrations out. */
 		if (h->n_unregistered >= HOST_MAX_UNREGISTERED) {
-			close(cfd);
-			continue;
+			struct hconn *old = oldest_unregistered(h);
+			if (old)
+				hconn_drop(old, "evicted: too many unregistered connections");
 		}
 		struct hconn *c = calloc(1, sizeof *c);
 		if (!c) {
@@ -736,6 +922,7 @@ static void on_ctl_accept(struct loop *l, int fd, unsigned events, void *data)
 			continue;
 		}
 		c->h = h;
+		c->accepted = now_mono_ms();
 		net_peer_name(cfd, c->peer, sizeof c->peer);
 		if (ctl_conn_new(l, cfd, &host_ctl_ops, c, &c->ctl) < 0) {
 			close(cfd);
@@ -849,9 +1036,18 @@ static void on_data_accept(struct loop *l, int fd, unsigned events, void *data)
 		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (cfd < 0)
 			return;
+		/* Before its ConnectReady a data connection is anybody's: the
+		 * one idling longest makes room, as on the control port. */
 		if (h->n_dconns >= HOST_MAX_PENDING) {
-			close(cfd);
-			continue;
+			struct dconn *old = NULL;
+			for (struct dconn *q = h->dconns; q; q = q->next)
+				if (!q->parked && (!old || q->accepted < old->accepted))
+					old = q;
+			if (!old) {
+				close(cfd);
+				continue;
+			}
+			dconn_free(old, true);
 		}
 		struct dconn *d = calloc(1, sizeof *d);
 		if (!d) {
@@ -860,6 +1056,7 @@ static void on_data_accept(struct loop *l, int fd, unsigned events, void *data)
 		}
 		d->h = h;
 		d->fd = cfd;
+		d->accepted = now_mono_ms();
 		if (loop_add_fd(l, cfd, LOOP_READ, on_dconn_read, d) < 0) {
 			close(cfd);
 			free(d);
@@ -867,7 +1064,7 @@ static void on_data_accept(struct loop *l, int fd, unsigned events, void *data)
 		}
 		LIST_PUSH(h->dconns, d);
 		h->n_dconns++;
-		loop_timer_add(l, HOST_PENDING_TIMEOUT_MS, on_dconn_timeout, d, &d->timer);
+		loop_timer_add(l, h->o->pending_timeout_ms, on_dconn_timeout, d, &d->timer);
 	}
 }
 
@@ -911,13 +1108,9 @@ static bool container_path_taken(struct host *h, const char *path)
 	return false;
 }
 
-/* One candidate path from a glob: a socket (never through a symlink), short
- * enough for sun_path, within the cap. */
+/* A socket the scan found: offered to containers when new, within the cap. */
 static void sock_consider(struct host *h, const char *path)
 {
-	struct stat st;
-	if (strlen(path) > DBR_PATH_MAX - 1 || lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
-		return;
 	struct hsock *k = sock_by_path(h, path);
 	if (k) {
 		k->present = true;
@@ -953,9 +1146,46 @@ static void sock_consider(struct host *h, const char *path)
 	write_state(h);
 }
 
+/* The scan walks directories (globs, "**" recursively): slow on a big or
+ * remote file system, so it runs on a worker thread (core/work) with its
+ * own copy of the patterns, and the loop applies what it found. */
+#define SOCK_SCAN_MAX 1024 /* candidates a scan reports */
+
+struct sock_job {
+	struct host *host; /* for the loop side only */
+	char **patterns;
+	size_t n_patterns;
+	char **paths; /* sockets found: lstat'd, short enough for sun_path */
+	size_t n_paths;
+};
+
+static void sock_job_free(void *arg)
+{
+	struct sock_job *j = arg;
+	for (size_t i = 0; i < j->n_patterns; i++)
+		free(j->patterns[i]);
+	for (size_t i = 0; i < j->n_paths; i++)
+		free(j->paths[i]);
+	free(j->patterns);
+	free(j->paths);
+	free(j);
+}
+
+/* A candidate path: a socket (never through a symlink), short enough. */
+static void sock_found(struct sock_job *j, const char *path)
+{
+	struct stat st;
+	if (j->n_paths >= SOCK_SCAN_MAX || strlen(path) > DBR_PATH_MAX - 1 ||
+	    lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return;
+	char *p = strdup(path);
+	if (p)
+		j->paths[j->n_paths++] = p;
+}
+
 /* "**" in a pattern matches any number of directories: walk from the
  * fixed prefix and fnmatch whole paths (FNM_PATHNAME off lets * cross /). */
-static void sock_walk(struct host *h, const char *dir, const char *pattern, const char *alt,
+static void sock_walk(struct sock_job *j, const char *dir, const char *pattern, const char *alt,
 		      int depth)
 {
 	if (depth > 8)
@@ -972,19 +1202,18 @@ static void sock_walk(struct host *h, const char *dir, const char *pattern, cons
 				     de->d_name) >= sizeof p)
 			continue;
 		if (de->d_type == DT_DIR)
-			sock_walk(h, p, pattern, alt, depth + 1);
+			sock_walk(j, p, pattern, alt, depth + 1);
 		else if (fnmatch(pattern, p, 0) == 0 || fnmatch(alt, p, 0) == 0)
-			sock_consider(h, p);
+			sock_found(j, p);
 	}
 	closedir(d);
 }
 
-static void sock_scan(struct host *h)
+static void sock_job_run(void *arg)
 {
-	for (struct hsock *k = h->socks; k; k = k->next)
-		k->present = false;
-	for (size_t i = 0; i < h->o->n_watch_paths; i++) {
-		const char *pat = h->o->watch_paths[i];
+	struct sock_job *j = arg;
+	for (size_t i = 0; i < j->n_patterns; i++) {
+		const char *pat = j->patterns[i];
 		if (strstr(pat, "**")) {
 			char dir[PATH_MAX];
 			snprintf(dir, sizeof dir, "%.*s", (int)strcspn(pat, "*?["), pat);
@@ -999,15 +1228,29 @@ static void sock_scan(struct host *h)
 				snprintf(alt, sizeof alt, "%.*s%s", (int)(ss - pat), pat, ss + 3);
 			else
 				snprintf(alt, sizeof alt, "%s", pat);
-			sock_walk(h, dir, pat, alt, 0);
+			sock_walk(j, dir, pat, alt, 0);
 			continue;
 		}
 		glob_t g;
 		if (glob(pat, GLOB_NOSORT, NULL, &g) == 0)
-			for (size_t j = 0; j < g.gl_pathc; j++)
-				sock_consider(h, g.gl_pathv[j]);
+			for (size_t k = 0; k < g.gl_pathc; k++)
+				sock_found(j, g.gl_pathv[k]);
 		globfree(&g);
 	}
+}
+
+static void sock_schedule(struct host *h);
+
+static void on_sock_scanned(struct loop *l, void *arg)
+{
+	struct sock_job *j = arg;
+	struct host *h = j->host;
+	h->sock_work = NULL;
+	for (struct hsock *k = h->socks; k; k = k->next)
+		k->present = false;
+	for (size_t i = 0; i < j->n_paths; i++)
+		sock_consider(h, j->paths[i]);
+	sock_job_free(j);
 	for (struct hsock **pp = &h->socks; *pp;) {
 		struct hsock *k = *pp;
 		if (k->present) {
@@ -1021,15 +1264,36 @@ static void sock_scan(struct host *h)
 		free(k);
 		write_state(h);
 	}
+	sock_schedule(h);
 }
 
-static void on_sock_scan(struct loop *l, void *data)
+static void on_sock_timer(struct loop *l, void *data)
 {
 	struct host *h = data;
 	h->sock_timer = NULL;
-	sock_scan(h);
-	loop_timer_add(l, h->o->socket_scan_ms ? h->o->socket_scan_ms : 5000, on_sock_scan, h,
-		       &h->sock_timer);
+	struct sock_job *j = calloc(1, sizeof *j);
+	size_t n = h->o->n_watch_paths;
+	if (j) {
+		j->host = h;
+		j->patterns = calloc(n, sizeof *j->patterns);
+		j->paths = calloc(SOCK_SCAN_MAX, sizeof *j->paths);
+	}
+	bool ok = j && j->patterns && j->paths;
+	for (size_t i = 0; ok && i < n; i++, j->n_patterns++)
+		ok = (j->patterns[i] = strdup(h->o->watch_paths[i])) != NULL;
+	int r = ok ? work_start(l, sock_job_run, on_sock_scanned, j, &h->sock_work) : -ENOMEM;
+	if (r < 0) {
+		log_warn("socket scan: %s; trying again later", strerror(-r));
+		if (j)
+			sock_job_free(j);
+		sock_schedule(h);
+	}
+}
+
+static void sock_schedule(struct host *h)
+{
+	loop_timer_add(h->loop, h->o->socket_scan_ms ? h->o->socket_scan_ms : 5000, on_sock_timer,
+		       h, &h->sock_timer);
 }
 
 static void handle_socket_connect(struct hconn *c, const struct dbr_msg *m)
@@ -1048,13 +1312,13 @@ static void handle_socket_connect(struct hconn *c, const struct dbr_msg *m)
 		memcpy(sun.sun_path, k->host_path, strnlen(k->host_path, sizeof sun.sun_path - 1));
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
-			log_warn("container %s: connect to host socket %s: %s", c->id, k->host_path,
-				 strerror(errno));
+			log_warn("container %s: connect to host socket %s: %s", c->name,
+				 k->host_path, strerror(errno));
 			close(fd);
 			fd = -1;
 		}
 	} else {
-		log_warn("container %s: SocketConnectRequest for unknown socket '%s'", c->id,
+		log_warn("container %s: SocketConnectRequest for unknown socket '%s'", c->name,
 			 m->socket_id);
 	}
 	if (fd < 0) {
@@ -1078,7 +1342,7 @@ static void handle_socket_connect(struct hconn *c, const struct dbr_msg *m)
 	snprintf(p->conn_id, sizeof p->conn_id, "%s", m->conn_id);
 	LIST_PUSH(h->pending, p);
 	h->n_pending++;
-	loop_timer_add(h->loop, HOST_PENDING_TIMEOUT_MS, on_pending_timeout, p, &p->timer);
+	loop_timer_add(h->loop, h->o->pending_timeout_ms, on_pending_timeout, p, &p->timer);
 	for (struct dconn *d = h->dconns; d; d = d->next) {
 		if (d->parked && strcmp(d->conn_id, p->conn_id) == 0) {
 			dconn_pair(d);
@@ -1210,7 +1474,7 @@ int host_run(const struct host_opts *o)
 		goto out;
 	}
 	if (o->n_watch_paths > 0)
-		on_sock_scan(h.loop, &h);
+		on_sock_timer(h.loop, &h);
 	maybe_idle(&h);
 	write_state(&h);
 	log_info("host daemon pid %ld: control %s:%u, data %s:%u, auth %s", (long)getpid(), addr,
@@ -1241,6 +1505,7 @@ out:
 	loop_timer_cancel(h.loop, h.idle_timer);
 	loop_timer_cancel(h.loop, h.drain_timer);
 	loop_timer_cancel(h.loop, h.sock_timer);
+	work_abandon(h.sock_work, sock_job_free);
 	while (h.socks) {
 		struct hsock *k = h.socks;
 		h.socks = k->next;

@@ -15,12 +15,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HOST_MAX_CONTAINERS	  64
-#define HOST_MAX_FORWARDS	  128 /* per container */
-#define HOST_MAX_PENDING	  1024
-#define HOST_MAX_UNREGISTERED	  64
-#define HOST_PENDING_TIMEOUT_MS	  10000
-#define HOST_REGISTER_TIMEOUT_MS  10000
+#define HOST_MAX_CONTAINERS 64
+#define HOST_MAX_FORWARDS   128 /* per container */
+#define HOST_MAX_PENDING    1024
+/* Connections that have not registered (yet): a budget of their own, the
+ * oldest evicted when it is full, each closed after a short deadline, so
+ * that idle connections can never keep a container from registering. */
+#define HOST_MAX_UNREGISTERED	 64
+#define HOST_REGISTER_TIMEOUT_MS 5000
+#define HOST_PENDING_TIMEOUT_MS	 10000 /* default of host_opts.pending_timeout_ms */
+/* A container port below 1024 is bound at this offset on the host (80 ->
+ * 10080) unless host_opts.allow_privileged_ports. */
+#define HOST_PRIVILEGED_OFFSET	  10000
 #define HOST_DRAIN_MS		  5000
 #define HOST_DEFAULT_HEARTBEAT_MS 30000
 #define HOST_MISSED_PONGS	  3
@@ -37,8 +43,10 @@ struct host_opts {
 	bool exit_on_idle;
 	unsigned idle_timeout_ms;
 	unsigned heartbeat_ms;
-	const char *state_dir; /* host-daemon.state / .log / .pid */
-	int ready_fd;	       /* -1, or a pipe: "ready CONTROL_PORT DATA_PORT\n" */
+	unsigned pending_timeout_ms; /* a client waiting for its data connection */
+	bool allow_privileged_ports; /* bind container ports < 1024 as they are */
+	const char *state_dir;	     /* host-daemon.state / .log / .pid */
+	int ready_fd;		     /* -1, or a pipe: "ready CONTROL_PORT DATA_PORT\n" */
 	/* Unix socket forwarding host -> containers (seed 002): only sockets
 	 * matching these globs ("**" matches across directories) are offered;
 	 * none by default. */

@@ -39,6 +39,7 @@ struct loop {
 	void *sig_data;
 	loop_hook_cb before_sleep;
 	void *before_sleep_data;
+	struct loop_defer *defer_head, *defer_tail;
 	bool stop;
 	uint64_t wakeups;
 };
@@ -276,6 +277,50 @@ int loop_watch_signals(struct loop *l, const int *signals, loop_signal_cb cb, vo
 	return loop_add_fd(l, l->sigfd, LOOP_READ, on_signalfd, NULL);
 }
 
+/* --- deferred calls: a FIFO of embedded nodes --- */
+
+void loop_defer(struct loop *l, struct loop_defer *d, loop_hook_cb cb, void *data)
+{
+	d->cb = cb;
+	d->data = data;
+	if (d->armed)
+		return;
+	d->armed = 1;
+	d->next = NULL;
+	d->prev = l->defer_tail;
+	if (l->defer_tail)
+		l->defer_tail->next = d;
+	else
+		l->defer_head = d;
+	l->defer_tail = d;
+}
+
+void loop_defer_cancel(struct loop *l, struct loop_defer *d)
+{
+	if (!d->armed)
+		return;
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		l->defer_head = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	else
+		l->defer_tail = d->prev;
+	d->prev = d->next = NULL;
+	d->armed = 0;
+}
+
+static void run_deferred(struct loop *l)
+{
+	/* A callback may free its owner (and so its node): unlink first. */
+	while (l->defer_head && !l->stop) {
+		struct loop_defer *d = l->defer_head;
+		loop_defer_cancel(l, d);
+		d->cb(l, d->data);
+	}
+}
+
 void loop_set_before_sleep(struct loop *l, loop_hook_cb cb, void *data)
 {
 	l->before_sleep = cb;
@@ -297,12 +342,17 @@ int loop_run(struct loop *l)
 	struct epoll_event evs[64];
 	l->stop = false;
 	while (!l->stop) {
+		run_deferred(l);
+		if (l->stop)
+			break;
 		if (l->before_sleep)
 			l->before_sleep(l, l->before_sleep_data);
 		if (l->stop)
 			break;
 		int timeout = -1;
-		if (l->nheap > 0) {
+		if (l->defer_head) {
+			timeout = 0; /* armed by before_sleep */
+		} else if (l->nheap > 0) {
 			uint64_t now = now_mono_ms(), when = l->heap[0]->when;
 			timeout = when <= now
 				      ? 0

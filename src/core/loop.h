@@ -23,6 +23,18 @@ typedef void (*loop_timer_cb)(struct loop *loop, void *data);
 typedef void (*loop_signal_cb)(struct loop *loop, int signo, void *data);
 typedef void (*loop_hook_cb)(struct loop *loop, void *data);
 
+/* A deferred call, embedded in its owner (zero-initialised).  This is how
+ * an object that cannot be freed where it noticed its end (inside a send,
+ * inside a peer's callback) gets freed: it marks itself and defers; the
+ * loop calls back once the current callback has returned (Redis
+ * freeClientAsync, libuv's deferred completions). */
+struct loop_defer {
+	struct loop_defer *prev, *next;
+	loop_hook_cb cb;
+	void *data;
+	int armed;
+};
+
 int loop_new(struct loop **ret);
 /* Closes the signalfd and frees pending timers; NULL is a no-op.  Does not
  * close registered fds: they belong to the caller. */
@@ -45,6 +57,14 @@ void loop_timer_cancel(struct loop *loop, struct loop_timer *t);
 /* Block `signals` (0-terminated) in this thread and deliver them to cb
  * through a signalfd.  One call per loop. */
 int loop_watch_signals(struct loop *loop, const int *signals, loop_signal_cb cb, void *data);
+
+/* Call cb(loop, data) once, after the callback that is running returns and
+ * before the loop sleeps again.  Cannot fail; arming an armed deferral only
+ * replaces cb/data.  Deferrals run in the order they were armed; one armed
+ * from a deferred callback runs in the same drain. */
+void loop_defer(struct loop *loop, struct loop_defer *d, loop_hook_cb cb, void *data);
+/* Disarm; a no-op when not armed.  The owner calls it before freeing. */
+void loop_defer_cancel(struct loop *loop, struct loop_defer *d);
 
 void loop_set_before_sleep(struct loop *loop, loop_hook_cb cb, void *data);
 

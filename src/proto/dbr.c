@@ -8,10 +8,11 @@
  *
  * | type                 | fields                                            |
  * |----------------------|---------------------------------------------------|
- * | Register             | container_id, hostname, auth_token, version?      |
- * | RegisterAck          | success, version?, error?                         |
+ * | Register             | container_id, hostname, auth_token?, version?,    |
+ * |                      | instance?                                         |
+ * | RegisterAck          | success, version?, error?, name?                  |
  * | Forward              | port, protocol, process_name?, pid?               |
- * | ForwardAck           | port, success, host_port                          |
+ * | ForwardAck           | port, success, host_port, remapped?, error?       |
  * | Unforward            | port                                              |
  * | ConnectRequest       | port, conn_id                                     |
  * | ConnectReady         | conn_id                                           |
@@ -19,8 +20,8 @@
  * | SocketForward        | socket_id, host_path, container_path              |
  * | SocketUnforward      | socket_id                                         |
  * | SocketConnectRequest | socket_id, conn_id                                |
- * | OpenUrl              | url                                               |
- * | OpenUrlAck           | success                                           |
+ * | OpenUrl              | url, auth_token?                                  |
+ * | OpenUrlAck           | success, error?                                   |
  * | Ping, Pong           | -                                                 |
  * | ListRequest          | auth_token?                                       |
  * | ListResponse         | forwards [ForwardInfo], socket_forwards [...]     |
@@ -64,9 +65,9 @@ enum kind {
 struct field {
 	const char *name;
 	enum kind kind;
-	size_t off;  /* in struct dbr_msg, or NOWHERE */
-	size_t size; /* of a char array member */
-	bool opt;    /* the key may be absent */
+	size_t off;	   /* in struct dbr_msg, or NOWHERE */
+	size_t size;	   /* of a char array member */
+	unsigned char opt; /* REQ, OPT, or OPT_IN */
 };
 
 #define MEMBER_SIZE(member) sizeof(((struct dbr_msg *)0)->member)
@@ -75,19 +76,24 @@ struct field {
 		.name = #member, .kind = (k), .off = offsetof(struct dbr_msg, member),             \
 		.size = MEMBER_SIZE(member), .opt = (o)                                            \
 	}
-#define REQ false
-#define OPT true
+#define REQ    0 /* must be present */
+#define OPT    1 /* may be absent; omitted when sending an empty value */
+#define OPT_IN 2 /* may be absent on input; always sent (seed peers need it) */
 
 static const struct field f_register[] = {
     FLD(container_id, K_ID, REQ),
     FLD(hostname, K_ID, REQ),
-    FLD(auth_token, K_TOKEN, REQ),
+    /* A Register without a token is an authentication failure to answer
+     * and audit, not a malformed line. */
+    FLD(auth_token, K_TOKEN, OPT_IN),
     FLD(version, K_VERSION, OPT),
+    FLD(instance, K_CONN_ID, OPT),
 };
 static const struct field f_register_ack[] = {
     FLD(success, K_BOOL, REQ),
     FLD(version, K_VERSION, OPT),
     FLD(error, K_ERROR, OPT),
+    FLD(name, K_ID, OPT),
 };
 static const struct field f_forward[] = {
     FLD(port, K_PORT1, REQ),
@@ -96,9 +102,9 @@ static const struct field f_forward[] = {
     FLD(pid, K_PID, OPT),
 };
 static const struct field f_forward_ack[] = {
-    FLD(port, K_PORT, REQ),
-    FLD(success, K_BOOL, REQ),
-    FLD(host_port, K_PORT, REQ),
+    FLD(port, K_PORT, REQ),	 FLD(success, K_BOOL, REQ), FLD(host_port, K_PORT, REQ),
+    FLD(remapped, K_ERROR, OPT), /* why host_port != port (version 2) */
+    FLD(error, K_ERROR, OPT),	 /* why it failed (version 2) */
 };
 static const struct field f_unforward[] = {
     FLD(port, K_PORT1, REQ),
@@ -128,9 +134,11 @@ static const struct field f_socket_connect_request[] = {
 };
 static const struct field f_open_url[] = {
     FLD(url, K_URL, REQ),
+    FLD(auth_token, K_TOKEN, OPT),
 };
 static const struct field f_open_url_ack[] = {
     FLD(success, K_BOOL, REQ),
+    FLD(error, K_ERROR, OPT),
 };
 static const struct field f_list_request[] = {
     FLD(auth_token, K_TOKEN, OPT),
@@ -581,6 +589,65 @@ int dbr_parse(const char *line, size_t len, struct dbr_msg *ret, char *err, size
 	return r;
 }
 
+/* ---- sniffing a rejected line ---- */
+
+static size_t skip_ws(const char *p, size_t i, size_t len)
+{
+	while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+		i++;
+	return i;
+}
+
+/* The index just after `"key"` followed by a colon (and blanks), or 0. */
+static size_t find_key(const char *p, size_t len, const char *key)
+{
+	size_t kl = strlen(key);
+	for (size_t i = 0; i + kl + 2 <= len; i++) {
+		if (p[i] != '"' || memcmp(p + i + 1, key, kl) != 0 || p[i + 1 + kl] != '"')
+			continue;
+		size_t j = skip_ws(p, i + kl + 2, len);
+		if (j < len && p[j] == ':')
+			return skip_ws(p, j + 1, len);
+	}
+	return 0;
+}
+
+int dbr_sniff(const char *line, size_t len, struct dbr_sniff *ret)
+{
+	if (!line)
+		return -EINVAL;
+	size_t i = find_key(line, len, "type");
+	if (i == 0 || i >= len || line[i] != '"')
+		return -EINVAL;
+	char name[32];
+	size_t n = 0;
+	for (i++; i < len && line[i] != '"'; i++) {
+		if (n + 1 >= sizeof name)
+			return -EINVAL;
+		name[n++] = line[i];
+	}
+	if (i >= len)
+		return -EINVAL;
+	name[n] = '\0';
+	enum dbr_type t;
+	if (dbr_type_from_name(name, &t) < 0)
+		return -EINVAL;
+	int port = -1;
+	size_t j = find_key(line, len, "port");
+	if (j > 0 && j < len && line[j] >= '0' && line[j] <= '9') {
+		long v = 0;
+		size_t k = j;
+		for (; k < len && k - j < 6 && line[k] >= '0' && line[k] <= '9'; k++)
+			v = v * 10 + (line[k] - '0');
+		if (k - j < 6 && v <= 65535 && (k == len || line[k] < '0' || line[k] > '9'))
+			port = (int)v;
+	}
+	ret->type = t;
+	ret->port = port;
+	ret->has_version = find_key(line, len, "version") > 0;
+	return 0;
+}
+
 /* ---- encoding ---- */
 
 /* A NUL-terminated char array member, or NULL if unterminated. */
@@ -619,7 +686,7 @@ static json_t *encode_field(const struct dbr_msg *m, const struct field *f, bool
 	case K_TOKEN:
 	case K_ERROR:
 		s = member_str(m, f);
-		if (s && !*s && f->opt) {
+		if (s && !*s && f->opt == OPT) {
 			*omit = true;
 			return NULL;
 		}
@@ -631,6 +698,10 @@ static json_t *encode_field(const struct dbr_msg *m, const struct field *f, bool
 	case K_URL:
 	case K_PATH:
 		s = member_str(m, f);
+		if (s && !*s && f->opt == OPT) {
+			*omit = true;
+			return NULL;
+		}
 		return s ? json_string(s) : NULL;
 	case K_SINCE:
 		return NULL; /* not a message field */

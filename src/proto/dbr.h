@@ -67,9 +67,12 @@ struct dbr_msg {
 	char url[DBR_URL_MAX + 1];
 	char host_path[DBR_PATH_MAX + 1];
 	char container_path[DBR_PATH_MAX + 1];
-	char error[DBR_ERROR_MAX + 1]; /* ConnectFailed; RegisterAck refusal */
-	json_t *forwards;	       /* ListResponse: array of ForwardInfo (owned) */
-	json_t *socket_forwards;       /* ListResponse: array (owned) */
+	char error[DBR_ERROR_MAX + 1];	    /* ConnectFailed; RegisterAck, OpenUrlAck refusal */
+	char instance[DBR_CONN_ID_MAX + 1]; /* Register: this daemon process ("" = absent) */
+	char name[DBR_ID_MAX + 1];	    /* RegisterAck: the name the host shows */
+	char remapped[16];		    /* ForwardAck: "privileged", "in_use", "" */
+	json_t *forwards;		    /* ListResponse: array of ForwardInfo (owned) */
+	json_t *socket_forwards;	    /* ListResponse: array (owned) */
 };
 
 /* Parse one line (without newline).  Returns 0, or -EINVAL with a short
@@ -79,6 +82,18 @@ int dbr_parse(const char *line, size_t len, struct dbr_msg *ret, char *err, size
 
 /* Serialise to one line ending in '\n'.  malloc'd, NULL on failure. */
 char *dbr_format(const struct dbr_msg *m, size_t *ret_len);
+
+/* What a rejected line says about itself, read from its bytes (it may not
+ * even be JSON), so that the refusal can be answered in kind: the type it
+ * names, the integer after "port" when it fits u16, whether it has a
+ * "version" key (a devbridge peer, which takes an "error" field).  The
+ * first `"type"` key wins.  Pure; 0, or -EINVAL when no known type shows. */
+struct dbr_sniff {
+	enum dbr_type type;
+	int port; /* -1 when absent or not 0-65535 */
+	bool has_version;
+};
+int dbr_sniff(const char *line, size_t len, struct dbr_sniff *ret);
 
 /* Release forwards/socket_forwards and zero the message. */
 void dbr_msg_clear(struct dbr_msg *m);

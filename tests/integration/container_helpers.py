@@ -461,14 +461,16 @@ class Sandbox:
         self.fakes.append(f)
         return f
 
-    def cli(self, *args, ns=None, timeout=30, argv0=None):
-        """Run a short-lived devbridge command; fail on a sanitizer report."""
+    def cli(self, *args, ns=None, timeout=30, argv0=None, env=None):
+        """Run a short-lived devbridge command (`env`: extra variables); fail
+        on a sanitizer report."""
         argv = [argv0 or self.bin] + [str(a) for a in args]
         if ns:
             argv = [IP, "netns", "exec", ns] + argv
         t0 = time.monotonic()
         p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, env=self.env, cwd=self.cwd, timeout=timeout)
+                           stderr=subprocess.PIPE, env=dict(self.env, **(env or {})),
+                           cwd=self.cwd, timeout=timeout)
         r = Result(argv, p.returncode, p.stdout.decode(errors="replace"),
                    p.stderr.decode(errors="replace"), time.monotonic() - t0)
         rep = sanitizer_report(r.stderr)

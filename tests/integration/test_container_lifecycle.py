@@ -165,7 +165,7 @@ def test_container_auth_wrong_and_empty_token(port8080, sandbox):
     bad.proc.any_exit_ok = True  # it may give up (non-zero exit) or keep retrying
     ev = host.wait_event("auth_failed", 10)[0]
     # checked at the end, so that the rest of the test still runs
-    actors = [(ev, bad.hostname)]
+    actors = [(ev, net.addr(0), bad.hostname)]
     assert host.container(bad.container_id) is None, host.state()
     assert not sandbox.container_rows(host.state_dir), sandbox.status(host.state_dir)
 
@@ -186,7 +186,7 @@ def test_container_auth_wrong_and_empty_token(port8080, sandbox):
         ack = fake.register(token=tok)
         assert ack.get("success") is False, "Register with token %r got %r" % (tok, ack)
         ev = host.wait_event("auth_failed", 5, count=n_failed + 1)[-1]
-        actors.append((ev, fake.hostname))
+        actors.append((ev, net.host_addr, fake.hostname))
         assert host.container(fake.container_id) is None
         fake.close()
     for e in host.events("auth_failed"):
@@ -199,6 +199,9 @@ def test_container_auth_wrong_and_empty_token(port8080, sandbox):
     rows = sandbox.container_rows(host.state_dir)
     assert [r["name"] for r in rows] == [good.hostname], rows
 
-    wrong = [(e["actor"], "container:%s" % hn) for e, hn in actors if e["actor"] != "container:%s" % hn]
-    assert not wrong, ("auth_failed actor must be container:<hostname of the Register>; "
-                       "(got, expected): %r\naudit:\n%s" % (wrong, host.audit_text()))
+    # The actor is who really asked (its address); the name it claimed is
+    # only a claim, so it goes into the detail.
+    wrong = [(e["actor"], "peer:%s" % addr) for e, addr, hn in actors
+             if e["actor"] != "peer:%s" % addr or "hostname %s" % hn not in e["detail"]]
+    assert not wrong, ("auth_failed actor must be peer:<address>, the claimed hostname in the "
+                       "detail; (got, expected): %r\naudit:\n%s" % (wrong, host.audit_text()))

@@ -6,8 +6,8 @@ import subprocess
 import time
 
 from container_helpers import (  # noqa: F401 - sandbox is a fixture
-    EXIT_HOST_UNREACHABLE, EXIT_URL_REJECTED, IP, PortBlocker, free_port, port8080, sandbox,
-    wait_for)
+    EXIT_HOST_UNREACHABLE, EXIT_URL_REJECTED, IP, WRONG_TOKEN, PortBlocker, free_port, port8080,
+    sandbox, wait_for)
 
 
 def _lines(path):
@@ -41,7 +41,7 @@ def test_container_open_url(port8080, sandbox):
     assert hps[0] != hps[1], hps
     cd, hp = cds[0], hps[0]
     ns = net.ns(0)
-    where = ["--host-addr", net.host_addr, "--control-port", host.cp]
+    where = ["--host-addr", net.host_addr, "--control-port", host.cp, "--auth-token", host.token]
 
     def open_url(url, argv0=None, i=0):
         return sandbox.cli("open", url, *where, ns=net.ns(i), argv0=argv0, timeout=20)
@@ -131,3 +131,42 @@ def test_container_open_url(port8080, sandbox):
             wrong.append((e["actor"], want_actor))
     assert not wrong, ("url_opened actor must be container:<hostname> of the container the "
                        "URL came from; (got, expected): %r" % sorted(set(wrong)))
+
+
+def test_container_open_needs_the_token(sandbox):
+    """OpenUrl is refused without the right token (anything that reaches
+    the control port could otherwise open URLs in the host's browser), the
+    refusal is audited under the address that asked, and nothing opens."""
+    net = sandbox.net(1)
+    script, opened = sandbox.browser_script()
+    host = sandbox.host_daemon(net.host_addr, browser_cmd=script)
+    where = ["--host-addr", net.host_addr, "--control-port", host.cp]
+    ns = net.ns(0)
+
+    r = sandbox.cli("open", "http://localhost:9/none", *where, ns=ns)
+    assert r.returncode == 54 and "no auth token" in r.stderr, r
+    r = sandbox.cli("open", "http://localhost:9/wrong", *where, "--auth-token", WRONG_TOKEN, ns=ns)
+    assert r.returncode == 51 and "refused our auth token" in r.stderr, r
+    # the token from the environment works, as on every other command
+    env_ok = sandbox.cli("--json", "open", "http://localhost:9/env", *where, ns=ns,
+                         env={"DEVBRIDGE_AUTH_TOKEN": host.token})
+    assert env_ok.returncode == 0 and env_ok.json() == {"opened": True,
+                                                        "url": "http://localhost:9/env"}, env_ok
+    wait_for(lambda: "http://localhost:9/env" in _lines(opened), 5, "the browser to get /env")
+
+    # a raw client: a seed-style OpenUrl (no token field) gets a plain refusal
+    fake = sandbox.fake(host)
+    fake.send({"type": "OpenUrl", "url": "http://localhost:9/raw"})
+    ack, _ = fake.expect("OpenUrlAck")
+    assert ack == {"type": "OpenUrlAck", "success": False}, ack
+    fake.close()
+
+    evs = host.wait_event("auth_failed", 5, count=3)
+    assert [e["actor"] for e in evs] == ["peer:%s" % net.addr(0)] * 2 + ["peer:%s" % net.host_addr], evs
+    assert "without a token" in evs[0]["detail"] and "wrong token" in evs[1]["detail"], evs
+    assert all(WRONG_TOKEN not in e["detail"] for e in evs), evs
+    opened_now = _lines(opened)
+    assert not [u for u in opened_now if "/none" in u or "/wrong" in u or "/raw" in u], opened_now
+    # nothing registered: the one URL that opened is audited under the address
+    ok = host.events("url_opened")
+    assert [e["actor"] for e in ok] == ["peer:%s" % net.addr(0)], ok

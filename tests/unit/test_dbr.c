@@ -389,8 +389,6 @@ static void test_reject_fields(void)
 	/* missing required fields */
 	REJECT("{\"type\":\"Forward\",\"port\":1}", "missing field 'protocol' in Forward");
 	REJECT("{\"type\":\"Forward\",\"protocol\":\"Tcp\"}", "missing field 'port' in Forward");
-	REJECT("{\"type\":\"Register\",\"container_id\":\"a\",\"hostname\":\"b\"}",
-	       "missing field 'auth_token' in Register");
 	REJECT("{\"type\":\"RegisterAck\"}", "missing field 'success' in RegisterAck");
 	REJECT("{\"type\":\"ForwardAck\",\"port\":1,\"success\":true}",
 	       "missing field 'host_port' in ForwardAck");
@@ -693,6 +691,67 @@ static void test_format_refuses(void)
 	ASSERT(dbr_format(&m, NULL) == NULL);
 }
 
+/* A Register without a token is an authentication failure for the host to
+ * answer and audit, so it parses (token ""); ours always carries the field,
+ * for seed hosts that require it. */
+static void test_register_token_optional(void)
+{
+	struct dbr_msg m;
+	char err[256];
+	const char *l = "{\"type\":\"Register\",\"container_id\":\"a\",\"hostname\":\"b\"}";
+	ASSERT_EQ(dbr_parse(l, strlen(l), &m, err, sizeof err), 0);
+	ASSERT_STR_EQ(m.auth_token, "");
+	size_t n;
+	char *out = dbr_format(&m, &n);
+	ASSERT(out != NULL);
+	ASSERT(strstr(out, "\"auth_token\":\"\"") != NULL);
+	ASSERT(strstr(out, "instance") == NULL); /* empty optional fields stay out */
+	free(out);
+	dbr_msg_clear(&m);
+	const char *v2 = "{\"type\":\"Register\",\"container_id\":\"a\",\"hostname\":\"b\","
+			 "\"auth_token\":\"t\",\"version\":2,\"instance\":\"0f-1\"}";
+	ASSERT_EQ(dbr_parse(v2, strlen(v2), &m, err, sizeof err), 0);
+	ASSERT_STR_EQ(m.instance, "0f-1");
+	dbr_msg_clear(&m);
+	REJECT("{\"type\":\"Register\",\"container_id\":\"a\",\"hostname\":\"b\","
+	       "\"auth_token\":\"t\",\"instance\":\"a b\"}",
+	       "instance: expected 1-128 characters");
+}
+
+static void sniff_(int lineno, const char *line, int type, int port, bool has_version)
+{
+	struct dbr_sniff sn;
+	int r = dbr_sniff(line, strlen(line), &sn);
+	if (type < 0) {
+		if (r != -EINVAL)
+			TEST_FAIL_("line %d: expected no type, got %d", lineno, (int)sn.type);
+		return;
+	}
+	if (r != 0)
+		TEST_FAIL_("line %d: no type sniffed in %s", lineno, line);
+	if ((int)sn.type != type || sn.port != port || sn.has_version != has_version)
+		TEST_FAIL_("line %d: got type %d port %d version %d", lineno, (int)sn.type, sn.port,
+			   (int)sn.has_version);
+}
+#define SNIFF(line, type, port, v) sniff_(__LINE__, line, type, port, v)
+
+static void test_sniff(void)
+{
+	SNIFF("{\"type\":\"Forward\",\"port\":0,\"protocol\":\"Tcp\"}", DBR_FORWARD, 0, false);
+	SNIFF("{\"port\": 70000, \"type\" : \"Forward\"}", DBR_FORWARD, -1, false);
+	SNIFF("{\"type\":\"Forward\",\"port\":\"80\"}", DBR_FORWARD, -1, false);
+	SNIFF("{\"type\":\"Register\",\"version\":2,\"container_id\":1}", DBR_REGISTER, -1, true);
+	/* not even JSON (invalid UTF-8): the bytes still tell */
+	SNIFF("{\"type\":\"OpenUrl\",\"url\":\"http://\xff\xfe\"}", DBR_OPEN_URL, -1, false);
+	SNIFF("{\"type\":\"Nope\"}", -1, 0, false);
+	SNIFF("{\"type\":1}", -1, 0, false);
+	SNIFF("{\"type\":\"Forward", -1, 0, false);
+	SNIFF("{\"typo\":\"Forward\"}", -1, 0, false);
+	SNIFF("", -1, 0, false);
+	SNIFF("\"type\"", -1, 0, false);
+	SNIFF("{\"type\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}", -1, 0, false);
+}
+
 static void test_err_optional(void)
 {
 	/* err may be NULL; a tiny buffer truncates */
@@ -717,5 +776,7 @@ int main(void)
 	RUN(test_reject_list_elements);
 	RUN(test_format_refuses);
 	RUN(test_err_optional);
+	RUN(test_register_token_optional);
+	RUN(test_sniff);
 	return 0;
 }
