@@ -760,16 +760,19 @@ void container_status_rows(struct cli *c, json_t *rows)
 				 (long long)json_integer_value(json_object_get(f, "port")));
 		}
 		const char *hn = json_string_value(json_object_get(ct, "hostname"));
+		/* The name the host shows: the hostname, made distinct ("dev-2"). */
+		json_t *name = json_object_get(ct, "name");
+		if (!json_is_string(name))
+			name = json_object_get(ct, "hostname");
 		char rem[1100];
 		snprintf(rem, sizeof rem, "%s:%s", hn ? hn : "?", remote[0] ? remote : "-");
-		json_t *row =
-		    json_pack("{s:O, s:s, s:s, s:I, s:O, s:s, s:s, s:i, s:s, s:s, s:s, s:O, s:O}",
-			      "name", json_object_get(ct, "hostname"), "kind", "container", "state",
-			      "connected", "pid", (json_int_t)pid, "since",
-			      json_object_get(ct, "since"), "local", local, "remote", rem,
-			      "reconnects", 0, "health", "ok", "last_event", "container_registered",
-			      "reason", "", "container_id", json_object_get(ct, "container_id"),
-			      "forwards", json_object_get(ct, "forwards"));
+		json_t *row = json_pack(
+		    "{s:O, s:s, s:s, s:I, s:O, s:s, s:s, s:i, s:s, s:s, s:s, s:O, s:O}", "name",
+		    name, "kind", "container", "state", "connected", "pid", (json_int_t)pid,
+		    "since", json_object_get(ct, "since"), "local", local, "remote", rem,
+		    "reconnects", 0, "health", "ok", "last_event", "container_registered", "reason",
+		    "", "container_id", json_object_get(ct, "container_id"), "forwards",
+		    json_object_get(ct, "forwards"));
 		json_t *socks = json_object_get(st, "socket_forwards");
 		if (row)
 			json_object_set(row, "socket_forwards", socks ? socks : json_null());

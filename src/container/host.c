@@ -139,7 +139,8 @@ struct host {
 	unsigned sock_seq;
 	struct browser_rate rate;
 	struct loop_timer *hb_timer, *idle_timer, *drain_timer, *sock_timer;
-	struct work *sock_work; /* a socket scan in progress */
+	struct work *sock_work;		  /* a socket scan in progress */
+	uint64_t n_evicted, evict_logged; /* unregistered connections evicted */
 	bool stopping;
 	int exit_code;
 };
@@ -913,6 +914,15 @@ static void on_ctl_accept(struct loop *l, int fd, unsigned events, void *data)
 		 * flood of silent connections cannot lock registrations out. */
 		if (h->n_unregistered >= HOST_MAX_UNREGISTERED) {
 			struct hconn *old = oldest_unregistered(h);
+			uint64_t now = now_mono_ms();
+			h->n_evicted++;
+			if (now >= h->evict_logged + 10000) {
+				log_warn(
+				    "%d unregistered connections: evicted: too many unregistered "
+				    "connections (%llu so far; the oldest goes first)",
+				    HOST_MAX_UNREGISTERED, (unsigned long long)h->n_evicted);
+				h->evict_logged = now;
+			}
 			if (old)
 				hconn_drop(old, "evicted: too many unregistered connections");
 		}

@@ -404,13 +404,14 @@ class Sandbox:
         return net
 
     # processes -------------------------------------------------------
-    def spawn(self, name, argv, ns=None, hostname=None, devbridge=False):
+    def spawn(self, name, argv, ns=None, hostname=None, devbridge=False, env=None):
         argv = [str(a) for a in argv]
         if hostname:
             argv = ["/usr/bin/python3", "-c", _UTS_WRAPPER, hostname] + argv
         if ns:
             argv = [IP, "netns", "exec", ns] + argv
-        p = Proc(name, argv, self._next(name), self.env, self.cwd, devbridge=devbridge)
+        p = Proc(name, argv, self._next(name), dict(self.env, **(env or {})), self.cwd,
+                 devbridge=devbridge)
         self.procs.append(p)
         return p
 
@@ -547,8 +548,10 @@ def container_rows(doc):
 
 class HostDaemon:
     def __init__(self, sb, bind_addr, token=TOKEN, cp=None, dp=None, state_dir=None,
-                 browser_cmd=None, heartbeat_ms=None, extra=(), no_auth=False):
+                 browser_cmd=None, heartbeat_ms=None, extra=(), no_auth=False, env=None):
+        """token=None: no --auth-token (the daemon resolves its own)."""
         self.sb = sb
+        self.env = env
         self.bind_addr = bind_addr
         self.token = token
         self.cp = cp or free_port(both_families=False)
@@ -567,7 +570,7 @@ class HostDaemon:
              "--control-port", self.cp, "--data-port", self.dp, "--state-dir", self.state_dir]
         if self.no_auth:
             a.append("--no-auth")
-        else:
+        elif self.token is not None:
             a += ["--auth-token", self.token]
         if self.browser_cmd:
             a += ["--browser-cmd", self.browser_cmd]
@@ -576,7 +579,7 @@ class HostDaemon:
         return a + self.extra
 
     def start(self, wait=True):
-        self.proc = self.sb.spawn("host-daemon", self.argv(), devbridge=True)
+        self.proc = self.sb.spawn("host-daemon", self.argv(), devbridge=True, env=self.env)
         if wait:
             self.wait_ready()
         return self
@@ -686,11 +689,12 @@ class HostDaemon:
 
 class ContainerDaemon:
     def __init__(self, sb, net, i, host, token=None, container_id=None, extra=(),
-                 scan_ms=50, start=True):
+                 scan_ms=50, start=True, env=None, hostname=None):
         self.sb, self.net, self.i, self.host = sb, net, i, host
+        self.env = env
         self.token = host.token if token is None else token
         self.container_id = container_id or "cid-%s-%d" % (net.tag, i + 1)
-        self.hostname = net.hostname(i)
+        self.hostname = hostname or net.hostname(i)
         self.extra = [str(a) for a in extra]
         self.scan_ms = scan_ms
         self.proc = None
@@ -705,7 +709,8 @@ class ContainerDaemon:
 
     def start(self):
         self.proc = self.sb.spawn("container-daemon-c%d" % (self.i + 1), self.argv(),
-                                  ns=self.net.ns(self.i), hostname=self.hostname, devbridge=True)
+                                  ns=self.net.ns(self.i), hostname=self.hostname, devbridge=True,
+                                  env=self.env)
         return self
 
     def wait_registered(self, timeout=10):

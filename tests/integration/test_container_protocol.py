@@ -105,21 +105,27 @@ def test_container_proto_connect_failed_closes_client(sandbox):
     fake.ping()  # control connection still fine
 
 
-def test_container_proto_no_data_connection_closes_client_after_10s(sandbox):
+def test_container_proto_no_data_connection_closes_client_after_timeout(sandbox):
+    """The pending timeout (10 s by default, --pending-timeout-ms) closes a
+    client whose data connection never comes; the default is in the help."""
     net = sandbox.net(0)
-    host = sandbox.host_daemon(net.host_addr)
+    host = sandbox.host_daemon(net.host_addr, extra=["--pending-timeout-ms", 1500])
     fake = _registered_fake(sandbox, host)
     port = random_port_block(1)
     hp = _forwarded(fake, port)
     t0 = time.monotonic()
     client = socket.create_connection(("127.0.0.1", hp), timeout=5)
     fake.wait_connect_request(port)  # ... and never answer it
-    closed, _, data = read_closed(client, 15)
+    closed, _, data = read_closed(client, 10)
     took = time.monotonic() - t0
     client.close()
     assert closed, "client still open %.1fs after connecting with no data connection" % took
     assert not data, data[:50]
-    assert 9 <= took <= 13, "client closed after %.1fs, expected about 10s" % took
+    assert 1.3 <= took <= 5, "client closed after %.1fs, expected about 1.5s" % took
+    assert "no data connection from the container within 1500 ms" in host.proc.log_text()
+    help_text = sandbox.cli("host-daemon", "--help").stdout
+    assert "--pending-timeout-ms N" in help_text and "default 10000" in help_text, help_text
+    fake.ping()  # the control connection is unaffected
 
 
 def test_container_proto_connect_ready_unknown_conn_id(sandbox):
