@@ -197,6 +197,7 @@ int cmd_host_daemon(struct cli *c)
 		fd_set_cloexec(3, true);
 	}
 	log_set_timestamps(1);
+	log_rotate_stderr(); /* NAME.out, when that is where stderr goes */
 	if (log_get_level() < LOG_INFO)
 		log_set_level(LOG_INFO);
 	if (tok_src)
@@ -345,6 +346,7 @@ int cmd_container_daemon(struct cli *c)
 	}
 	o.control_socket = csock;
 	log_set_timestamps(1);
+	log_rotate_stderr(); /* NAME.out, when that is where stderr goes */
 	if (log_get_level() < LOG_INFO)
 		log_set_level(LOG_INFO);
 	r = cd_run(&o);

@@ -767,13 +767,18 @@ static int follow(struct cli *c, const char *name, off_t from)
 	char partial[8192];
 	size_t plen = 0;
 	off_t off = from;
+	int fd = -1;
 	signal(SIGPIPE, SIG_DFL);
 	for (;;) {
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0) {
+		if (fd < 0 && (fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
 			struct stat st;
 			if (fstat(fd, &st) == 0 && st.st_size < off)
 				off = 0; /* truncated or replaced */
+		}
+		/* Read what the open file has; when the path names another
+		 * file (the log was rotated to NAME.log.1), finish this one,
+		 * then go on with the new one from its start. */
+		for (bool again = fd >= 0; again;) {
 			char buf[8192];
 			ssize_t r;
 			while ((r = pread(fd, buf, sizeof buf, off)) > 0) {
@@ -792,13 +797,25 @@ static int follow(struct cli *c, const char *name, off_t from)
 					plen = 0;
 				}
 			}
-			close(fd);
-			fflush(stdout);
+			struct stat fst, pst;
+			again = false;
+			if (fstat(fd, &fst) == 0 &&
+			    (stat(path, &pst) < 0 || pst.st_ino != fst.st_ino ||
+			     pst.st_dev != fst.st_dev)) {
+				close(fd);
+				fd = open(path, O_RDONLY | O_CLOEXEC);
+				off = 0;
+				plen = 0;
+				again = fd >= 0;
+			}
 		}
+		fflush(stdout);
 		char ebuf[4096];
 		if (read(in, ebuf, sizeof ebuf) < 0 && errno != EINTR)
 			break;
 	}
+	if (fd >= 0)
+		close(fd);
 	close(in);
 	return EXIT_OK;
 }
@@ -915,6 +932,7 @@ int cli_supervisor_begin(struct cli *c)
 {
 	/* Its output goes to NAME.out: timestamps, and at least info. */
 	log_set_timestamps(1);
+	log_rotate_stderr(); /* NAME.out, when that is where stderr goes */
 	if (log_get_level() < LOG_INFO)
 		log_set_level(LOG_INFO);
 	/* fd 3 is the ready pipe when cli_spawn_supervisor started us. */

@@ -229,11 +229,16 @@ class Proc:
         return self.popen.poll()
 
     def log_text(self):
-        try:
-            with open(self.log, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        """Its output so far, including a rotated LOG.1 (devbridge rotates
+        a log file that stderr goes to: DEVBRIDGE_LOG_MAX_BYTES)."""
+        text = ""
+        for path in (self.log + ".1", self.log):
+            try:
+                with open(path, errors="replace") as f:
+                    text += f.read()
+            except OSError:
+                pass
+        return text
 
     def tail(self, n=4000):
         return self.log_text()[-n:]
