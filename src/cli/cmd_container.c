@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int parse_port(struct cli *c, const char *opt, const char *v, uint16_t *ret, bool zero_ok)
@@ -545,6 +546,84 @@ static int ping(const char *addr, uint16_t port, int timeout_ms)
 	return r;
 }
 
+/* The host daemon of this state directory, if one runs: its pid and
+ * ports (from its state file).  0 when none runs. */
+static pid_t running_host_daemon(const char *state_dir, int *ret_cp, int *ret_dp)
+{
+	pid_t pid = state_probe(state_dir, "host-daemon");
+	json_t *st = NULL;
+	*ret_cp = *ret_dp = 0;
+	if (pid > 0 && state_read(state_dir, "host-daemon", &st) == 0) {
+		*ret_cp = (int)json_integer_value(json_object_get(st, "control_port"));
+		*ret_dp = (int)json_integer_value(json_object_get(st, "data_port"));
+		json_decref(st);
+	}
+	return pid;
+}
+
+static int ensure_running_elsewhere(struct cli *c, pid_t pid, int cp, int dp)
+{
+	char m[256];
+	snprintf(m, sizeof m,
+		 "a host daemon already runs (pid %ld) on control port %d, data port %d; use "
+		 "`devbridge ensure --control-port %d --data-port %d`, or `devbridge down "
+		 "host-daemon` first",
+		 (long)pid, cp, dp, cp, dp);
+	return cli_error_json(c, EXIT_PORT_IN_USE,
+			      json_pack("{s:{s:I, s:i, s:i}}", "host_daemon", "pid",
+					(json_int_t)pid, "control_port", cp, "data_port", dp),
+			      m);
+}
+
+/* Wait for the daemon's ready line ("ready CONTROL DATA") on fd, up to
+ * timeout_ms.  0, -ETIMEDOUT, or -EPIPE when it exited before. */
+static int wait_host_ready(int fd, int timeout_ms)
+{
+	char line[64];
+	size_t len = 0;
+	uint64_t deadline = now_mono_ms() + (uint64_t)timeout_ms;
+	for (;;) {
+		uint64_t now = now_mono_ms();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int r = poll(&p, 1, (int)(deadline - now));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			continue;
+		ssize_t n = read(fd, line + len, sizeof line - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -EPIPE;
+		len += (size_t)n;
+		line[len] = '\0';
+		if (strchr(line, '\n'))
+			return strncmp(line, "ready ", 6) == 0 ? 0 : -EPIPE;
+		if (len == sizeof line - 1)
+			return -EPIPE;
+	}
+}
+
+/* The last line of a file, for an error message. */
+static void last_line(const char *path, char *buf, size_t n)
+{
+	char *text;
+	size_t len;
+	buf[0] = '\0';
+	if (read_file(path, 1 << 20, &text, &len) < 0)
+		return;
+	while (len > 0 && text[len - 1] == '\n')
+		len--;
+	size_t start = len;
+	while (start > 0 && text[start - 1] != '\n')
+		start--;
+	snprintf(buf, n, "%.*s", (int)(len - start), text + start);
+	free(text);
+	text_sanitize(buf);
+}
+
 int cmd_ensure(struct cli *c);
 int cmd_ensure(struct cli *c)
 {
@@ -571,6 +650,12 @@ int cmd_ensure(struct cli *c)
 	int r = cli_state_dir(c);
 	if (r)
 		return r;
+	/* One host daemon per state directory: if it runs on other ports,
+	 * say which at once rather than start one that cannot run. */
+	int rcp, rdp;
+	pid_t running = running_host_daemon(c->state_dir, &rcp, &rdp);
+	if (running > 0)
+		return ensure_running_elsewhere(c, running, rcp, rdp);
 	/* Something else holds the port: say so instead of spawning in vain. */
 	int probe = client_connect("127.0.0.1", port, 500);
 	if (probe >= 0) {
@@ -593,36 +678,62 @@ int cmd_ensure(struct cli *c)
 	char *argv[] = {
 	    exe, "host-daemon", "--state-dir", c->state_dir, "--control-port", ps, "--data-port",
 	    ds,	 NULL};
+	/* The daemon says "ready CONTROL DATA" on fd 3 once it listens, or
+	 * closes it by exiting: no polling. */
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		if (outfd >= 0)
+			close(outfd);
+		return cli_error(c, EXIT_ENSURE_FAILED, "pipe: %s", strerror(errno));
+	}
+	setenv("DEVBRIDGE_READY_FD", "3", 1);
 	struct spawn_opts o = {.argv = argv,
 			       .stdin_fd = -1,
 			       .stdout_fd = outfd,
 			       .stderr_fd = outfd,
-			       .new_session = true};
+			       .new_session = true,
+			       .pass_fd = p[1]};
 	pid_t pid;
 	r = spawn_process(&o, &pid);
+	unsetenv("DEVBRIDGE_READY_FD");
+	close(p[1]);
 	if (outfd >= 0)
 		close(outfd);
-	if (r < 0)
+	if (r < 0) {
+		close(p[0]);
 		return cli_error(c, EXIT_ENSURE_FAILED, "cannot start the host daemon: %s",
 				 strerror(-r));
-	/* The seed polls every 200 ms for up to 5 s. */
-	uint64_t deadline = now_mono_ms() + 5000;
-	while (now_mono_ms() < deadline) {
-		if (ping("127.0.0.1", port, 200) == 0) {
-			if (c->json)
-				cli_print_json(json_pack("{s:s, s:i, s:i}", "host_daemon",
-							 "started", "pid", (int)pid, "control_port",
-							 port));
-			else
-				printf("started host daemon (pid %ld) on 127.0.0.1:%u\n", (long)pid,
-				       port);
-			return EXIT_OK;
-		}
-		struct timespec ts = {0, 200 * 1000000L};
-		nanosleep(&ts, NULL);
 	}
-	return cli_error(c, EXIT_ENSURE_FAILED, "the host daemon did not answer within 5 s; see %s",
-			 out);
+	r = wait_host_ready(p[0], 5000);
+	close(p[0]);
+	if (r == 0) {
+		if (c->json)
+			cli_print_json(json_pack("{s:s, s:i, s:i}", "host_daemon", "started", "pid",
+						 (int)pid, "control_port", port));
+		else
+			printf("started host daemon (pid %ld) on 127.0.0.1:%u\n", (long)pid, port);
+		return EXIT_OK;
+	}
+	/* It exited (or hangs: then it is left to run and said so). */
+	int status = 0;
+	if (r == -EPIPE && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+	    WEXITSTATUS(status) == EXIT_PORT_IN_USE) {
+		running = running_host_daemon(c->state_dir, &rcp, &rdp);
+		if (running > 0) /* lost a race with another `ensure` */
+			return ensure_running_elsewhere(c, running, rcp, rdp);
+		char why[512];
+		last_line(out, why, sizeof why);
+		return cli_error(c, EXIT_PORT_IN_USE, "the host daemon could not listen: %s",
+				 why[0] ? why : "port in use");
+	}
+	char why[512];
+	last_line(out, why, sizeof why);
+	return cli_error(c, EXIT_ENSURE_FAILED,
+			 r == -ETIMEDOUT
+			     ? "the host daemon (pid %ld) did not get ready within 5 s; "
+			       "see %s%s%s"
+			     : "the host daemon (pid %ld) exited; see %s%s%s",
+			 (long)pid, out, why[0] ? ": " : "", why);
 }
 
 /* --- forward / unforward: ask the local container daemon --- */

@@ -79,3 +79,38 @@ def test_container_ensure_starts_then_reports_running(sandbox):
     assert r2.returncode == 0, r2
     assert "host daemon running" in r2.stdout, r2
     assert state_pid() == pid, "the second ensure replaced the daemon"
+
+    # A third ensure on other ports: the daemon of this state directory runs
+    # elsewhere.  Answered at once with 55 and its ports (it used to wait
+    # 5 s for a daemon that could not start, then exit 56).
+    other = free_port(both_families=False)
+    t0 = time.monotonic()
+    r3 = sandbox.cli("--state-dir", sd, "ensure", "--control-port", other, timeout=30)
+    took = time.monotonic() - t0
+    assert r3.returncode == EXIT_PORT_IN_USE, r3
+    assert ("already runs (pid %d) on control port %d, data port %d" % (pid, cp, dp)) in r3.stderr, r3
+    assert took < 4, "ensure took %.1fs to say a daemon runs elsewhere" % took
+    r4 = sandbox.cli("--state-dir", sd, "--json", "ensure", "--control-port", other, timeout=30)
+    doc = r4.json()
+    assert r4.returncode == EXIT_PORT_IN_USE and doc["error"]["name"] == "port_in_use", r4
+    assert doc["host_daemon"] == {"pid": pid, "control_port": cp, "data_port": dp}, doc
+    assert state_pid() == pid
+
+
+def test_container_ensure_reports_why_the_daemon_could_not_start(sandbox):
+    """The data port is taken: the daemon ensure starts exits 55 at once,
+    and ensure says so with the daemon's own message (no 5 s wait)."""
+    blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(4)
+        cp = free_port(both_families=False)
+        t0 = time.monotonic()
+        r = sandbox.cli("--state-dir", sandbox.path("ensure2"), "ensure", "--control-port", cp,
+                        "--data-port", blocker.getsockname()[1], timeout=30)
+        took = time.monotonic() - t0
+    finally:
+        blocker.close()
+    assert r.returncode == EXIT_PORT_IN_USE, r
+    assert "could not listen" in r.stderr and "Address already in use" in r.stderr, r
+    assert took < 4, "took %.1fs" % took
