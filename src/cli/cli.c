@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/num.h"
 #include "core/state.h"
 #include "core/util.h"
 
@@ -423,10 +424,8 @@ int cli_parse(struct cli *c, int argc, char **argv)
 int cli_parse_uint(struct cli *c, const char *opt, const char *v, unsigned lo, unsigned hi,
 		   unsigned *ret)
 {
-	char *end;
-	errno = 0;
-	long x = strtol(v, &end, 10);
-	if (errno || end == v || *end || x < (long)lo || x > (long)hi) {
+	uint64_t x;
+	if (parse_uint_range(v, strlen(v), lo, hi, NUM_LEADING_ZEROS, &x) < 0) {
 		cli_error(c, EXIT_USAGE, "%s: expected %u-%u, got '%s'", opt, lo, hi, v);
 		return -1;
 	}

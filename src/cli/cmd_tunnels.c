@@ -815,14 +815,9 @@ int cmd_logs(struct cli *c)
 		return EXIT_USAGE;
 	if (c->argc != 1)
 		return cli_error(c, EXIT_USAGE, "usage: devbridge logs NAME [-n N] [-f]");
-	long n = 20;
-	if (lines) {
-		char *end;
-		n = strtol(lines, &end, 10);
-		if (*end || n < 0)
-			return cli_error(c, EXIT_USAGE, "--lines: expected a count, got '%s'",
-					 lines);
-	}
+	unsigned n = 20;
+	if (lines && cli_parse_uint(c, "--lines", lines, 0, INT_MAX, &n) < 0)
+		return EXIT_USAGE;
 	int r = cli_load_config_optional(c);
 	if (r)
 		return r;

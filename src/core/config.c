@@ -10,6 +10,7 @@
  * and column and what was expected there.
  */
 #include "core/config.h"
+#include "core/num.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -404,25 +405,17 @@ static int bound(struct loader *l, const yaml_node_t *n, int depth, size_t *visi
 
 /* ---- scalars ---------------------------------------------------------- */
 
-/* Decimal only: no sign but '-', no leading zeros (YAML 1.1 reads 010 as
- * octal), no "0x", "1_000" or trailing junk. */
-static bool parse_ll(const char *s, long long *ret)
+/* A plain decimal integer in [min, max] (core/num.h's rules: no sign, no
+ * leading zeros, which YAML 1.1 reads as octal, no "0x", "1_000" or
+ * trailing junk). */
+static bool parse_int(const char *s, size_t len, long long min, long long max, long long *ret)
 {
-	bool neg = *s == '-';
-	long long v = 0;
+	uint64_t v;
 
-	if (neg)
-		s++;
-	if (!*s || (s[0] == '0' && s[1]))
+	if (parse_uint_range(s, len, min > 0 ? (uint64_t)min : 0, max > 0 ? (uint64_t)max : 0, 0,
+			     &v) < 0)
 		return false;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return false;
-		if (v > (LLONG_MAX - (*s - '0')) / 10)
-			return false;
-		v = v * 10 + (*s - '0');
-	}
-	*ret = neg ? -v : v;
+	*ret = (long long)v;
 	return true;
 }
 
@@ -485,7 +478,7 @@ static int get_int(struct loader *l, const yaml_node_t *n, long long min, long l
 		snprintf(what, sizeof what, "an integer >= %lld", min);
 	else
 		snprintf(what, sizeof what, "an integer %lld-%lld", min, max);
-	if (!is_plain(n) || !parse_ll(sval(n), &v) || v < min || v > max)
+	if (!is_plain(n) || !parse_int(sval(n), n->data.scalar.length, min, max, &v))
 		return number_error(l, n, what);
 	*ret = v;
 	return 0;
@@ -908,7 +901,7 @@ static void check_ports(struct loader *l, yaml_node_t *seq, char **out)
 		char buf[16], *dash;
 		long long lo, hi;
 
-		if (is_plain(n) && parse_ll(sval(n), &lo)) {
+		if (is_plain(n) && parse_int(sval(n), n->data.scalar.length, 0, LLONG_MAX, &lo)) {
 			if (lo < 1 || lo > 65535)
 				type_error(l, n, what);
 			else if (out)
@@ -920,8 +913,8 @@ static void check_ports(struct loader *l, yaml_node_t *seq, char **out)
 			dash = strchr(buf, '-');
 			if (dash)
 				*dash = '\0';
-			if (!dash || !parse_ll(buf, &lo) || !parse_ll(dash + 1, &hi) || lo < 1 ||
-			    hi > 65535 || lo > hi)
+			if (!dash || !parse_int(buf, strlen(buf), 1, 65535, &lo) ||
+			    !parse_int(dash + 1, strlen(dash + 1), 1, 65535, &hi) || lo > hi)
 				type_error(l, n, what);
 			else if (out)
 				spec_append(l, out, sval(n));
@@ -1201,7 +1194,7 @@ static void load_health_tcp(struct loader *l, yaml_node_t *n, void *base)
 	char *host = NULL, *colon;
 	long long port;
 
-	if (is_plain(n) && parse_ll(sval(n), &port)) {
+	if (is_plain(n) && parse_int(sval(n), n->data.scalar.length, 0, LLONG_MAX, &port)) {
 		if (port < 1 || port > 65535) {
 			type_error(l, n, what);
 			return;
@@ -1209,7 +1202,7 @@ static void load_health_tcp(struct loader *l, yaml_node_t *n, void *base)
 		host = strdup("127.0.0.1");
 	} else {
 		if (n->type != YAML_SCALAR_NODE || has_nul(n) || !(colon = strrchr(sval(n), ':')) ||
-		    colon == sval(n) || !parse_ll(colon + 1, &port) || port < 1 || port > 65535) {
+		    colon == sval(n) || !parse_int(colon + 1, strlen(colon + 1), 1, 65535, &port)) {
 			type_error(l, n, what);
 			return;
 		}
