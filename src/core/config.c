@@ -1716,6 +1716,79 @@ static void syntax_error(struct loader *l, const yaml_parser_t *p, const char *b
 	}
 }
 
+/* A pass over libyaml's events before the document is built, refusing
+ * what must not reach the loader: nesting deeper than MAX_DEPTH (libyaml's
+ * scanner re-checks every open flow level for each token, and building
+ * the document of "[[[[..." 100,000 levels deep took a minute before the
+ * walk could refuse it; here it stops at level MAX_DEPTH + 1) and YAML 1.1
+ * merge keys, which libyaml does not implement: "<<: *base" would be read
+ * as a key named "<<".  Syntax errors are reported as the loader would.
+ * Returns 0, or -EINVAL with diagnostics. */
+static int prescan(struct loader *l, const char *buf, size_t len)
+{
+	struct frame {
+		bool map, key; /* a mapping whose next node is a key */
+	} st[MAX_DEPTH];
+	yaml_parser_t parser;
+	size_t open = 0, before = l->ndiags;
+	bool done = false;
+
+	if (!yaml_parser_initialize(&parser)) {
+		l->err = -ENOMEM;
+		return -EINVAL;
+	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+	while (!done) {
+		yaml_event_t ev;
+
+		if (!yaml_parser_parse(&parser, &ev)) {
+			syntax_error(l, &parser, buf, len);
+			break;
+		}
+		switch (ev.type) {
+		case YAML_SCALAR_EVENT:
+		case YAML_ALIAS_EVENT:
+		case YAML_SEQUENCE_START_EVENT:
+		case YAML_MAPPING_START_EVENT:
+			/* A node at depth open + 1, as bound() counts. */
+			if (open >= MAX_DEPTH) {
+				diag(l, ev.start_mark, "nested more than %d levels deep",
+				     MAX_DEPTH);
+				done = true;
+				break;
+			}
+			if (open && st[open - 1].map) {
+				if (st[open - 1].key && ev.type == YAML_SCALAR_EVENT &&
+				    ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+				    strcmp((const char *)ev.data.scalar.value, "<<") == 0)
+					diag(l, ev.start_mark,
+					     "merge keys ('<<') are not supported: write the keys "
+					     "out (a whole mapping can still be an alias: key: "
+					     "*anchor)");
+				st[open - 1].key = !st[open - 1].key;
+			}
+			if (ev.type == YAML_SEQUENCE_START_EVENT ||
+			    ev.type == YAML_MAPPING_START_EVENT)
+				st[open++] =
+				    (struct frame){ev.type == YAML_MAPPING_START_EVENT, true};
+			break;
+		case YAML_SEQUENCE_END_EVENT:
+		case YAML_MAPPING_END_EVENT:
+			if (open)
+				open--;
+			break;
+		case YAML_STREAM_END_EVENT:
+			done = true;
+			break;
+		default:
+			break;
+		}
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&parser);
+	return l->ndiags > before || l->err ? -EINVAL : 0;
+}
+
 int cfg_load_buf(const char *name, const char *buf, size_t len, struct cfg **ret,
 		 struct cfg_diags *diags)
 {
@@ -1737,6 +1810,10 @@ int cfg_load_buf(const char *name, const char *buf, size_t len, struct cfg **ret
 	if (!l.cfg->path || !yaml_parser_initialize(&parser)) {
 		cfg_free(l.cfg);
 		return -ENOMEM;
+	}
+	if (prescan(&l, buf, len) < 0) {
+		yaml_parser_delete(&parser);
+		goto out;
 	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
 	if (!yaml_parser_load(&parser, &doc)) {

@@ -837,6 +837,62 @@ static void test_alias_bomb(void)
 	cfg_diags_clear(&d);
 }
 
+/* Depth is refused while parsing, before the document is built: 100,000
+ * levels of "[" used to take about a minute in libyaml's scanner. */
+static void test_deep_nesting_while_parsing(void)
+{
+	static const char *const open[] = {"[", "{a: ", "- "};
+	for (size_t k = 0; k < 3; k++) {
+		size_t n = 100000, ol = strlen(open[k]);
+		char *y = malloc(16 + n * (ol + 1));
+		size_t o = 0;
+		ASSERT(y);
+		o += (size_t)sprintf(y, k == 2 ? "actors:\n  " : "actors: ");
+		for (size_t i = 0; i < n; i++, o += ol)
+			memcpy(y + o, open[k], ol);
+		y[o++] = 'x';
+		for (size_t i = 0; k < 2 && i < n; i++)
+			y[o++] = k == 0 ? ']' : '}';
+		y[o++] = '\n';
+		struct cfg_diags d = {0};
+		load_str_bad(y, o, &d);
+		ASSERT_EQ(d.n, 1);
+		ASSERT_STR_CONTAINS(d.items[0].msg, "nested more than 64 levels deep");
+		/* At the node 65 levels down, as before: the 64th "[" or
+		 * "- ", or the key of the 63rd "{a: ". */
+		static const int col[] = {9 + 63, 9 + 62 * 4 + 1, 3 + 63 * 2};
+		ASSERT_EQ(d.items[0].mark.line, k == 2 ? 2 : 1);
+		ASSERT_EQ(d.items[0].mark.col, col[k]);
+		cfg_diags_clear(&d);
+		free(y);
+	}
+}
+
+/* libyaml does not implement YAML 1.1 merge keys: "<<" would be a key. */
+static void test_merge_keys(void)
+{
+	expect_one("base: &b {class: human}\nactors:\n  a:\n    <<: *b\n",
+		   "merge keys ('<<') are not supported", 4, 5);
+	expect_one("actors: {a: {<<: {class: human}}}\n", "merge keys ('<<') are not supported", 1,
+		   14);
+	/* Every one is reported, wherever it is. */
+	struct cfg_diags d = {0};
+	const char *y = "x: &x {a: 1}\nservices:\n  - name: s\n    env: {<<: *x}\n"
+			"  - <<: *x\n";
+	load_str_bad(y, strlen(y), &d);
+	ASSERT_EQ(d.n, 2);
+	for (size_t i = 0; i < 2; i++)
+		ASSERT_STR_CONTAINS(d.items[i].msg, "merge keys ('<<') are not supported");
+	ASSERT_EQ(d.items[0].mark.line, 4);
+	ASSERT_EQ(d.items[0].mark.col, 11);
+	ASSERT_EQ(d.items[1].mark.line, 5);
+	ASSERT_EQ(d.items[1].mark.col, 5);
+	cfg_diags_clear(&d);
+	/* Quoted, it is an ordinary (here unknown) key; as a value, a string. */
+	expect_one("actors: {\"<<\": 1}\n", "actors.<<: expected a mapping", 1, 16);
+	cfg_free(load_str_ok("actors: {a: {class: human, description: <<}}\n"));
+}
+
 static void test_types(void)
 {
 	expect_one(TUNNEL_T "    ssh_port: \"22\"\n" ACTOR_A,
@@ -1334,6 +1390,8 @@ int main(void)
 	RUN(test_syntax_error);
 	RUN(test_duplicate_key);
 	RUN(test_alias_bomb);
+	RUN(test_deep_nesting_while_parsing);
+	RUN(test_merge_keys);
 	RUN(test_types);
 	RUN(test_messages);
 	RUN(test_tunnel_checks);
