@@ -14,8 +14,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
 		enum ssh_reason r = SSH_R_NONE;
-		ssh_classify_line(p, len, 0, &r);
-		ssh_classify_line(p, len, 1, &r);
+		ssh_classify_line(p, len, 0, 18000, &r);
+		ssh_classify_line(p, len, 0, 0, &r);
+		ssh_classify_line(p, len, 1, 18000, &r);
 		(void)ssh_reason_name(r);
 		p += len + 1;
 	}

@@ -1087,18 +1087,34 @@ static void walk_named(struct loader *l, yaml_node_t *map, const char *what, con
 /* Defined with the other tables below. */
 static const struct schema tunnel_schema, actor_schema, profile_schema, service_schema;
 
-/* Options the supervisor sets itself (SPEC §5) or that would take ssh out
+/* Options the supervisor sets itself (SPEC §5; ssh_argv.c puts them first,
+ * so a value here would be silently ignored) or that would take ssh out
  * of its hands: a user's "ControlMaster auto" makes ssh exit 0 at once,
  * ForkAfterAuthentication puts it in the background, forwards belong to
- * the tunnel's own fields. */
+ * the tunnel's own fields, -v is what tells the supervisor the forward is
+ * up. */
 /* clang-format off */
 static const char *const managed_opts[] = {
 	"BatchMode", "ExitOnForwardFailure", "ServerAliveInterval", "ServerAliveCountMax",
 	"ControlMaster", "ControlPath", "ControlPersist",
-	"RemoteForward", "LocalForward", "DynamicForward", "ClearAllForwardings",
-	"PermitLocalCommand", "LocalCommand",
-	"ForkAfterAuthentication", "SessionType", "StdinNull",
+	"RemoteForward", "LocalForward", "DynamicForward", "ClearAllForwardings", "Tunnel",
+	"PermitLocalCommand", "LocalCommand", "IdentitiesOnly", "LogLevel",
+	"ForkAfterAuthentication", "SessionType", "StdinNull", "RequestTTY", "RemoteCommand",
 };
+
+/* Options that say what one of the tunnel's own fields says: given here
+ * they would win over the field (they come before -p, -l, -i and the host
+ * on the command line) while `config check` shows the field. */
+static const struct {
+	const char *opt, *field;
+} field_opts[] = {
+	{"Port", "ssh_port"}, {"User", "ssh_user"}, {"Hostname", "host"},
+	{"IdentityFile", "ssh_key"},
+};
+
+/* Keywords ssh refuses on the command line ("not supported as a
+ * command-line option"): every attempt would fail. */
+static const char *const file_only_opts[] = {"Host", "Match", "Include"};
 /* clang-format on */
 
 static bool opt_name_ok(const char *s)
@@ -1142,6 +1158,25 @@ static void load_ssh_options(struct loader *l, yaml_node_t *map, void *base)
 				diag(l, kn->start_mark,
 				     "%s.%s is managed by devbridge and cannot be overridden",
 				     l->path, key);
+				bad = true;
+			}
+		for (size_t i = 0; i < ARRAY_SIZE(field_opts); i++)
+			if (strcasecmp(key, field_opts[i].opt) == 0) {
+				char tun[ESC_BUF + 16];
+				size_t cut = l->plen > 12 ? l->plen - 12 : 0; /* ".ssh_options" */
+				snprintf(tun, sizeof tun, "%.*s", (int)cut, l->path);
+				diag(l, kn->start_mark,
+				     "%s.%s would override the tunnel's own field: set %s.%s "
+				     "instead",
+				     l->path, key, tun, field_opts[i].field);
+				bad = true;
+			}
+		for (size_t i = 0; i < ARRAY_SIZE(file_only_opts); i++)
+			if (strcasecmp(key, file_only_opts[i]) == 0) {
+				diag(l, kn->start_mark,
+				     "%s.%s: ssh does not accept '%s' on the command line; put it "
+				     "in the file named by ssh_config",
+				     l->path, key, file_only_opts[i]);
 				bad = true;
 			}
 		/* ssh's option names are case-insensitive and the first
@@ -1261,6 +1296,30 @@ static void reconnect_post(struct loader *l, const struct schema *s, const struc
 	else
 		pdiag(l, max->val->start_mark, "backoff_max (%g) must be >= backoff_initial (%g)",
 		      t->backoff_max, t->backoff_initial);
+}
+
+/* host: "user@h" or "ssh://user@h:port" would carry a user (and port)
+ * past ssh_user and ssh_port: ssh reads them from the destination. */
+static void tunnel_post(struct loader *l, const struct schema *s, const struct seen *seen,
+			yaml_mark_t at, void *base)
+{
+	const struct seen *h = seen_of(s, seen, "host");
+	char e[ESC_BUF];
+
+	(void)at;
+	(void)base;
+	if (!h->val || h->val->type != YAML_SCALAR_NODE)
+		return;
+	if (strncasecmp(sval(h->val), "ssh://", 6) == 0)
+		pdiag(l, h->val->start_mark,
+		      "host '%s' is an ssh:// URI: give the host name only, with ssh_user and "
+		      "ssh_port",
+		      escs(e, sval(h->val)));
+	else if (strchr(sval(h->val), '@'))
+		pdiag(l, h->val->start_mark,
+		      "host '%s' names a user, which would override ssh_user: give the host "
+		      "name only and the user in ssh_user",
+		      escs(e, sval(h->val)));
 }
 
 static void *add_tunnel(struct loader *l, const yaml_node_t *key)
@@ -1483,7 +1542,7 @@ static const struct field tunnel_fields[] = {
 	PATH("ssh_config", 0, TUN(ssh_config), TUN(ssh_config_mark)),
 	FUNC("ssh_options", load_ssh_options),
 };
-SCHEMA(tunnel_schema, tunnel_fields, NULL);
+SCHEMA(tunnel_schema, tunnel_fields, tunnel_post);
 
 static const struct field actor_fields[] = {
 	ENUM("class", F_REQ, class_names, ACT(cls)),

@@ -1067,6 +1067,38 @@ static void test_ssh_options(void)
 		   "tunnels.t.ssh_options: expected a mapping of ssh option names to values", 9,
 		   18);
 
+	/* Options that say what a tunnel field says: refused, naming the field. */
+	expect_one(TUNNEL_T "    ssh_options: {Port: 2222}\n" ACTOR_A,
+		   "tunnels.t.ssh_options.Port would override the tunnel's own field: set "
+		   "tunnels.t.ssh_port instead",
+		   9, 19);
+	expect_one(TUNNEL_T "    ssh_options: {user: root}\n" ACTOR_A,
+		   "set tunnels.t.ssh_user instead", 9, 19);
+	expect_one(TUNNEL_T "    ssh_options: {HostName: other}\n" ACTOR_A,
+		   "set tunnels.t.host instead", 9, 19);
+	expect_one(TUNNEL_T "    ssh_options: {IdentityFile: /k2}\n" ACTOR_A,
+		   "set tunnels.t.ssh_key instead", 9, 19);
+	/* Keywords ssh refuses on its command line. */
+	expect_one(TUNNEL_T "    ssh_options: {Match: all}\n" ACTOR_A,
+		   "tunnels.t.ssh_options.Match: ssh does not accept 'Match' on the command line; "
+		   "put it in the file named by ssh_config",
+		   9, 19);
+	expect_one(TUNNEL_T "    ssh_options: {include: x}\n" ACTOR_A,
+		   "ssh does not accept 'Include' on the command line", 9, 19);
+	expect_one(TUNNEL_T "    ssh_options: {Host: x}\n" ACTOR_A,
+		   "ssh does not accept 'Host' on the command line", 9, 19);
+	expect_one(TUNNEL_T "    ssh_options: {IdentitiesOnly: no}\n" ACTOR_A,
+		   "IdentitiesOnly is managed by devbridge", 9, 19);
+	/* host: user@h and ssh:// URIs. */
+	expect_one("tunnels:\n  t:\n    host: alice@h.example.org\n    remote_port: 18000\n"
+		   "    local_port: 8000\n    ssh_user: u\n    ssh_key: /k\n    actor: a\n" ACTOR_A,
+		   "tunnels.t: host 'alice@h.example.org' names a user, which would override "
+		   "ssh_user",
+		   3, 11);
+	expect_one("tunnels:\n  t:\n    host: ssh://h:2222\n    remote_port: 18000\n"
+		   "    local_port: 8000\n    ssh_user: u\n    ssh_key: /k\n    actor: a\n" ACTOR_A,
+		   "is an ssh:// URI", 3, 11);
+
 	/* Every managed option, any case. */
 	struct cfg_diags d = {0};
 	const char *y = TUNNEL_T "    ssh_options:\n"
