@@ -110,7 +110,8 @@ int cmd_config(struct cli *c)
 		       t->max_attempts ? "limited" : "forever", t->backoff_initial, t->backoff_max,
 		       t->stable_s);
 		if (t->max_attempts)
-			printf("  gives up after %d failed attempts\n", t->max_attempts);
+			printf("  gives up after %d failed attempt%s\n", t->max_attempts,
+			       t->max_attempts == 1 ? "" : "s");
 		char **av = NULL;
 		if (ssh_argv_build(t, &av) == 0) {
 			char *line = ssh_argv_format(av);
