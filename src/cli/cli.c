@@ -433,6 +433,16 @@ int cli_parse_uint(struct cli *c, const char *opt, const char *v, unsigned lo, u
 	return 0;
 }
 
+int cli_check_length(struct cli *c, const char *opt, const char *v, size_t max)
+{
+	size_t n = v ? strlen(v) : 0;
+	if (n <= max)
+		return 0;
+	return cli_error(c, EXIT_USAGE,
+			 "%s: %zu bytes, at most %zu (longer values are refused, not cut)", opt, n,
+			 max);
+}
+
 int cli_scan_opts(struct cli *c, const struct cli_opt *opts, size_t nopts)
 {
 	int out = 0;
@@ -547,7 +557,7 @@ void cli_free(struct cli *c)
 
 /* --- config and state --- */
 
-static int report_diags(struct cli *c, struct cfg_diags *d)
+int cli_report_diags(struct cli *c, struct cfg_diags *d)
 {
 	json_t *arr = json_array();
 	char first[1200] = "";
@@ -608,7 +618,7 @@ int cli_load_config(struct cli *c)
 	if (r < 0) {
 		int code;
 		if (d.n > 0)
-			code = report_diags(c, &d);
+			code = cli_report_diags(c, &d);
 		else
 			code = cli_error(c, EXIT_CONFIG, "%s: %s", c->config_path, strerror(-r));
 		cfg_diags_clear(&d);
@@ -640,7 +650,8 @@ int cli_check_files(struct cli *c, const struct cfg_tunnel *only)
 	int r = cfg_check_files(c->cfg, only, &d);
 	int code = 0;
 	if (r < 0)
-		code = d.n ? report_diags(c, &d) : cli_error(c, EXIT_CONFIG, "%s", strerror(-r));
+		code =
+		    d.n ? cli_report_diags(c, &d) : cli_error(c, EXIT_CONFIG, "%s", strerror(-r));
 	cfg_diags_clear(&d);
 	return code;
 }

@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/num.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -656,7 +657,7 @@ struct field {
 	const char *key;
 	enum kind kind;
 	unsigned flags;
-	long long min, max; /* K_INT */
+	long long min, max; /* K_INT; max: bytes for K_STR and K_PATH (0 = any) */
 	/* Where the value (and the value's mark) go: 1 + an offset into the
 	 * struct being filled, 0 for nowhere.  For K_MAP, where the nested
 	 * struct is (1 = the same struct: reconnect's keys live in the
@@ -691,6 +692,9 @@ struct schema {
 /* clang-format off */
 #define STR(k, fl, a, m)  {.key = k, .kind = K_STR, .flags = fl, .at = a, .mark_at = m}
 #define PATH(k, fl, a, m) {.key = k, .kind = K_PATH, .flags = fl, .at = a, .mark_at = m}
+/* At most mx bytes (K_PATH: once resolved): refused, never cut. */
+#define STRMAX(k, mx, a)  {.key = k, .kind = K_STR, .max = mx, .at = a}
+#define PATHMAX(k, mx, a) {.key = k, .kind = K_PATH, .max = mx, .at = a}
 #define INT(k, lo, hi, a) {.key = k, .kind = K_INT, .min = lo, .max = hi, .at = a}
 #define PORT(k, fl, a, m) {.key = k, .kind = K_INT, .flags = fl, .min = 1, .max = 65535, \
 			   .at = a, .mark_at = m}
@@ -853,16 +857,35 @@ static void check_strs(struct loader *l, yaml_node_t *seq, char ***out, size_t *
 	}
 }
 
-static void check_cmd(struct loader *l, yaml_node_t *n)
+/* A command: a list (argv) or one string (for a shell).  Stored, when `out`
+ * is given, like K_STRS, followed by a bool that says which form. */
+struct cmd_slot {
+	char **argv;
+	size_t n;
+	bool shell;
+};
+
+static void check_cmd(struct loader *l, yaml_node_t *n, struct cmd_slot *out)
 {
 	const char *s;
 
-	if (n->type == YAML_SEQUENCE_NODE)
-		check_strs(l, n, NULL, NULL);
-	else if (n->type == YAML_SCALAR_NODE && !is_null(n))
-		get_str(l, n, 0, &s);
-	else
+	if (n->type == YAML_SEQUENCE_NODE) {
+		check_strs(l, n, out ? &out->argv : NULL, out ? &out->n : NULL);
+	} else if (n->type == YAML_SCALAR_NODE && !is_null(n)) {
+		if (get_str(l, n, 0, &s) < 0 || !out)
+			return;
+		char **v = calloc(2, sizeof *v);
+		if (!v || !(v[0] = strdup(s))) {
+			free(v);
+			oom(l);
+			return;
+		}
+		out->argv = v;
+		out->n = 1;
+		out->shell = true;
+	} else {
 		type_error(l, n, "a string or a list of strings");
+	}
 }
 
 /* dbr's include/exclude ports: 8080 or "9000-9010". */
@@ -961,8 +984,22 @@ static void check_field(struct loader *l, const struct field *f, yaml_node_t *ke
 	switch (f->kind) {
 	case K_STR:
 	case K_PATH:
-		if (get_str(l, val, f->flags, &s) == 0 && p)
-			store_str(l, p, s, f->kind == K_PATH);
+		if (get_str(l, val, f->flags, &s) < 0)
+			break;
+		if (f->max && strlen(s) > (size_t)f->max) {
+			pdiag(l, val->start_mark,
+			      "expected at most %lld bytes, got %zu (longer values are refused, "
+			      "not cut)",
+			      f->max, strlen(s));
+			break;
+		}
+		if (!p)
+			break;
+		store_str(l, p, s, f->kind == K_PATH);
+		if (f->max && *(char **)p && strlen(*(char **)p) > (size_t)f->max)
+			pdiag(l, val->start_mark,
+			      "expected at most %lld bytes once resolved, got %zu: \"%.40s...\"",
+			      f->max, strlen(*(char **)p), *(char **)p);
 		break;
 	case K_INT:
 		if (get_int(l, val, f->min, f->max, &ll) == 0 && p)
@@ -996,7 +1033,7 @@ static void check_field(struct loader *l, const struct field *f, yaml_node_t *ke
 		check_ports(l, val, p);
 		break;
 	case K_CMD:
-		check_cmd(l, val);
+		check_cmd(l, val, p);
 		break;
 	case K_STRMAP:
 	case K_ANYMAP:
@@ -1264,6 +1301,7 @@ static void load_health_tcp(struct loader *l, yaml_node_t *n, void *base)
 	free(h->tcp_host);
 	h->tcp_host = host;
 	h->tcp_port = (int)port;
+	h->mark = cmark(l, n->start_mark);
 }
 
 static void health_post(struct loader *l, const struct schema *s, const struct seen *seen,
@@ -1440,8 +1478,18 @@ static void service_post(struct loader *l, const struct schema *s, const struct 
 	const struct seen *bi = seen_of(s, seen, "bridge_intercept");
 	bool bridge =
 	    rt->val && rt->val->type == YAML_SCALAR_NODE && strcmp(sval(rt->val), "bridge") == 0;
+	struct cfg_service *svc = base;
 
-	(void)base;
+	if (svc) {
+		if (!rt->key)
+			svc->runtime = SERVICE_HOST;
+		svc->has_target = bt->key != NULL;
+		svc->has_intercept = bi->key != NULL;
+		if (svc->has_target)
+			svc->target.mark = cmark(l, bt->key->start_mark);
+		if (svc->has_intercept)
+			svc->intercept.mark = cmark(l, bi->key->start_mark);
+	}
 	if (bridge && !bt->key && !bi->key)
 		pdiag(l, at, "runtime: bridge needs 'bridge_target' or 'bridge_intercept'");
 	else if (bridge && bt->key && bi->key)
@@ -1457,7 +1505,8 @@ static void load_services(struct loader *l, yaml_node_t *seq, void *base)
 	char e[ESC_BUF];
 
 	(void)base;
-	walk_list(l, seq, &service_schema, NULL, 0, 0);
+	walk_list(l, seq, &service_schema, &l->cfg->services, sizeof(struct cfg_service),
+		  AT(struct cfg_service, mark));
 	if (seq->type != YAML_SEQUENCE_NODE)
 		return;
 	/* Names key the dependency graph and the state files. */
@@ -1510,7 +1559,7 @@ static const char *const condition_names[] = {
 	"service_started", "service_healthy", "service_completed_successfully", NULL};
 
 static const struct field health_fields[] = {
-	STR("url", F_HTTP, HEA(url), 0),
+	STR("url", F_HTTP, HEA(url), HEA(mark)),
 	FUNC("tcp", load_health_tcp),
 	INT("interval_seconds", 1, DAY, HEA(interval_s)),
 	INT("timeout_seconds", 1, DAY, HEA(timeout_s)),
@@ -1578,8 +1627,8 @@ static const struct field intercept_fields[] = {
 SCHEMA(intercept_schema, intercept_fields, NULL);
 
 static const struct field bridge_fields[] = {
-	PATH("kubeconfig", 0, BRG(kubeconfig), 0),
-	STR("context", 0, BRG(context), 0),
+	PATHMAX("kubeconfig", CFG_PATH_MAX, BRG(kubeconfig)),
+	STRMAX("context", CFG_CONTEXT_MAX, BRG(context)),
 	STR("namespace", 0, BRG(namespace), 0),
 	STR("agent_image", F_EMPTY, BRG(agent_image), 0),
 	LISTOF("targets", &target_schema, BRG(targets), struct cfg_target),
@@ -1592,20 +1641,34 @@ static const struct field profile_fields[] = {
 };
 SCHEMA(profile_schema, profile_fields, profile_post);
 
+#define SVC(m) AT(struct cfg_service, m)
+#define DEP(m) AT(struct cfg_dep, m)
+_Static_assert(sizeof(enum service_runtime) == sizeof(int) &&
+		   sizeof(enum dep_condition) == sizeof(int), "K_ENUM stores an int");
+_Static_assert(offsetof(struct cfg, n_services) == offsetof(struct cfg, services) + sizeof(void *),
+	       "services, n_services");
+_Static_assert(offsetof(struct cfg_service, n_depends_on) ==
+		   offsetof(struct cfg_service, depends_on) + sizeof(void *), "depends_on, n");
+_Static_assert(offsetof(struct cfg_service, n_command) ==
+			   offsetof(struct cfg_service, command) + offsetof(struct cmd_slot, n) &&
+		   offsetof(struct cfg_service, command_shell) ==
+			   offsetof(struct cfg_service, command) + offsetof(struct cmd_slot, shell),
+	       "command, n_command, command_shell as struct cmd_slot");
+
 static const struct field depends_fields[] = {
-	STR("name", F_REQ, 0, 0),
-	ENUM("condition", 0, condition_names, 0),
+	STR("name", F_REQ, DEP(name), 0),
+	ENUM("condition", 0, condition_names, DEP(condition)),
 };
 SCHEMA(depends_schema, depends_fields, NULL);
 
 static const struct field service_fields[] = {
-	STR("name", F_REQ | F_NAME, 0, 0),
-	ENUM("runtime", 0, runtime_names, 0),
-	MAP("bridge_target", &target_schema, 0),
-	MAP("bridge_intercept", &intercept_schema, 0),
-	OF("command", K_CMD),
-	PORT("port", 0, 0, 0),
-	LIST("depends_on", &depends_schema),
+	STR("name", F_REQ | F_NAME, SVC(name), 0),
+	ENUM("runtime", 0, runtime_names, SVC(runtime)),
+	MAP("bridge_target", &target_schema, SVC(target)),
+	MAP("bridge_intercept", &intercept_schema, SVC(intercept)),
+	{.key = "command", .kind = K_CMD, .at = SVC(command)},
+	PORT("port", 0, SVC(port), 0),
+	LISTOF("depends_on", &depends_schema, SVC(depends_on), struct cfg_dep),
 	OF("env", K_STRMAP),
 	OF("healthcheck", K_ANYMAP),
 };
@@ -2109,6 +2172,21 @@ void cfg_free(struct cfg *cfg)
 	free(ct->socket_forwarding.watch_paths);
 	free(ct->socket_forwarding.container_path_prefix);
 	free_bridge(&cfg->bridge);
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		struct cfg_service *v = &cfg->services[i];
+		free(v->name);
+		free(v->target.service);
+		free(v->target.namespace);
+		free(v->intercept.service);
+		free(v->intercept.namespace);
+		for (size_t j = 0; j < v->n_command; j++)
+			free(v->command[j]);
+		free(v->command);
+		for (size_t j = 0; j < v->n_depends_on; j++)
+			free(v->depends_on[j].name);
+		free(v->depends_on);
+	}
+	free(cfg->services);
 	for (size_t i = 0; i < cfg->n_profiles; i++) {
 		free(cfg->profiles[i].name);
 		free_bridge(&cfg->profiles[i].bridge);
@@ -2331,4 +2409,142 @@ int cfg_edit_distance(const char *a, const char *b, int cap)
 	d = row[lb];
 	free(row);
 	return d > cap ? cap + 1 : d;
+}
+
+/* ---- after loading: names, warnings ----------------------------------- */
+
+const char *cfg_direction_name(enum tunnel_dir d)
+{
+	return d == TUNNEL_LOCAL ? dir_names[1] : dir_names[0];
+}
+
+const char *cfg_class_name(enum actor_class c)
+{
+	return c == ACTOR_AUTOMATION ? class_names[1] : class_names[0];
+}
+
+const char *cfg_mode_name(enum intercept_mode m)
+{
+	return m == INTERCEPT_MIRROR ? mode_names[1] : mode_names[0];
+}
+
+const char *cfg_runtime_name(enum service_runtime r)
+{
+	return r == SERVICE_HOST ? runtime_names[1] : runtime_names[0];
+}
+
+const char *cfg_condition_name(enum dep_condition c)
+{
+	return (unsigned)c < 3 ? condition_names[c] : condition_names[0];
+}
+
+const struct cfg_service *cfg_find_service(const struct cfg *cfg, const char *name)
+{
+	if (!cfg || !name)
+		return NULL;
+	for (size_t i = 0; i < cfg->n_services; i++)
+		if (cfg->services[i].name && strcmp(cfg->services[i].name, name) == 0)
+			return &cfg->services[i];
+	return NULL;
+}
+
+int cfg_diag_add(struct cfg_diags *d, struct cfg_mark m, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = diags_vadd(d, m.file ? m.file : "?", m.line, m.col, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* "http://HOST:PORT/PATH": the host (brackets of an IPv6 literal kept),
+ * the port (the scheme's default when absent) and where the path starts.
+ * false when the URL has no usable authority. */
+static bool url_split(const char *url, char *host, size_t hn, int *port, const char **path)
+{
+	size_t skip = strncasecmp(url, "http://", 7) == 0    ? 7
+		      : strncasecmp(url, "https://", 8) == 0 ? 8
+							     : 0;
+	const char *a = url + skip, *end = a + strcspn(a, "/?#"), *at;
+	long long p = skip == 7 ? 80 : 443;
+
+	if (!skip)
+		return false;
+	/* user:password@ */
+	while ((at = memchr(a, '@', (size_t)(end - a))))
+		a = at + 1;
+	const char *colon = NULL;
+	if (*a == '[') {
+		const char *rb = memchr(a, ']', (size_t)(end - a));
+		if (!rb)
+			return false;
+		colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+	} else {
+		colon = memchr(a, ':', (size_t)(end - a));
+	}
+	const char *hend = colon ? colon : end;
+	if (hend == a || (size_t)(hend - a) >= hn)
+		return false;
+	if (colon && !parse_int(colon + 1, (size_t)(end - colon - 1), 1, 65535, &p))
+		return false;
+	memcpy(host, a, (size_t)(hend - a));
+	host[hend - a] = '\0';
+	*port = (int)p;
+	*path = end;
+	return true;
+}
+
+/* This machine, as a health check's host would name it. */
+static bool is_loopback_name(const char *h)
+{
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, h, &a) == 1)
+		return (ntohl(a.s_addr) >> 24) == 127;
+	return strcasecmp(h, "localhost") == 0 || strcmp(h, "::1") == 0 || strcmp(h, "[::1]") == 0;
+}
+
+size_t cfg_lint(const struct cfg *cfg, struct cfg_diags *w)
+{
+	size_t n = 0;
+	char e[ESC_BUF];
+
+	for (size_t i = 0; cfg && i < cfg->n_tunnels; i++) {
+		const struct cfg_tunnel *t = &cfg->tunnels[i];
+		const struct cfg_health *h = &t->health;
+		char host[256];
+		int port = 0;
+		const char *path = "";
+
+		/* A reverse tunnel's remote_port listens on the remote host;
+		 * the check runs here, so 127.0.0.1:remote_port is whatever
+		 * happens to listen on this machine (seed 003's own example,
+		 * the mistake its notes warn about). */
+		if (t->direction != TUNNEL_REVERSE || t->remote_port == t->local_port)
+			continue;
+		if (h->kind == HEALTH_HTTP && url_split(h->url, host, sizeof host, &port, &path) &&
+		    is_loopback_name(host) && port == t->remote_port) {
+			cfg_diag_add(w, h->mark,
+				     "tunnels.%s.health_check.url: port %d is the tunnel's "
+				     "remote_port, which listens on %s; health checks run on this "
+				     "machine, where the service is local_port %d: did you mean "
+				     "%.*s//%s:%d%s?",
+				     escs(e, t->name), port, t->host, t->local_port,
+				     (int)strcspn(h->url, "/"), h->url, host, t->local_port, path);
+			n++;
+		} else if (h->kind == HEALTH_TCP && h->tcp_host && is_loopback_name(h->tcp_host) &&
+			   h->tcp_port == t->remote_port) {
+			cfg_diag_add(w, h->mark,
+				     "tunnels.%s.health_check.tcp: port %d is the tunnel's "
+				     "remote_port, which listens on %s; health checks run on this "
+				     "machine, where the service is local_port %d: did you mean "
+				     "tcp: %d?",
+				     escs(e, t->name), h->tcp_port, t->host, t->local_port,
+				     t->local_port);
+			n++;
+		}
+	}
+	return n;
 }
