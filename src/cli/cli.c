@@ -27,7 +27,9 @@ static const struct cli_command commands[] = {
      "  --foreground       stay attached; Ctrl+C (SIGINT) or SIGTERM stops the bridges\n"
      "  --timeout SECONDS  how long to wait for the first outcome (default 30)\n"
      "  --dry-run          print the exact ssh command lines; start nothing\n\n"
-     "Exit: 0 all connected; 41-47 the first failure's reason (see `devbridge --help`)."},
+     "Exit: 0 all connected; 42-46 the first attempt's reason (still retrying in the\n"
+     "background); 41 it gave up (max_attempts); 47 not connected within --timeout;\n"
+     "1 the state directory cannot be written (see `devbridge --help`)."},
     {"down", cmd_down, "down [NAME...]", "stop supervised bridges",
      "Stops the named bridges (all running bridges when no name is given): the\n"
      "supervisor sends ssh SIGTERM, then SIGKILL after 5 s, records bridge_stopped and\n"
@@ -46,8 +48,12 @@ static const struct cli_command commands[] = {
      "to re-check too.  Exit 0 when all pass, 49 when any fails."},
     {"config", cmd_config, "config check", "validate the config and print the plan",
      "Loads the config (see README for the lookup order), checks every field and the\n"
-     "key files, and prints what `up` would run.  Exit 3 on any error, each printed\n"
-     "as FILE:LINE:COLUMN: message."},
+     "key files, and prints what `up` would run (each tunnel's ssh command line) and\n"
+     "the Kubernetes plan: bridge: targets and intercepts, profiles, services: with\n"
+     "their dependencies.  Warnings go to stderr as FILE:LINE:COLUMN: warning: ...:\n"
+     "forwards an ssh_config file adds (from `ssh -G`), a reverse tunnel's health\n"
+     "check aimed at its remote port.  Exit 3 on any error, each printed as\n"
+     "FILE:LINE:COLUMN: message."},
     {"doctor", cmd_doctor, "doctor", "check this machine's readiness",
      "Reports: ssh client on PATH, config valid, key files readable with safe\n"
      "permissions, state directory usable; kubectl on PATH, kubeconfig readable, the\n"
