@@ -868,12 +868,14 @@ static void stall_stopped(struct sup *s, char state)
 {
 	char d[200];
 	s->stalled = true;
-	s->health = H_FAILING;
 	snprintf(d, sizeof d,
 		 "%s pid %ld is stopped (state %c): it carries no traffic and sends no "
 		 "keepalives until it runs again",
 		 s->drv->program, (long)s->child, state);
 	log_warn("%s: %s", s->o.name, d);
+	if (s->state != ST_CONNECTED && s->state != ST_DEGRADED)
+		return; /* not up yet: the kill at the end of the window decides */
+	s->health = H_FAILING;
 	if (s->state == ST_CONNECTED) {
 		s->stall_degraded = true;
 		transition(s, ST_DEGRADED, "health_check_failed", d);
