@@ -115,6 +115,7 @@ struct sup {
 	int state_err, audit_err;
 	/* Another supervisor holds NAME.pid now: its files are not ours. */
 	bool orphaned;
+	int lock_err; /* the last failure to re-create NAME.pid (logged once) */
 
 	/* stall watch, see sup_opts.stall_ms */
 	bool stall_known;	/* stall_runs is a sample of this child */
@@ -850,10 +851,14 @@ static void lock_check(struct sup *s)
 		return;
 	}
 	if (fd < 0) {
-		log_error("%s: %s/%s.pid is gone and cannot be re-created: %s", s->o.name,
-			  s->o.state_dir, s->o.name, strerror(-fd));
+		if (fd != s->lock_err)
+			log_error("%s: %s/%s.pid is gone and cannot be re-created: %s (retrying "
+				  "every second)",
+				  s->o.name, s->o.state_dir, s->o.name, strerror(-fd));
+		s->lock_err = fd;
 		return;
 	}
+	s->lock_err = 0;
 	/* Another inode: closing the old fd leaves the new lock alone. */
 	close(s->lock_fd);
 	s->lock_fd = fd;
@@ -1069,6 +1074,7 @@ int sup_run(const struct sup_opts *o)
 			 o->state_dir, o->name, s.state_err ? "state" : "log",
 			 strerror(-(s.state_err ? s.state_err : s.audit_err)));
 		log_error("%s: %s", o->name, d);
+		sup_event(&s, "bridge_failed", d); /* the audit log may still work */
 		notify_ready(&s, SUP_READY_FAILED, EXIT_ERROR, d);
 		loop_free(s.loop);
 		close(s.lock_fd);

@@ -281,6 +281,9 @@ def test_unwritable_state_dir_up_fails_clearly(db, sshd, echo, tunnel, immutable
     assert j.returncode == 1, j
     assert j.json()["error"]["name"] == "error", j
     assert db.bridge("web")["state"] == "stopped"
+    # the audit log (an existing file) still takes the failure
+    ev = db.events("web")[-1]
+    assert ev["event"] == "bridge_failed" and "cannot write" in ev["detail"], ev
     db.wait_no_processes(5, "nothing left running")
     assert not can_connect(remote_port)
 
