@@ -153,3 +153,15 @@ def test_env_port_garbage_is_not_taken_for_a_port(db_nosshd):
     assert r.returncode == 50, r
     assert "ignoring DEVBRIDGE_HOST_PORT='8080abc': expected a port 1-65535; using 19285" \
         in r.stderr, r
+
+
+def test_ssh_config_that_ssh_refuses_is_a_config_error(db, sshd, tunnel):
+    cfg = os.path.join(db.tmp, "bad_ssh_config")
+    with open(cfg, "w") as f:
+        f.write("Host *\n  NoSuchOption yes\n")
+    text = db.write_config({"web": tunnel(sshd, free_port(), free_port(), ssh_config=cfg)})
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "ssh_config:" in ln)
+    r = db.run("config", "check")
+    assert r.returncode == 3, r
+    assert ("%s:%d:17: tunnels.web: ssh refuses this tunnel's configuration: %s: line 2: Bad "
+            "configuration option: nosuchoption" % (db.config, line, cfg)) in r.stderr, r
