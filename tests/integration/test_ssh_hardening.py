@@ -325,6 +325,7 @@ def test_stopped_ssh_leaves_connected_and_is_replaced(db, sshd, echo, tunnel):
     os.kill(b0["ssh_pid"], signal.SIGSTOP)
     try:
         b = db.wait_state("web", NOT_CONNECTED, 2 + 1, what="leave connected within the window")
+        left = time.monotonic() - t0
         assert b["state"] == "degraded" and b["health"] == "failing", b
         assert "is stopped" in b["detail"], b
         # nobody resumes it: the supervisor kills it and reconnects
@@ -333,6 +334,7 @@ def test_stopped_ssh_leaves_connected_and_is_replaced(db, sshd, echo, tunnel):
         if proc_alive(b0["ssh_pid"]):
             os.kill(b0["ssh_pid"], signal.SIGCONT)
     took = time.monotonic() - t0
+    print("SIGSTOP: degraded after %.1f s, reconnected with a new ssh after %.1f s" % (left, took))
     assert b1["ssh_pid"] != b0["ssh_pid"] and b1["pid"] == b0["pid"], (b0, b1)
     wait_for(lambda: not proc_alive(b0["ssh_pid"]), 5, "the stopped ssh gone")
     evs = db.events("web")
