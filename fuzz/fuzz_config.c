@@ -40,6 +40,24 @@ static void check_cfg(const struct cfg *cfg)
 			if (strpbrk(t->ssh_options[j].value, "\r\n"))
 				abort();
 	}
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		const struct cfg_service *v = &cfg->services[i];
+		if (!cfg_name_valid(v->name) || cfg_find_service(cfg, v->name) != v ||
+		    (v->command && v->command[v->n_command]) ||
+		    (v->command_shell && v->n_command != 1))
+			abort();
+		for (size_t j = 0; j < v->n_depends_on; j++)
+			if (!v->depends_on[j].name)
+				abort();
+	}
+	if (cfg->bridge.context && strlen(cfg->bridge.context) > CFG_CONTEXT_MAX)
+		abort();
+	/* Warnings about a valid config: a pure walk, never more than kept. */
+	struct cfg_diags w = {0};
+	size_t n = cfg_lint(cfg, &w);
+	if (n < w.n || w.n > CFG_MAX_DIAGS)
+		abort();
+	cfg_diags_clear(&w);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

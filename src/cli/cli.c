@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/num.h"
 #include "core/state.h"
 #include "core/util.h"
 
@@ -26,7 +27,9 @@ static const struct cli_command commands[] = {
      "  --foreground       stay attached; Ctrl+C (SIGINT) or SIGTERM stops the bridges\n"
      "  --timeout SECONDS  how long to wait for the first outcome (default 30)\n"
      "  --dry-run          print the exact ssh command lines; start nothing\n\n"
-     "Exit: 0 all connected; 41-47 the first failure's reason (see `devbridge --help`)."},
+     "Exit: 0 all connected; 42-46 the first attempt's reason (still retrying in the\n"
+     "background); 41 it gave up (max_attempts); 47 not connected within --timeout;\n"
+     "1 the state directory cannot be written (see `devbridge --help`)."},
     {"down", cmd_down, "down [NAME...]", "stop supervised bridges",
      "Stops the named bridges (all running bridges when no name is given): the\n"
      "supervisor sends ssh SIGTERM, then SIGKILL after 5 s, records bridge_stopped and\n"
@@ -45,8 +48,12 @@ static const struct cli_command commands[] = {
      "to re-check too.  Exit 0 when all pass, 49 when any fails."},
     {"config", cmd_config, "config check", "validate the config and print the plan",
      "Loads the config (see README for the lookup order), checks every field and the\n"
-     "key files, and prints what `up` would run.  Exit 3 on any error, each printed\n"
-     "as FILE:LINE:COLUMN: message."},
+     "key files, and prints what `up` would run (each tunnel's ssh command line) and\n"
+     "the Kubernetes plan: bridge: targets and intercepts, profiles, services: with\n"
+     "their dependencies.  Warnings go to stderr as FILE:LINE:COLUMN: warning: ...:\n"
+     "forwards an ssh_config file adds (from `ssh -G`), a reverse tunnel's health\n"
+     "check aimed at its remote port.  Exit 3 on any error, each printed as\n"
+     "FILE:LINE:COLUMN: message."},
     {"doctor", cmd_doctor, "doctor", "check this machine's readiness",
      "Reports: ssh client on PATH, config valid, key files readable with safe\n"
      "permissions, state directory usable; kubectl on PATH, kubeconfig readable, the\n"
@@ -432,15 +439,23 @@ int cli_parse(struct cli *c, int argc, char **argv)
 int cli_parse_uint(struct cli *c, const char *opt, const char *v, unsigned lo, unsigned hi,
 		   unsigned *ret)
 {
-	char *end;
-	errno = 0;
-	long x = strtol(v, &end, 10);
-	if (errno || end == v || *end || x < (long)lo || x > (long)hi) {
+	uint64_t x;
+	if (parse_uint_range(v, strlen(v), lo, hi, NUM_LEADING_ZEROS, &x) < 0) {
 		cli_error(c, EXIT_USAGE, "%s: expected %u-%u, got '%s'", opt, lo, hi, v);
 		return -1;
 	}
 	*ret = (unsigned)x;
 	return 0;
+}
+
+int cli_check_length(struct cli *c, const char *opt, const char *v, size_t max)
+{
+	size_t n = v ? strlen(v) : 0;
+	if (n <= max)
+		return 0;
+	return cli_error(c, EXIT_USAGE,
+			 "%s: %zu bytes, at most %zu (longer values are refused, not cut)", opt, n,
+			 max);
 }
 
 int cli_scan_opts(struct cli *c, const struct cli_opt *opts, size_t nopts)
@@ -557,7 +572,7 @@ void cli_free(struct cli *c)
 
 /* --- config and state --- */
 
-static int report_diags(struct cli *c, struct cfg_diags *d)
+int cli_report_diags(struct cli *c, struct cfg_diags *d)
 {
 	json_t *arr = json_array();
 	char first[1200] = "";
@@ -618,7 +633,7 @@ int cli_load_config(struct cli *c)
 	if (r < 0) {
 		int code;
 		if (d.n > 0)
-			code = report_diags(c, &d);
+			code = cli_report_diags(c, &d);
 		else
 			code = cli_error(c, EXIT_CONFIG, "%s: %s", c->config_path, strerror(-r));
 		cfg_diags_clear(&d);
@@ -650,7 +665,8 @@ int cli_check_files(struct cli *c, const struct cfg_tunnel *only)
 	int r = cfg_check_files(c->cfg, only, &d);
 	int code = 0;
 	if (r < 0)
-		code = d.n ? report_diags(c, &d) : cli_error(c, EXIT_CONFIG, "%s", strerror(-r));
+		code =
+		    d.n ? cli_report_diags(c, &d) : cli_error(c, EXIT_CONFIG, "%s", strerror(-r));
 	cfg_diags_clear(&d);
 	return code;
 }

@@ -64,6 +64,10 @@ void cli_print_json(json_t *doc);
 /* Load the config (once).  Returns 0 or EXIT_CONFIG after reporting every
  * diagnostic as FILE:LINE:COL: message. */
 int cli_load_config(struct cli *c);
+/* Report every diagnostic (FILE:LINE:COL: message on stderr, or the JSON
+ * error envelope with "diagnostics"); returns EXIT_CONFIG. */
+struct cfg_diags;
+int cli_report_diags(struct cli *c, struct cfg_diags *d);
 /* cfg_check_files with diagnostics reported; 0 or EXIT_CONFIG. */
 int cli_check_files(struct cli *c, const struct cfg_tunnel *only);
 /* Resolve and create the state directory.  0 or an exit code. */
@@ -129,6 +133,11 @@ json_t *cli_status_row(struct cli *c, const char *name, const struct cfg_tunnel 
  * naming `opt` was reported. */
 int cli_parse_uint(struct cli *c, const char *opt, const char *v, unsigned lo, unsigned hi,
 		   unsigned *ret);
+
+/* `v` (NULL = not given) of at most `max` bytes: 0, or EXIT_USAGE after an
+ * error naming `opt`.  Over-long values are refused, never cut: a context
+ * name cut at 255 bytes selects another context. */
+int cli_check_length(struct cli *c, const char *opt, const char *v, size_t max);
 
 /* Whether to use colour on stdout. */
 bool cli_color(const struct cli *c);

@@ -17,10 +17,10 @@ static json_t *tunnel_plan(const struct cfg *cfg, const struct cfg_tunnel *t)
 {
 	const struct cfg_actor *a = cfg_find_actor(cfg, t->actor);
 	json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:s, s:s}", "name", t->name,
-			      "direction", t->direction == TUNNEL_LOCAL ? "local" : "reverse",
-			      "host", t->host, "remote_port", t->remote_port, "local_port",
-			      t->local_port, "remote_host", t->remote_host, "actor", t->actor,
-			      "actor_class", a && a->cls == ACTOR_HUMAN ? "human" : "automation");
+			      "direction", cfg_direction_name(t->direction), "host", t->host,
+			      "remote_port", t->remote_port, "local_port", t->local_port,
+			      "remote_host", t->remote_host, "actor", t->actor, "actor_class",
+			      cfg_class_name(a ? a->cls : ACTOR_AUTOMATION));
 	json_t *h = json_null();
 	if (t->health.kind == HEALTH_HTTP)
 		h = json_pack("{s:s, s:i, s:i}", "url", t->health.url, "interval_seconds",
@@ -45,6 +45,255 @@ static json_t *tunnel_plan(const struct cfg *cfg, const struct cfg_tunnel *t)
 	return o;
 }
 
+/* --- what ssh makes of each tunnel's command line (ssh -G) --- */
+
+static void add_extra(const char *line, size_t n, void *data)
+{
+	json_array_append_new(data, json_stringn(line, n));
+}
+
+/* Run `ssh -G` with every tunnel's command line (config files applied, as
+ * ssh would run it): *extras[i] gets the forwards an ssh_config file adds
+ * to tunnel i (json null when ssh could not be asked), `warn` a warning
+ * for each, `err` the tunnels whose configuration ssh refuses. */
+static void ssh_dumps(const struct cfg *cfg, json_t **extras, struct cfg_diags *warn,
+		      struct cfg_diags *err)
+{
+	size_t n = cfg->n_tunnels;
+	struct spawn_capture *jobs = calloc(n ? n : 1, sizeof *jobs);
+	char ***argvs = calloc(n ? n : 1, sizeof *argvs);
+	char e[256];
+	if (!jobs || !argvs) {
+		free(jobs);
+		free(argvs);
+		return;
+	}
+	char *ssh = spawn_which("ssh");
+	for (size_t i = 0; ssh && i < n; i++) {
+		if (ssh_argv_build_dump(&cfg->tunnels[i], &argvs[i]) < 0)
+			continue;
+		jobs[i].argv = argvs[i];
+		jobs[i].max = 256 * 1024;
+	}
+	if (ssh)
+		spawn_capture_all(jobs, n, 10000);
+	for (size_t i = 0; i < n; i++) {
+		const struct cfg_tunnel *t = &cfg->tunnels[i];
+		/* A forward comes from the tunnel's ssh_config file, or from
+		 * ~/.ssh/config or /etc/ssh/ssh_config without one. */
+		struct cfg_mark m = t->ssh_config ? t->ssh_config_mark : t->mark;
+		extras[i] = json_null();
+		if (!ssh || !jobs[i].argv)
+			continue;
+		if (jobs[i].status == 0 && jobs[i].out) {
+			json_decref(extras[i]);
+			extras[i] = json_array();
+			ssh_dump_extra_forwards(jobs[i].out, strlen(jobs[i].out), t, add_extra,
+						extras[i]);
+			size_t k;
+			json_t *v;
+			json_array_foreach(extras[i], k, v) cfg_diag_add(
+			    warn, m,
+			    "tunnels.%s: %s adds a forward that is not managed by devbridge: "
+			    "%s (ssh carries it and fails the tunnel when it cannot bind it; "
+			    "status does not show it)",
+			    t->name,
+			    t->ssh_config ? "its ssh_config file"
+					  : "~/.ssh/config or /etc/ssh/ssh_config",
+			    json_string_value(v));
+		} else if (jobs[i].status == -ETIMEDOUT || jobs[i].status == -ENOENT) {
+			cfg_diag_add(
+			    warn, t->mark,
+			    "tunnels.%s: `ssh -G` %s: forwards an ssh_config file adds were "
+			    "not checked",
+			    t->name, jobs[i].status == -ENOENT ? "could not run" : "timed out");
+		} else {
+			snprintf(e, sizeof e, "%.*s", (int)strcspn(jobs[i].err, "\n"), jobs[i].err);
+			text_sanitize(e);
+			cfg_diag_add(err, m,
+				     "tunnels.%s: ssh refuses this tunnel's configuration: %s",
+				     t->name, *e ? e : "(no message)");
+		}
+		free(jobs[i].out);
+		ssh_argv_free(argvs[i]);
+	}
+	if (!ssh)
+		cfg_diag_add(warn, (struct cfg_mark){cfg->path, 0, 0},
+			     "ssh not found on PATH: forwards added by ssh_config files were not "
+			     "checked");
+	free(ssh);
+	free(jobs);
+	free(argvs);
+}
+
+/* --- the Kubernetes plan --- */
+
+/* What a target without a namespace gets when bridge.namespace is unset. */
+#define DEFAULT_NS "(the context's namespace)"
+
+static json_t *jstr_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *target_json(const struct cfg_target *t)
+{
+	return json_pack("{s:s, s:o, s:i, s:i}", "service", t->service, "namespace",
+			 jstr_or_null(t->namespace), "port", t->port, "local_port",
+			 t->local_port ? t->local_port : t->port);
+}
+
+static json_t *intercept_json(const struct cfg_intercept *i)
+{
+	return json_pack("{s:s, s:o, s:o, s:o, s:s}", "service", i->service, "namespace",
+			 jstr_or_null(i->namespace), "port",
+			 i->port ? json_integer(i->port) : json_null(), "local_port",
+			 i->local_port || i->port
+			     ? json_integer(i->local_port ? i->local_port : i->port)
+			     : json_null(),
+			 "mode", cfg_mode_name(i->mode));
+}
+
+static json_t *bridge_json(const struct cfg_bridge *b)
+{
+	json_t *t = json_array(), *ic = json_array();
+	for (size_t i = 0; i < b->n_targets; i++)
+		json_array_append_new(t, target_json(&b->targets[i]));
+	for (size_t i = 0; i < b->n_intercepts; i++)
+		json_array_append_new(ic, intercept_json(&b->intercepts[i]));
+	return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "kubeconfig",
+			 jstr_or_null(b->kubeconfig), "context", jstr_or_null(b->context),
+			 "namespace", jstr_or_null(b->namespace), "agent_image",
+			 jstr_or_null(b->agent_image), "targets", t, "intercepts", ic);
+}
+
+static json_t *service_json(const struct cfg *cfg, const struct cfg_service *v)
+{
+	json_t *o =
+	    json_pack("{s:s, s:s}", "name", v->name, "runtime", cfg_runtime_name(v->runtime));
+	if (v->has_target)
+		json_object_set_new(o, "bridge_target", target_json(&v->target));
+	if (v->has_intercept)
+		json_object_set_new(o, "bridge_intercept", intercept_json(&v->intercept));
+	if (v->command) {
+		json_t *a = json_array();
+		for (size_t i = 0; i < v->n_command; i++)
+			json_array_append_new(a, json_string(v->command[i]));
+		json_object_set_new(o, v->command_shell ? "shell_command" : "command", a);
+	}
+	json_object_set_new(o, "port", v->port ? json_integer(v->port) : json_null());
+	json_t *deps = json_array();
+	for (size_t i = 0; i < v->n_depends_on; i++)
+		json_array_append_new(
+		    deps, json_pack("{s:s, s:s, s:b}", "name", v->depends_on[i].name, "condition",
+				    cfg_condition_name(v->depends_on[i].condition), "defined",
+				    cfg_find_service(cfg, v->depends_on[i].name) != NULL));
+	json_object_set_new(o, "depends_on", deps);
+	return o;
+}
+
+static const char *ns_or(const char *ns, const char *dflt)
+{
+	return ns ? ns : dflt;
+}
+
+static void print_target(const char *indent, const struct cfg_target *t, const char *dns)
+{
+	printf("%starget %s/%s: service port %d -> 127.0.0.1:%d\n", indent,
+	       ns_or(t->namespace, dns), t->service, t->port,
+	       t->local_port ? t->local_port : t->port);
+}
+
+static void print_intercept(const char *indent, const struct cfg_intercept *i, const char *dns)
+{
+	char port[32] = "every port", local[48] = "";
+	if (i->port)
+		snprintf(port, sizeof port, "port %d", i->port);
+	if (i->local_port || i->port)
+		snprintf(local, sizeof local, " -> local %d",
+			 i->local_port ? i->local_port : i->port);
+	printf("%sintercept %s/%s: %s%s, %s (intercept: coming, not in this release)\n", indent,
+	       ns_or(i->namespace, dns), i->service, port, local, cfg_mode_name(i->mode));
+}
+
+/* `dns`: the namespace of targets without one (with a profile: as
+ * resolved over the base). */
+static void print_bridge(const char *indent, const struct cfg_bridge *b, bool profile,
+			 const char *dns)
+{
+	/* A profile shows only what it sets; the base shows the defaults. */
+	if (b->kubeconfig || !profile)
+		printf("%skubeconfig: %s\n", indent,
+		       b->kubeconfig ? b->kubeconfig : "$KUBECONFIG, else ~/.kube/config");
+	if (b->context || !profile)
+		printf("%scontext: %s\n", indent,
+		       b->context ? b->context : "the kubeconfig's current context");
+	if (b->namespace || !profile)
+		printf("%snamespace: %s\n", indent,
+		       b->namespace ? b->namespace : "the context's namespace, else default");
+	if (b->agent_image && *b->agent_image)
+		printf("%sagent image: %s\n", indent, b->agent_image);
+	for (size_t i = 0; i < b->n_targets; i++)
+		print_target(indent, &b->targets[i], dns);
+	if (profile && b->targets_set && b->n_targets == 0)
+		printf("%stargets: none (replaces the base list)\n", indent);
+	for (size_t i = 0; i < b->n_intercepts; i++)
+		print_intercept(indent, &b->intercepts[i], dns);
+}
+
+static void print_service(const struct cfg *cfg, const struct cfg_service *v)
+{
+	const char *dns = ns_or(cfg->bridge.namespace, DEFAULT_NS);
+	printf("  %s (%s)\n", v->name, cfg_runtime_name(v->runtime));
+	if (v->has_target)
+		print_target("    ", &v->target, dns);
+	if (v->has_intercept)
+		print_intercept("    ", &v->intercept, dns);
+	if (v->command) {
+		char *line = v->command_shell ? NULL : argv_format(v->command);
+		printf("    command: %s%s\n", v->command_shell ? "sh -c " : "",
+		       v->command_shell ? v->command[0]
+		       : line		? line
+					: "");
+		free(line);
+	}
+	if (v->port)
+		printf("    port: %d\n", v->port);
+	for (size_t i = 0; i < v->n_depends_on; i++) {
+		const struct cfg_dep *d = &v->depends_on[i];
+		printf("    after %s (%s)%s\n", d->name, cfg_condition_name(d->condition),
+		       cfg_find_service(cfg, d->name) ? "" : ": not in services:");
+	}
+}
+
+static void print_warnings(const struct cfg_diags *w)
+{
+	for (size_t i = 0; i < w->n; i++) {
+		const struct cfg_diag *g = &w->items[i];
+		if (g->mark.line > 0)
+			fprintf(stderr, "%s:%d:%d: warning: %s\n", g->mark.file, g->mark.line,
+				g->mark.col, g->msg);
+		else
+			fprintf(stderr, "%s: warning: %s\n", g->mark.file, g->msg);
+	}
+}
+
+static json_t *warnings_json(const struct cfg_diags *w)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < w->n; i++)
+		json_array_append_new(
+		    a, json_pack("{s:s, s:i, s:i, s:s}", "file", w->items[i].mark.file, "line",
+				 w->items[i].mark.line, "column", w->items[i].mark.col, "message",
+				 w->items[i].msg));
+	return a;
+}
+
+static const char *plural(size_t n)
+{
+	return n == 1 ? "" : "s";
+}
+
 int cmd_config(struct cli *c)
 {
 	if (cli_scan_opts(c, NULL, 0) < 0)
@@ -57,16 +306,34 @@ int cmd_config(struct cli *c)
 	if ((r = cli_check_files(c, NULL)))
 		return r;
 	const struct cfg *cfg = c->cfg;
+	struct cfg_diags warn = {0}, err = {0};
+	json_t **extras = calloc(cfg->n_tunnels ? cfg->n_tunnels : 1, sizeof *extras);
+	if (!extras)
+		return cli_error(c, EXIT_ERROR, "out of memory");
+	cfg_lint(cfg, &warn);
+	ssh_dumps(cfg, extras, &warn, &err);
+	if (err.n) {
+		for (size_t i = 0; i < cfg->n_tunnels; i++)
+			json_decref(extras[i]);
+		free(extras);
+		cfg_diags_clear(&warn);
+		r = cli_report_diags(c, &err);
+		cfg_diags_clear(&err);
+		return r;
+	}
+	bool k8s = cfg->has_bridge || cfg->n_profiles || cfg->n_services;
 	if (c->json) {
 		json_t *tunnels = json_array(), *actors = json_array();
-		for (size_t i = 0; i < cfg->n_tunnels; i++)
-			json_array_append_new(tunnels, tunnel_plan(cfg, &cfg->tunnels[i]));
+		for (size_t i = 0; i < cfg->n_tunnels; i++) {
+			json_t *t = tunnel_plan(cfg, &cfg->tunnels[i]);
+			json_object_set_new(t, "extra_forwards", extras[i]);
+			json_array_append_new(tunnels, t);
+		}
 		for (size_t i = 0; i < cfg->n_actors; i++)
 			json_array_append_new(
 			    actors,
 			    json_pack("{s:s, s:s, s:s}", "name", cfg->actors[i].name, "class",
-				      cfg->actors[i].cls == ACTOR_HUMAN ? "human" : "automation",
-				      "description",
+				      cfg_class_name(cfg->actors[i].cls), "description",
 				      cfg->actors[i].description ? cfg->actors[i].description
 								 : ""));
 		json_t *doc = json_pack("{s:s, s:b, s:o, s:o}", "config", c->config_path, "valid",
@@ -74,6 +341,20 @@ int cmd_config(struct cli *c)
 		json_object_set_new(doc, "catalog_path",
 				    cfg->catalog_path ? json_string(cfg->catalog_path)
 						      : json_null());
+		json_object_set_new(doc, "bridge",
+				    cfg->has_bridge ? bridge_json(&cfg->bridge) : json_null());
+		json_t *profiles = json_array(), *services = json_array();
+		for (size_t i = 0; i < cfg->n_profiles; i++)
+			json_array_append_new(profiles,
+					      json_pack("{s:s, s:o}", "name", cfg->profiles[i].name,
+							"bridge",
+							cfg->profiles[i].has_bridge
+							    ? bridge_json(&cfg->profiles[i].bridge)
+							    : json_null()));
+		for (size_t i = 0; i < cfg->n_services; i++)
+			json_array_append_new(services, service_json(cfg, &cfg->services[i]));
+		json_object_set_new(doc, "profiles", profiles);
+		json_object_set_new(doc, "services", services);
 		json_t *sections = json_array();
 		if (cfg->has_bridge)
 			json_array_append_new(sections, json_string("bridge"));
@@ -82,17 +363,28 @@ int cmd_config(struct cli *c)
 		if (cfg->has_container)
 			json_array_append_new(sections, json_string("container"));
 		json_object_set_new(doc, "other_sections", sections);
+		json_object_set_new(doc, "warnings", warnings_json(&warn));
+		free(extras);
+		cfg_diags_clear(&warn);
 		cli_print_json(doc);
 		return EXIT_OK;
 	}
-	printf("%s: valid (%zu tunnel%s, %zu actor%s)\n", c->config_path, cfg->n_tunnels,
-	       cfg->n_tunnels == 1 ? "" : "s", cfg->n_actors, cfg->n_actors == 1 ? "" : "s");
+	for (size_t i = 0; i < cfg->n_tunnels; i++)
+		json_decref(extras[i]);
+	free(extras);
+	printf("%s: valid (%zu tunnel%s, %zu actor%s", c->config_path, cfg->n_tunnels,
+	       plural(cfg->n_tunnels), cfg->n_actors, plural(cfg->n_actors));
+	if (k8s)
+		printf("; %zu Kubernetes target%s, %zu intercept%s, %zu service%s, %zu profile%s",
+		       cfg->bridge.n_targets, plural(cfg->bridge.n_targets),
+		       cfg->bridge.n_intercepts, plural(cfg->bridge.n_intercepts), cfg->n_services,
+		       plural(cfg->n_services), cfg->n_profiles, plural(cfg->n_profiles));
+	printf(")\n");
 	for (size_t i = 0; i < cfg->n_tunnels; i++) {
 		const struct cfg_tunnel *t = &cfg->tunnels[i];
 		const struct cfg_actor *a = cfg_find_actor(cfg, t->actor);
-		printf("\n%s (%s, actor %s/%s)\n", t->name,
-		       t->direction == TUNNEL_LOCAL ? "local" : "reverse", t->actor,
-		       a && a->cls == ACTOR_HUMAN ? "human" : "automation");
+		printf("\n%s (%s, actor %s/%s)\n", t->name, cfg_direction_name(t->direction),
+		       t->actor, cfg_class_name(a ? a->cls : ACTOR_AUTOMATION));
 		if (t->direction == TUNNEL_LOCAL)
 			printf("  127.0.0.1:%d -> %s:%d via %s\n", t->local_port, t->remote_host,
 			       t->remote_port, t->host);
@@ -110,7 +402,8 @@ int cmd_config(struct cli *c)
 		       t->max_attempts ? "limited" : "forever", t->backoff_initial, t->backoff_max,
 		       t->stable_s);
 		if (t->max_attempts)
-			printf("  gives up after %d failed attempts\n", t->max_attempts);
+			printf("  gives up after %d failed attempt%s\n", t->max_attempts,
+			       plural((size_t)t->max_attempts));
 		char **av = NULL;
 		if (ssh_argv_build(t, &av) == 0) {
 			char *line = ssh_argv_format(av);
@@ -119,8 +412,29 @@ int cmd_config(struct cli *c)
 		}
 		ssh_argv_free(av);
 	}
+	if (cfg->has_bridge) {
+		printf("\nKubernetes (bridge:, what `connect` uses without -t)\n");
+		print_bridge("  ", &cfg->bridge, false, ns_or(cfg->bridge.namespace, DEFAULT_NS));
+	}
+	for (size_t i = 0; i < cfg->n_profiles; i++) {
+		const struct cfg_profile *p = &cfg->profiles[i];
+		struct cfg_bridge rb;
+		printf("\nprofile %s (--profile %s, laid over bridge:)\n", p->name, p->name);
+		if (p->has_bridge && cfg_bridge_resolve(cfg, p->name, &rb) == 0)
+			print_bridge("  ", &p->bridge, true, ns_or(rb.namespace, DEFAULT_NS));
+		else
+			printf("  (no bridge: settings)\n");
+	}
+	if (cfg->n_services) {
+		printf("\nservices (the `up` dependency graph: coming, not in this release)\n");
+		for (size_t i = 0; i < cfg->n_services; i++)
+			print_service(cfg, &cfg->services[i]);
+	}
 	if (cfg->catalog_path)
 		printf("\ncatalog: %s\n", cfg->catalog_path);
+	fflush(stdout);
+	print_warnings(&warn);
+	cfg_diags_clear(&warn);
 	return EXIT_OK;
 }
 

@@ -9,6 +9,7 @@
 #include "container/host.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/num.h"
 #include "core/spawn.h"
 #include "core/state.h"
 #include "core/util.h"
@@ -32,9 +33,8 @@
 
 static int parse_port(struct cli *c, const char *opt, const char *v, uint16_t *ret, bool zero_ok)
 {
-	char *end;
-	long p = strtol(v, &end, 10);
-	if (*end || p < (zero_ok ? 0 : 1) || p > 65535) {
+	uint64_t p;
+	if (parse_uint_range(v, strlen(v), zero_ok ? 0 : 1, 65535, NUM_LEADING_ZEROS, &p) < 0) {
 		cli_error(c, EXIT_USAGE, "%s: expected a port 1-65535, got '%s'", opt, v);
 		return -1;
 	}
@@ -44,11 +44,19 @@ static int parse_port(struct cli *c, const char *opt, const char *v, uint16_t *r
 
 static uint16_t env_port(const char *a, const char *b, uint16_t dflt)
 {
-	const char *v = getenv(a);
-	if (!v || !*v)
+	const char *v = getenv(a), *name = a;
+	if (!v || !*v) {
 		v = b ? getenv(b) : NULL;
-	long p = v ? strtol(v, NULL, 10) : 0;
-	return p > 0 && p <= 65535 ? (uint16_t)p : dflt;
+		name = b;
+	}
+	uint64_t p;
+	if (!v || !*v)
+		return dflt;
+	if (parse_uint_range(v, strlen(v), 1, 65535, NUM_LEADING_ZEROS, &p) < 0) {
+		log_warn("ignoring %s='%s': expected a port 1-65535; using %u", name, v, dflt);
+		return dflt;
+	}
+	return (uint16_t)p;
 }
 
 /* --- host-daemon --- */

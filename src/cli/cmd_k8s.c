@@ -545,6 +545,11 @@ int cmd_connect(struct cli *c)
 		return EXIT_USAGE;
 	if (ns && !k8s_dns_label(ns))
 		return cli_error(c, EXIT_USAGE, "-n '%s': not a valid namespace name", ns);
+	/* Refused, never cut (bridge.context and bridge.kubeconfig are checked
+	 * by the config loader with the same limits). */
+	if (cli_check_length(c, "--context", context, CFG_CONTEXT_MAX) ||
+	    cli_check_length(c, "--kubeconfig", kubeconfig, CFG_PATH_MAX))
+		return EXIT_USAGE;
 
 	int r = cli_load_config_optional(c);
 	if (r)

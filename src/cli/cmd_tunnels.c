@@ -84,6 +84,16 @@ json_t *cli_status_row(struct cli *c, const char *name, const struct cfg_tunnel 
 		json_decref(reason);
 		reason = json_string("supervisor_gone");
 	}
+	/* A live supervisor that cannot write NAME.state says so in NAME.pid:
+	 * what the state file says is then only the last state it wrote. */
+	char note[700] = "";
+	if (live)
+		(void)state_read_note(c->state_dir, name, note, sizeof note);
+	if (strncmp(note, "state_error: ", 13) == 0) {
+		json_object_set_new(row, "state_error", json_string(note + 13));
+		json_decref(reason);
+		reason = json_string("state_unwritable");
+	}
 	json_object_set_new(row, "reason", reason);
 	json_object_set_new(row, "detail", jstr_or(st, "detail", ""));
 	const char *dir = t ? (t->direction == TUNNEL_LOCAL ? "local" : "reverse") : "";
@@ -254,6 +264,18 @@ int cmd_status(struct cli *c)
 		       (long long)json_integer_value(json_object_get(row, "reconnects")),
 		       row_str(row, "health"), ev);
 	}
+	fflush(stdout);
+	json_array_foreach(rows, i, row)
+	{
+		if (*row_str(row, "state_error"))
+			fprintf(
+			    stderr,
+			    "devbridge: %s: its supervisor (pid %lld) %s; the state shown is the "
+			    "last one it could write\n",
+			    row_str(row, "name"),
+			    (long long)json_integer_value(json_object_get(row, "pid")),
+			    row_str(row, "state_error"));
+	}
 	json_decref(rows);
 	return EXIT_OK;
 }
@@ -343,8 +365,10 @@ static void parse_ready(struct cli_started *s)
 	else if (strcmp(what, SUP_READY_RETRYING) == 0)
 		s->result = "retrying";
 	else if (strcmp(what, SUP_READY_BUSY) == 0) {
+		/* It lost a race with another `up`: the text is the winner's pid. */
 		s->result = "already_running";
 		s->code = 0;
+		snprintf(s->message, sizeof s->message, "already running (pid %s)", text);
 	} else
 		s->result = "failed";
 }
@@ -832,14 +856,9 @@ int cmd_logs(struct cli *c)
 		return EXIT_USAGE;
 	if (c->argc != 1)
 		return cli_error(c, EXIT_USAGE, "usage: devbridge logs NAME [-n N] [-f]");
-	long n = 20;
-	if (lines) {
-		char *end;
-		n = strtol(lines, &end, 10);
-		if (*end || n < 0)
-			return cli_error(c, EXIT_USAGE, "--lines: expected a count, got '%s'",
-					 lines);
-	}
+	unsigned n = 20;
+	if (lines && cli_parse_uint(c, "--lines", lines, 0, INT_MAX, &n) < 0)
+		return EXIT_USAGE;
 	int r = cli_load_config_optional(c);
 	if (r)
 		return r;

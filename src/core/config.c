@@ -10,7 +10,9 @@
  * and column and what was expected there.
  */
 #include "core/config.h"
+#include "core/num.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -404,25 +406,17 @@ static int bound(struct loader *l, const yaml_node_t *n, int depth, size_t *visi
 
 /* ---- scalars ---------------------------------------------------------- */
 
-/* Decimal only: no sign but '-', no leading zeros (YAML 1.1 reads 010 as
- * octal), no "0x", "1_000" or trailing junk. */
-static bool parse_ll(const char *s, long long *ret)
+/* A plain decimal integer in [min, max] (core/num.h's rules: no sign, no
+ * leading zeros, which YAML 1.1 reads as octal, no "0x", "1_000" or
+ * trailing junk). */
+static bool parse_int(const char *s, size_t len, long long min, long long max, long long *ret)
 {
-	bool neg = *s == '-';
-	long long v = 0;
+	uint64_t v;
 
-	if (neg)
-		s++;
-	if (!*s || (s[0] == '0' && s[1]))
+	if (parse_uint_range(s, len, min > 0 ? (uint64_t)min : 0, max > 0 ? (uint64_t)max : 0, 0,
+			     &v) < 0)
 		return false;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return false;
-		if (v > (LLONG_MAX - (*s - '0')) / 10)
-			return false;
-		v = v * 10 + (*s - '0');
-	}
-	*ret = neg ? -v : v;
+	*ret = (long long)v;
 	return true;
 }
 
@@ -485,7 +479,7 @@ static int get_int(struct loader *l, const yaml_node_t *n, long long min, long l
 		snprintf(what, sizeof what, "an integer >= %lld", min);
 	else
 		snprintf(what, sizeof what, "an integer %lld-%lld", min, max);
-	if (!is_plain(n) || !parse_ll(sval(n), &v) || v < min || v > max)
+	if (!is_plain(n) || !parse_int(sval(n), n->data.scalar.length, min, max, &v))
 		return number_error(l, n, what);
 	*ret = v;
 	return 0;
@@ -663,7 +657,7 @@ struct field {
 	const char *key;
 	enum kind kind;
 	unsigned flags;
-	long long min, max; /* K_INT */
+	long long min, max; /* K_INT; max: bytes for K_STR and K_PATH (0 = any) */
 	/* Where the value (and the value's mark) go: 1 + an offset into the
 	 * struct being filled, 0 for nowhere.  For K_MAP, where the nested
 	 * struct is (1 = the same struct: reconnect's keys live in the
@@ -698,6 +692,9 @@ struct schema {
 /* clang-format off */
 #define STR(k, fl, a, m)  {.key = k, .kind = K_STR, .flags = fl, .at = a, .mark_at = m}
 #define PATH(k, fl, a, m) {.key = k, .kind = K_PATH, .flags = fl, .at = a, .mark_at = m}
+/* At most mx bytes (K_PATH: once resolved): refused, never cut. */
+#define STRMAX(k, mx, a)  {.key = k, .kind = K_STR, .max = mx, .at = a}
+#define PATHMAX(k, mx, a) {.key = k, .kind = K_PATH, .max = mx, .at = a}
 #define INT(k, lo, hi, a) {.key = k, .kind = K_INT, .min = lo, .max = hi, .at = a}
 #define PORT(k, fl, a, m) {.key = k, .kind = K_INT, .flags = fl, .min = 1, .max = 65535, \
 			   .at = a, .mark_at = m}
@@ -860,16 +857,35 @@ static void check_strs(struct loader *l, yaml_node_t *seq, char ***out, size_t *
 	}
 }
 
-static void check_cmd(struct loader *l, yaml_node_t *n)
+/* A command: a list (argv) or one string (for a shell).  Stored, when `out`
+ * is given, like K_STRS, followed by a bool that says which form. */
+struct cmd_slot {
+	char **argv;
+	size_t n;
+	bool shell;
+};
+
+static void check_cmd(struct loader *l, yaml_node_t *n, struct cmd_slot *out)
 {
 	const char *s;
 
-	if (n->type == YAML_SEQUENCE_NODE)
-		check_strs(l, n, NULL, NULL);
-	else if (n->type == YAML_SCALAR_NODE && !is_null(n))
-		get_str(l, n, 0, &s);
-	else
+	if (n->type == YAML_SEQUENCE_NODE) {
+		check_strs(l, n, out ? &out->argv : NULL, out ? &out->n : NULL);
+	} else if (n->type == YAML_SCALAR_NODE && !is_null(n)) {
+		if (get_str(l, n, 0, &s) < 0 || !out)
+			return;
+		char **v = calloc(2, sizeof *v);
+		if (!v || !(v[0] = strdup(s))) {
+			free(v);
+			oom(l);
+			return;
+		}
+		out->argv = v;
+		out->n = 1;
+		out->shell = true;
+	} else {
 		type_error(l, n, "a string or a list of strings");
+	}
 }
 
 /* dbr's include/exclude ports: 8080 or "9000-9010". */
@@ -908,7 +924,7 @@ static void check_ports(struct loader *l, yaml_node_t *seq, char **out)
 		char buf[16], *dash;
 		long long lo, hi;
 
-		if (is_plain(n) && parse_ll(sval(n), &lo)) {
+		if (is_plain(n) && parse_int(sval(n), n->data.scalar.length, 0, LLONG_MAX, &lo)) {
 			if (lo < 1 || lo > 65535)
 				type_error(l, n, what);
 			else if (out)
@@ -920,8 +936,8 @@ static void check_ports(struct loader *l, yaml_node_t *seq, char **out)
 			dash = strchr(buf, '-');
 			if (dash)
 				*dash = '\0';
-			if (!dash || !parse_ll(buf, &lo) || !parse_ll(dash + 1, &hi) || lo < 1 ||
-			    hi > 65535 || lo > hi)
+			if (!dash || !parse_int(buf, strlen(buf), 1, 65535, &lo) ||
+			    !parse_int(dash + 1, strlen(dash + 1), 1, 65535, &hi) || lo > hi)
 				type_error(l, n, what);
 			else if (out)
 				spec_append(l, out, sval(n));
@@ -968,8 +984,22 @@ static void check_field(struct loader *l, const struct field *f, yaml_node_t *ke
 	switch (f->kind) {
 	case K_STR:
 	case K_PATH:
-		if (get_str(l, val, f->flags, &s) == 0 && p)
-			store_str(l, p, s, f->kind == K_PATH);
+		if (get_str(l, val, f->flags, &s) < 0)
+			break;
+		if (f->max && strlen(s) > (size_t)f->max) {
+			pdiag(l, val->start_mark,
+			      "expected at most %lld bytes, got %zu (longer values are refused, "
+			      "not cut)",
+			      f->max, strlen(s));
+			break;
+		}
+		if (!p)
+			break;
+		store_str(l, p, s, f->kind == K_PATH);
+		if (f->max && *(char **)p && strlen(*(char **)p) > (size_t)f->max)
+			pdiag(l, val->start_mark,
+			      "expected at most %lld bytes once resolved, got %zu: \"%.40s...\"",
+			      f->max, strlen(*(char **)p), *(char **)p);
 		break;
 	case K_INT:
 		if (get_int(l, val, f->min, f->max, &ll) == 0 && p)
@@ -1003,7 +1033,7 @@ static void check_field(struct loader *l, const struct field *f, yaml_node_t *ke
 		check_ports(l, val, p);
 		break;
 	case K_CMD:
-		check_cmd(l, val);
+		check_cmd(l, val, p);
 		break;
 	case K_STRMAP:
 	case K_ANYMAP:
@@ -1094,18 +1124,34 @@ static void walk_named(struct loader *l, yaml_node_t *map, const char *what, con
 /* Defined with the other tables below. */
 static const struct schema tunnel_schema, actor_schema, profile_schema, service_schema;
 
-/* Options the supervisor sets itself (SPEC §5) or that would take ssh out
+/* Options the supervisor sets itself (SPEC §5; ssh_argv.c puts them first,
+ * so a value here would be silently ignored) or that would take ssh out
  * of its hands: a user's "ControlMaster auto" makes ssh exit 0 at once,
  * ForkAfterAuthentication puts it in the background, forwards belong to
- * the tunnel's own fields. */
+ * the tunnel's own fields, -v is what tells the supervisor the forward is
+ * up. */
 /* clang-format off */
 static const char *const managed_opts[] = {
 	"BatchMode", "ExitOnForwardFailure", "ServerAliveInterval", "ServerAliveCountMax",
 	"ControlMaster", "ControlPath", "ControlPersist",
-	"RemoteForward", "LocalForward", "DynamicForward", "ClearAllForwardings",
-	"PermitLocalCommand", "LocalCommand",
-	"ForkAfterAuthentication", "SessionType", "StdinNull",
+	"RemoteForward", "LocalForward", "DynamicForward", "ClearAllForwardings", "Tunnel",
+	"PermitLocalCommand", "LocalCommand", "IdentitiesOnly", "LogLevel",
+	"ForkAfterAuthentication", "SessionType", "StdinNull", "RequestTTY", "RemoteCommand",
 };
+
+/* Options that say what one of the tunnel's own fields says: given here
+ * they would win over the field (they come before -p, -l, -i and the host
+ * on the command line) while `config check` shows the field. */
+static const struct {
+	const char *opt, *field;
+} field_opts[] = {
+	{"Port", "ssh_port"}, {"User", "ssh_user"}, {"Hostname", "host"},
+	{"IdentityFile", "ssh_key"},
+};
+
+/* Keywords ssh refuses on the command line ("not supported as a
+ * command-line option"): every attempt would fail. */
+static const char *const file_only_opts[] = {"Host", "Match", "Include"};
 /* clang-format on */
 
 static bool opt_name_ok(const char *s)
@@ -1149,6 +1195,25 @@ static void load_ssh_options(struct loader *l, yaml_node_t *map, void *base)
 				diag(l, kn->start_mark,
 				     "%s.%s is managed by devbridge and cannot be overridden",
 				     l->path, key);
+				bad = true;
+			}
+		for (size_t i = 0; i < ARRAY_SIZE(field_opts); i++)
+			if (strcasecmp(key, field_opts[i].opt) == 0) {
+				char tun[ESC_BUF + 16];
+				size_t cut = l->plen > 12 ? l->plen - 12 : 0; /* ".ssh_options" */
+				snprintf(tun, sizeof tun, "%.*s", (int)cut, l->path);
+				diag(l, kn->start_mark,
+				     "%s.%s would override the tunnel's own field: set %s.%s "
+				     "instead",
+				     l->path, key, tun, field_opts[i].field);
+				bad = true;
+			}
+		for (size_t i = 0; i < ARRAY_SIZE(file_only_opts); i++)
+			if (strcasecmp(key, file_only_opts[i]) == 0) {
+				diag(l, kn->start_mark,
+				     "%s.%s: ssh does not accept '%s' on the command line; put it "
+				     "in the file named by ssh_config",
+				     l->path, key, file_only_opts[i]);
 				bad = true;
 			}
 		/* ssh's option names are case-insensitive and the first
@@ -1201,7 +1266,7 @@ static void load_health_tcp(struct loader *l, yaml_node_t *n, void *base)
 	char *host = NULL, *colon;
 	long long port;
 
-	if (is_plain(n) && parse_ll(sval(n), &port)) {
+	if (is_plain(n) && parse_int(sval(n), n->data.scalar.length, 0, LLONG_MAX, &port)) {
 		if (port < 1 || port > 65535) {
 			type_error(l, n, what);
 			return;
@@ -1209,7 +1274,7 @@ static void load_health_tcp(struct loader *l, yaml_node_t *n, void *base)
 		host = strdup("127.0.0.1");
 	} else {
 		if (n->type != YAML_SCALAR_NODE || has_nul(n) || !(colon = strrchr(sval(n), ':')) ||
-		    colon == sval(n) || !parse_ll(colon + 1, &port) || port < 1 || port > 65535) {
+		    colon == sval(n) || !parse_int(colon + 1, strlen(colon + 1), 1, 65535, &port)) {
 			type_error(l, n, what);
 			return;
 		}
@@ -1236,6 +1301,7 @@ static void load_health_tcp(struct loader *l, yaml_node_t *n, void *base)
 	free(h->tcp_host);
 	h->tcp_host = host;
 	h->tcp_port = (int)port;
+	h->mark = cmark(l, n->start_mark);
 }
 
 static void health_post(struct loader *l, const struct schema *s, const struct seen *seen,
@@ -1268,6 +1334,30 @@ static void reconnect_post(struct loader *l, const struct schema *s, const struc
 	else
 		pdiag(l, max->val->start_mark, "backoff_max (%g) must be >= backoff_initial (%g)",
 		      t->backoff_max, t->backoff_initial);
+}
+
+/* host: "user@h" or "ssh://user@h:port" would carry a user (and port)
+ * past ssh_user and ssh_port: ssh reads them from the destination. */
+static void tunnel_post(struct loader *l, const struct schema *s, const struct seen *seen,
+			yaml_mark_t at, void *base)
+{
+	const struct seen *h = seen_of(s, seen, "host");
+	char e[ESC_BUF];
+
+	(void)at;
+	(void)base;
+	if (!h->val || h->val->type != YAML_SCALAR_NODE)
+		return;
+	if (strncasecmp(sval(h->val), "ssh://", 6) == 0)
+		pdiag(l, h->val->start_mark,
+		      "host '%s' is an ssh:// URI: give the host name only, with ssh_user and "
+		      "ssh_port",
+		      escs(e, sval(h->val)));
+	else if (strchr(sval(h->val), '@'))
+		pdiag(l, h->val->start_mark,
+		      "host '%s' names a user, which would override ssh_user: give the host "
+		      "name only and the user in ssh_user",
+		      escs(e, sval(h->val)));
 }
 
 static void *add_tunnel(struct loader *l, const yaml_node_t *key)
@@ -1388,8 +1478,18 @@ static void service_post(struct loader *l, const struct schema *s, const struct 
 	const struct seen *bi = seen_of(s, seen, "bridge_intercept");
 	bool bridge =
 	    rt->val && rt->val->type == YAML_SCALAR_NODE && strcmp(sval(rt->val), "bridge") == 0;
+	struct cfg_service *svc = base;
 
-	(void)base;
+	if (svc) {
+		if (!rt->key)
+			svc->runtime = SERVICE_HOST;
+		svc->has_target = bt->key != NULL;
+		svc->has_intercept = bi->key != NULL;
+		if (svc->has_target)
+			svc->target.mark = cmark(l, bt->key->start_mark);
+		if (svc->has_intercept)
+			svc->intercept.mark = cmark(l, bi->key->start_mark);
+	}
 	if (bridge && !bt->key && !bi->key)
 		pdiag(l, at, "runtime: bridge needs 'bridge_target' or 'bridge_intercept'");
 	else if (bridge && bt->key && bi->key)
@@ -1405,7 +1505,8 @@ static void load_services(struct loader *l, yaml_node_t *seq, void *base)
 	char e[ESC_BUF];
 
 	(void)base;
-	walk_list(l, seq, &service_schema, NULL, 0, 0);
+	walk_list(l, seq, &service_schema, &l->cfg->services, sizeof(struct cfg_service),
+		  AT(struct cfg_service, mark));
 	if (seq->type != YAML_SEQUENCE_NODE)
 		return;
 	/* Names key the dependency graph and the state files. */
@@ -1458,7 +1559,7 @@ static const char *const condition_names[] = {
 	"service_started", "service_healthy", "service_completed_successfully", NULL};
 
 static const struct field health_fields[] = {
-	STR("url", F_HTTP, HEA(url), 0),
+	STR("url", F_HTTP, HEA(url), HEA(mark)),
 	FUNC("tcp", load_health_tcp),
 	INT("interval_seconds", 1, DAY, HEA(interval_s)),
 	INT("timeout_seconds", 1, DAY, HEA(timeout_s)),
@@ -1490,7 +1591,7 @@ static const struct field tunnel_fields[] = {
 	PATH("ssh_config", 0, TUN(ssh_config), TUN(ssh_config_mark)),
 	FUNC("ssh_options", load_ssh_options),
 };
-SCHEMA(tunnel_schema, tunnel_fields, NULL);
+SCHEMA(tunnel_schema, tunnel_fields, tunnel_post);
 
 static const struct field actor_fields[] = {
 	ENUM("class", F_REQ, class_names, ACT(cls)),
@@ -1526,8 +1627,8 @@ static const struct field intercept_fields[] = {
 SCHEMA(intercept_schema, intercept_fields, NULL);
 
 static const struct field bridge_fields[] = {
-	PATH("kubeconfig", 0, BRG(kubeconfig), 0),
-	STR("context", 0, BRG(context), 0),
+	PATHMAX("kubeconfig", CFG_PATH_MAX, BRG(kubeconfig)),
+	STRMAX("context", CFG_CONTEXT_MAX, BRG(context)),
 	STR("namespace", 0, BRG(namespace), 0),
 	STR("agent_image", F_EMPTY, BRG(agent_image), 0),
 	LISTOF("targets", &target_schema, BRG(targets), struct cfg_target),
@@ -1540,20 +1641,34 @@ static const struct field profile_fields[] = {
 };
 SCHEMA(profile_schema, profile_fields, profile_post);
 
+#define SVC(m) AT(struct cfg_service, m)
+#define DEP(m) AT(struct cfg_dep, m)
+_Static_assert(sizeof(enum service_runtime) == sizeof(int) &&
+		   sizeof(enum dep_condition) == sizeof(int), "K_ENUM stores an int");
+_Static_assert(offsetof(struct cfg, n_services) == offsetof(struct cfg, services) + sizeof(void *),
+	       "services, n_services");
+_Static_assert(offsetof(struct cfg_service, n_depends_on) ==
+		   offsetof(struct cfg_service, depends_on) + sizeof(void *), "depends_on, n");
+_Static_assert(offsetof(struct cfg_service, n_command) ==
+			   offsetof(struct cfg_service, command) + offsetof(struct cmd_slot, n) &&
+		   offsetof(struct cfg_service, command_shell) ==
+			   offsetof(struct cfg_service, command) + offsetof(struct cmd_slot, shell),
+	       "command, n_command, command_shell as struct cmd_slot");
+
 static const struct field depends_fields[] = {
-	STR("name", F_REQ, 0, 0),
-	ENUM("condition", 0, condition_names, 0),
+	STR("name", F_REQ, DEP(name), 0),
+	ENUM("condition", 0, condition_names, DEP(condition)),
 };
 SCHEMA(depends_schema, depends_fields, NULL);
 
 static const struct field service_fields[] = {
-	STR("name", F_REQ | F_NAME, 0, 0),
-	ENUM("runtime", 0, runtime_names, 0),
-	MAP("bridge_target", &target_schema, 0),
-	MAP("bridge_intercept", &intercept_schema, 0),
-	OF("command", K_CMD),
-	PORT("port", 0, 0, 0),
-	LIST("depends_on", &depends_schema),
+	STR("name", F_REQ | F_NAME, SVC(name), 0),
+	ENUM("runtime", 0, runtime_names, SVC(runtime)),
+	MAP("bridge_target", &target_schema, SVC(target)),
+	MAP("bridge_intercept", &intercept_schema, SVC(intercept)),
+	{.key = "command", .kind = K_CMD, .at = SVC(command)},
+	PORT("port", 0, SVC(port), 0),
+	LISTOF("depends_on", &depends_schema, SVC(depends_on), struct cfg_dep),
 	OF("env", K_STRMAP),
 	OF("healthcheck", K_ANYMAP),
 };
@@ -1723,6 +1838,79 @@ static void syntax_error(struct loader *l, const yaml_parser_t *p, const char *b
 	}
 }
 
+/* A pass over libyaml's events before the document is built, refusing
+ * what must not reach the loader: nesting deeper than MAX_DEPTH (libyaml's
+ * scanner re-checks every open flow level for each token, and building
+ * the document of "[[[[..." 100,000 levels deep took a minute before the
+ * walk could refuse it; here it stops at level MAX_DEPTH + 1) and YAML 1.1
+ * merge keys, which libyaml does not implement: "<<: *base" would be read
+ * as a key named "<<".  Syntax errors are reported as the loader would.
+ * Returns 0, or -EINVAL with diagnostics. */
+static int prescan(struct loader *l, const char *buf, size_t len)
+{
+	struct frame {
+		bool map, key; /* a mapping whose next node is a key */
+	} st[MAX_DEPTH];
+	yaml_parser_t parser;
+	size_t open = 0, before = l->ndiags;
+	bool done = false;
+
+	if (!yaml_parser_initialize(&parser)) {
+		l->err = -ENOMEM;
+		return -EINVAL;
+	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+	while (!done) {
+		yaml_event_t ev;
+
+		if (!yaml_parser_parse(&parser, &ev)) {
+			syntax_error(l, &parser, buf, len);
+			break;
+		}
+		switch (ev.type) {
+		case YAML_SCALAR_EVENT:
+		case YAML_ALIAS_EVENT:
+		case YAML_SEQUENCE_START_EVENT:
+		case YAML_MAPPING_START_EVENT:
+			/* A node at depth open + 1, as bound() counts. */
+			if (open >= MAX_DEPTH) {
+				diag(l, ev.start_mark, "nested more than %d levels deep",
+				     MAX_DEPTH);
+				done = true;
+				break;
+			}
+			if (open && st[open - 1].map) {
+				if (st[open - 1].key && ev.type == YAML_SCALAR_EVENT &&
+				    ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+				    strcmp((const char *)ev.data.scalar.value, "<<") == 0)
+					diag(l, ev.start_mark,
+					     "merge keys ('<<') are not supported: write the keys "
+					     "out (a whole mapping can still be an alias: key: "
+					     "*anchor)");
+				st[open - 1].key = !st[open - 1].key;
+			}
+			if (ev.type == YAML_SEQUENCE_START_EVENT ||
+			    ev.type == YAML_MAPPING_START_EVENT)
+				st[open++] =
+				    (struct frame){ev.type == YAML_MAPPING_START_EVENT, true};
+			break;
+		case YAML_SEQUENCE_END_EVENT:
+		case YAML_MAPPING_END_EVENT:
+			if (open)
+				open--;
+			break;
+		case YAML_STREAM_END_EVENT:
+			done = true;
+			break;
+		default:
+			break;
+		}
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&parser);
+	return l->ndiags > before || l->err ? -EINVAL : 0;
+}
+
 int cfg_load_buf(const char *name, const char *buf, size_t len, struct cfg **ret,
 		 struct cfg_diags *diags)
 {
@@ -1744,6 +1932,10 @@ int cfg_load_buf(const char *name, const char *buf, size_t len, struct cfg **ret
 	if (!l.cfg->path || !yaml_parser_initialize(&parser)) {
 		cfg_free(l.cfg);
 		return -ENOMEM;
+	}
+	if (prescan(&l, buf, len) < 0) {
+		yaml_parser_delete(&parser);
+		goto out;
 	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
 	if (!yaml_parser_load(&parser, &doc)) {
@@ -1980,6 +2172,21 @@ void cfg_free(struct cfg *cfg)
 	free(ct->socket_forwarding.watch_paths);
 	free(ct->socket_forwarding.container_path_prefix);
 	free_bridge(&cfg->bridge);
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		struct cfg_service *v = &cfg->services[i];
+		free(v->name);
+		free(v->target.service);
+		free(v->target.namespace);
+		free(v->intercept.service);
+		free(v->intercept.namespace);
+		for (size_t j = 0; j < v->n_command; j++)
+			free(v->command[j]);
+		free(v->command);
+		for (size_t j = 0; j < v->n_depends_on; j++)
+			free(v->depends_on[j].name);
+		free(v->depends_on);
+	}
+	free(cfg->services);
 	for (size_t i = 0; i < cfg->n_profiles; i++) {
 		free(cfg->profiles[i].name);
 		free_bridge(&cfg->profiles[i].bridge);
@@ -2202,4 +2409,142 @@ int cfg_edit_distance(const char *a, const char *b, int cap)
 	d = row[lb];
 	free(row);
 	return d > cap ? cap + 1 : d;
+}
+
+/* ---- after loading: names, warnings ----------------------------------- */
+
+const char *cfg_direction_name(enum tunnel_dir d)
+{
+	return d == TUNNEL_LOCAL ? dir_names[1] : dir_names[0];
+}
+
+const char *cfg_class_name(enum actor_class c)
+{
+	return c == ACTOR_AUTOMATION ? class_names[1] : class_names[0];
+}
+
+const char *cfg_mode_name(enum intercept_mode m)
+{
+	return m == INTERCEPT_MIRROR ? mode_names[1] : mode_names[0];
+}
+
+const char *cfg_runtime_name(enum service_runtime r)
+{
+	return r == SERVICE_HOST ? runtime_names[1] : runtime_names[0];
+}
+
+const char *cfg_condition_name(enum dep_condition c)
+{
+	return (unsigned)c < 3 ? condition_names[c] : condition_names[0];
+}
+
+const struct cfg_service *cfg_find_service(const struct cfg *cfg, const char *name)
+{
+	if (!cfg || !name)
+		return NULL;
+	for (size_t i = 0; i < cfg->n_services; i++)
+		if (cfg->services[i].name && strcmp(cfg->services[i].name, name) == 0)
+			return &cfg->services[i];
+	return NULL;
+}
+
+int cfg_diag_add(struct cfg_diags *d, struct cfg_mark m, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = diags_vadd(d, m.file ? m.file : "?", m.line, m.col, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* "http://HOST:PORT/PATH": the host (brackets of an IPv6 literal kept),
+ * the port (the scheme's default when absent) and where the path starts.
+ * false when the URL has no usable authority. */
+static bool url_split(const char *url, char *host, size_t hn, int *port, const char **path)
+{
+	size_t skip = strncasecmp(url, "http://", 7) == 0    ? 7
+		      : strncasecmp(url, "https://", 8) == 0 ? 8
+							     : 0;
+	const char *a = url + skip, *end = a + strcspn(a, "/?#"), *at;
+	long long p = skip == 7 ? 80 : 443;
+
+	if (!skip)
+		return false;
+	/* user:password@ */
+	while ((at = memchr(a, '@', (size_t)(end - a))))
+		a = at + 1;
+	const char *colon = NULL;
+	if (*a == '[') {
+		const char *rb = memchr(a, ']', (size_t)(end - a));
+		if (!rb)
+			return false;
+		colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+	} else {
+		colon = memchr(a, ':', (size_t)(end - a));
+	}
+	const char *hend = colon ? colon : end;
+	if (hend == a || (size_t)(hend - a) >= hn)
+		return false;
+	if (colon && !parse_int(colon + 1, (size_t)(end - colon - 1), 1, 65535, &p))
+		return false;
+	memcpy(host, a, (size_t)(hend - a));
+	host[hend - a] = '\0';
+	*port = (int)p;
+	*path = end;
+	return true;
+}
+
+/* This machine, as a health check's host would name it. */
+static bool is_loopback_name(const char *h)
+{
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, h, &a) == 1)
+		return (ntohl(a.s_addr) >> 24) == 127;
+	return strcasecmp(h, "localhost") == 0 || strcmp(h, "::1") == 0 || strcmp(h, "[::1]") == 0;
+}
+
+size_t cfg_lint(const struct cfg *cfg, struct cfg_diags *w)
+{
+	size_t n = 0;
+	char e[ESC_BUF];
+
+	for (size_t i = 0; cfg && i < cfg->n_tunnels; i++) {
+		const struct cfg_tunnel *t = &cfg->tunnels[i];
+		const struct cfg_health *h = &t->health;
+		char host[256];
+		int port = 0;
+		const char *path = "";
+
+		/* A reverse tunnel's remote_port listens on the remote host;
+		 * the check runs here, so 127.0.0.1:remote_port is whatever
+		 * happens to listen on this machine (seed 003's own example,
+		 * the mistake its notes warn about). */
+		if (t->direction != TUNNEL_REVERSE || t->remote_port == t->local_port)
+			continue;
+		if (h->kind == HEALTH_HTTP && url_split(h->url, host, sizeof host, &port, &path) &&
+		    is_loopback_name(host) && port == t->remote_port) {
+			cfg_diag_add(w, h->mark,
+				     "tunnels.%s.health_check.url: port %d is the tunnel's "
+				     "remote_port, which listens on %s; health checks run on this "
+				     "machine, where the service is local_port %d: did you mean "
+				     "%.*s//%s:%d%s?",
+				     escs(e, t->name), port, t->host, t->local_port,
+				     (int)strcspn(h->url, "/"), h->url, host, t->local_port, path);
+			n++;
+		} else if (h->kind == HEALTH_TCP && h->tcp_host && is_loopback_name(h->tcp_host) &&
+			   h->tcp_port == t->remote_port) {
+			cfg_diag_add(w, h->mark,
+				     "tunnels.%s.health_check.tcp: port %d is the tunnel's "
+				     "remote_port, which listens on %s; health checks run on this "
+				     "machine, where the service is local_port %d: did you mean "
+				     "tcp: %d?",
+				     escs(e, t->name), h->tcp_port, t->host, t->local_port,
+				     t->local_port);
+			n++;
+		}
+	}
+	return n;
 }

@@ -61,11 +61,12 @@ struct cfg_kv {
 
 struct cfg_health {
 	enum health_kind kind;
-	char *url;	/* HEALTH_HTTP */
-	char *tcp_host; /* HEALTH_TCP; default 127.0.0.1 */
-	int tcp_port;	/* HEALTH_TCP */
-	int interval_s; /* default 30 */
-	int timeout_s;	/* default 5 */
+	struct cfg_mark mark; /* of the url or tcp value */
+	char *url;	      /* HEALTH_HTTP */
+	char *tcp_host;	      /* HEALTH_TCP; default 127.0.0.1 */
+	int tcp_port;	      /* HEALTH_TCP */
+	int interval_s;	      /* default 30 */
+	int timeout_s;	      /* default 5 */
 };
 
 struct cfg_tunnel {
@@ -129,6 +130,12 @@ struct cfg_container {
 
 enum intercept_mode { INTERCEPT_STEAL = 0, INTERCEPT_MIRROR };
 
+/* Longest values devbridge carries for Kubernetes; longer ones are refused
+ * (file:line:col, or a usage error for a flag), never cut: a context name
+ * cut short names another context. */
+#define CFG_CONTEXT_MAX 255
+#define CFG_PATH_MAX	4095 /* PATH_MAX - 1, e.g. bridge.kubeconfig once resolved */
+
 struct cfg_target { /* bridge.targets[] and services[].bridge_target later */
 	char *service;
 	int port;
@@ -160,6 +167,32 @@ struct cfg_bridge {
 	bool intercepts_set;
 };
 
+/* services: (devx `up`, seed 000), in file order. */
+enum service_runtime { SERVICE_BRIDGE = 0, SERVICE_HOST };
+enum dep_condition { DEP_STARTED = 0, DEP_HEALTHY, DEP_COMPLETED };
+
+struct cfg_dep {
+	char *name;
+	enum dep_condition condition; /* default service_started */
+	struct cfg_mark mark;
+};
+
+struct cfg_service {
+	char *name;
+	enum service_runtime runtime; /* default host */
+	struct cfg_target target;     /* bridge_target, when has_target */
+	bool has_target;
+	struct cfg_intercept intercept; /* bridge_intercept, when has_intercept */
+	bool has_intercept;
+	char **command; /* NULL-terminated; NULL = none */
+	size_t n_command;
+	bool command_shell; /* given as one string (for a shell), not a list */
+	int port;	    /* 0 = not set */
+	struct cfg_dep *depends_on;
+	size_t n_depends_on;
+	struct cfg_mark mark; /* of the list item */
+};
+
 struct cfg_profile {
 	char *name;
 	struct cfg_mark mark; /* of the profile's key */
@@ -174,9 +207,9 @@ struct cfg {
 	struct cfg_actor *actors;
 	size_t n_actors;
 	char *catalog_path; /* ~ expanded, or NULL */
-	/* services: is validated against its schema only; its typed form
-	 * arrives with the world that uses it. */
 	bool has_bridge, has_services, has_container;
+	struct cfg_service *services; /* services:, for `config check` and `up` */
+	size_t n_services;
 	struct cfg_container container;
 	struct cfg_bridge bridge;
 	struct cfg_profile *profiles; /* in file order */
@@ -199,6 +232,28 @@ int cfg_load(const char *path, struct cfg **ret, struct cfg_diags *diags);
  * group/other; ssh_config, if set, is readable.  Restricted to `only` when
  * not NULL.  Returns 0 or -EINVAL with diagnostics at the offending key. */
 int cfg_check_files(const struct cfg *cfg, const struct cfg_tunnel *only, struct cfg_diags *diags);
+
+/* Warnings about a config that loaded: what is valid but probably not what
+ * was meant (a reverse tunnel's health check aimed at its remote_port,
+ * which is on the remote host while checks run here).  Appended to
+ * `warnings` (file, line, column); returns how many. */
+size_t cfg_lint(const struct cfg *cfg, struct cfg_diags *warnings);
+
+/* Append a diagnostic at `m` to `d`, for checks made outside the loader
+ * (marks must point to the same file).  0 or -ENOMEM. */
+int cfg_diag_add(struct cfg_diags *d, struct cfg_mark m, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* NULL when absent. */
+const struct cfg_service *cfg_find_service(const struct cfg *cfg, const char *name);
+
+/* Names for messages and plans: "reverse", "human", "steal",
+ * "bridge", "service_healthy". */
+const char *cfg_direction_name(enum tunnel_dir d);
+const char *cfg_class_name(enum actor_class c);
+const char *cfg_mode_name(enum intercept_mode m);
+const char *cfg_runtime_name(enum service_runtime r);
+const char *cfg_condition_name(enum dep_condition c);
 
 /* Free a config; NULL is a no-op. */
 void cfg_free(struct cfg *cfg);

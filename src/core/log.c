@@ -1,5 +1,6 @@
 /* log.c - see log.h. */
 #include "core/log.h"
+#include "core/num.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -22,15 +23,11 @@ static unsigned long long rot_size, rot_max;
 unsigned long long log_max_bytes(void)
 {
 	const char *v = getenv("DEVBRIDGE_LOG_MAX_BYTES");
-	unsigned long long n = 0;
-	if (!v || !*v)
-		return LOG_MAX_BYTES_DEFAULT;
-	for (const char *p = v; *p; p++) {
-		if (*p < '0' || *p > '9' || n > LOG_MAX_BYTES_LIMIT)
-			return LOG_MAX_BYTES_DEFAULT;
-		n = n * 10 + (unsigned)(*p - '0');
-	}
-	return n >= 4096 && n <= LOG_MAX_BYTES_LIMIT ? n : LOG_MAX_BYTES_DEFAULT;
+	uint64_t n;
+	if (v && *v &&
+	    parse_uint_range(v, strlen(v), 4096, LOG_MAX_BYTES_LIMIT, NUM_LEADING_ZEROS, &n) == 0)
+		return n;
+	return LOG_MAX_BYTES_DEFAULT;
 }
 
 void log_rotate_stderr(void)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #define STATE_MAX_BYTES (64 * 1024)
+#define PIDFILE_MAX	4096 /* "PID\n" and a note */
 
 int state_dir_resolve(const char *opt, char **ret)
 {
@@ -96,14 +97,74 @@ int state_lock(const char *dir, const char *name, pid_t *holder)
 		close(fd);
 		return r;
 	}
-	char buf[32];
-	int n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n || fchmod(fd, 0600) < 0) {
+	r = state_lock_note(fd, NULL);
+	if (r == 0 && fchmod(fd, 0600) < 0)
 		r = -errno;
+	if (r < 0) {
 		close(fd);
 		return r;
 	}
 	return fd;
+}
+
+int state_lock_note(int lock_fd, const char *note)
+{
+	char buf[PIDFILE_MAX];
+	int n = snprintf(buf, sizeof buf, "%ld\n%.*s%s", (long)getpid(), PIDFILE_MAX - 32,
+			 note ? note : "", note ? "\n" : "");
+	if (n < 0)
+		return -EINVAL;
+	if ((size_t)n >= sizeof buf)
+		n = (int)sizeof buf - 1;
+	/* Write first, then cut: a reader never sees an empty file. */
+	ssize_t w = pwrite(lock_fd, buf, (size_t)n, 0);
+	if (w < 0)
+		return -errno;
+	if (w != n)
+		return -ENOSPC;
+	if (ftruncate(lock_fd, n) < 0)
+		return -errno;
+	return 0;
+}
+
+int state_lock_is_current(int lock_fd, const char *dir, const char *name)
+{
+	char path[4096];
+	struct stat a, b;
+	int r = state_path(path, sizeof path, dir, name, "pid");
+	if (r < 0)
+		return r;
+	if (fstat(lock_fd, &a) < 0)
+		return -errno;
+	if (lstat(path, &b) < 0)
+		return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+int state_read_note(const char *dir, const char *name, char *buf, size_t n)
+{
+	char path[4096], data[PIDFILE_MAX];
+	int r = state_path(path, sizeof path, dir, name, "pid");
+	if (r < 0)
+		return r;
+	if (n)
+		buf[0] = '\0';
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	ssize_t len = pread(fd, data, sizeof data - 1, 0);
+	r = len < 0 ? -errno : 0;
+	close(fd);
+	if (len <= 0)
+		return r;
+	data[len] = '\0';
+	char *nl = strchr(data, '\n');
+	if (!nl || !nl[1])
+		return 0;
+	char *note = nl + 1;
+	note[strcspn(note, "\n")] = '\0';
+	snprintf(buf, n, "%s", note);
+	return 0;
 }
 
 pid_t state_probe(const char *dir, const char *name)

@@ -33,6 +33,21 @@ int state_lock(const char *dir, const char *name, pid_t *holder);
 /* The pid of the live supervisor of NAME, or 0 when none. */
 pid_t state_probe(const char *dir, const char *name);
 
+/* Whether DIR/NAME.pid is still the file that `lock_fd` (from state_lock)
+ * holds: 1 yes, 0 when it was removed or replaced (the state directory
+ * deleted under a running supervisor: then nobody can see its lock, and
+ * another supervisor of NAME could start), or -errno. */
+int state_lock_is_current(int lock_fd, const char *dir, const char *name);
+
+/* Rewrite the pid file held through `lock_fd` as "PID\n", plus "NOTE\n"
+ * when `note` is not NULL: how a supervisor that cannot write NAME.state
+ * (a read-only or full state directory) still tells `status` so, through
+ * the one file it already has open.  0 or -errno. */
+int state_lock_note(int lock_fd, const char *note);
+
+/* The note of NAME's pid file into buf ("" when none).  0 or -errno. */
+int state_read_note(const char *dir, const char *name, char *buf, size_t n);
+
 /* Replace NAME.state with `obj` (atomic rename, 0600). */
 int state_write(const char *dir, const char *name, json_t *obj);
 

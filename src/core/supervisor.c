@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/net.h"
+#include "core/proc.h"
 #include "core/spawn.h"
 #include "core/state.h"
 #include "core/util.h"
@@ -27,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,6 +39,13 @@
  * failed within this long counts as through.  A refused target is
  * reported in a few tens of milliseconds on loopback. */
 #define PROBE_WINDOW_MS 300
+/* The lock check, the retry of a state file that could not be written
+ * and the stall watch run this often. */
+#define TICK_MS 1000
+/* The stall watch samples once a tick: a child is killed only after the
+ * stall window plus this much, so a wake-up just after a sample is never
+ * missed. */
+#define STALL_SLACK_MS 2000
 
 enum sup_state {
 	ST_STOPPED = 0,
@@ -98,12 +107,29 @@ struct sup {
 	pid_t health_pid;
 	int health_fd;
 	struct loop_timer *health_kill_timer;
+
+	int lock_fd; /* NAME.pid, locked */
+	struct loop_timer *tick_timer;
+	/* -errno of the last failed write of NAME.state / NAME.log, 0 once
+	 * they work (again); said in NAME.pid for `status`. */
+	int state_err, audit_err;
+	/* Another supervisor holds NAME.pid now: its files are not ours. */
+	bool orphaned;
+	int lock_err; /* the last failure to re-create NAME.pid (logged once) */
+
+	/* stall watch, see sup_opts.stall_ms */
+	bool stall_known;	/* stall_runs is a sample of this child */
+	uint64_t stall_runs;	/* proc_sample.runs at the last tick */
+	uint64_t stall_seen_ms; /* when the child last made progress */
+	bool stalled;		/* stopped: health failing */
+	bool stall_degraded;	/* and that moved it connected -> degraded */
 };
 
 static void attempt(struct sup *s);
 static void on_stable(struct loop *l, void *data);
 static void stop_child(struct sup *s);
 static void reprobe_schedule(struct sup *s);
+static void health_start(struct sup *s);
 
 void *sup_ctx(struct sup *s)
 {
@@ -122,9 +148,42 @@ static bool has_health(const struct sup *s)
 
 /* --- state file and audit --- */
 
+/* Say in NAME.pid what could not be written (or that all is well again):
+ * the one file a supervisor can still write when the directory is not. */
+static void update_note(struct sup *s)
+{
+	char note[700];
+	int e = s->state_err ? s->state_err : s->audit_err;
+	if (s->lock_fd < 0 || s->orphaned)
+		return;
+	if (e)
+		snprintf(note, sizeof note, "state_error: cannot write %s/%s.%s: %s",
+			 s->o.state_dir, s->o.name, s->state_err ? "state" : "log", strerror(-e));
+	int r = state_lock_note(s->lock_fd, e ? note : NULL);
+	if (r < 0 && e)
+		log_error("%s: cannot note that in %s/%s.pid either: %s", s->o.name, s->o.state_dir,
+			  s->o.name, strerror(-r));
+}
+
+/* Record the outcome of a write of NAME.EXT; logged once per change. */
+static void note_write(struct sup *s, int *err, int r, const char *ext)
+{
+	if (r == *err)
+		return;
+	if (r < 0)
+		log_error("%s: cannot write %s/%s.%s: %s%s", s->o.name, s->o.state_dir, s->o.name,
+			  ext, strerror(-r), *err ? "" : " (retrying every second)");
+	else
+		log_info("%s: %s/%s.%s written again", s->o.name, s->o.state_dir, s->o.name, ext);
+	*err = r;
+	update_note(s);
+}
+
 static void write_state(struct sup *s)
 {
 	char since[40], local[300] = "", remote[600] = "", pidkey[32];
+	if (s->orphaned)
+		return;
 	fmt_iso8601(since, sizeof since, &s->since);
 	if (s->drv->describe)
 		s->drv->describe(s, local, sizeof local, remote, sizeof remote);
@@ -145,8 +204,7 @@ static void write_state(struct sup *s)
 	if (s->drv->state_extra)
 		s->drv->state_extra(s, o);
 	int r = state_write(s->o.state_dir, s->o.name, o);
-	if (r < 0)
-		log_error("%s: cannot write state: %s", s->o.name, strerror(-r));
+	note_write(s, &s->state_err, r < 0 ? r : 0, "state");
 	json_decref(o);
 }
 
@@ -154,8 +212,7 @@ void sup_event(struct sup *s, const char *ev, const char *detail)
 {
 	snprintf(s->last_event, sizeof s->last_event, "%s", ev);
 	int r = audit_append(s->o.state_dir, s->o.name, ev, s->o.actor, s->o.actor_class, detail);
-	if (r < 0)
-		log_error("%s: cannot append to audit log: %s", s->o.name, strerror(-r));
+	note_write(s, &s->audit_err, r < 0 ? r : 0, "log");
 	log_info("%s: %s%s%s", s->o.name, ev, detail && *detail ? ": " : "", detail ? detail : "");
 }
 
@@ -269,6 +326,9 @@ static void health_done(struct sup *s, int status)
 		snprintf(detail, sizeof detail, "health check timed out");
 	if (s->stopping || (s->state != ST_CONNECTED && s->state != ST_DEGRADED))
 		return;
+	/* A stopped child forwards nothing, whatever the local side says. */
+	if (s->stalled)
+		return;
 	enum health_state was = s->health;
 	s->health = ok ? H_OK : H_FAILING;
 	if (!ok && s->state == ST_CONNECTED)
@@ -328,6 +388,10 @@ static void probe_ok(struct sup *s)
 		return;
 	}
 	enum health_state was = s->health;
+	if (s->stalled) {
+		reprobe_schedule(s);
+		return;
+	}
 	s->health = H_OK;
 	if (s->state == ST_DEGRADED)
 		transition(s, ST_CONNECTED, "health_check_recovered", "probe connection through");
@@ -531,6 +595,8 @@ static void stop_child(struct sup *s)
 	if (s->child <= 0)
 		return;
 	kill(s->child, SIGTERM);
+	/* A stopped child would keep SIGTERM pending until the kill timer. */
+	kill(s->child, SIGCONT);
 	if (!s->kill_timer)
 		loop_timer_add(s->loop, KILL_GRACE_MS, on_kill_timer, s, &s->kill_timer);
 }
@@ -541,7 +607,11 @@ static void finish(struct sup *s)
 	s->retry_timer = NULL;
 	if (s->health_pid > 0)
 		kill(s->health_pid, SIGKILL);
-	if (s->state != ST_FAILED)
+	loop_timer_cancel(s->loop, s->tick_timer);
+	s->tick_timer = NULL;
+	/* An orphaned supervisor has said why in the audit log already; the
+	 * state file is the new supervisor's. */
+	if (s->state != ST_FAILED && !s->orphaned)
 		transition(s, ST_STOPPED, "bridge_stopped", "supervisor stopped");
 	notify_ready(s, SUP_READY_FAILED, EXIT_TUNNEL_FAILED, "stopped before connecting");
 	if (s->drv->finished)
@@ -569,6 +639,7 @@ static void child_exited(struct sup *s, int status)
 {
 	pid_t pid = s->child;
 	s->child = 0;
+	s->stalled = s->stall_degraded = false;
 	stream_close(s, &s->err);
 	stream_close(s, &s->out);
 	probe_end(s);
@@ -627,8 +698,10 @@ static void child_exited(struct sup *s, int status)
 		max = s->o.first_max_attempts;
 	if (max > 0 && s->attempts >= (unsigned)max) {
 		char d[sizeof why + 64];
-		snprintf(d, sizeof d, "gave up after %u attempts: %s", s->attempts, why);
-		fail_for_good(s, s->drv->reason_exit(r), d);
+		snprintf(d, sizeof d, "gave up after %u attempt%s: %s", s->attempts,
+			 s->attempts == 1 ? "" : "s", why);
+		fail_for_good(
+		    s, s->drv->exit_gave_up ? s->drv->exit_gave_up : s->drv->reason_exit(r), d);
 		return;
 	}
 	s->next_delay = backoff_next(&s->bo);
@@ -699,6 +772,8 @@ static void attempt(struct sup *s)
 		goto fail;
 	}
 	s->child = pid;
+	s->stall_known = false;
+	s->stall_seen_ms = now_mono_ms();
 	loop_add_fd(s->loop, s->err.fd, LOOP_READ, on_child_output, s);
 	if (s->out.fd >= 0)
 		loop_add_fd(s->loop, s->out.fd, LOOP_READ, on_child_output, s);
@@ -719,6 +794,168 @@ static void on_stable(struct loop *l, void *data)
 	s->stable_timer = NULL;
 	backoff_reset(&s->bo);
 	s->attempts = 0;
+}
+
+/* --- every second: the lock, unwritten state, stalls --- */
+
+static void begin_stop(struct sup *s)
+{
+	if (s->stopping)
+		return;
+	s->stopping = true;
+	if (s->child > 0)
+		stop_child(s);
+	else
+		finish(s);
+}
+
+/* NAME.out is this process's stdout and stderr: when the state directory
+ * was deleted, diagnostics would go to a file nobody can open. */
+static void reopen_out(struct sup *s)
+{
+	struct stat st;
+	char path[4096];
+	if (fstat(STDERR_FILENO, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink > 0 ||
+	    state_path(path, sizeof path, s->o.state_dir, s->o.name, "out") < 0)
+		return;
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return;
+	dup2(fd, STDOUT_FILENO);
+	dup2(fd, STDERR_FILENO);
+	close(fd);
+}
+
+/* Is NAME.pid still the file we lock?  If the state directory was deleted
+ * (or the file replaced), `status` and `down` cannot see us and the next
+ * `up` would start a second supervisor: take the lock on a new file, or,
+ * when another supervisor already holds it, stop and leave it the name. */
+static void lock_check(struct sup *s)
+{
+	if (state_lock_is_current(s->lock_fd, s->o.state_dir, s->o.name) != 0)
+		return; /* ours, or cannot tell (then the next tick asks again) */
+	pid_t holder = 0;
+	int fd = state_dir_ensure(s->o.state_dir);
+	if (fd == 0)
+		fd = state_lock(s->o.state_dir, s->o.name, &holder);
+	if (fd == -EBUSY) {
+		char d[256];
+		snprintf(d, sizeof d,
+			 "supervisor pid %ld stops: %s.pid was replaced and supervisor pid %ld "
+			 "holds it",
+			 (long)getpid(), s->o.name, (long)holder);
+		log_warn("%s: %s", s->o.name, d);
+		s->orphaned = true;
+		sup_event(s, "bridge_stopped", d);
+		begin_stop(s);
+		return;
+	}
+	if (fd < 0) {
+		if (fd != s->lock_err)
+			log_error("%s: %s/%s.pid is gone and cannot be re-created: %s (retrying "
+				  "every second)",
+				  s->o.name, s->o.state_dir, s->o.name, strerror(-fd));
+		s->lock_err = fd;
+		return;
+	}
+	s->lock_err = 0;
+	/* Another inode: closing the old fd leaves the new lock alone. */
+	close(s->lock_fd);
+	s->lock_fd = fd;
+	reopen_out(s);
+	log_warn("%s: %s/%s.pid had been removed; locked a new one", s->o.name, s->o.state_dir,
+		 s->o.name);
+	update_note(s);
+	write_state(s);
+}
+
+static void stall_stopped(struct sup *s, char state)
+{
+	char d[200];
+	s->stalled = true;
+	snprintf(d, sizeof d,
+		 "%s pid %ld is stopped (state %c): it carries no traffic and sends no "
+		 "keepalives until it runs again",
+		 s->drv->program, (long)s->child, state);
+	log_warn("%s: %s", s->o.name, d);
+	if (s->state != ST_CONNECTED && s->state != ST_DEGRADED)
+		return; /* not up yet: the kill at the end of the window decides */
+	s->health = H_FAILING;
+	if (s->state == ST_CONNECTED) {
+		s->stall_degraded = true;
+		transition(s, ST_DEGRADED, "health_check_failed", d);
+	} else {
+		write_state(s);
+	}
+}
+
+static void stall_resumed(struct sup *s)
+{
+	char d[128];
+	bool degraded = s->stall_degraded;
+	s->stalled = s->stall_degraded = false;
+	if (s->state != ST_CONNECTED && s->state != ST_DEGRADED)
+		return;
+	snprintf(d, sizeof d, "%s pid %ld runs again", s->drv->program, (long)s->child);
+	s->health = H_UNKNOWN;
+	if (degraded && s->state == ST_DEGRADED)
+		transition(s, ST_CONNECTED, "health_check_recovered", d);
+	else
+		write_state(s);
+	/* Whatever the health was before the stop, ask again now. */
+	health_start(s);
+}
+
+static void stall_check(struct sup *s)
+{
+	struct proc_sample ps;
+	if (!s->o.stall_ms || s->child <= 0 || s->stopping || proc_sample(s->child, &ps) < 0)
+		return;
+	uint64_t now = now_mono_ms();
+	bool up = s->state == ST_CONNECTED || s->state == ST_DEGRADED;
+	bool stopped = proc_state_stopped(ps.state);
+	/* Before the forward is up ssh may wait in connect() for its whole
+	 * ConnectTimeout: only a stopped child is stuck then.  Once up, ssh
+	 * wakes at least every ServerAliveInterval, so not being scheduled at
+	 * all is a stall too. */
+	bool ran = !up || !ps.have_runs || !s->stall_known || ps.runs != s->stall_runs;
+	s->stall_known = ps.have_runs;
+	s->stall_runs = ps.runs;
+	if (!stopped && ran) {
+		s->stall_seen_ms = now;
+		if (s->stalled)
+			stall_resumed(s);
+		return;
+	}
+	if (stopped && !s->stalled)
+		stall_stopped(s, ps.state);
+	uint64_t idle = now - s->stall_seen_ms;
+	if (idle < (uint64_t)s->o.stall_ms + STALL_SLACK_MS)
+		return;
+	s->run_reason = s->drv->reason_stalled;
+	snprintf(s->last_msg, sizeof s->last_msg,
+		 "%s pid %ld made no progress for %.0f s (%s); killed it", s->drv->program,
+		 (long)s->child, (double)idle / 1000, stopped ? "stopped" : "never scheduled");
+	log_warn("%s: %s", s->o.name, s->last_msg);
+	/* SIGKILL: a stopped process acts on nothing else. */
+	kill(s->child, SIGKILL);
+	s->stall_seen_ms = now; /* once */
+}
+
+static void on_tick(struct loop *l, void *data)
+{
+	struct sup *s = data;
+	s->tick_timer = NULL;
+	if (!s->stopping)
+		lock_check(s);
+	if (s->stopping)
+		return;
+	if (s->state_err)
+		write_state(s);
+	stall_check(s);
+	if (loop_timer_add(l, TICK_MS, on_tick, s, &s->tick_timer) < 0)
+		log_error("%s: cannot arm the 1 s timer: lock, state and stall checks stop",
+			  s->o.name);
 }
 
 /* --- signals --- */
@@ -748,12 +985,8 @@ static void on_signal(struct loop *l, int signo, void *data)
 	case SIGINT:
 		if (s->stopping)
 			break;
-		s->stopping = true;
 		log_info("%s: %s received, stopping", s->o.name, strsignal(signo));
-		if (s->child > 0)
-			stop_child(s);
-		else
-			finish(s);
+		begin_stop(s);
 		break;
 	case SIGHUP:
 		if (s->stopping)
@@ -786,6 +1019,7 @@ int sup_run(const struct sup_opts *o)
 			.err = {.fd = -1},
 			.probe_fd = -1,
 			.health_fd = -1,
+			.lock_fd = -1,
 			.exit_code = EXIT_OK};
 
 	pid_t holder = 0;
@@ -797,11 +1031,14 @@ int sup_run(const struct sup_opts *o)
 		return EXIT_OK;
 	}
 	if (lock_fd < 0) {
-		log_error("%s: cannot lock %s/%s.pid: %s", o->name, o->state_dir, o->name,
-			  strerror(-lock_fd));
-		notify_ready(&s, SUP_READY_FAILED, EXIT_ERROR, "cannot lock the pid file");
+		char d[600];
+		snprintf(d, sizeof d, "cannot lock %s/%s.pid: %s", o->state_dir, o->name,
+			 strerror(-lock_fd));
+		log_error("%s: %s", o->name, d);
+		notify_ready(&s, SUP_READY_FAILED, EXIT_ERROR, d);
 		return EXIT_ERROR;
 	}
+	s.lock_fd = lock_fd;
 
 	int r = loop_new(&s.loop);
 	static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, 0};
@@ -829,7 +1066,24 @@ int sup_run(const struct sup_opts *o)
 	free(cmd);
 	clock_gettime(CLOCK_REALTIME, &s.since);
 	transition(&s, ST_STARTING, "bridge_started", d);
+	if (s.state_err || s.audit_err) {
+		/* Nobody could see this bridge: `status` would show a stale
+		 * state, `logs` nothing.  Say so instead of connecting. */
+		snprintf(d, sizeof d,
+			 "cannot write %s/%s.%s: %s (the state directory must be writable)",
+			 o->state_dir, o->name, s.state_err ? "state" : "log",
+			 strerror(-(s.state_err ? s.state_err : s.audit_err)));
+		log_error("%s: %s", o->name, d);
+		sup_event(&s, "bridge_failed", d); /* the audit log may still work */
+		notify_ready(&s, SUP_READY_FAILED, EXIT_ERROR, d);
+		loop_free(s.loop);
+		close(s.lock_fd);
+		return EXIT_ERROR;
+	}
 	attempt(&s);
+	if (loop_timer_add(s.loop, TICK_MS, on_tick, &s, &s.tick_timer) < 0)
+		log_error("%s: cannot arm the 1 s timer: lock, state and stall checks are off",
+			  o->name);
 	r = loop_run(s.loop);
 	if (r < 0)
 		log_error("%s: event loop: %s", o->name, strerror(-r));
@@ -858,10 +1112,11 @@ int sup_run(const struct sup_opts *o)
 	loop_timer_cancel(s.loop, s.health_kill_timer);
 	loop_timer_cancel(s.loop, s.probe_timer);
 	loop_timer_cancel(s.loop, s.reprobe_timer);
+	loop_timer_cancel(s.loop, s.tick_timer);
 	loop_free(s.loop);
 	if (s.argv)
 		s.drv->free_argv(s.argv);
 	/* The pid file stays: its lock, not its presence, is the liveness. */
-	close(lock_fd);
+	close(s.lock_fd);
 	return s.exit_code;
 }

@@ -5,7 +5,12 @@
  * connected | failed, and stopped on SIGTERM/SIGINT.  Every transition is
  * an audit event and rewrites NAME.state.  SIGHUP reconnects now; SIGUSR1
  * runs the health check now.  The supervisor holds NAME.pid's lock for its
- * whole life, so a second supervisor of the same bridge cannot start.
+ * whole life, so a second supervisor of the same bridge cannot start; it
+ * checks every second that NAME.pid is still the file it holds (a deleted
+ * state directory) and takes the lock again, or stops when another
+ * supervisor already has it.  A state file it cannot write (a read-only
+ * or full state directory) is retried every second and said in NAME.pid
+ * (state_lock_note), which `status` shows; at start it is a failure.
  *
  * What differs between worlds is a driver: how to build the child's argv
  * for the next run, how to read its output lines (readiness, reasons for
@@ -46,6 +51,10 @@ struct sup_driver {
 	int reason_not_found; /* the program could not be run */
 	int reason_other;     /* the run ended and no line said why */
 	int exit_not_found;   /* exit code when the program is missing */
+	/* The run was killed by the stall watch (sup_opts.stall_ms). */
+	int reason_stalled;
+	/* Exit code when max_attempts ran out; 0 = the last reason's. */
+	int exit_gave_up;
 
 	/* argv for the next run, NULL-terminated; freed with free_argv. */
 	int (*build_argv)(struct sup *s, char ***ret);
@@ -96,6 +105,15 @@ struct sup_opts {
 	 * check (degraded) and restarts the child, so a forward whose far end
 	 * went away (a pod replaced) is renewed before a client finds out. */
 	unsigned probe_interval_s;
+	/* Stall watch (0 = off): the child's process is sampled every second
+	 * (core/proc.h).  Stopped (SIGSTOP, a tracer), a connected bridge is
+	 * degraded at once and recovers when it runs again; once connected, a
+	 * child that has not been scheduled at all for this many milliseconds
+	 * (ssh wakes at least once per ServerAliveInterval), or one stopped
+	 * that long in any state, is killed and the run counts as failed with
+	 * reason_stalled.  A stopped ssh sends no keepalives and prints
+	 * nothing, so nothing else would notice. */
+	unsigned stall_ms;
 };
 
 /* Supervise until stopped or failed.  Returns the process exit code: 0

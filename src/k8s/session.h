@@ -13,6 +13,7 @@
 #define DEVBRIDGE_K8S_SESSION_H
 
 #include <jansson.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -24,8 +25,8 @@ struct k8s_entry {
 	char state[24];
 	long pid; /* the supervisor's */
 	char started_at[40], origin[24];
-	char kubeconfig[1024], context[256];
-	char env[600]; /* "BRIDGE_PAYMENTS_API" (without _URL) */
+	char kubeconfig[PATH_MAX], context[256]; /* as cmd_k8s's plan holds them */
+	char env[600];				 /* "BRIDGE_PAYMENTS_API" (without _URL) */
 };
 
 /* The live k8s bridges in `dir` (their supervisor holds the lock), and

@@ -1,5 +1,6 @@
 /* target.c - see target.h. */
 #include "k8s/target.h"
+#include "core/num.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -19,18 +20,12 @@ bool k8s_dns_label(const char *s)
 	return true;
 }
 
-/* 1-65535, digits only, from [s, s+len). */
+/* 1-65535 from [s, s+len), written as in bridge.targets (no leading
+ * zeros). */
 static int parse_port(const char *s, size_t len, int *ret)
 {
-	long v = 0;
-	if (len == 0 || len > 5)
-		return -EINVAL;
-	for (size_t i = 0; i < len; i++) {
-		if (!isdigit((unsigned char)s[i]))
-			return -EINVAL;
-		v = v * 10 + (s[i] - '0');
-	}
-	if (v < 1 || v > 65535)
+	uint64_t v;
+	if (parse_uint_range(s, len, 1, 65535, 0, &v) < 0)
 		return -EINVAL;
 	*ret = (int)v;
 	return 0;

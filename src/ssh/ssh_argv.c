@@ -5,6 +5,7 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -70,6 +71,18 @@ int ssh_argv_build(const struct cfg_tunnel *t, char ***ret_argv)
 	add_opt(&b, "ControlPersist", "no", 0);
 	add_opt(&b, "PermitLocalCommand", "no", 0);
 	add_opt(&b, "IdentitiesOnly", "yes", 0);
+	/* What an ssh_config file (the tunnel's, or ~/.ssh/config) could use
+	 * to take ssh out of the supervisor's hands: fork into the background
+	 * (the supervisor would see exit 0 and the fork would keep the
+	 * ports), run a session or read stdin, drop the tunnel's forward, or
+	 * add a tun device the tunnel does not describe. */
+	add_opt(&b, "ForkAfterAuthentication", "no", 0);
+	add_opt(&b, "SessionType", "none", 0);
+	add_opt(&b, "StdinNull", "yes", 0);
+	add_opt(&b, "RequestTTY", "no", 0);
+	add_opt(&b, "RemoteCommand", "none", 0);
+	add_opt(&b, "ClearAllForwardings", "no", 0);
+	add_opt(&b, "Tunnel", "no", 0);
 	if (t->ssh_config) {
 		add(&b, strdup("-F"));
 		add(&b, strdup(t->ssh_config));
@@ -107,6 +120,24 @@ int ssh_argv_build(const struct cfg_tunnel *t, char ***ret_argv)
 	return 0;
 }
 
+int ssh_argv_build_dump(const struct cfg_tunnel *t, char ***ret_argv)
+{
+	char **v;
+	int r = ssh_argv_build(t, &v);
+	if (r < 0)
+		return r;
+	/* "-v" is argv[2]: "-G" in its place prints the resolved config. */
+	char *g = strdup("-G");
+	if (!g) {
+		ssh_argv_free(v);
+		return -ENOMEM;
+	}
+	free(v[2]);
+	v[2] = g;
+	*ret_argv = v;
+	return 0;
+}
+
 void ssh_argv_free(char **argv)
 {
 	if (!argv)
@@ -138,9 +169,15 @@ static int starts(const char *line, size_t len, const char *prefix)
 	return len >= n && memcmp(line, prefix, n) == 0;
 }
 
-enum ssh_line ssh_classify_line(const char *line, size_t len, int local,
+enum ssh_line ssh_classify_line(const char *line, size_t len, int local, int remote_port,
 				enum ssh_reason *ret_reason)
 {
+	/* ssh logs "remote forward success for: listen 18000, connect
+	 * 127.0.0.1:8000" for each -R (ours has no bind address). */
+	char ready[64] = "remote forward success for:";
+	if (remote_port > 0)
+		snprintf(ready, sizeof ready, "remote forward success for: listen %d, connect ",
+			 remote_port);
 	static const struct {
 		const char *needle;
 		enum ssh_reason reason;
@@ -168,8 +205,7 @@ enum ssh_line ssh_classify_line(const char *line, size_t len, int local,
 		/* "Local forwarding listening on" is logged before the bind, so a
 		 * local forward is only up once ssh enters its session loop
 		 * (with ExitOnForwardFailure it exits before that on failure). */
-		if (local ? has(line, len, "Entering interactive session")
-			  : has(line, len, "remote forward success for:"))
+		if (local ? has(line, len, "Entering interactive session") : has(line, len, ready))
 			return SSH_LINE_READY;
 		return SSH_LINE_NOISE;
 	}
@@ -207,6 +243,8 @@ const char *ssh_reason_name(enum ssh_reason r)
 		return "connection_closed";
 	case SSH_R_NOT_FOUND:
 		return "ssh_not_found";
+	case SSH_R_STALLED:
+		return "ssh_stalled";
 	case SSH_R_OTHER:
 		break;
 	}
@@ -237,6 +275,8 @@ const char *ssh_reason_text(enum ssh_reason r)
 		return "connection closed by the remote host";
 	case SSH_R_NOT_FOUND:
 		return "ssh not found on PATH";
+	case SSH_R_STALLED:
+		return "ssh stopped making progress (stopped or not scheduled) and was killed";
 	case SSH_R_OTHER:
 		break;
 	}
@@ -261,4 +301,41 @@ int ssh_reason_exit_code(enum ssh_reason r)
 	default:
 		return EXIT_TUNNEL_FAILED;
 	}
+}
+
+size_t ssh_dump_extra_forwards(const char *buf, size_t len, const struct cfg_tunnel *t,
+			       void (*fn)(const char *line, size_t n, void *data), void *data)
+{
+	/* How ssh -G prints the tunnel's own forward: every host in
+	 * brackets. */
+	char ours[600];
+	if (t->direction == TUNNEL_LOCAL)
+		snprintf(ours, sizeof ours, "localforward [127.0.0.1]:%d [%s]:%d", t->local_port,
+			 t->remote_host ? t->remote_host : "", t->remote_port);
+	else
+		snprintf(ours, sizeof ours, "remoteforward %d [%s]:%d", t->remote_port,
+			 t->remote_host ? t->remote_host : "", t->local_port);
+	size_t ol = strlen(ours), n = 0;
+	bool seen_ours = false;
+	const char *p = buf, *end = buf + len;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t l = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if (l && p[l - 1] == '\r')
+			l--;
+		if (starts(p, l, "remoteforward ") || starts(p, l, "localforward ") ||
+		    starts(p, l, "dynamicforward ")) {
+			if (!seen_ours && l == ol && memcmp(p, ours, l) == 0) {
+				seen_ours = true;
+			} else {
+				n++;
+				if (fn)
+					fn(p, l, data);
+			}
+		}
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+	return n;
 }

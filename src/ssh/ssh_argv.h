@@ -28,6 +28,7 @@ enum ssh_reason {
 	SSH_R_TIMEOUT,	      /* ServerAlive timeout: peer stopped answering */
 	SSH_R_CLOSED,	      /* connection closed/reset by the peer */
 	SSH_R_NOT_FOUND,      /* ssh itself could not be run */
+	SSH_R_STALLED,	      /* stopped or never scheduled: killed by the supervisor */
 	SSH_R_OTHER,
 };
 
@@ -39,9 +40,26 @@ enum ssh_line {
 };
 
 /* Classify one stderr line (without its newline) of an `ssh -v` run for a
- * tunnel of direction `local` (else reverse).  Pure: no allocation. */
-enum ssh_line ssh_classify_line(const char *line, size_t len, int local,
+ * tunnel of direction `local` (else reverse) whose remote port is
+ * `remote_port`: a reverse tunnel is ready when ssh reports success for
+ * that port's forward, not for one an ssh_config file added.  Pure: no
+ * allocation. */
+enum ssh_line ssh_classify_line(const char *line, size_t len, int local, int remote_port,
 				enum ssh_reason *ret_reason);
+
+/* Forwards that `ssh -G` output `buf` (the resolved configuration of the
+ * tunnel's own command line, see ssh_argv_build_dump) holds besides the
+ * tunnel's own: RemoteForward, LocalForward and DynamicForward lines that
+ * an ssh_config file added.  ssh carries them too, but the supervisor
+ * neither shows nor checks them.  Calls `fn` with each line ("remoteforward
+ * 19999 [127.0.0.1]:22", without newline) and returns how many there
+ * were.  Pure. */
+size_t ssh_dump_extra_forwards(const char *buf, size_t len, const struct cfg_tunnel *t,
+			       void (*fn)(const char *line, size_t n, void *data), void *data);
+
+/* The argv of `ssh -G` with the tunnel's command line: prints the
+ * configuration ssh would use (config files applied) and exits. */
+int ssh_argv_build_dump(const struct cfg_tunnel *t, char ***ret_argv);
 
 /* Stable identifier ("remote_forward_failed") and a sentence for users. */
 const char *ssh_reason_name(enum ssh_reason r);

@@ -23,7 +23,9 @@ static enum sup_line classify(struct sup *s, const char *line, size_t len, bool 
 			      int *reason)
 {
 	enum ssh_reason r = SSH_R_NONE;
-	enum ssh_line k = ssh_classify_line(line, len, tunnel(s)->direction == TUNNEL_LOCAL, &r);
+	const struct cfg_tunnel *t = tunnel(s);
+	enum ssh_line k =
+	    ssh_classify_line(line, len, t->direction == TUNNEL_LOCAL, t->remote_port, &r);
 	*reason = (int)r;
 	switch (k) {
 	case SSH_LINE_READY:
@@ -78,6 +80,10 @@ static const struct sup_driver ssh_driver = {
     .reason_not_found = SSH_R_NOT_FOUND,
     .reason_other = SSH_R_OTHER,
     .exit_not_found = EXIT_SSH_NOT_FOUND,
+    .reason_stalled = SSH_R_STALLED,
+    /* README: 41 with a failed state means it gave up, whatever the last
+     * attempt's reason (which status still shows). */
+    .exit_gave_up = EXIT_TUNNEL_FAILED,
     .build_argv = build_argv,
     .free_argv = ssh_argv_free,
     .classify = classify,
@@ -105,6 +111,10 @@ int ssh_supervise(const struct cfg *cfg, const struct cfg_tunnel *t, const char 
 	    .backoff_max = t->backoff_max,
 	    .stable_s = t->stable_s,
 	    .ready_fd = ready_fd,
+	    /* The ServerAlive window: how long ssh itself gives a silent
+	     * server.  A stopped ssh cannot count it, so the supervisor does. */
+	    .stall_ms =
+		(unsigned)t->server_alive_interval * (unsigned)t->server_alive_count_max * 1000u,
 	};
 	return sup_run(&o);
 }

@@ -368,6 +368,127 @@ static void test_seed000_bridge_stored(void)
 	cfg_free(cfg);
 }
 
+/* services: typed, in file order, with their dependencies. */
+static void test_seed000_services_stored(void)
+{
+	struct cfg *cfg = load_file_ok("seed000_services.yaml");
+	ASSERT_EQ(cfg->n_services, 3);
+	const struct cfg_service *a = &cfg->services[0], *b = &cfg->services[1],
+				 *c = &cfg->services[2];
+	ASSERT_STR_EQ(a->name, "remote-payments");
+	ASSERT_EQ(a->runtime, SERVICE_BRIDGE);
+	ASSERT(a->has_target && !a->has_intercept);
+	assert_target(&a->target, "payments-api", 8080, NULL, 8080, 10);
+	ASSERT_EQ(a->n_depends_on, 0);
+	ASSERT(!a->command);
+	ASSERT_EQ(a->mark.line, 8);
+	ASSERT_STR_EQ(b->name, "user-svc-intercept");
+	ASSERT(b->has_intercept && !b->has_target);
+	ASSERT_STR_EQ(b->intercept.service, "user-service");
+	ASSERT_EQ(b->intercept.port, 3000);
+	ASSERT_EQ(b->intercept.mode, INTERCEPT_STEAL);
+	ASSERT_EQ(b->n_depends_on, 1);
+	ASSERT_STR_EQ(b->depends_on[0].name, "local-user-svc");
+	ASSERT_EQ(b->depends_on[0].condition, DEP_HEALTHY);
+	ASSERT(!cfg_find_service(cfg, "local-user-svc")); /* the seed names one it lacks */
+	ASSERT_STR_EQ(c->name, "local-api");
+	ASSERT_EQ(c->runtime, SERVICE_HOST);
+	ASSERT_EQ(c->n_command, 3);
+	ASSERT(!c->command_shell);
+	ASSERT_STR_EQ(c->command[0], "go");
+	ASSERT_STR_EQ(c->command[2], "./cmd/api");
+	ASSERT(!c->command[3]);
+	ASSERT_EQ(c->port, 9090);
+	ASSERT(cfg_find_service(cfg, "remote-payments") == a);
+	ASSERT_STR_EQ(cfg_condition_name(c->depends_on[0].condition), "service_healthy");
+	ASSERT_STR_EQ(cfg_runtime_name(c->runtime), "host");
+	cfg_free(cfg);
+
+	cfg = load_str_ok("services:\n  - name: x\n    command: make run\n"
+			  "    depends_on: [{name: y}]\n  - {name: y, runtime: host}\n");
+	ASSERT_EQ(cfg->services[0].runtime, SERVICE_HOST);
+	ASSERT(cfg->services[0].command_shell);
+	ASSERT_EQ(cfg->services[0].n_command, 1);
+	ASSERT_STR_EQ(cfg->services[0].command[0], "make run");
+	ASSERT_EQ(cfg->services[0].depends_on[0].condition, DEP_STARTED);
+	ASSERT_EQ(cfg->services[0].depends_on[0].mark.line, 4);
+	cfg_free(cfg);
+}
+
+/* Kubernetes names devbridge carries are refused when too long, not cut. */
+static void test_k8s_lengths(void)
+{
+	char y[5200], ctx[300];
+	memset(ctx, 'c', 256);
+	ctx[256] = '\0';
+	snprintf(y, sizeof y, "bridge:\n  context: %s\n", ctx);
+	expect_one(y,
+		   "bridge.context: expected at most 255 bytes, got 256 (longer values are "
+		   "refused, not cut)",
+		   2, 12);
+	ctx[255] = '\0';
+	snprintf(y, sizeof y, "bridge:\n  context: %s\n", ctx);
+	struct cfg *cfg = load_str_ok(y);
+	ASSERT_EQ(strlen(cfg->bridge.context), 255);
+	cfg_free(cfg);
+	snprintf(y, sizeof y, "profiles:\n  p:\n    bridge: {context: %s%s}\n", ctx, "x");
+	expect_one(y, "profiles.p.bridge.context: expected at most 255 bytes", 3, 23);
+	char path[4200];
+	path[0] = '/';
+	memset(path + 1, 'k', 4095);
+	path[4096] = '\0';
+	snprintf(y, sizeof y, "bridge:\n  kubeconfig: %s\n", path);
+	expect_one(y, "bridge.kubeconfig: expected at most 4095 bytes, got 4096", 2, 15);
+	/* Relative: too long only once joined with the file's directory. */
+	snprintf(y, sizeof y, "bridge:\n  kubeconfig: %s\n", path + 2);
+	struct cfg_diags d = {0};
+	ASSERT_EQ(cfg_load_buf("/some/dir/x.yaml", y, strlen(y), &cfg, &d), -EINVAL);
+	ASSERT_EQ(d.n, 1);
+	ASSERT_STR_CONTAINS(d.items[0].msg, "expected at most 4095 bytes once resolved, got 4104");
+	cfg_diags_clear(&d);
+}
+
+/* cfg_lint: valid, but probably not what was meant. */
+static void test_lint(void)
+{
+	struct cfg *cfg =
+	    load_str_ok(TUNNEL_T "    health_check:\n"
+				 "      url: http://127.0.0.1:18000/health?x=1\n"
+				 "  u:\n    host: h2\n    remote_port: 18001\n"
+				 "    local_port: 8001\n    ssh_user: u\n    ssh_key: /k\n"
+				 "    actor: a\n    health_check: {tcp: \"localhost:18001\"}\n"
+				 "  ok:\n    host: h3\n    remote_port: 18002\n"
+				 "    local_port: 8002\n    ssh_user: u\n    ssh_key: /k\n"
+				 "    actor: a\n    health_check: {url: "
+				 "\"http://[::1]:8002/\"}\n"
+				 "  loc:\n    host: h4\n    direction: local\n"
+				 "    remote_port: 18003\n    local_port: 8003\n"
+				 "    ssh_user: u\n    ssh_key: /k\n    actor: a\n"
+				 "    health_check: {url: \"http://127.0.0.1:18003/\"}\n"
+				 "  far:\n    host: h5\n    remote_port: 18004\n"
+				 "    local_port: 8004\n    ssh_user: u\n    ssh_key: /k\n"
+				 "    actor: a\n    health_check: {url: "
+				 "\"https://user@127.0.0.2:18004\"}\n" ACTOR_A);
+	struct cfg_diags w = {0};
+	ASSERT_EQ(cfg_lint(cfg, &w), 3);
+	ASSERT_EQ(w.n, 3);
+	ASSERT_STR_EQ(w.items[0].msg,
+		      "tunnels.t.health_check.url: port 18000 is the tunnel's remote_port, which "
+		      "listens on h.example.org; health checks run on this machine, where the "
+		      "service is local_port 8000: did you mean "
+		      "http://127.0.0.1:8000/health?x=1?");
+	ASSERT_EQ(w.items[0].mark.line, 10);
+	ASSERT_EQ(w.items[0].mark.col, 12);
+	ASSERT_STR_CONTAINS(w.items[1].msg,
+			    "tunnels.u.health_check.tcp: port 18001 is the tunnel's "
+			    "remote_port");
+	ASSERT_STR_CONTAINS(w.items[1].msg, "did you mean tcp: 8001?");
+	ASSERT_EQ(w.items[1].mark.line, 18);
+	ASSERT_STR_CONTAINS(w.items[2].msg, "did you mean https://127.0.0.2:8004?");
+	cfg_diags_clear(&w);
+	cfg_free(cfg);
+}
+
 static void test_seed000_profiles(void)
 {
 	struct cfg *cfg = load_file_ok("seed000_profiles.yaml");
@@ -837,6 +958,62 @@ static void test_alias_bomb(void)
 	cfg_diags_clear(&d);
 }
 
+/* Depth is refused while parsing, before the document is built: 100,000
+ * levels of "[" used to take about a minute in libyaml's scanner. */
+static void test_deep_nesting_while_parsing(void)
+{
+	static const char *const open[] = {"[", "{a: ", "- "};
+	for (size_t k = 0; k < 3; k++) {
+		size_t n = 100000, ol = strlen(open[k]);
+		char *y = malloc(16 + n * (ol + 1));
+		size_t o = 0;
+		ASSERT(y);
+		o += (size_t)sprintf(y, k == 2 ? "actors:\n  " : "actors: ");
+		for (size_t i = 0; i < n; i++, o += ol)
+			memcpy(y + o, open[k], ol);
+		y[o++] = 'x';
+		for (size_t i = 0; k < 2 && i < n; i++)
+			y[o++] = k == 0 ? ']' : '}';
+		y[o++] = '\n';
+		struct cfg_diags d = {0};
+		load_str_bad(y, o, &d);
+		ASSERT_EQ(d.n, 1);
+		ASSERT_STR_CONTAINS(d.items[0].msg, "nested more than 64 levels deep");
+		/* At the node 65 levels down, as before: the 64th "[" or
+		 * "- ", or the key of the 63rd "{a: ". */
+		static const int col[] = {9 + 63, 9 + 62 * 4 + 1, 3 + 63 * 2};
+		ASSERT_EQ(d.items[0].mark.line, k == 2 ? 2 : 1);
+		ASSERT_EQ(d.items[0].mark.col, col[k]);
+		cfg_diags_clear(&d);
+		free(y);
+	}
+}
+
+/* libyaml does not implement YAML 1.1 merge keys: "<<" would be a key. */
+static void test_merge_keys(void)
+{
+	expect_one("base: &b {class: human}\nactors:\n  a:\n    <<: *b\n",
+		   "merge keys ('<<') are not supported", 4, 5);
+	expect_one("actors: {a: {<<: {class: human}}}\n", "merge keys ('<<') are not supported", 1,
+		   14);
+	/* Every one is reported, wherever it is. */
+	struct cfg_diags d = {0};
+	const char *y = "x: &x {a: 1}\nservices:\n  - name: s\n    env: {<<: *x}\n"
+			"  - <<: *x\n";
+	load_str_bad(y, strlen(y), &d);
+	ASSERT_EQ(d.n, 2);
+	for (size_t i = 0; i < 2; i++)
+		ASSERT_STR_CONTAINS(d.items[i].msg, "merge keys ('<<') are not supported");
+	ASSERT_EQ(d.items[0].mark.line, 4);
+	ASSERT_EQ(d.items[0].mark.col, 11);
+	ASSERT_EQ(d.items[1].mark.line, 5);
+	ASSERT_EQ(d.items[1].mark.col, 5);
+	cfg_diags_clear(&d);
+	/* Quoted, it is an ordinary (here unknown) key; as a value, a string. */
+	expect_one("actors: {\"<<\": 1}\n", "actors.<<: expected a mapping", 1, 16);
+	cfg_free(load_str_ok("actors: {a: {class: human, description: <<}}\n"));
+}
+
 static void test_types(void)
 {
 	expect_one(TUNNEL_T "    ssh_port: \"22\"\n" ACTOR_A,
@@ -1010,6 +1187,38 @@ static void test_ssh_options(void)
 	expect_one(TUNNEL_T "    ssh_options: [a]\n" ACTOR_A,
 		   "tunnels.t.ssh_options: expected a mapping of ssh option names to values", 9,
 		   18);
+
+	/* Options that say what a tunnel field says: refused, naming the field. */
+	expect_one(TUNNEL_T "    ssh_options: {Port: 2222}\n" ACTOR_A,
+		   "tunnels.t.ssh_options.Port would override the tunnel's own field: set "
+		   "tunnels.t.ssh_port instead",
+		   9, 19);
+	expect_one(TUNNEL_T "    ssh_options: {user: root}\n" ACTOR_A,
+		   "set tunnels.t.ssh_user instead", 9, 19);
+	expect_one(TUNNEL_T "    ssh_options: {HostName: other}\n" ACTOR_A,
+		   "set tunnels.t.host instead", 9, 19);
+	expect_one(TUNNEL_T "    ssh_options: {IdentityFile: /k2}\n" ACTOR_A,
+		   "set tunnels.t.ssh_key instead", 9, 19);
+	/* Keywords ssh refuses on its command line. */
+	expect_one(TUNNEL_T "    ssh_options: {Match: all}\n" ACTOR_A,
+		   "tunnels.t.ssh_options.Match: ssh does not accept 'Match' on the command line; "
+		   "put it in the file named by ssh_config",
+		   9, 19);
+	expect_one(TUNNEL_T "    ssh_options: {include: x}\n" ACTOR_A,
+		   "ssh does not accept 'Include' on the command line", 9, 19);
+	expect_one(TUNNEL_T "    ssh_options: {Host: x}\n" ACTOR_A,
+		   "ssh does not accept 'Host' on the command line", 9, 19);
+	expect_one(TUNNEL_T "    ssh_options: {IdentitiesOnly: no}\n" ACTOR_A,
+		   "IdentitiesOnly is managed by devbridge", 9, 19);
+	/* host: user@h and ssh:// URIs. */
+	expect_one("tunnels:\n  t:\n    host: alice@h.example.org\n    remote_port: 18000\n"
+		   "    local_port: 8000\n    ssh_user: u\n    ssh_key: /k\n    actor: a\n" ACTOR_A,
+		   "tunnels.t: host 'alice@h.example.org' names a user, which would override "
+		   "ssh_user",
+		   3, 11);
+	expect_one("tunnels:\n  t:\n    host: ssh://h:2222\n    remote_port: 18000\n"
+		   "    local_port: 8000\n    ssh_user: u\n    ssh_key: /k\n    actor: a\n" ACTOR_A,
+		   "is an ssh:// URI", 3, 11);
 
 	/* Every managed option, any case. */
 	struct cfg_diags d = {0};
@@ -1322,6 +1531,9 @@ int main(void)
 	RUN(test_seed003_full);
 	RUN(test_seed000);
 	RUN(test_seed000_bridge_stored);
+	RUN(test_seed000_services_stored);
+	RUN(test_k8s_lengths);
+	RUN(test_lint);
 	RUN(test_seed000_profiles);
 	RUN(test_profile_overlay);
 	RUN(test_bridge_lists);
@@ -1334,6 +1546,8 @@ int main(void)
 	RUN(test_syntax_error);
 	RUN(test_duplicate_key);
 	RUN(test_alias_bomb);
+	RUN(test_deep_nesting_while_parsing);
+	RUN(test_merge_keys);
 	RUN(test_types);
 	RUN(test_messages);
 	RUN(test_tunnel_checks);

@@ -68,6 +68,47 @@ static void test_lock_liveness(void)
 	close(p[1]);
 }
 
+/* The pid file a supervisor holds: is it still there, and its note. */
+static void test_lock_current_and_note(void)
+{
+	char path[512], note[256];
+	int fd = state_lock(dir, "t5", NULL);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(state_lock_is_current(fd, dir, "t5"), 1);
+	ASSERT_EQ(state_read_note(dir, "t5", note, sizeof note), 0);
+	ASSERT_STR_EQ(note, "");
+	ASSERT_EQ(state_lock_note(fd, "state_error: cannot write t5.state: Permission denied"), 0);
+	ASSERT_EQ(state_read_note(dir, "t5", note, sizeof note), 0);
+	ASSERT_STR_EQ(note, "state_error: cannot write t5.state: Permission denied");
+	/* The pid stays the first line; clearing the note leaves only it. */
+	char *text;
+	size_t len;
+	ASSERT_EQ(state_path(path, sizeof path, dir, "t5", "pid"), 0);
+	ASSERT_EQ(read_file(path, 4096, &text, &len), 0);
+	ASSERT_EQ(atol(text), getpid());
+	free(text);
+	ASSERT_EQ(state_lock_note(fd, NULL), 0);
+	ASSERT_EQ(state_read_note(dir, "t5", note, sizeof note), 0);
+	ASSERT_STR_EQ(note, "");
+	ASSERT_EQ(read_file(path, 4096, &text, &len), 0);
+	ASSERT_EQ(len, strlen(text));
+	ASSERT(strchr(text, '\n') == text + len - 1);
+	free(text);
+	/* Removed, then replaced by another file: no longer ours. */
+	ASSERT_EQ(unlink(path), 0);
+	ASSERT_EQ(state_lock_is_current(fd, dir, "t5"), 0);
+	ASSERT_EQ(state_probe(dir, "t5"), 0);
+	int fd2 = state_lock(dir, "t5", NULL);
+	ASSERT_GE(fd2, 0);
+	ASSERT_EQ(state_lock_is_current(fd, dir, "t5"), 0);
+	ASSERT_EQ(state_lock_is_current(fd2, dir, "t5"), 1);
+	close(fd);
+	/* Closing the old file's fd keeps the lock on the new one. */
+	ASSERT_EQ(state_lock_is_current(fd2, dir, "t5"), 1);
+	close(fd2);
+	ASSERT_EQ(state_read_note("/nonexistent-dir", "t5", note, sizeof note), -ENOENT);
+}
+
 static void test_state_roundtrip(void)
 {
 	json_t *o = json_pack("{s:s, s:i}", "state", "connected", "reconnects", 3);
@@ -148,6 +189,7 @@ int main(void)
 {
 	setup();
 	RUN(test_lock_liveness);
+	RUN(test_lock_current_and_note);
 	RUN(test_state_roundtrip);
 	RUN(test_audit);
 	RUN(test_resolve);
