@@ -69,12 +69,14 @@ def test_container_logs_rotate_and_follow(sandbox):
                     got.append("port_forwarded %s" % e["detail"].split()[2])
             return got
         follow_lines = []
+        pending = [""]
         os.set_blocking(follow.stdout.fileno(), False)
 
         def caught_up():
             chunk = follow.stdout.read()
             if chunk:
-                follow_lines.extend(chunk.splitlines())
+                *whole, pending[0] = (pending[0] + chunk).split("\n")
+                follow_lines.extend(whole)
             return followed()[-1:] == want[-1:]
         wait_for(caught_up, 10, "logs -f to show the last forward")
         assert followed() == want, "logs -f lost or repeated lines around a rotation"
