@@ -28,13 +28,14 @@ def test_container_logs_rotate_and_follow(sandbox):
     env = {"DEVBRIDGE_LOG_MAX_BYTES": str(CAP)}
     host = sandbox.host_daemon(net.host_addr, env=env)
     audit = host.audit_path()
+    fake = sandbox.fake(host)
+    assert fake.register().get("success") is True
+    host.wait_event("container_registered", 5)  # the log exists: logs -f can start
     follow = subprocess.Popen([sandbox.bin, "--state-dir", host.state_dir, "--json", "logs",
                                "host-daemon", "-n", "0", "-f"], stdin=subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               env=dict(sandbox.env, **env), universal_newlines=True)
     try:
-        fake = sandbox.fake(host)
-        assert fake.register().get("success") is True
         base = random_port_block(200)
         ports = list(range(base, base + 150))
         for p in ports:
@@ -64,7 +65,10 @@ def test_container_logs_rotate_and_follow(sandbox):
         def followed():
             got = []
             for line in follow_lines:
-                e = json.loads(line)
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    raise AssertionError("logs -f printed a line that is not JSON: %r" % line)
                 if e["event"] == "port_forwarded":
                     got.append("port_forwarded %s" % e["detail"].split()[2])
             return got
