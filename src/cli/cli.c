@@ -115,7 +115,7 @@ static const struct cli_command commands[] = {
      "subject also its RoleBinding/ClusterRoleBinding.  The rules: batch/jobs, service\n"
      "accounts, roles and rolebindings (the intercept agent's objects, with get/patch\n"
      "for kubectl apply); services get/list/watch/update/patch (selector swap); pods\n"
-     "get/list/watch; pods/portforward create; endpoints get/list; and, cluster-wide,\n"
+     "get/list/watch; pods/portforward create; endpoints get/list/watch; and, cluster-wide,\n"
      "namespaces get."},
     {"connect", cmd_connect,
      "connect [-t [NS/]SVC:PORT[:LOCAL]]... [--kubeconfig F] [--context C] [-n NS] [-F]",

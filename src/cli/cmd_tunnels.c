@@ -56,9 +56,12 @@ json_t *cli_status_row(struct cli *c, const char *name, const struct cfg_tunnel 
 		state = "failed";
 	json_object_set_new(row, "state", json_string(state));
 	json_object_set_new(row, "pid", live ? json_integer(live) : json_null());
+	/* ssh's own members: not on other kinds' rows. */
+	bool ssh = strcmp(json_string_value(json_object_get(row, "kind")), "ssh") == 0;
 	json_t *sp = st ? json_object_get(st, "ssh_pid") : NULL;
-	json_object_set_new(row, "ssh_pid",
-			    live && json_is_integer(sp) ? json_copy(sp) : json_null());
+	if (ssh)
+		json_object_set_new(row, "ssh_pid",
+				    live && json_is_integer(sp) ? json_copy(sp) : json_null());
 	json_object_set_new(row, "since", st ? jstr_or(st, "since", "") : json_null());
 	char local[300] = "", remote[600] = "";
 	if (t && t->direction == TUNNEL_LOCAL) {
@@ -87,15 +90,20 @@ json_t *cli_status_row(struct cli *c, const char *name, const struct cfg_tunnel 
 	json_object_set_new(row, "reason", reason);
 	json_object_set_new(row, "detail", jstr_or(st, "detail", ""));
 	const char *dir = t ? (t->direction == TUNNEL_LOCAL ? "local" : "reverse") : "";
-	json_object_set_new(row, "direction", t ? json_string(dir) : jstr_or(st, "direction", ""));
+	if (ssh)
+		json_object_set_new(row, "direction",
+				    t ? json_string(dir) : jstr_or(st, "direction", ""));
 	json_object_set_new(row, "actor", t ? json_string(t->actor) : jstr_or(st, "actor", ""));
 	/* What other worlds' supervisors add (k8s: the service and ports). */
-	static const char *const extra[] = {"service",	  "namespace",	    "remote_port",
-					    "local_port", "requested_port", "kubectl_pid",
-					    "origin",	  "context"};
+	static const char *const extra[] = {
+	    "service",	   "namespace",	 "remote_port", "local_port", "requested_port",
+	    "kubectl_pid", "pod",	 "target_port", "origin",     "context",
+	    "kubeconfig",  "started_at", "connected_at"};
 	for (size_t k = 0; !t && st && k < ARRAY_SIZE(extra); k++) {
 		json_t *x = json_object_get(st, extra[k]);
-		if (x && !(strcmp(extra[k], "kubectl_pid") == 0 && !live))
+		bool run = !strcmp(extra[k], "kubectl_pid") || !strcmp(extra[k], "pod") ||
+			   !strcmp(extra[k], "target_port");
+		if (x && !(run && !live))
 			json_object_set(row, extra[k], x);
 	}
 	json_decref(st);

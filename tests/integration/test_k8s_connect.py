@@ -140,15 +140,24 @@ def has_pair(argv, a, b):
     return any(argv[i] == a and argv[i + 1] == b for i in range(len(argv) - 1))
 
 
-def assert_kubectl_argv(argv, kubeconfig, ns, svc, local, remote):
+# The pod behind each service of the module's cluster, and its port (the
+# service's targetPort): connect forwards to a Ready pod, not to svc/.
+PODS = {("default", "echo"): ("echo", 8080), ("other", "echo2"): ("echo-other", 8080),
+        ("other", "echo"): ("echo-other", 8080)}
+
+
+def assert_kubectl_argv(argv, kubeconfig, ns, svc, local, remote, context=None):
     assert os.path.basename(argv[0]).startswith("kubectl"), argv
     if kubeconfig:
         assert has_pair(argv, "--kubeconfig", kubeconfig), argv
+    if context:
+        assert has_pair(argv, "--context", context), argv
     assert has_pair(argv, "--namespace", ns), argv
     i = argv.index("port-forward")
     assert has_pair(argv[i:], "--address", "127.0.0.1"), argv
-    assert "svc/%s" % svc in argv[i:], argv
-    assert "%d:%d" % (local, remote) in argv[i:], argv
+    pod, target = PODS[(ns, svc)]
+    assert "pod/%s" % pod in argv[i:], (svc, remote, argv)
+    assert "%d:%d" % (local, target) in argv[i:], argv
 
 
 def check_row(row, name, svc, ns, remote, local, requested):
@@ -162,6 +171,8 @@ def check_row(row, name, svc, ns, remote, local, requested):
     assert row["remote"] == "%s/svc/%s:%d" % (ns, svc, remote), row
     kp = row.get("kubectl_pid")
     assert isinstance(kp, int) and proc_alive(kp), row
+    assert (row["pod"], row["target_port"]) == PODS[(ns, svc)], row
+    assert "ssh_pid" not in row and "direction" not in row, row
     assert_kubectl_argv(proc_cmdline(kp), None, ns, svc, local, remote)
 
 
@@ -217,8 +228,19 @@ def test_connect_two_services_from_config_data_both_ways(kb):
     check_row(rows["echo2.other.80"], "echo2.other.80", "echo2", "other", 80, l2, l2)
     for row in rows.values():
         assert has_pair(proc_cmdline(row["kubectl_pid"]), "--kubeconfig", kb.kubeconfig), row
-    assert sorted(kb.kubectl_processes()) == sorted(r["kubectl_pid"] for r in rows.values()), \
-        kb.describe(kb.kubectl_processes())
+    # besides the port-forwards, one endpoints watch per bridge; every
+    # kubectl names the kubeconfig and the context explicitly
+    forwards = {r["kubectl_pid"] for r in rows.values()}
+    others = [p for p in kb.kubectl_processes() if p not in forwards]
+    assert forwards <= set(kb.kubectl_processes()), kb.describe(kb.kubectl_processes())
+    watched = sorted((argv[argv.index("--namespace") + 1], argv[argv.index("endpoints") + 1])
+                     for argv in map(proc_cmdline, others) if "--watch" in argv)
+    assert watched == [("default", "echo"), ("other", "echo2")] and len(others) == 2, \
+        kb.describe(others)
+    for pid in kb.kubectl_processes():
+        argv = proc_cmdline(pid)
+        assert has_pair(argv, "--kubeconfig", kb.kubeconfig), argv
+        assert has_pair(argv, "--context", kb.sim.context), argv
 
     sess = kb.session()
     assert sess["kubeconfig"] == kb.kubeconfig, sess
@@ -731,11 +753,12 @@ def test_connect_foreground_ctrl_c(kb):
     assert not kb.k8s_rows()
 
 
-def test_health_probe_renews_forward_before_a_client_notices(kb, cluster):
+def test_pod_replaced_forward_renewed_before_a_client_notices(kb, cluster):
     """kubectl only notices that its pod went away when a connection fails.
-    With --health-interval the supervisor makes that connection itself:
-    once the pod is replaced, the bridge goes degraded, gets a new kubectl
-    on the new pod, and the first client connection afterwards works."""
+    The supervisor follows the service's endpoints (and probes through the
+    forward every --health-interval): once the pod is replaced, the bridge
+    gets a new kubectl on the new pod by itself, and the first client
+    connection afterwards works."""
     cluster.apply(echo_pod("renew-1", "default", {"app": "renew"}),
                   echo_pod("renew-2", "default", {"app": "renew-standby"}),
                   service("renew", "default", {"app": "renew"}, [(80, 8080)], "10.96.213.14"))
@@ -757,8 +780,9 @@ def test_health_probe_renews_forward_before_a_client_notices(kb, cluster):
                             b["state"] == "connected" else None)(kb.row(name)),
                    30, "%s renewed on the new pod" % name, interval=0.2)
     assert row["local_port"] == port and row["health"] == "ok", row
+    assert row["pod"] == "renew-2", row
     ev = kb.events(name)
-    assert "health_check_failed" in ev and "bridge_disconnected" in ev, ev
+    assert "bridge_disconnected" in ev, ev
     assert ev.count("bridge_connected") >= 2 and "bridge_failed" not in ev, ev
     # the first client connection after the replacement works
     roundtrip_ok(port, 256 * 1024)
