@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/net.h"
 #include "core/spawn.h"
 #include "core/state.h"
 #include "core/util.h"
@@ -13,8 +14,12 @@
 #include "k8s/session.h"
 #include "k8s/target.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -876,6 +881,117 @@ int cmd_k8s_forward(struct cli *c)
 			    .origin = "standalone"};
 	return k8s_pf_supervise(&f, c->argv[0], c->state_dir, (int)max_attempts, health_interval,
 				ready);
+}
+
+/* --- status and check of k8s bridges --- */
+
+/* Does a k8s state file `e` answer to `name`: its bridge name, its
+ * service, or NAMESPACE/SERVICE? */
+static bool k8s_named(const struct k8s_entry *e, const char *name)
+{
+	if (strcmp(e->name, name) == 0 || strcmp(e->service, name) == 0)
+		return true;
+	size_t nl = strlen(e->namespace);
+	return strncmp(name, e->namespace, nl) == 0 && name[nl] == '/' &&
+	       strcmp(name + nl + 1, e->service) == 0;
+}
+
+size_t k8s_status_rows(struct cli *c, const char *name, json_t *rows)
+{
+	struct k8s_entry *v = NULL;
+	size_t n = 0, added = 0;
+	if (k8s_session_list(c->state_dir, true, &v, &n) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!k8s_named(&v[i], name))
+			continue;
+		/* A bridge named twice (by name and service) once. */
+		bool dup = false;
+		size_t k;
+		json_t *r;
+		json_array_foreach(rows, k, r)
+		{
+			dup |=
+			    strcmp(json_string_value(json_object_get(r, "name")), v[i].name) == 0;
+		}
+		if (dup)
+			continue;
+		json_array_append_new(rows, cli_status_row(c, v[i].name, NULL));
+		added++;
+	}
+	free(v);
+	return added;
+}
+
+json_t *k8s_status_session(struct cli *c)
+{
+	struct k8s_entry *v = NULL;
+	size_t n = 0;
+	if (k8s_session_list(c->state_dir, false, &v, &n) < 0 || n == 0) {
+		free(v);
+		return NULL;
+	}
+	const char *started = v[0].started_at;
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(v[i].started_at, started) < 0)
+			started = v[i].started_at;
+	json_t *o = json_pack("{s:s, s:s, s:s, s:i}", "kubeconfig", v[0].kubeconfig, "context",
+			      v[0].context, "started_at", started, "bridges", (int)n);
+	free(v);
+	return o;
+}
+
+/* What a probe through the forward says, as the supervisor's own probe
+ * does it: the service speaks (ok), kubectl closes it (the pod cannot be
+ * reached), or nothing fails it within the window (ok). */
+static bool probe_forward(int port, char *detail, size_t n)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = net_connect_nb((struct sockaddr *)&sin, sizeof sin);
+	if (fd < 0) {
+		snprintf(detail, n, "cannot connect to 127.0.0.1:%d: %s", port, strerror(-fd));
+		return false;
+	}
+	struct pollfd p = {.fd = fd, .events = POLLOUT};
+	int e = poll(&p, 1, 2000) == 1 ? net_so_error(fd) : ETIMEDOUT;
+	bool ok = false;
+	if (e) {
+		snprintf(detail, n, "cannot connect to 127.0.0.1:%d: %s", port, strerror(e));
+	} else {
+		p.events = POLLIN;
+		char buf[64];
+		if (poll(&p, 1, 300) == 1 && read(fd, buf, sizeof buf) <= 0) {
+			snprintf(detail, n,
+				 "127.0.0.1:%d: kubectl closed the connection (the pod cannot be "
+				 "reached)",
+				 port);
+		} else {
+			ok = true;
+			snprintf(detail, n, "a connection through 127.0.0.1:%d went through", port);
+		}
+	}
+	close(fd);
+	return ok;
+}
+
+bool k8s_check_row(struct cli *c, json_t *row, char *detail, size_t n)
+{
+	const char *state = json_string_value(json_object_get(row, "state"));
+	const char *reason = json_string_value(json_object_get(row, "reason"));
+	pid_t pid = (pid_t)json_integer_value(json_object_get(row, "pid"));
+	int port = (int)json_integer_value(json_object_get(row, "local_port"));
+	if (!state || (strcmp(state, "connected") != 0 && strcmp(state, "degraded") != 0)) {
+		snprintf(detail, n, "bridge is %s%s%s%s", state ? state : "unknown",
+			 reason && *reason ? " (" : "", reason && *reason ? reason : "",
+			 reason && *reason ? ")" : "");
+		return false;
+	}
+	bool ok = probe_forward(port, detail, n);
+	/* Let the supervisor probe too, and update its own view now. */
+	if (pid > 0)
+		kill(pid, SIGUSR1);
+	return ok;
 }
 
 /* --- env, shell --- */
