@@ -109,11 +109,12 @@ static const struct cli_command commands[] = {
     {"ensure", cmd_ensure, "ensure [--control-port N] [--data-port N]",
      "make sure a host daemon runs here (start one if not)", NULL},
     {"rbac", cmd_rbac, "rbac [-n NS] [--user U | --group G | --serviceaccount NS:NAME] [--name N]",
-     "print the minimum RBAC manifest for connect and intercept (YAML)",
+     "print the minimum RBAC manifest for connect (and the coming intercept) (YAML)",
      "Prints only YAML, for `devbridge rbac -n NS --user me | kubectl apply -f -`:\n"
      "a Role in NS (-n) or a ClusterRole (no -n) named devbridge (--name), and with a\n"
      "subject also its RoleBinding/ClusterRoleBinding.  The rules: batch/jobs, service\n"
-     "accounts, roles and rolebindings (the intercept agent's objects, with get/patch\n"
+     "accounts, roles and rolebindings (the objects of intercept's agent: intercept\n"
+     "is coming, not in this version; with get/patch\n"
      "for kubectl apply); services get/list/watch/update/patch (selector swap); pods\n"
      "get/list/watch; pods/portforward create; endpoints get/list/watch; and, cluster-wide,\n"
      "namespaces get."},
@@ -205,9 +206,9 @@ static void print_usage(FILE *f)
 	    "50 no host daemon, 51 token refused, 52 protocol mismatch, 53 URL refused,\n"
 	    "54 no auth token, 55 port in use, 56 ensure failed; Kubernetes as devx:\n"
 	    "60 kubeconfig not found, 61 cluster unreachable, 62 namespace not found,\n"
-	    "63 service not found, 64 port-forward failed, 65 agent deploy failed, 66 agent\n"
-	    "health failed, 67 selector patch failed, 68 RBAC insufficient, 69 intercept\n"
-	    "active, 70 unsupported protocol, 71 tunnel failed, 72 not interceptable.\n");
+	    "63 service not found, 64 port-forward failed, 68 RBAC insufficient,\n"
+	    "70 unsupported protocol; 65-67, 69, 71, 72 are reserved for intercept, which\n"
+	    "is coming (not in this version).\n");
 }
 
 const char *exit_code_name(int code)
@@ -510,6 +511,10 @@ int cli_run(struct cli *c)
 		return EXIT_USAGE;
 	}
 	const struct cli_command *cmd = find_command(c->command);
+	if (!cmd && strcmp(c->command, "intercept") == 0)
+		return cli_error(c, EXIT_USAGE,
+				 "intercept is coming: it is not in this version of devbridge "
+				 "(connect is)");
 	if (!cmd) {
 		const char *best = NULL;
 		int bestd = 3;

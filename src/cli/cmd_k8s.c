@@ -135,9 +135,11 @@ static const char *clean(const char *s, char *buf, size_t n)
 static int parse_target(struct cli *c, const char *spec, struct target *t)
 {
 	char err[160], shown[200];
-	if (k8s_target_parse(spec, &t->k, err, sizeof err) < 0)
+	if (k8s_target_parse(spec, &t->k, err, sizeof err) < 0) {
+		text_sanitize(err); /* it may quote the spec */
 		return cli_error(c, EXIT_USAGE, "-t '%s': %s", clean(spec, shown, sizeof shown),
 				 err);
+	}
 	return 0;
 }
 
