@@ -262,6 +262,7 @@ void k8s_pf_argv_free(char **argv)
 
 #define WATCH_BUF_MAX	     (1u << 20) /* one event larger than this: start over */
 #define WATCH_STABLE_MS	     30000	/* a watch that lived this long resets the backoff */
+#define WATCH_FAILS_MAX	     3		/* watches without a verdict before runs go to svc/ */
 #define SESSION_RETRY_MIN_MS 20
 #define SESSION_RETRY_MAX_MS 500
 
@@ -280,6 +281,8 @@ struct k8s_sup {
 	size_t w_line_len;
 	char w_msg[512]; /* the watch's last stderr line */
 	uint64_t w_started_ms;
+	unsigned w_events; /* verdicts from this watch */
+	unsigned w_fails;  /* watches in a row that ended without one */
 	struct backoff w_bo;
 	struct loop_timer *w_timer;
 	/* what the watch said last; none after it ended (until it is back) */
@@ -435,9 +438,10 @@ static void watch_consume(struct sup *s)
 		}
 		struct k8s_ep_view v;
 		if (k8s_endpoints_view(k->w_buf + off + start, (size_t)n - start, k->f->port_name,
-				       k->run_pod[0] ? k->run_pod : NULL, &v) == 0)
+				       k->run_pod[0] ? k->run_pod : NULL, &v) == 0) {
+			k->w_events++;
 			on_view(s, &v);
-		else
+		} else
 			log_info("%s: endpoints watch: an event that is not Endpoints, skipped",
 				 sup_name(s));
 		off += (size_t)n;
@@ -519,13 +523,19 @@ static void on_watch_timer(struct loop *l, void *data)
 	watch_start(s);
 }
 
-/* The watch could not start or has ended: no verdict until it is back;
- * meanwhile runs use svc/. */
+/* The watch could not start or has ended.  A watch that worked and ended
+ * (API servers end watches after a while) is restarted and its last
+ * verdict kept meanwhile; one that cannot give a verdict (never could, or
+ * failed WATCH_FAILS_MAX times in a row without one) leaves runs to svc/
+ * until it can. */
 static void watch_down(struct sup *s, const char *why)
 {
 	struct k8s_sup *k = ksup(s);
 	bool waiting = k->held;
-	k->have_view = false;
+	k->w_fails = k->w_events ? 0 : k->w_fails + 1;
+	bool blind = !k->have_view || k->w_fails >= WATCH_FAILS_MAX;
+	if (blind)
+		k->have_view = false;
 	if (k->done)
 		return;
 	if (now_mono_ms() - k->w_started_ms >= WATCH_STABLE_MS)
@@ -533,7 +543,7 @@ static void watch_down(struct sup *s, const char *why)
 	double delay = backoff_next(&k->w_bo);
 	log_info("%s: endpoints watch ended (%s); again in %.1fs", sup_name(s), why, delay);
 	loop_timer_add(sup_loop(s), (uint64_t)(delay * 1000), on_watch_timer, s, &k->w_timer);
-	if (waiting) {
+	if (waiting && blind) {
 		char d[700];
 		snprintf(d, sizeof d,
 			 "cannot follow the endpoints of svc/%s (%s): forwarding to svc/%s",
@@ -572,6 +582,7 @@ static void watch_start(struct sup *s)
 		if (pe[0] >= 0)
 			close(pe[0]);
 		k->w_pid = 0;
+		k->w_events = 0;
 		char why[128];
 		snprintf(why, sizeof why, "cannot run kubectl: %s", strerror(-r));
 		k->w_started_ms = now_mono_ms();
@@ -580,6 +591,7 @@ static void watch_start(struct sup *s)
 	}
 	k->w_out = po[0];
 	k->w_err = pe[0];
+	k->w_events = 0;
 	k->w_len = 0;
 	k->w_line_len = 0;
 	k->w_msg[0] = '\0';

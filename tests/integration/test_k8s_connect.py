@@ -1248,3 +1248,40 @@ def test_session_lock_held_does_not_stall_the_supervisor(kb):
     wait_for(lambda: os.stat(kb.path("bridge.env")).st_mtime_ns != before, 10,
              "bridge.env rewritten once the lock is free")
     assert kb.bridge_env()["BRIDGE_ECHO_PORT"] == str(port)
+
+
+def test_endpoints_readable_not_watchable(kb, cluster):
+    """A user who may read but not watch the endpoints (kubesim's `dev`):
+    the bridge still connects to a Ready pod (each retry of the watch reads
+    them once), and its log says why the watch ends."""
+    if not kb.sim.is_sim:
+        pytest.skip("needs kubesim's user dev")
+    ns = "nowatch"
+    if cluster.kubectl("get", "namespace", ns).returncode != 0:
+        cluster.kubectl_ok("create", "namespace", ns)
+        rules = [{"apiGroups": [""], "resources": ["services", "pods"], "verbs": ["get", "list"]},
+                 {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get", "list"]},
+                 {"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["create"]}]
+        cluster.apply(echo_pod("echo", ns, {"app": "echo"}),
+                      service("echo", ns, {"app": "echo"}, [(80, 8080)], "10.96.213.36"),
+                      {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                       "metadata": {"name": "nowatch", "namespace": ns}, "rules": rules},
+                      {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                       "metadata": {"name": "nowatch", "namespace": ns},
+                       "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                   "name": "nowatch"},
+                       "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                                     "name": "dev"}]})
+        cluster.wait_pods_ready(ns, "echo")
+    port = local_port()
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "--context", "kubesim-dev",
+               "-t", "%s/echo:80:%d" % (ns, port))
+    assert r.returncode == 0, r
+    roundtrip_ok(port, 256 * 1024)
+    row = kb.row("echo.%s.80" % ns)
+    assert row["state"] == "connected" and row["pod"] == "echo", row
+    wait_for(lambda: "endpoints watch ended" in open(kb.path("echo.%s.80.out" % ns),
+                                                       errors="replace").read(), 10,
+             "the log says the watch ended")
+    out = open(kb.path("echo.%s.80.out" % ns), errors="replace").read()
+    assert "forbidden" in out.lower(), out
