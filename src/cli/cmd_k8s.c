@@ -240,8 +240,11 @@ static int resolve_context(struct cli *c, struct kplan *p)
 	if (job.status == -ENOENT) {
 		code = cli_error(c, EXIT_ERROR, "kubectl not found on PATH: install kubectl");
 	} else if (job.status == -ETIMEDOUT) {
-		code = cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE, "cannot read kubeconfig %s: %s",
-				 p->kubeconfig, timed_out(p, tb, sizeof tb));
+		/* (/usr/bin/kubectl as a version dispatcher asks the server
+		 * first, with the context's credentials) */
+		code = cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE,
+				 "cannot resolve the context of %s: %s", p->kubeconfig,
+				 timed_out(p, tb, sizeof tb));
 	} else if (job.status != 0 && p->context[0] &&
 		   (says(job.err, "cannot locate context") || says(job.err, "does not exist"))) {
 		code = cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE,
