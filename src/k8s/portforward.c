@@ -269,7 +269,6 @@ void k8s_pf_argv_free(char **argv)
 struct k8s_sup {
 	struct k8s_fwd *f;
 	const char *state_dir;
-	struct sup *s;
 	bool done; /* finished: nothing more is started */
 
 	/* the endpoints watch */
@@ -285,7 +284,8 @@ struct k8s_sup {
 	unsigned w_fails;  /* watches in a row that ended without one */
 	struct backoff w_bo;
 	struct loop_timer *w_timer;
-	/* what the watch said last; none after it ended (until it is back) */
+	/* what a watch said last: kept while it is restarted, dropped when
+	 * none can be had (see watch_down) */
 	bool have_view;
 	struct k8s_ep_view view;
 	/* the last build: held (nothing run), or the pod it used */
@@ -618,7 +618,6 @@ static void watch_stop(struct k8s_sup *k, struct sup *s)
 static int drv_start(struct sup *s)
 {
 	struct k8s_sup *k = ksup(s);
-	k->s = s;
 	if (!following(k))
 		return 0;
 	if (!(k->w_buf = malloc(WATCH_BUF_MAX)))
