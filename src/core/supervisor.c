@@ -863,9 +863,9 @@ static void on_signal(struct loop *l, int signo, void *data)
 		if (s->state != ST_CONNECTED && s->state != ST_DEGRADED)
 			break;
 		health_start(s);
-		/* Without a configured check, the probe through the forward
-		 * is the check (`devbridge check`). */
-		if (!has_health(s) && s->drv->probe_port && !s->probing) {
+		/* Without a configured check, the periodic probe through the
+		 * forward is the check: run it now (`devbridge check`). */
+		if (!has_health(s) && s->o.probe_interval_s && s->drv->probe_port && !s->probing) {
 			loop_timer_cancel(l, s->reprobe_timer);
 			on_reprobe(l, s);
 		}
