@@ -35,6 +35,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    k8s_service_check(s, size - 1, port, detail, sizeof detail);
 		if (v > K8S_SVC_NO_SELECTOR || (v != K8S_SVC_OK && !detail[0]))
 			abort();
+		/* The port's name and the selector, into exact-size buffers. */
+		size_t nn = 1 + (data[0] & 31), sn = 1 + (data[0] >> 3);
+		char *name = malloc(nn), *sel = malloc(sn);
+		if (name && sel &&
+		    k8s_service_port_info(s, size - 1, port, name, nn, sel, sn) == 0) {
+			if (strlen(name) >= nn || strlen(sel) >= sn)
+				abort();
+			for (const char *c = sel; *c; c++)
+				if ((unsigned char)*c < 0x20)
+					abort();
+			/* A port that passed the check has a name we can use. */
+			for (const char *c = name; *c; c++)
+				if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+				      *c == '-'))
+					abort();
+		}
+		free(name);
+		free(sel);
 	}
 	free(s);
 	return 0;

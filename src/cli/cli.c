@@ -38,14 +38,18 @@ static const struct cli_command commands[] = {
      "stop, then start bridges again", NULL},
     {"status", cmd_status, "status [NAME...]", "show each bridge's state",
      "Columns: name, kind, state, local -> remote, uptime in that state, reconnects,\n"
-     "health, last event.  With --json: {\"bridges\":[...]} (see README)."},
+     "health, last event.  A NAME is a tunnel, a Kubernetes bridge (SVC.NS.PORT), or a\n"
+     "Kubernetes service (SVC or NS/SVC: all its bridges).  With live Kubernetes\n"
+     "bridges a header gives the session's kubeconfig, context and uptime.  With\n"
+     "--json: {\"bridges\":[...], \"session\":{...}} (see README)."},
     {"logs", cmd_logs, "logs NAME [-n N] [-f]", "show a bridge's audit log",
      "  -n, --lines N   show the last N events (default 20; 0 = all)\n"
      "  -f, --follow    keep printing new events until interrupted\n"
      "With --json: {\"events\":[...]}, or one JSON object per line with -f."},
     {"check", cmd_check, "check [NAME...]", "run health checks now",
      "Runs each bridge's health check from this process and asks live supervisors\n"
-     "to re-check too.  Exit 0 when all pass, 49 when any fails."},
+     "to re-check too (a Kubernetes bridge, named as for status: a probe connection\n"
+     "through its forward).  Exit 0 when all pass, 49 when any fails."},
     {"config", cmd_config, "config check", "validate the config and print the plan",
      "Loads the config (see README for the lookup order), checks every field and the\n"
      "key files, and prints what `up` would run (each tunnel's ssh command line) and\n"
@@ -125,27 +129,35 @@ static const struct cli_command commands[] = {
     {"ensure", cmd_ensure, "ensure [--control-port N] [--data-port N]",
      "make sure a host daemon runs here (start one if not)", NULL},
     {"rbac", cmd_rbac, "rbac [-n NS] [--user U | --group G | --serviceaccount NS:NAME] [--name N]",
-     "print the minimum RBAC manifest for connect and intercept (YAML)",
+     "print the minimum RBAC manifest for connect (and the coming intercept) (YAML)",
      "Prints only YAML, for `devbridge rbac -n NS --user me | kubectl apply -f -`:\n"
      "a Role in NS (-n) or a ClusterRole (no -n) named devbridge (--name), and with a\n"
      "subject also its RoleBinding/ClusterRoleBinding.  The rules: batch/jobs, service\n"
-     "accounts, roles and rolebindings (the intercept agent's objects, with get/patch\n"
+     "accounts, roles and rolebindings (the objects of intercept's agent: intercept\n"
+     "is coming, not in this version; with get/patch\n"
      "for kubectl apply); services get/list/watch/update/patch (selector swap); pods\n"
-     "get/list/watch; pods/portforward create; endpoints get/list; and, cluster-wide,\n"
+     "get/list/watch; pods/portforward create; endpoints get/list/watch; and, cluster-wide,\n"
      "namespaces get."},
     {"connect", cmd_connect,
      "connect [-t [NS/]SVC:PORT[:LOCAL]]... [--kubeconfig F] [--context C] [-n NS] [-F]",
      "forward Kubernetes services to local ports (kubectl port-forward, supervised)",
-     "Starts one supervised `kubectl port-forward svc/SVC LOCAL:PORT` per target and\n"
-     "returns once each is connected (a TCP probe went through) or failed.  Without -t\n"
-     "the targets are the config's bridge.targets (--profile NAME applies a profile).\n\n"
+     "Starts one supervisor per target, which forwards LOCAL to a Ready pod of the\n"
+     "service (`kubectl port-forward pod/POD LOCAL:TARGETPORT`) and follows the\n"
+     "service's endpoints: when that pod goes (deleted, not Ready, selector changed)\n"
+     "the forward moves to another Ready pod at once; with none it waits (reason\n"
+     "no_ready_pod).  Returns once each is connected (a TCP probe went through) or\n"
+     "failed.  Without -t the targets are the config's bridge.targets (--profile NAME\n"
+     "applies a profile).  The kubeconfig and the context are resolved once and given\n"
+     "to every kubectl, so `kubectl config use-context` later changes nothing.\n\n"
      "  -t, --target T       [NAMESPACE/]SERVICE:PORT[:LOCAL_PORT] (repeatable);\n"
      "                       LOCAL_PORT defaults to PORT\n"
      "  --kubeconfig FILE    (else bridge.kubeconfig, $KUBECONFIG, ~/.kube/config)\n"
-     "  --context NAME       (else bridge.context, the kubeconfig's current context)\n"
+     "  --context NAME       (else bridge.context, the kubeconfig's current context;\n"
+     "                       not empty)\n"
      "  -n, --namespace NS   for targets without one (else bridge.namespace, the\n"
      "                       context's namespace, default)\n"
-     "  --timeout SECONDS    how long to wait for every target (default 60)\n"
+     "  --timeout SECONDS    how long connect takes at most, pre-checks included\n"
+     "                       (default 60)\n"
      "  --max-attempts N     kubectl runs before a target that never connected fails\n"
      "                       (default 4: retries after 1, 2, 4 s; 0 = forever)\n"
      "  --health-interval S  once connected, a probe connection through each forward\n"
@@ -159,25 +171,30 @@ static const struct cli_command commands[] = {
      "kubectl dies (pod replaced, API blip) reconnects with backoff, forever.\n"
      "Variables BRIDGE_<SERVICE>_URL/_HOST/_PORT go to STATE_DIR/bridge.env; see env, shell.\n\n"
      "Exit: 0 all connected; 60 kubeconfig not found; 61 cluster unreachable (or no such\n"
-     "context, or credentials refused); 62 namespace not found; 63 service or port not\n"
-     "found; 64 port-forward failed after retries; 68 RBAC forbids; 70 UDP port;\n"
-     "47 not connected within --timeout (still retrying); 1 kubectl missing."},
+     "context, no current context, credentials refused, no answer within --timeout);\n"
+     "62 namespace not found; 63 service or port not found, or its selector matches no\n"
+     "running pod; 64 port-forward failed after retries; 68 RBAC forbids; 70 UDP port;\n"
+     "47 not connected within --timeout (still trying; the message says what it waits\n"
+     "for); 1 kubectl missing, or a session of another context is active."},
     {"disconnect", cmd_disconnect, "disconnect [-y] [--dry-run]",
      "stop every Kubernetes bridge started by connect",
      "Stops each connect bridge's supervisor and its kubectl, and removes session.json\n"
-     "and bridge.env (audit logs are kept).  Asks first on a terminal; elsewhere it\n"
-     "needs -y (exit 2 without).  --dry-run lists what it would stop."},
+     "and bridge.env (audit logs are kept).  Asks first on a terminal (any answer but\n"
+     "y stops nothing: exit 1); elsewhere it needs -y (exit 2 without).  --dry-run\n"
+     "lists what it would stop."},
     {"env", cmd_env, "env [--format sh|fish|json|dotenv]",
-     "print the BRIDGE_* variables of the live Kubernetes bridges",
+     "print the BRIDGE_* variables of the connected Kubernetes bridges",
      "  -f, --format F   sh (default: export X='...'), fish (set -gx X '...'), dotenv\n"
      "                   (X=...), json ({\"X\": \"...\"}; also with --json)\n\n"
-     "Per bridge: BRIDGE_<SERVICE>_URL (http://127.0.0.1:PORT), _HOST, _PORT.  The same\n"
-     "service in two namespaces gives BRIDGE_<NAMESPACE>_<SERVICE>_* for both.\n"
+     "Per bridge that has connected (not one still starting, failed or stopped; one\n"
+     "reconnecting keeps its variables): BRIDGE_<SERVICE>_URL (http://127.0.0.1:PORT),\n"
+     "_HOST, _PORT.  The same service in two namespaces gives\n"
+     "BRIDGE_<NAMESPACE>_<SERVICE>_* for both.\n"
      "Use: eval \"$(devbridge env)\"."},
     {"shell", cmd_shell, "shell [-- CMD [ARGS...]]",
      "run $SHELL (or CMD) with the BRIDGE_* variables set",
      "Says on stderr how many variables it injected.  Exits with CMD's status\n"
-     "(127 when CMD cannot be found)."},
+     "(127 when CMD cannot be found).  Has no --json output (exit 2): stdout is CMD's."},
     {"__supervise", cmd_supervise, "__supervise NAME", NULL, NULL},
     {"__k8s-forward", cmd_k8s_forward, "__k8s-forward NAME ...", NULL, NULL},
 };
@@ -221,9 +238,9 @@ static void print_usage(FILE *f)
 	    "50 no host daemon, 51 token refused, 52 protocol mismatch, 53 URL refused,\n"
 	    "54 no auth token, 55 port in use, 56 ensure failed; Kubernetes as devx:\n"
 	    "60 kubeconfig not found, 61 cluster unreachable, 62 namespace not found,\n"
-	    "63 service not found, 64 port-forward failed, 65 agent deploy failed, 66 agent\n"
-	    "health failed, 67 selector patch failed, 68 RBAC insufficient, 69 intercept\n"
-	    "active, 70 unsupported protocol, 71 tunnel failed, 72 not interceptable.\n");
+	    "63 service not found, 64 port-forward failed, 68 RBAC insufficient,\n"
+	    "70 unsupported protocol; 65-67, 69, 71, 72 are reserved for intercept, which\n"
+	    "is coming (not in this version).\n");
 }
 
 const char *exit_code_name(int code)
@@ -534,6 +551,10 @@ int cli_run(struct cli *c)
 		return EXIT_USAGE;
 	}
 	const struct cli_command *cmd = find_command(c->command);
+	if (!cmd && strcmp(c->command, "intercept") == 0)
+		return cli_error(c, EXIT_USAGE,
+				 "intercept is coming: it is not in this version of devbridge "
+				 "(connect is)");
 	if (!cmd) {
 		const char *best = NULL;
 		int bestd = 3;

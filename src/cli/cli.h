@@ -164,6 +164,16 @@ int cmd_env(struct cli *c);
 int cmd_shell(struct cli *c);
 int cmd_k8s_forward(struct cli *c);
 int cmd_unforward(struct cli *c);
+/* Kubernetes bridges in status and check (cmd_k8s.c).  k8s_status_rows:
+ * append the row of each k8s bridge (live, or with a state file left)
+ * that answers to `name` (its bridge name, its service, NS/SERVICE) and
+ * not already in `rows`; how many.  k8s_status_session: the live
+ * session's kubeconfig, context, started_at, bridges (NULL when none).
+ * k8s_check_row: a probe through a connected bridge's forward now; true
+ * when it passed, detail says what happened. */
+size_t k8s_status_rows(struct cli *c, const char *name, json_t *rows);
+json_t *k8s_status_session(struct cli *c);
+bool k8s_check_row(struct cli *c, json_t *row, char *detail, size_t n);
 /* Rows of kind "container" from a live host daemon's state file. */
 void container_status_rows(struct cli *c, json_t *rows);
 /* Like cli_load_config, but a missing config is an empty one (commands

@@ -3,21 +3,28 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/net.h"
 #include "core/spawn.h"
 #include "core/state.h"
 #include "core/util.h"
+#include "k8s/endpoints.h"
 #include "k8s/kubectl.h"
 #include "k8s/portforward.h"
 #include "k8s/rbac.h"
 #include "k8s/session.h"
 #include "k8s/target.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #define MAX_TARGETS		64
@@ -92,24 +99,47 @@ static void bridge_name(char *buf, size_t n, const char *svc, const char *ns, in
 struct target {
 	struct k8s_target k; /* local 0 until the plan is made: then PORT */
 	char name[80];	     /* the bridge's: SVC.NS.PORT */
+	char port_name[64];  /* the Service port's name ("" unnamed) */
+	char selector[256];  /* for messages */
+	struct k8s_ep_view ep;
 };
 
+/* What connect resolved once, and passes to every kubectl it runs or has
+ * run (pre-checks and every supervised run): a later `kubectl config
+ * use-context` or another $KUBECONFIG cannot move a bridge to another
+ * cluster. */
 struct kplan {
 	struct kctl k;
-	char kubeconfig[PATH_MAX]; /* as recorded; "" = kubectl's default */
-	char context[256];	   /* as given; "" = the current one */
-	char shown_context[256];   /* for messages: the one in use */
+	char kubeconfig[PATH_MAX]; /* given, bridge.kubeconfig, $KUBECONFIG or ~/.kube/config */
+	char context[256];	   /* given, bridge.context, or the kubeconfig's current one */
 	char namespace[64];	   /* the default for targets */
-	unsigned max_attempts, health_interval;
+	unsigned max_attempts, health_interval, timeout_s;
+	uint64_t deadline_ms; /* --timeout bounds the whole connect, pre-checks included */
 	struct target *t;
 	size_t n;
 };
 
+static bool no_config(const struct cli *c)
+{
+	return strcmp(c->config_path, "(no config)") == 0;
+}
+
+/* A user's text, safe to echo on a terminal. */
+static const char *clean(const char *s, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s", s);
+	text_sanitize(buf);
+	return buf;
+}
+
 static int parse_target(struct cli *c, const char *spec, struct target *t)
 {
-	char err[160];
-	if (k8s_target_parse(spec, &t->k, err, sizeof err) < 0)
-		return cli_error(c, EXIT_USAGE, "-t '%s': %s", spec, err);
+	char err[160], shown[200];
+	if (k8s_target_parse(spec, &t->k, err, sizeof err) < 0) {
+		text_sanitize(err); /* it may quote the spec */
+		return cli_error(c, EXIT_USAGE, "-t '%s': %s", clean(spec, shown, sizeof shown),
+				 err);
+	}
 	return 0;
 }
 
@@ -117,13 +147,17 @@ static int add_cfg_target(struct cli *c, struct kplan *p, const struct cfg_targe
 {
 	struct target *t = &p->t[p->n];
 	memset(t, 0, sizeof *t);
-	if (!k8s_dns_label(ct->service) || (ct->namespace && !k8s_dns_label(ct->namespace)))
+	char shown[200];
+	if (!k8s_dns_label(ct->service) || (ct->namespace && !k8s_dns_label(ct->namespace))) {
+		snprintf(shown, sizeof shown, "%s%s%s", ct->namespace ? ct->namespace : "",
+			 ct->namespace ? "/" : "", ct->service);
+		text_sanitize(shown);
 		return cli_error(c, EXIT_CONFIG,
-				 "%s:%d:%d: '%s%s%s' is not a valid Kubernetes name (lowercase "
+				 "%s:%d:%d: '%s' is not a valid Kubernetes name (lowercase "
 				 "letters, digits, '-')",
 				 ct->mark.file ? ct->mark.file : c->config_path, ct->mark.line,
-				 ct->mark.col, ct->namespace ? ct->namespace : "",
-				 ct->namespace ? "/" : "", ct->service);
+				 ct->mark.col, shown);
+	}
 	snprintf(t->k.service, sizeof t->k.service, "%s", ct->service);
 	if (ct->namespace)
 		snprintf(t->k.namespace, sizeof t->k.namespace, "%s", ct->namespace);
@@ -133,25 +167,63 @@ static int add_cfg_target(struct cli *c, struct kplan *p, const struct cfg_targe
 	return 0;
 }
 
-/* Kubeconfig (60), then reachability (61), with the context in use and
- * its namespace learnt on the way: exit code or 0.  The two kubectl runs
- * go at once. */
-static int check_cluster(struct cli *c, struct kplan *p)
+/* Milliseconds left before --timeout, for the next kubectl round. */
+static int time_left_ms(const struct kplan *p)
 {
-	const char *list = p->kubeconfig[0] ? p->kubeconfig : NULL;
-	char dflt[PATH_MAX];
-	if (!list) {
-		kctl_default_kubeconfig(dflt, sizeof dflt);
-		list = dflt;
-	}
-	if (!kctl_kubeconfig_exists(list))
+	uint64_t now = now_mono_ms();
+	if (now >= p->deadline_ms)
+		return 1;
+	uint64_t left = p->deadline_ms - now;
+	return left < KCTL_TIMEOUT_MS ? (int)left : KCTL_TIMEOUT_MS;
+}
+
+static bool says(const char *err, const char *what)
+{
+	return strstr(err, what) != NULL;
+}
+
+static const char *timed_out(const struct kplan *p, char *buf, size_t n)
+{
+	if (now_mono_ms() + 50 >= p->deadline_ms)
+		snprintf(buf, n, "no answer within --timeout %u s", p->timeout_s);
+	else
+		snprintf(buf, n, "kubectl timed out");
+	return buf;
+}
+
+/* The kubeconfig as recorded: a given path made absolute (the supervisors
+ * outlive this directory), else $KUBECONFIG (a ':' list stays a list and
+ * reaches kubectl through the environment), else ~/.kube/config.  Then
+ * it must exist (60). */
+static int resolve_kubeconfig(struct cli *c, struct kplan *p, const char *given)
+{
+	char abs[PATH_MAX];
+	const char *kc = given;
+	if (kc && kc[0] != '/' && realpath(kc, abs))
+		kc = abs;
+	if (kc)
+		snprintf(p->kubeconfig, sizeof p->kubeconfig, "%s", kc);
+	else
+		kctl_default_kubeconfig(p->kubeconfig, sizeof p->kubeconfig);
+	if (!given && !strchr(p->kubeconfig, ':') && p->kubeconfig[0] != '/' &&
+	    realpath(p->kubeconfig, abs))
+		snprintf(p->kubeconfig, sizeof p->kubeconfig, "%s", abs);
+	if (kctl_kubeconfig_is_list(p->kubeconfig))
+		setenv("KUBECONFIG", p->kubeconfig, 1);
+	if (!kctl_kubeconfig_exists(p->kubeconfig))
 		return cli_error(
 		    c, EXIT_K8S_KUBECONFIG_NOT_FOUND,
 		    "kubeconfig not found: %s (give --kubeconfig, set bridge.kubeconfig "
 		    "or $KUBECONFIG)",
-		    list);
-	static const char *const ver[] = {"get", "--raw", "/version", "--request-timeout=10s",
-					  NULL};
+		    p->kubeconfig);
+	p->k.kubeconfig = p->kubeconfig;
+	return 0;
+}
+
+/* The context (given, or the kubeconfig's current one) and its namespace,
+ * from the kubeconfig alone (no cluster is asked): exit code or 0. */
+static int resolve_context(struct cli *c, struct kplan *p)
+{
 	static const char *const view[] = {
 	    "config",
 	    "view",
@@ -159,40 +231,59 @@ static int check_cluster(struct cli *c, struct kplan *p)
 	    "-o",
 	    "jsonpath={.current-context}{\"\\n\"}{.contexts[0].context.namespace}",
 	    NULL};
-	struct kctl_job jobs[2] = {{.args = ver}, {.args = view, .max = 4096}};
-	kctl_run_all(&p->k, jobs, 2, KCTL_TIMEOUT_MS);
-	int r = jobs[0].status, code = 0;
-	char msg[512];
-	if (r == -ENOENT) {
+	struct kctl_job job = {.args = view, .max = 4096};
+	p->k.context = p->context[0] ? p->context : NULL;
+	kctl_run_all(&p->k, &job, 1, time_left_ms(p));
+	int code = 0;
+	char msg[512], tb[80];
+	kctl_message(job.err, msg, sizeof msg);
+	if (job.status == -ENOENT) {
 		code = cli_error(c, EXIT_ERROR, "kubectl not found on PATH: install kubectl");
-	} else if (r != 0) {
-		kctl_message(jobs[0].err, msg, sizeof msg);
-		code = cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE, "cluster%s%s unreachable: %s",
-				 p->context[0] ? " of context " : "", p->context,
-				 r == -ETIMEDOUT ? "kubectl timed out"
-				 : *msg		 ? msg
-						 : "kubectl failed");
-	} else if (jobs[1].status == 0 && jobs[1].out) {
-		char *out = jobs[1].out;
+	} else if (job.status == -ETIMEDOUT) {
+		/* (/usr/bin/kubectl as a version dispatcher asks the server
+		 * first, with the context's credentials) */
+		code = cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE,
+				 "cannot resolve the context of %s: %s", p->kubeconfig,
+				 timed_out(p, tb, sizeof tb));
+	} else if (job.status != 0 && p->context[0] &&
+		   (says(job.err, "cannot locate context") || says(job.err, "does not exist"))) {
+		code = cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE,
+				 "no context '%s' in kubeconfig %s", p->context, p->kubeconfig);
+	} else if (job.status != 0 && says(job.err, "current-context must exist")) {
+		code = cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE,
+				 "kubeconfig %s has no current context: give --context NAME (or "
+				 "bridge.context), or run `kubectl config use-context NAME`",
+				 p->kubeconfig);
+	} else if (job.status != 0) {
+		code = cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE, "cannot use kubeconfig %s: %s",
+				 p->kubeconfig, *msg ? msg : "kubectl failed");
+	} else {
+		char *out = job.out ? job.out : "";
 		size_t l = strcspn(out, "\n");
-		snprintf(p->shown_context, sizeof p->shown_context, "%.*s", (int)l, out);
-		if (!p->namespace[0] && out[l] == '\n') {
+		if (l == 0)
+			code = cli_error(
+			    c, EXIT_K8S_CONTEXT_UNREACHABLE,
+			    "kubeconfig %s has no current context: give --context NAME "
+			    "(or bridge.context), or run `kubectl config use-context NAME`",
+			    p->kubeconfig);
+		else if (l >= sizeof p->context)
+			code =
+			    cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE,
+				      "the current context of %s is longer than %zu bytes: give a "
+				      "shorter --context",
+				      p->kubeconfig, sizeof p->context - 1);
+		else
+			snprintf(p->context, sizeof p->context, "%.*s", (int)l, out);
+		if (!code && !p->namespace[0] && out[l] == '\n') {
 			char *ns = out + l + 1;
 			ns[strcspn(ns, "\n")] = '\0';
 			if (k8s_dns_label(ns))
 				snprintf(p->namespace, sizeof p->namespace, "%s", ns);
 		}
 	}
-	free(jobs[0].out);
-	free(jobs[1].out);
-	if (!p->shown_context[0])
-		snprintf(p->shown_context, sizeof p->shown_context, "%s", p->context);
+	free(job.out);
+	p->k.context = p->context;
 	return code;
-}
-
-static bool says(const char *err, const char *what)
-{
-	return strstr(err, what) != NULL;
 }
 
 /* The errors every get can give that are not about the object. */
@@ -206,9 +297,25 @@ static int get_error(struct cli *c, const struct kplan *p, const char *err, cons
 	if (says(err, "Unauthorized") || says(err, "must be logged in"))
 		return cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE,
 				 "the cluster refused the credentials of context %s: %s",
-				 p->shown_context, msg);
+				 p->context, msg);
 	return cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE, "cannot read %s: %s", what,
 			 *msg ? msg : "kubectl failed");
+}
+
+/* The API server answers (61). */
+static int check_cluster(struct cli *c, const struct kplan *p, const struct kctl_job *j)
+{
+	char msg[512], tb[80];
+	if (j->status == 0)
+		return 0;
+	if (j->status == -ENOENT)
+		return cli_error(c, EXIT_ERROR, "kubectl not found on PATH: install kubectl");
+	kctl_message(j->err, msg, sizeof msg);
+	return cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE, "cluster of context %s unreachable: %s",
+			 p->context,
+			 j->status == -ETIMEDOUT ? timed_out(p, tb, sizeof tb)
+			 : *msg			 ? msg
+						 : "kubectl failed");
 }
 
 /* Namespace exists (62)?  A user who may not read namespaces is not
@@ -216,22 +323,29 @@ static int get_error(struct cli *c, const struct kplan *p, const char *err, cons
 static int check_namespace(struct cli *c, const struct kplan *p, const char *ns,
 			   const struct kctl_job *j)
 {
+	char tb[80];
 	if (j->status == 0 || says(j->err, "Forbidden") || says(j->err, "forbidden"))
 		return 0;
+	if (j->status == -ETIMEDOUT)
+		return cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE, "cannot read namespace %s: %s",
+				 ns, timed_out(p, tb, sizeof tb));
 	if (says(j->err, "NotFound") || says(j->err, "not found"))
 		return cli_error(c, EXIT_K8S_NAMESPACE_NOT_FOUND,
-				 "namespace '%s' not found in context %s", ns, p->shown_context);
+				 "namespace '%s' not found in context %s", ns, p->context);
 	char what[128];
 	snprintf(what, sizeof what, "namespace %s", ns);
 	return get_error(c, p, j->err, what);
 }
 
 /* Service exists with that port and a selector (63); RBAC (68). */
-static int check_service(struct cli *c, const struct kplan *p, const struct target *t,
+static int check_service(struct cli *c, const struct kplan *p, struct target *t,
 			 const struct kctl_job *j)
 {
-	char what[160];
+	char what[160], tb[80];
 	snprintf(what, sizeof what, "service %s/%s", t->k.namespace, t->k.service);
+	if (j->status == -ETIMEDOUT)
+		return cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE, "cannot read %s: %s", what,
+				 timed_out(p, tb, sizeof tb));
 	if (j->status != 0) {
 		if (says(j->err, "NotFound") || says(j->err, "not found"))
 			return cli_error(c, EXIT_K8S_SERVICE_NOT_FOUND,
@@ -240,9 +354,14 @@ static int check_service(struct cli *c, const struct kplan *p, const struct targ
 		return get_error(c, p, j->err, what);
 	}
 	char detail[300];
-	switch (k8s_service_check(j->out ? j->out : "", j->out ? strlen(j->out) : 0, t->k.port,
-				  detail, sizeof detail)) {
+	const char *out = j->out ? j->out : "";
+	switch (k8s_service_check(out, strlen(out), t->k.port, detail, sizeof detail)) {
 	case K8S_SVC_OK:
+		if (k8s_service_port_info(out, strlen(out), t->k.port, t->port_name,
+					  sizeof t->port_name, t->selector, sizeof t->selector) < 0)
+			return cli_error(c, EXIT_K8S_SERVICE_NOT_FOUND,
+					 "%s port %d has a name that is not a Kubernetes port name",
+					 what, t->k.port);
 		return 0;
 	case K8S_SVC_BAD_JSON:
 		return cli_error(c, EXIT_ERROR, "cannot make sense of kubectl's answer for %s: %s",
@@ -262,24 +381,95 @@ static int check_service(struct cli *c, const struct kplan *p, const struct targ
 			 detail);
 }
 
-/* Every namespace and service question at once (one kubectl each, in
- * parallel), then the answers in target order: the first failure wins, as
- * if they had been asked one by one. */
+/* Some pod behind the Service (63): a selector that matches no running
+ * pod is refused now, not waited for.  Pods that exist but are not Ready
+ * yet pass: the bridge waits for one (reason no_ready_pod). */
+static int check_endpoints(struct cli *c, const struct kplan *p, struct target *t,
+			   const struct kctl_job *j)
+{
+	char what[200], tb[80];
+	snprintf(what, sizeof what, "the endpoints of service %s/%s", t->k.namespace, t->k.service);
+	memset(&t->ep, 0, sizeof t->ep);
+	if (j->status == -ETIMEDOUT)
+		return cli_error(c, EXIT_K8S_CONTEXT_UNREACHABLE, "cannot read %s: %s", what,
+				 timed_out(p, tb, sizeof tb));
+	bool missing = j->status != 0 && (says(j->err, "NotFound") || says(j->err, "not found"));
+	if (j->status != 0 && !missing)
+		return get_error(c, p, j->err, what);
+	const char *out = j->out ? j->out : "";
+	if (!missing && k8s_endpoints_view(out, strlen(out), t->port_name, NULL, &t->ep) < 0)
+		return cli_error(c, EXIT_ERROR, "cannot make sense of kubectl's answer for %s",
+				 what);
+	if (t->ep.ready || t->ep.not_ready)
+		return t->ep.no_port && !t->ep.ready
+			   ? cli_error(c, EXIT_K8S_SERVICE_NOT_FOUND,
+				       "service %s/%s: no pod serves its port %d (targetPort)",
+				       t->k.namespace, t->k.service, t->k.port)
+			   : 0;
+	if (t->ep.no_port)
+		return cli_error(c, EXIT_K8S_SERVICE_NOT_FOUND,
+				 "service %s/%s: no pod serves its port %d (targetPort)",
+				 t->k.namespace, t->k.service, t->k.port);
+	return cli_error(c, EXIT_K8S_SERVICE_NOT_FOUND,
+			 "service %s/%s has no pods: its selector %s matches no running pod",
+			 t->k.namespace, t->k.service, t->selector[0] ? t->selector : "(empty)");
+}
+
+/* One session per state directory: the live bridges must all be of this
+ * kubeconfig and context (session.json describes one cluster). */
+static int check_session(struct cli *c, const struct kplan *p)
+{
+	struct k8s_entry *v;
+	size_t n;
+	if (k8s_session_list(c->state_dir, false, &v, &n) < 0)
+		return 0;
+	int r = 0;
+	for (size_t i = 0; i < n && !r; i++) {
+		if (strcmp(v[i].kubeconfig, p->kubeconfig) == 0 &&
+		    strcmp(v[i].context, p->context) == 0)
+			continue;
+		r = cli_error(c, EXIT_ERROR,
+			      "a session with context %s (kubeconfig %s) is active (%zu bridge%s); "
+			      "this connect would use context %s%s%s: `devbridge disconnect` first",
+			      v[i].context[0] ? v[i].context : "(none)",
+			      v[i].kubeconfig[0] ? v[i].kubeconfig : "(default)", n,
+			      n == 1 ? "" : "s", p->context,
+			      strcmp(v[i].kubeconfig, p->kubeconfig) ? " of " : "",
+			      strcmp(v[i].kubeconfig, p->kubeconfig) ? p->kubeconfig : "");
+	}
+	free(v);
+	return r;
+}
+
+/* The context first (from the kubeconfig alone), then every cluster
+ * question at once (one kubectl each, in parallel, with that context);
+ * the answers in target order: the first failure wins, as if they had
+ * been asked one by one. */
 static int precheck(struct cli *c, struct kplan *p)
 {
-	int r = check_cluster(c, p);
+	int r = resolve_context(c, p);
 	if (r)
 		return r;
-	/* Per target: [0] its namespace (first target of that namespace
-	 * only), [1] its service. */
-	struct kctl_job *jobs = calloc(2 * p->n, sizeof *jobs);
-	const char *(*args)[8] = calloc(2 * p->n, sizeof *args);
+	/* --dry-run reads the state directory, but makes none. */
+	if (c->dry_run && !c->state_dir)
+		(void)state_dir_resolve(c->state_dir_opt, &c->state_dir);
+	if (!c->state_dir && (r = cli_state_dir(c)))
+		return r;
+	if ((r = check_session(c, p)))
+		return r;
+	/* [0] the API server; per target: its namespace (first target of
+	 * that namespace only), its service, its endpoints. */
+	struct kctl_job *jobs = calloc(1 + 3 * p->n, sizeof *jobs);
+	const char *(*args)[8] = calloc(1 + 3 * p->n, sizeof *args);
 	if (!jobs || !args) {
 		free(jobs);
 		free(args);
 		return cli_error(c, EXIT_ERROR, "out of memory");
 	}
-	size_t nj = 0;
+	static const char *const ver[] = {"get", "--raw", "/version", "--request-timeout=10s",
+					  NULL};
+	jobs[0].args = ver;
+	size_t nj = 1;
 	ssize_t ns_job[MAX_TARGETS], svc_job[MAX_TARGETS];
 	for (size_t i = 0; i < p->n && !r; i++) {
 		struct target *t = &p->t[i];
@@ -309,14 +499,24 @@ static int precheck(struct cli *c, struct kplan *p)
 		jobs[nj].args = args[nj];
 		jobs[nj].max = 1 << 20;
 		svc_job[i] = (ssize_t)nj++;
+		const char *e[] = {"get", "endpoints", "--namespace", t->k.namespace,
+				   "-o",  "json",      t->k.service,  NULL};
+		memcpy(args[nj], e, sizeof e);
+		jobs[nj].args = args[nj];
+		jobs[nj].max = 4 << 20;
+		nj++;
 	}
-	if (!r)
-		kctl_run_all(&p->k, jobs, nj, KCTL_TIMEOUT_MS);
+	if (!r) {
+		kctl_run_all(&p->k, jobs, nj, time_left_ms(p));
+		r = check_cluster(c, p, &jobs[0]);
+	}
 	for (size_t i = 0; i < p->n && !r; i++) {
 		if (ns_job[i] >= 0)
 			r = check_namespace(c, p, p->t[i].k.namespace, &jobs[ns_job[i]]);
 		if (!r)
 			r = check_service(c, p, &p->t[i], &jobs[svc_job[i]]);
+		if (!r)
+			r = check_endpoints(c, p, &p->t[i], &jobs[svc_job[i] + 1]);
 	}
 	for (size_t k = 0; k < nj; k++)
 		free(jobs[k].out);
@@ -343,20 +543,18 @@ static void forward_args(struct cli *c, const struct kplan *p, const struct targ
 	args[n++] = (char *)t->k.namespace;
 	args[n++] = "--port";
 	args[n++] = nums[0];
+	args[n++] = "--port-name";
+	args[n++] = (char *)t->port_name;
 	args[n++] = "--local-port";
 	args[n++] = nums[1];
 	args[n++] = "--max-attempts";
 	args[n++] = nums[2];
 	args[n++] = "--health-interval";
 	args[n++] = nums[3];
-	if (p->kubeconfig[0]) {
-		args[n++] = "--kubeconfig";
-		args[n++] = (char *)p->kubeconfig;
-	}
-	if (p->context[0]) {
-		args[n++] = "--context";
-		args[n++] = (char *)p->context;
-	}
+	args[n++] = "--kubeconfig";
+	args[n++] = (char *)p->kubeconfig;
+	args[n++] = "--context";
+	args[n++] = (char *)p->context;
 	args[n++] = "--state-dir";
 	args[n++] = c->state_dir;
 	args[n++] = c->verbose >= 2 ? "-vv" : "-v";
@@ -368,12 +566,14 @@ static void dry_run(struct cli *c, const struct kplan *p)
 	json_t *rows = json_array();
 	for (size_t i = 0; i < p->n; i++) {
 		const struct target *t = &p->t[i];
-		struct k8s_fwd f = {.kubeconfig = p->kubeconfig[0] ? p->kubeconfig : NULL,
-				    .context = p->context[0] ? p->context : NULL,
+		struct k8s_fwd f = {.kubeconfig = p->kubeconfig,
+				    .context = p->context,
 				    .namespace = t->k.namespace,
 				    .service = t->k.service,
 				    .remote_port = t->k.port,
-				    .local_port = t->k.local};
+				    .local_port = t->k.local,
+				    .target_port = t->ep.port};
+		snprintf(f.pod, sizeof f.pod, "%s", t->ep.pod);
 		char **av = NULL;
 		if (k8s_pf_argv(&f, &av) < 0)
 			continue;
@@ -382,41 +582,26 @@ static void dry_run(struct cli *c, const struct kplan *p)
 			json_array_append_new(a, json_string(*q));
 		char *line = argv_format(av);
 		if (!c->json)
-			printf("%s: %s\n", t->name, line ? line : "");
+			printf("%s: %s%s\n", t->name, line ? line : "",
+			       t->ep.pod[0] ? "" : "  (no Ready pod yet: it would wait for one)");
 		free(line);
 		k8s_pf_argv_free(av);
-		json_array_append_new(rows, json_pack("{s:s, s:o}", "name", t->name, "argv", a));
+		json_array_append_new(rows,
+				      json_pack("{s:s, s:o, s:s?, s:i}", "name", t->name, "argv", a,
+						"pod", t->ep.pod[0] ? t->ep.pod : NULL,
+						"ready_pods", (int)t->ep.ready));
 	}
 	if (c->json)
-		cli_print_json(json_pack("{s:b, s:o}", "dry_run", 1, "bridges", rows));
+		cli_print_json(json_pack("{s:b, s:s, s:s, s:o}", "dry_run", 1, "kubeconfig",
+					 p->kubeconfig, "context", p->context, "bridges", rows));
 	else
 		json_decref(rows);
 }
 
-/* Another kubeconfig/context already has bridges here: one session at a
- * time, as session.json describes one cluster. */
-static int check_session(struct cli *c, const struct kplan *p)
-{
-	struct k8s_entry *v;
-	size_t n;
-	if (k8s_session_list(c->state_dir, false, &v, &n) < 0)
-		return 0;
-	int r = 0;
-	if (n &&
-	    (strcmp(v[0].kubeconfig, p->kubeconfig) != 0 || strcmp(v[0].context, p->context) != 0))
-		r = cli_error(c, EXIT_ERROR,
-			      "a session with %s%s is active (%zu bridge%s); `devbridge "
-			      "disconnect` first",
-			      v[0].context[0] ? "context " : "another kubeconfig", v[0].context, n,
-			      n == 1 ? "" : "s");
-	free(v);
-	return r;
-}
-
-static int connect_run(struct cli *c, struct kplan *p, int timeout_s, bool foreground)
+static int connect_run(struct cli *c, struct kplan *p, bool foreground)
 {
 	int r = cli_state_dir(c);
-	if (r || (r = check_session(c, p)))
+	if (r)
 		return r;
 	/* sv[i] is target i's supervisor. */
 	struct cli_started *sv = calloc(p->n, sizeof *sv);
@@ -438,23 +623,20 @@ static int connect_run(struct cli *c, struct kplan *p, int timeout_s, bool foreg
 				 strerror(-r));
 		}
 	}
-	cli_wait_ready(sv, p->n, timeout_s);
-	for (size_t i = 0; i < p->n; i++) {
+	/* What --timeout leaves after the pre-checks (at least a second). */
+	uint64_t now = now_mono_ms();
+	int wait_s = now < p->deadline_ms ? (int)((p->deadline_ms - now + 999) / 1000) : 1;
+	cli_wait_ready(sv, p->n, wait_s);
+	for (size_t i = 0; i < p->n; i++)
 		if (sv[i].fd >= 0)
 			close(sv[i].fd);
-		if (sv[i].result && strcmp(sv[i].result, "timeout") == 0)
-			snprintf(sv[i].message, sizeof sv[i].message,
-				 "not connected after %d s; still trying in the background "
-				 "(`devbridge logs %s`)",
-				 timeout_s, sv[i].name);
-	}
 	r = k8s_session_write(c->state_dir, NULL);
 	if (r < 0)
 		log_error("cannot write the session files: %s", strerror(-r));
 
 	/* The env names as the session files have them. */
 	struct k8s_entry *ents = NULL;
-	size_t nent = 0;
+	size_t nent = 0, nexp = 0;
 	(void)k8s_session_list(c->state_dir, false, &ents, &nent);
 	int code = EXIT_OK;
 	json_t *rows = json_array();
@@ -466,6 +648,20 @@ static int connect_run(struct cli *c, struct kplan *p, int timeout_s, bool foreg
 		for (size_t k = 0; k < nent; k++)
 			if (strcmp(ents[k].name, t->name) == 0)
 				env = ents[k].env;
+		if (s->result && strcmp(s->result, "timeout") == 0) {
+			/* Say what it waits for (the supervisor's detail). */
+			const char *d = json_string_value(json_object_get(row, "detail"));
+			const char *why = json_string_value(json_object_get(row, "reason"));
+			char dd[600] = "";
+			if ((why && *why) || (d && *d))
+				snprintf(dd, sizeof dd, " (%s%s%s)", why && *why ? why : "",
+					 why && *why && d && *d ? ": " : "", d && *d ? d : "");
+			text_sanitize(dd);
+			snprintf(s->message, sizeof s->message,
+				 "not connected after %u s%s; still trying in the background "
+				 "(`devbridge logs %s`)",
+				 p->timeout_s, dd, s->name);
+		}
 		if (code == EXIT_OK && s->code != 0)
 			code = s->code;
 		json_object_set_new(row, "result", json_string(s->result));
@@ -492,7 +688,9 @@ static int connect_run(struct cli *c, struct kplan *p, int timeout_s, bool foreg
 				t->k.port, s->result, s->message);
 		}
 	}
-	if (!c->json && nent)
+	for (size_t k = 0; k < nent; k++)
+		nexp += k8s_entry_exported(&ents[k]);
+	if (!c->json && nexp)
 		printf("variables: %s/bridge.env (`devbridge env`, `devbridge shell`)\n",
 		       c->state_dir);
 	free(ents);
@@ -500,8 +698,8 @@ static int connect_run(struct cli *c, struct kplan *p, int timeout_s, bool foreg
 		char sf[PATH_MAX + 16], ef[PATH_MAX + 16];
 		snprintf(sf, sizeof sf, "%s/session.json", c->state_dir);
 		snprintf(ef, sizeof ef, "%s/bridge.env", c->state_dir);
-		json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O}", "context",
-					p->shown_context, "kubeconfig", p->kubeconfig, "namespace",
+		json_t *doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O}", "context", p->context,
+					"kubeconfig", p->kubeconfig, "namespace",
 					p->namespace[0] ? p->namespace : "default", "session_file",
 					sf, "env_file", ef, "bridges", rows);
 		cli_json_result(c, code, doc, "not every target connected");
@@ -515,6 +713,7 @@ static int connect_run(struct cli *c, struct kplan *p, int timeout_s, bool foreg
 
 int cmd_connect(struct cli *c)
 {
+	uint64_t start_ms = now_mono_ms();
 	const char *kubeconfig = NULL, *context = NULL, *ns = NULL, *timeout = NULL,
 		   *attempts = NULL, *health = NULL, *targets[MAX_TARGETS];
 	size_t ntargets = 0;
@@ -529,12 +728,14 @@ int cmd_connect(struct cli *c)
 	    {"--health-interval", 0, true, &health, NULL},
 	    {"--foreground", 'F', false, NULL, &foreground},
 	};
+	char shown[200];
 	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
 		return EXIT_USAGE;
 	if (c->argc)
-		return cli_error(c, EXIT_USAGE,
-				 "connect: unexpected '%s' (targets go after -t, e.g. -t %s:8080)",
-				 c->argv[0], c->argv[0]);
+		return cli_error(
+		    c, EXIT_USAGE,
+		    "connect: unexpected '%s' (targets go after -t, e.g. -t SERVICE:8080)",
+		    clean(c->argv[0], shown, sizeof shown));
 	unsigned timeout_s = DEFAULT_CONNECT_TIMEOUT, max_attempts = DEFAULT_MAX_ATTEMPTS,
 		 health_interval = DEFAULT_HEALTH_INTERVAL;
 	if ((timeout && cli_parse_uint(c, "--timeout", timeout, 1, 86400, &timeout_s) < 0) ||
@@ -544,7 +745,14 @@ int cmd_connect(struct cli *c)
 	     cli_parse_uint(c, "--health-interval", health, 0, 86400, &health_interval) < 0))
 		return EXIT_USAGE;
 	if (ns && !k8s_dns_label(ns))
-		return cli_error(c, EXIT_USAGE, "-n '%s': not a valid namespace name", ns);
+		return cli_error(c, EXIT_USAGE, "-n '%s': not a valid namespace name",
+				 clean(ns, shown, sizeof shown));
+	if (context && !*context)
+		return cli_error(c, EXIT_USAGE,
+				 "--context: an empty name; leave --context out to use the "
+				 "kubeconfig's current context");
+	if (kubeconfig && !*kubeconfig)
+		return cli_error(c, EXIT_USAGE, "--kubeconfig: an empty path");
 	/* Refused, never cut (bridge.context and bridge.kubeconfig are checked
 	 * by the config loader with the same limits). */
 	if (cli_check_length(c, "--context", context, CFG_CONTEXT_MAX) ||
@@ -557,31 +765,37 @@ int cmd_connect(struct cli *c)
 	struct cfg_bridge b;
 	if (cfg_bridge_resolve(c->cfg, c->profile, &b) < 0) {
 		const char *near = cfg_profile_suggest(c->cfg, c->profile);
-		return cli_error(c, EXIT_USAGE, "no profile '%s' in %s%s%s%s", c->profile,
-				 c->config_path, near ? " (did you mean '" : "", near ? near : "",
+		if (no_config(c))
+			return cli_error(c, EXIT_CONFIG,
+					 "no profile '%s': no config file was found (give --config "
+					 "FILE)",
+					 clean(c->profile, shown, sizeof shown));
+		return cli_error(c, EXIT_CONFIG, "no profile '%s' in %s%s%s%s",
+				 clean(c->profile, shown, sizeof shown), c->config_path,
+				 near ? " (did you mean '" : "", near ? near : "",
 				 near ? "'?)" : "");
 	}
-	struct kplan p = {.max_attempts = max_attempts, .health_interval = health_interval};
+	if (!context && b.context && !*b.context)
+		return cli_error(c, EXIT_CONFIG,
+				 "%s: bridge.context is empty; remove it to use the kubeconfig's "
+				 "current context",
+				 c->config_path);
+	struct kplan p = {.max_attempts = max_attempts,
+			  .health_interval = health_interval,
+			  .timeout_s = timeout_s,
+			  .deadline_ms = start_ms + (uint64_t)timeout_s * 1000};
 	struct target tv[MAX_TARGETS];
 	p.t = tv;
-	const char *kc = kubeconfig ? kubeconfig : b.kubeconfig;
-	char abs[PATH_MAX];
-	/* The supervisors outlive this directory: record an absolute path. */
-	if (kc && kc[0] != '/' && realpath(kc, abs))
-		kc = abs;
-	if (kc)
-		snprintf(p.kubeconfig, sizeof p.kubeconfig, "%s", kc);
 	const char *cx = context ? context : b.context;
 	if (cx)
 		snprintf(p.context, sizeof p.context, "%s", cx);
 	const char *dns = ns ? ns : b.namespace;
 	if (dns && !k8s_dns_label(dns))
 		return cli_error(c, EXIT_CONFIG,
-				 "bridge.namespace '%s': not a valid namespace name", dns);
+				 "bridge.namespace '%s': not a valid namespace name",
+				 clean(dns, shown, sizeof shown));
 	if (dns)
 		snprintf(p.namespace, sizeof p.namespace, "%s", dns);
-	p.k.kubeconfig = p.kubeconfig[0] ? p.kubeconfig : NULL;
-	p.k.context = p.context[0] ? p.context : NULL;
 
 	if (ntargets) {
 		for (size_t i = 0; i < ntargets; i++) {
@@ -598,30 +812,47 @@ int cmd_connect(struct cli *c)
 			if ((r = add_cfg_target(c, &p, &b.targets[i])))
 				return r;
 	}
-	if (p.n == 0)
+	if (p.n == 0) {
+		if (no_config(c))
+			return cli_error(
+			    c, EXIT_USAGE,
+			    "nothing to connect: give -t SERVICE:PORT[:LOCAL_PORT], or "
+			    "list bridge.targets in a config file (none was found)");
 		return cli_error(c, EXIT_USAGE,
 				 "nothing to connect: give -t SERVICE:PORT[:LOCAL_PORT] or list "
-				 "bridge.targets in the config (%s)",
+				 "bridge.targets in %s",
 				 c->config_path);
-	if ((r = precheck(c, &p)))
+	}
+	if ((r = resolve_kubeconfig(c, &p, kubeconfig ? kubeconfig : b.kubeconfig)) ||
+	    (r = precheck(c, &p)))
 		return r;
 	if (c->dry_run) {
 		dry_run(c, &p);
 		return EXIT_OK;
 	}
-	return connect_run(c, &p, (int)timeout_s, foreground);
+	return connect_run(c, &p, foreground);
 }
 
 /* --- __k8s-forward: one target's supervisor --- */
 
+static bool port_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	for (size_t i = 0; i < n; i++)
+		if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) && s[i] != '-')
+			return false;
+	return n < 64;
+}
+
 int cmd_k8s_forward(struct cli *c)
 {
 	const char *svc = NULL, *ns = NULL, *port = NULL, *local = NULL, *kc = NULL, *cx = NULL,
-		   *attempts = NULL, *health = NULL;
+		   *attempts = NULL, *health = NULL, *pname = NULL;
 	const struct cli_opt opts[] = {
 	    {"--service", 0, true, &svc, NULL},
 	    {"--namespace", 0, true, &ns, NULL},
 	    {"--port", 0, true, &port, NULL},
+	    {"--port-name", 0, true, &pname, NULL},
 	    {"--local-port", 0, true, &local, NULL},
 	    {"--kubeconfig", 0, true, &kc, NULL},
 	    {"--context", 0, true, &cx, NULL},
@@ -632,7 +863,8 @@ int cmd_k8s_forward(struct cli *c)
 		return EXIT_USAGE;
 	unsigned rp = 0, lp = 0, max_attempts = DEFAULT_MAX_ATTEMPTS,
 		 health_interval = DEFAULT_HEALTH_INTERVAL;
-	if (c->argc != 1 || !svc || !ns || !port || !local || !cfg_name_valid(c->argv[0]))
+	if (c->argc != 1 || !svc || !ns || !port || !local || !cfg_name_valid(c->argv[0]) ||
+	    (pname && !port_name_ok(pname)) || (cx && !*cx) || (kc && !*kc))
 		return cli_error(c, EXIT_USAGE, "__k8s-forward: bad arguments");
 	if (cli_parse_uint(c, "--port", port, 1, 65535, &rp) < 0 ||
 	    cli_parse_uint(c, "--local-port", local, 1, 65535, &lp) < 0 ||
@@ -645,16 +877,131 @@ int cmd_k8s_forward(struct cli *c)
 	int r = cli_state_dir(c);
 	if (r)
 		return r;
+	/* A kubeconfig list reaches kubectl through the environment only. */
+	if (kctl_kubeconfig_is_list(kc))
+		setenv("KUBECONFIG", kc, 1);
 	struct k8s_fwd f = {.kubeconfig = kc,
 			    .context = cx,
 			    .namespace = ns,
 			    .service = svc,
+			    .port_name = pname,
 			    .remote_port = (int)rp,
 			    .requested_port = (int)lp,
 			    .local_port = (int)lp,
 			    .origin = "standalone"};
 	return k8s_pf_supervise(&f, c->argv[0], c->state_dir, (int)max_attempts, health_interval,
 				ready);
+}
+
+/* --- status and check of k8s bridges --- */
+
+/* Does a k8s state file `e` answer to `name`: its bridge name, its
+ * service, or NAMESPACE/SERVICE? */
+static bool k8s_named(const struct k8s_entry *e, const char *name)
+{
+	if (strcmp(e->name, name) == 0 || strcmp(e->service, name) == 0)
+		return true;
+	size_t nl = strlen(e->namespace);
+	return strncmp(name, e->namespace, nl) == 0 && name[nl] == '/' &&
+	       strcmp(name + nl + 1, e->service) == 0;
+}
+
+size_t k8s_status_rows(struct cli *c, const char *name, json_t *rows)
+{
+	struct k8s_entry *v = NULL;
+	size_t n = 0, added = 0;
+	if (k8s_session_list(c->state_dir, true, &v, &n) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!k8s_named(&v[i], name))
+			continue;
+		/* A bridge named twice (by name and service) once. */
+		bool dup = false;
+		size_t k;
+		json_t *r;
+		json_array_foreach(rows, k, r)
+		{
+			dup |=
+			    strcmp(json_string_value(json_object_get(r, "name")), v[i].name) == 0;
+		}
+		if (dup)
+			continue;
+		json_array_append_new(rows, cli_status_row(c, v[i].name, NULL));
+		added++;
+	}
+	free(v);
+	return added;
+}
+
+json_t *k8s_status_session(struct cli *c)
+{
+	struct k8s_entry *v = NULL;
+	size_t n = 0;
+	if (k8s_session_list(c->state_dir, false, &v, &n) < 0 || n == 0) {
+		free(v);
+		return NULL;
+	}
+	const char *started = v[0].started_at;
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(v[i].started_at, started) < 0)
+			started = v[i].started_at;
+	json_t *o = json_pack("{s:s, s:s, s:s, s:i}", "kubeconfig", v[0].kubeconfig, "context",
+			      v[0].context, "started_at", started, "bridges", (int)n);
+	free(v);
+	return o;
+}
+
+/* What a probe through the forward says, as the supervisor's own probe
+ * does it: the service speaks (ok), kubectl closes it (the pod cannot be
+ * reached), or nothing fails it within the window (ok). */
+static bool probe_forward(int port, char *detail, size_t n)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int fd = net_connect_nb((struct sockaddr *)&sin, sizeof sin);
+	if (fd < 0) {
+		snprintf(detail, n, "cannot connect to 127.0.0.1:%d: %s", port, strerror(-fd));
+		return false;
+	}
+	struct pollfd p = {.fd = fd, .events = POLLOUT};
+	int e = poll(&p, 1, 2000) == 1 ? net_so_error(fd) : ETIMEDOUT;
+	bool ok = false;
+	if (e) {
+		snprintf(detail, n, "cannot connect to 127.0.0.1:%d: %s", port, strerror(e));
+	} else {
+		p.events = POLLIN;
+		char buf[64];
+		if (poll(&p, 1, 300) == 1 && read(fd, buf, sizeof buf) <= 0) {
+			snprintf(detail, n,
+				 "127.0.0.1:%d: kubectl closed the connection (the pod cannot be "
+				 "reached)",
+				 port);
+		} else {
+			ok = true;
+			snprintf(detail, n, "a connection through 127.0.0.1:%d went through", port);
+		}
+	}
+	close(fd);
+	return ok;
+}
+
+bool k8s_check_row(struct cli *c, json_t *row, char *detail, size_t n)
+{
+	const char *state = json_string_value(json_object_get(row, "state"));
+	const char *reason = json_string_value(json_object_get(row, "reason"));
+	pid_t pid = (pid_t)json_integer_value(json_object_get(row, "pid"));
+	int port = (int)json_integer_value(json_object_get(row, "local_port"));
+	if (!state || (strcmp(state, "connected") != 0 && strcmp(state, "degraded") != 0)) {
+		snprintf(detail, n, "bridge is %s%s%s%s", state ? state : "unknown",
+			 reason && *reason ? " (" : "", reason && *reason ? reason : "",
+			 reason && *reason ? ")" : "");
+		return false;
+	}
+	bool ok = probe_forward(port, detail, n);
+	/* Let the supervisor probe too, and update its own view now. */
+	if (pid > 0)
+		kill(pid, SIGUSR1);
+	return ok;
 }
 
 /* --- env, shell --- */
@@ -664,6 +1011,11 @@ static int live_entries(struct cli *c, struct k8s_entry **v, size_t *n)
 	int r = cli_state_dir(c);
 	if (r)
 		return r;
+	/* A supervisor killed without cleaning up left its variables in
+	 * bridge.env: take them out now. */
+	r = k8s_session_prune(c->state_dir);
+	if (r < 0)
+		log_warn("cannot rewrite the session files: %s", strerror(-r));
 	r = k8s_session_list(c->state_dir, false, v, n);
 	if (r < 0)
 		return cli_error(c, EXIT_ERROR, "cannot read %s: %s", c->state_dir, strerror(-r));
@@ -696,6 +1048,11 @@ int cmd_shell(struct cli *c)
 {
 	if (cli_scan_opts(c, NULL, 0) < 0)
 		return EXIT_USAGE;
+	/* stdout belongs to the shell or CMD: there is no document to give. */
+	if (c->json)
+		return cli_error(c, EXIT_USAGE,
+				 "shell runs a program on this terminal and has no JSON output; "
+				 "`devbridge --json env` gives the variables");
 	struct k8s_entry *v = NULL;
 	size_t n = 0;
 	int r = live_entries(c, &v, &n);
@@ -705,9 +1062,17 @@ int cmd_shell(struct cli *c)
 	const char *key;
 	json_t *val;
 	json_object_foreach(vars, key, val) setenv(key, json_string_value(val), 1);
-	if (n)
+	size_t nexp = 0;
+	for (size_t i = 0; i < n; i++)
+		nexp += k8s_entry_exported(&v[i]);
+	if (nexp)
 		fprintf(stderr, "devbridge: injected %zu BRIDGE_* variables from %zu bridge%s\n",
-			json_object_size(vars), n, n == 1 ? "" : "s");
+			json_object_size(vars), nexp, nexp == 1 ? "" : "s");
+	else if (n)
+		fprintf(stderr,
+			"devbridge: no Kubernetes bridge is connected yet (%zu starting); nothing "
+			"injected\n",
+			n);
 	else
 		fprintf(stderr, "devbridge: no active Kubernetes bridges; nothing injected\n");
 	json_decref(vars);
@@ -772,8 +1137,7 @@ int cmd_disconnect(struct cli *c)
 		char ans[16] = "";
 		if (!fgets(ans, sizeof ans, stdin) || (ans[0] != 'y' && ans[0] != 'Y')) {
 			json_decref(names);
-			fprintf(stderr, "nothing stopped\n");
-			return EXIT_OK;
+			return cli_error(c, EXIT_ERROR, "not confirmed: nothing stopped");
 		}
 	}
 	json_t *rows = json_array();

@@ -8,6 +8,7 @@
 #include "core/spawn.h"
 #include "core/state.h"
 #include "core/util.h"
+#include "k8s/session.h"
 #include "ssh/ssh_argv.h"
 #include "ssh/supervisor.h"
 
@@ -56,9 +57,12 @@ json_t *cli_status_row(struct cli *c, const char *name, const struct cfg_tunnel 
 		state = "failed";
 	json_object_set_new(row, "state", json_string(state));
 	json_object_set_new(row, "pid", live ? json_integer(live) : json_null());
+	/* ssh's own members: not on other kinds' rows. */
+	bool ssh = strcmp(json_string_value(json_object_get(row, "kind")), "ssh") == 0;
 	json_t *sp = st ? json_object_get(st, "ssh_pid") : NULL;
-	json_object_set_new(row, "ssh_pid",
-			    live && json_is_integer(sp) ? json_copy(sp) : json_null());
+	if (ssh)
+		json_object_set_new(row, "ssh_pid",
+				    live && json_is_integer(sp) ? json_copy(sp) : json_null());
 	json_object_set_new(row, "since", st ? jstr_or(st, "since", "") : json_null());
 	char local[300] = "", remote[600] = "";
 	if (t && t->direction == TUNNEL_LOCAL) {
@@ -97,15 +101,20 @@ json_t *cli_status_row(struct cli *c, const char *name, const struct cfg_tunnel 
 	json_object_set_new(row, "reason", reason);
 	json_object_set_new(row, "detail", jstr_or(st, "detail", ""));
 	const char *dir = t ? (t->direction == TUNNEL_LOCAL ? "local" : "reverse") : "";
-	json_object_set_new(row, "direction", t ? json_string(dir) : jstr_or(st, "direction", ""));
+	if (ssh)
+		json_object_set_new(row, "direction",
+				    t ? json_string(dir) : jstr_or(st, "direction", ""));
 	json_object_set_new(row, "actor", t ? json_string(t->actor) : jstr_or(st, "actor", ""));
 	/* What other worlds' supervisors add (k8s: the service and ports). */
-	static const char *const extra[] = {"service",	  "namespace",	    "remote_port",
-					    "local_port", "requested_port", "kubectl_pid",
-					    "origin",	  "context"};
+	static const char *const extra[] = {
+	    "service",	   "namespace",	 "remote_port", "local_port", "requested_port",
+	    "kubectl_pid", "pod",	 "target_port", "origin",     "context",
+	    "kubeconfig",  "started_at", "connected_at"};
 	for (size_t k = 0; !t && st && k < ARRAY_SIZE(extra); k++) {
 		json_t *x = json_object_get(st, extra[k]);
-		if (x && !(strcmp(extra[k], "kubectl_pid") == 0 && !live))
+		bool run = !strcmp(extra[k], "kubectl_pid") || !strcmp(extra[k], "pod") ||
+			   !strcmp(extra[k], "target_port");
+		if (x && !(run && !live))
 			json_object_set(row, extra[k], x);
 	}
 	json_decref(st);
@@ -141,80 +150,34 @@ static void extra_names(struct cli *c, json_t *names)
 	closedir(d);
 }
 
-/* The common start of status and check: no options of their own, the
- * config, the state directory, and the named (or all) tunnels. */
-static int prepare(struct cli *c, bool optional_config, const struct cfg_tunnel ***sel,
-		   size_t *nsel)
+/* The status table: each column as wide as its widest cell. */
+static void print_status_table(struct cli *c, json_t *rows)
 {
-	if (cli_scan_opts(c, NULL, 0) < 0)
-		return EXIT_USAGE;
-	int r = optional_config ? cli_load_config_optional(c) : cli_load_config(c);
-	if (r || (r = cli_state_dir(c)))
-		return r;
-	return cli_select_tunnels(c, c->argc, c->argv, sel, nsel);
-}
-
-int cmd_status(struct cli *c)
-{
-	const struct cfg_tunnel **sel = NULL;
-	size_t nsel = 0;
-	int r = prepare(c, true, &sel, &nsel);
-	if (r)
-		return r;
-	json_t *rows = json_array();
-	for (size_t i = 0; i < nsel; i++)
-		json_array_append_new(rows, cli_status_row(c, sel[i]->name, sel[i]));
-	free(sel);
-	if (c->argc == 0)
-		container_status_rows(c, rows);
-	if (c->argc == 0) {
-		json_t *extra = json_array();
-		extra_names(c, extra);
-		size_t i;
-		json_t *v;
-		json_array_foreach(extra, i, v)
-		{
-			json_t *row = cli_status_row(c, json_string_value(v), NULL);
-			/* Live ones, and failed ones until disconnect or down
-			 * clears them: a failure must stay visible. */
-			if (json_integer_value(json_object_get(row, "pid")) > 0 ||
-			    strcmp(row_str(row, "state"), "failed") == 0)
-				json_array_append_new(rows, row);
-			else
-				json_decref(row);
-		}
-		json_decref(extra);
-	}
-	if (c->json) {
-		cli_print_json(json_pack("{s:o}", "bridges", rows));
-		return EXIT_OK;
-	}
-	if (json_array_size(rows) == 0) {
-		if (c->cfg && c->cfg->n_tunnels == 0 && strcmp(c->config_path, "(no config)") == 0)
-			printf("no bridges running and no containers connected\n");
-		else
-			printf("no bridges configured in %s and no containers connected\n",
-			       c->config_path);
-		json_decref(rows);
-		return EXIT_OK;
-	}
-	bool color = cli_color(c);
-	printf("%-24s %-9s %-13s %-44s %-8s %-5s %-8s %s\n", "NAME", "KIND", "STATE",
-	       "LOCAL -> REMOTE", "UPTIME", "RECON", "HEALTH", "LAST EVENT");
+	enum { NCOL = 8 };
+	static const char *const head[NCOL] = {"NAME",	 "KIND",  "STATE",  "LOCAL -> REMOTE",
+					       "UPTIME", "RECON", "HEALTH", "LAST EVENT"};
+	size_t nrows = json_array_size(rows);
+	char(*cell)[NCOL][700] = calloc(nrows ? nrows : 1, sizeof *cell);
+	if (!cell)
+		return;
+	size_t w[NCOL];
+	for (int k = 0; k < NCOL; k++)
+		w[k] = strlen(head[k]);
 	size_t i;
 	json_t *row;
 	json_array_foreach(rows, i, row)
 	{
-		const char *state = row_str(row, "state");
-		char uptime[32] = "-", lr[700];
+		char *lr = cell[i][3];
+		size_t lrn = sizeof cell[i][3];
 		double since;
+		snprintf(cell[i][4], sizeof cell[i][4], "-");
 		if (json_integer_value(json_object_get(row, "pid")) > 0 &&
 		    parse_iso8601(row_str(row, "since"), &since) == 0) {
 			struct timespec now;
 			clock_gettime(CLOCK_REALTIME, &now);
-			fmt_duration(uptime, sizeof uptime, (double)now.tv_sec - since);
+			fmt_duration(cell[i][4], sizeof cell[i][4], (double)now.tv_sec - since);
 		}
-		snprintf(lr, sizeof lr, "%s -> %s", row_str(row, "local"), row_str(row, "remote"));
+		snprintf(lr, lrn, "%s -> %s", row_str(row, "local"), row_str(row, "remote"));
 		json_t *fws = json_object_get(row, "forwards");
 		if (json_array_size(fws) > 0) {
 			/* A container: one "host <- container (process)" per forward. */
@@ -228,21 +191,42 @@ int cmd_status(struct cli *c)
 					 json_string_value(json_object_get(f, "process_name"))
 					     ?: "");
 				text_sanitize(proc);
-				int w = snprintf(
-				    lr + off, sizeof lr - off, "%s127.0.0.1:%lld <- %lld%s%s%s",
+				int wr = snprintf(
+				    lr + off, lrn - off, "%s127.0.0.1:%lld <- %lld%s%s%s",
 				    off ? ", " : "",
 				    (long long)json_integer_value(json_object_get(f, "host_port")),
 				    (long long)json_integer_value(json_object_get(f, "port")),
 				    *proc ? " (" : "", proc, *proc ? ")" : "");
-				if (w < 0 || (size_t)w >= sizeof lr - off)
+				if (wr < 0 || (size_t)wr >= lrn - off)
 					break;
-				off += (size_t)w;
+				off += (size_t)wr;
 			}
 		}
 		if (strcmp(row_str(row, "direction"), "reverse") == 0)
-			snprintf(lr, sizeof lr, "%s <- %s", row_str(row, "local"),
+			snprintf(lr, lrn, "%s <- %s", row_str(row, "local"),
 				 row_str(row, "remote"));
-		const char *col = "", *end = "";
+		const char *reason = row_str(row, "reason");
+		snprintf(cell[i][0], sizeof cell[i][0], "%s", row_str(row, "name"));
+		snprintf(cell[i][1], sizeof cell[i][1], "%s", row_str(row, "kind"));
+		snprintf(cell[i][2], sizeof cell[i][2], "%s", row_str(row, "state"));
+		snprintf(cell[i][5], sizeof cell[i][5], "%lld",
+			 (long long)json_integer_value(json_object_get(row, "reconnects")));
+		snprintf(cell[i][6], sizeof cell[i][6], "%s", row_str(row, "health"));
+		snprintf(cell[i][7], sizeof cell[i][7], "%s%s%s%s", row_str(row, "last_event"),
+			 *reason ? " (" : "", reason, *reason ? ")" : "");
+		for (int k = 0; k < NCOL; k++) {
+			text_sanitize(cell[i][k]);
+			size_t l = strlen(cell[i][k]);
+			if (k < NCOL - 1 && l > w[k])
+				w[k] = l;
+		}
+	}
+	bool color = cli_color(c);
+	for (int k = 0; k < NCOL; k++)
+		printf(k < NCOL - 1 ? "%-*s " : "%.*s\n", (int)w[k], head[k]);
+	json_array_foreach(rows, i, row)
+	{
+		const char *state = cell[i][2], *col = "", *end = "";
 		if (color) {
 			end = "\033[0m";
 			if (!strcmp(state, "connected"))
@@ -255,16 +239,119 @@ int cmd_status(struct cli *c)
 			else
 				end = "";
 		}
-		char ev[600];
-		const char *reason = row_str(row, "reason");
-		snprintf(ev, sizeof ev, "%s%s%s%s", row_str(row, "last_event"), *reason ? " (" : "",
-			 reason, *reason ? ")" : "");
-		printf("%-24s %-9s %s%-13s%s %-44s %-8s %-5lld %-8s %s\n", row_str(row, "name"),
-		       row_str(row, "kind"), col, state, end, lr, uptime,
-		       (long long)json_integer_value(json_object_get(row, "reconnects")),
-		       row_str(row, "health"), ev);
+		for (int k = 0; k < NCOL - 1; k++)
+			printf("%s%-*s%s ", k == 2 ? col : "", (int)w[k], cell[i][k],
+			       k == 2 ? end : "");
+		printf("%s\n", cell[i][NCOL - 1]);
 	}
+	free(cell);
+}
+
+/* seed 000's status header, for the live Kubernetes session. */
+static void print_k8s_header(json_t *sess)
+{
+	double since;
+	char up[32] = "-", at[16] = "";
+	if (parse_iso8601(row_str(sess, "started_at"), &since) == 0) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		fmt_duration(up, sizeof up, (double)now.tv_sec - since);
+		time_t t = (time_t)since;
+		struct tm tm;
+		if (localtime_r(&t, &tm))
+			strftime(at, sizeof at, " (%H:%M:%S)", &tm);
+	}
+	char kc[PATH_MAX], cx[300];
+	snprintf(kc, sizeof kc, "%s", row_str(sess, "kubeconfig"));
+	snprintf(cx, sizeof cx, "%s", row_str(sess, "context"));
+	text_sanitize(kc);
+	text_sanitize(cx);
+	printf("Kubernetes session (%lld bridge%s)\n  config:   %s\n  context:  %s\n  uptime:   "
+	       "%s%s\n\n",
+	       (long long)json_integer_value(json_object_get(sess, "bridges")),
+	       json_integer_value(json_object_get(sess, "bridges")) == 1 ? "" : "s", kc, cx, up,
+	       at);
+}
+
+int cmd_status(struct cli *c)
+{
+	if (cli_scan_opts(c, NULL, 0) < 0)
+		return EXIT_USAGE;
+	int r = cli_load_config_optional(c);
+	if (r || (r = cli_state_dir(c)))
+		return r;
+	/* A supervisor killed without cleaning up: its variables go now. */
+	(void)k8s_session_prune(c->state_dir);
+	json_t *rows = json_array();
+	for (int i = 0; i < c->argc; i++) {
+		const struct cfg_tunnel *t = cfg_find_tunnel(c->cfg, c->argv[i]);
+		if (t) {
+			json_array_append_new(rows, cli_status_row(c, t->name, t));
+			continue;
+		}
+		/* Kubernetes bridges by bridge name or by service. */
+		if (k8s_status_rows(c, c->argv[i], rows) > 0)
+			continue;
+		const struct cfg_tunnel **sel;
+		size_t n;
+		json_decref(rows);
+		return cli_select_tunnels(c, 1, &c->argv[i], &sel, &n); /* reports it: 48 */
+	}
+	if (c->argc == 0) {
+		for (size_t i = 0; i < c->cfg->n_tunnels; i++)
+			json_array_append_new(
+			    rows, cli_status_row(c, c->cfg->tunnels[i].name, &c->cfg->tunnels[i]));
+		container_status_rows(c, rows);
+		json_t *extra = json_array();
+		extra_names(c, extra);
+		size_t i;
+		json_t *v;
+		json_array_foreach(extra, i, v)
+		{
+			json_t *row = cli_status_row(c, json_string_value(v), NULL);
+			/* Live ones, failed ones until disconnect or down clears
+			 * them, and those whose supervisor died without saying
+			 * so: a failure must stay visible. */
+			if (json_integer_value(json_object_get(row, "pid")) > 0 ||
+			    strcmp(row_str(row, "state"), "failed") == 0 ||
+			    strcmp(row_str(row, "reason"), "supervisor_gone") == 0)
+				json_array_append_new(rows, row);
+			else
+				json_decref(row);
+		}
+		json_decref(extra);
+	}
+	json_t *sess = k8s_status_session(c);
+	if (c->json) {
+		json_t *doc = json_pack("{s:o}", "bridges", rows);
+		if (sess)
+			json_object_set_new(doc, "session", sess);
+		cli_print_json(doc);
+		return EXIT_OK;
+	}
+	if (json_array_size(rows) == 0) {
+		size_t nt = c->cfg ? c->cfg->bridge.n_targets : 0;
+		if (nt)
+			printf("no bridges running; %s lists %zu Kubernetes target%s (`devbridge "
+			       "connect` starts them)\n",
+			       c->config_path, nt, nt == 1 ? "" : "s");
+		else if (c->cfg && c->cfg->n_tunnels == 0 &&
+			 strcmp(c->config_path, "(no config)") == 0)
+			printf("no bridges running and no containers connected\n");
+		else
+			printf("no bridges configured in %s and no containers connected\n",
+			       c->config_path);
+		json_decref(rows);
+		json_decref(sess);
+		return EXIT_OK;
+	}
+	if (sess)
+		print_k8s_header(sess);
+	json_decref(sess);
+	print_status_table(c, rows);
 	fflush(stdout);
+	size_t i;
+	json_t *row;
 	json_array_foreach(rows, i, row)
 	{
 		if (*row_str(row, "state_error"))
@@ -901,11 +988,35 @@ int cmd_logs(struct cli *c)
 
 int cmd_check(struct cli *c)
 {
-	const struct cfg_tunnel **sel = NULL;
-	size_t nsel = 0;
-	int r = prepare(c, false, &sel, &nsel);
+	if (cli_scan_opts(c, NULL, 0) < 0)
+		return EXIT_USAGE;
+	int r = cli_state_dir(c);
 	if (r)
 		return r;
+	/* Kubernetes bridges named (by bridge name or service) are checked by
+	 * a probe through their forward; the other names are tunnels. */
+	json_t *k8s = json_array();
+	char **rest = calloc((size_t)c->argc + 1, sizeof *rest);
+	int nrest = 0;
+	if (!rest) {
+		json_decref(k8s);
+		return cli_error(c, EXIT_ERROR, "out of memory");
+	}
+	for (int i = 0; i < c->argc; i++)
+		if (k8s_status_rows(c, c->argv[i], k8s) == 0)
+			rest[nrest++] = c->argv[i];
+	const struct cfg_tunnel **sel = NULL;
+	size_t nsel = 0;
+	if (c->argc == 0 || nrest > 0) {
+		r = cli_load_config(c);
+		if (!r)
+			r = cli_select_tunnels(c, nrest, rest, &sel, &nsel);
+	}
+	free(rest);
+	if (r) {
+		json_decref(k8s);
+		return r;
+	}
 	int code = EXIT_OK;
 	json_t *rows = json_array();
 	if (!c->json)
@@ -937,6 +1048,22 @@ int cmd_check(struct cli *c)
 						      health, "detail", detail));
 	}
 	free(sel);
+	size_t i;
+	json_t *row;
+	json_array_foreach(k8s, i, row)
+	{
+		char detail[512];
+		const char *name = row_str(row, "name");
+		const char *health =
+		    k8s_check_row(c, row, detail, sizeof detail) ? "ok" : "failing";
+		if (strcmp(health, "ok") != 0)
+			code = EXIT_HEALTH_FAILING;
+		if (!c->json)
+			printf("%-24s %-8s %s\n", name, health, detail);
+		json_array_append_new(rows, json_pack("{s:s, s:s, s:s}", "name", name, "health",
+						      health, "detail", detail));
+	}
+	json_decref(k8s);
 	if (c->json) {
 		json_t *doc = json_pack("{s:o}", "checks", rows);
 		return cli_json_result(c, code, doc, "a health check is failing");

@@ -95,6 +95,8 @@ int spawn_process(const struct spawn_opts *o, pid_t *ret_pid)
 		child_common(parent, o->die_with_parent);
 		if (o->new_session)
 			setsid();
+		else if (o->new_pgroup)
+			setpgid(0, 0);
 		/* The exec-status pipe must not land on 0-2. */
 		int ep = errpipe[1];
 		if (ep <= 2) {
@@ -200,8 +202,11 @@ int spawn_capture_all(struct spawn_capture *jobs, size_t n, int timeout_ms)
 			close(po[1]);
 			continue;
 		}
-		struct spawn_opts o = {
-		    .argv = b->argv, .stdin_fd = -1, .stdout_fd = po[1], .stderr_fd = pe[1]};
+		struct spawn_opts o = {.argv = b->argv,
+				       .stdin_fd = -1,
+				       .stdout_fd = po[1],
+				       .stderr_fd = pe[1],
+				       .new_pgroup = true};
 		int r = spawn_process(&o, &b->pid);
 		close(po[1]);
 		close(pe[1]);
@@ -273,7 +278,9 @@ int spawn_capture_all(struct spawn_capture *jobs, size_t n, int timeout_ms)
 		if (b->out)
 			b->out[b->len] = '\0';
 		if (b->pid) {
-			if (cut)
+			/* The group: what the job started (a credential
+			 * plugin) would otherwise outlive it. */
+			if (cut && kill(-b->pid, SIGKILL) < 0)
 				kill(b->pid, SIGKILL);
 			int st = 0;
 			while (waitpid(b->pid, &st, 0) < 0 && errno == EINTR)

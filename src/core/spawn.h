@@ -20,6 +20,8 @@ struct spawn_opts {
 	int stderr_fd;	      /* -1 = /dev/null */
 	bool die_with_parent; /* SIGTERM the child when its parent dies */
 	bool new_session;     /* setsid() in the child */
+	bool new_pgroup;      /* setpgid(0, 0): the child leads its own process group,
+			       * so kill(-pid) also reaches what it starts */
 	int pass_fd;	      /* > 2: becomes fd 3 in the child (e.g. a ready pipe) */
 };
 
@@ -46,9 +48,12 @@ struct spawn_capture {
 	size_t len, elen;
 };
 
-/* Run every job at once (no shell, stdin /dev/null) and wait until all
- * have exited or timeout_ms has passed (the rest are killed: -ETIMEDOUT).
- * Returns the first non-zero status, or 0.  The caller frees each out. */
+/* Run every job at once (no shell, stdin /dev/null), each in its own
+ * process group, and wait until all have exited or timeout_ms has passed:
+ * the rest are killed with their whole process group (a helper such as
+ * kubectl's exec credential plugin goes with them) and get -ETIMEDOUT.
+ * Returns the first non-zero status, or 0.  The caller frees each out.
+ * Blocking: for the CLI, not for an event loop. */
 int spawn_capture_all(struct spawn_capture *jobs, size_t n, int timeout_ms);
 
 /* Reset signal mask and dispositions to defaults (for a child). */

@@ -123,9 +123,18 @@ struct sup {
 	uint64_t stall_seen_ms; /* when the child last made progress */
 	bool stalled;		/* stopped: health failing */
 	bool stall_degraded;	/* and that moved it connected -> degraded */
+	/* A driver that watches (sup_hold, sup_renew). */
+	bool held; /* waiting for the driver: no child, no retry timer */
+	int hold_reason;
+	char hold_detail[LINE_MAX_];
+	char last_hold[LINE_MAX_ + 16]; /* what the last bridge_waiting said */
+	bool renew;			/* the child is being stopped by sup_renew */
+	int renew_reason;
+	char renew_why[LINE_MAX_];
 };
 
 static void attempt(struct sup *s);
+static void hold(struct sup *s);
 static void on_stable(struct loop *l, void *data);
 static void stop_child(struct sup *s);
 static void reprobe_schedule(struct sup *s);
@@ -139,6 +148,16 @@ void *sup_ctx(struct sup *s)
 const char *sup_name(struct sup *s)
 {
 	return s->o.name;
+}
+
+struct loop *sup_loop(struct sup *s)
+{
+	return s->loop;
+}
+
+bool sup_running(struct sup *s)
+{
+	return s->child > 0;
 }
 
 static bool has_health(const struct sup *s)
@@ -661,6 +680,8 @@ static void child_exited(struct sup *s, int status)
 	const char *prog = s->drv->program;
 	if (s->hup)
 		snprintf(why, sizeof why, "SIGHUP: reconnecting now");
+	else if (s->renew)
+		snprintf(why, sizeof why, "%s", s->renew_why);
 	else if (s->last_msg[0])
 		snprintf(why, sizeof why, "%s: %s", s->drv->reason_text(r), s->last_msg);
 	else if (WIFSIGNALED(status))
@@ -669,15 +690,16 @@ static void child_exited(struct sup *s, int status)
 	else
 		snprintf(why, sizeof why, "%s (pid %ld) exited with status %d", prog, (long)pid,
 			 WEXITSTATUS(status));
-	s->reason = s->hup ? 0 : r;
+	s->reason = s->hup ? 0 : s->renew ? s->renew_reason : r;
 
 	bool was_up = s->state == ST_CONNECTED || s->state == ST_DEGRADED;
 	if (was_up)
 		transition(s, s->state, "bridge_disconnected", why);
 	s->health = H_UNKNOWN;
 
-	if (s->hup) {
-		s->hup = false;
+	if (s->hup || s->renew) {
+		/* Uncounted: a signal, or the driver knows the run is stale. */
+		s->hup = s->renew = false;
 		s->reconnects++;
 		s->next_delay = 0;
 		transition(s, ST_RECONNECTING, "bridge_reconnecting", why);
@@ -738,6 +760,10 @@ static void attempt(struct sup *s)
 		s->argv = NULL;
 	}
 	r = s->drv->build_argv(s, &s->argv);
+	if (r == -EAGAIN) {
+		hold(s);
+		return;
+	}
 	if (r == 0)
 		r = stream_open(s, &s->err, false, &ew);
 	if (r == 0 && s->drv->read_stdout)
@@ -786,6 +812,64 @@ fail:
 		close(ow);
 	/* Counted like a run that failed at once. */
 	child_exited(s, 1 << 8);
+}
+
+/* --- drivers that watch: sup_hold, sup_renew --- */
+
+void sup_hold(struct sup *s, int reason, const char *detail)
+{
+	s->hold_reason = reason;
+	snprintf(s->hold_detail, sizeof s->hold_detail, "%s", detail ? detail : "");
+}
+
+/* build_argv said -EAGAIN: wait for sup_renew.  One audit event per
+ * distinct reason, not one per renewal that changed nothing. */
+static void hold(struct sup *s)
+{
+	s->held = true;
+	s->reason = s->hold_reason;
+	if (s->argv) {
+		s->drv->free_argv(s->argv);
+		s->argv = NULL;
+	}
+	enum sup_state st = s->state == ST_STARTING ? ST_STARTING : ST_RECONNECTING;
+	char key[sizeof s->last_hold];
+	snprintf(key, sizeof key, "%d %s", s->hold_reason, s->hold_detail);
+	if (st != s->state || strcmp(key, s->last_hold) != 0) {
+		memcpy(s->last_hold, key, sizeof key);
+		transition(s, st, "bridge_waiting", s->hold_detail);
+	} else {
+		write_state(s);
+	}
+	if (!s->o.ready_waits_retries)
+		notify_ready(s, SUP_READY_RETRYING, s->drv->reason_exit(s->reason), s->hold_detail);
+}
+
+void sup_renew(struct sup *s, int reason, const char *why)
+{
+	if (s->stopping)
+		return;
+	if (s->child > 0) {
+		if (!s->renew && !s->hup) {
+			s->renew = true;
+			s->renew_reason = reason;
+			snprintf(s->renew_why, sizeof s->renew_why, "%s", why ? why : "");
+		}
+		stop_child(s);
+		return;
+	}
+	if (!s->held && !s->retry_timer)
+		return;
+	loop_timer_cancel(s->loop, s->retry_timer);
+	s->retry_timer = NULL;
+	s->held = false;
+	s->last_hold[0] = '\0';
+	s->next_delay = 0;
+	if (s->state == ST_RECONNECTING)
+		transition(s, ST_RECONNECTING, "bridge_reconnecting", why);
+	else
+		log_info("%s: %s", s->o.name, why ? why : "running now");
+	attempt(s);
 }
 
 static void on_stable(struct loop *l, void *data)
@@ -971,6 +1055,8 @@ static void reap(struct sup *s)
 			child_exited(s, status);
 		else if (pid == s->health_pid)
 			health_done(s, status);
+		else if (s->drv->reaped)
+			s->drv->reaped(s, pid, status);
 	}
 }
 
@@ -994,9 +1080,11 @@ static void on_signal(struct loop *l, int signo, void *data)
 		if (s->child > 0) {
 			s->hup = true;
 			stop_child(s);
-		} else if (s->retry_timer) {
+		} else if (s->retry_timer || s->held) {
 			loop_timer_cancel(l, s->retry_timer);
 			s->retry_timer = NULL;
+			s->held = false;
+			s->last_hold[0] = '\0';
 			s->next_delay = 0;
 			transition(s, ST_RECONNECTING, "bridge_reconnecting",
 				   "SIGHUP: retrying now");
@@ -1004,8 +1092,15 @@ static void on_signal(struct loop *l, int signo, void *data)
 		}
 		break;
 	case SIGUSR1:
-		if (s->state == ST_CONNECTED || s->state == ST_DEGRADED)
-			health_start(s);
+		if (s->state != ST_CONNECTED && s->state != ST_DEGRADED)
+			break;
+		health_start(s);
+		/* Without a configured check, the periodic probe through the
+		 * forward is the check: run it now (`devbridge check`). */
+		if (!has_health(s) && s->o.probe_interval_s && s->drv->probe_port && !s->probing) {
+			loop_timer_cancel(l, s->reprobe_timer);
+			on_reprobe(l, s);
+		}
 		break;
 	}
 }
@@ -1054,6 +1149,8 @@ int sup_run(const struct sup_opts *o)
 	/* A pipe reader (`up`) that went away must not kill us. */
 	signal(SIGPIPE, SIG_IGN);
 	backoff_init(&s.bo, o->backoff_initial, o->backoff_max);
+	if (s.drv->start && (r = s.drv->start(&s)) < 0)
+		log_warn("%s: %s", o->name, strerror(-r));
 
 	/* The first run's command line, for the audit log. */
 	char **argv = NULL, d[4096];

@@ -23,6 +23,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 struct cfg_health;
 struct sup;
@@ -56,7 +57,8 @@ struct sup_driver {
 	/* Exit code when max_attempts ran out; 0 = the last reason's. */
 	int exit_gave_up;
 
-	/* argv for the next run, NULL-terminated; freed with free_argv. */
+	/* argv for the next run, NULL-terminated; freed with free_argv.
+	 * -EAGAIN (after sup_hold): nothing to run yet, see sup_hold. */
 	int (*build_argv)(struct sup *s, char ***ret);
 	void (*free_argv)(char **argv);
 	/* One line (no newline) from stderr, or stdout when is_stdout. */
@@ -82,6 +84,14 @@ struct sup_driver {
 	/* Optional.  Called once when the supervisor stops or fails for
 	 * good, its child gone, just before it exits. */
 	void (*finished)(struct sup *s);
+
+	/* Optional, for drivers with fds, timers or children of their own
+	 * (see "Drivers that watch" below).  start: once the loop exists,
+	 * before the first run; a negative errno is logged and ignored.
+	 * reaped: a child of this process that is not the supervisor's own
+	 * has exited (the supervisor reaps every child). */
+	int (*start)(struct sup *s);
+	void (*reaped)(struct sup *s, pid_t pid, int status);
 };
 
 struct sup_opts {
@@ -126,5 +136,33 @@ void *sup_ctx(struct sup *s);
 const char *sup_name(struct sup *s);
 /* Audit event without a state change (e.g. "port_shifted"). */
 void sup_event(struct sup *s, const char *ev, const char *detail);
+
+/* --- Drivers that watch something of their own ---
+ *
+ * A driver may follow the world outside its child (the k8s driver follows
+ * a Service's endpoints) and decide when a run is pointless or stale.
+ * These are the only entry points for that; all run on the supervisor's
+ * loop, from the driver's own callbacks. */
+
+/* The supervisor's loop, for the driver's own fds and timers (they must
+ * be gone by the time `finished` returns). */
+struct loop *sup_loop(struct sup *s);
+
+/* From build_argv, before it returns -EAGAIN: there is nothing worth
+ * running now, for `reason` (the driver's, shown as the state's reason)
+ * and `detail`.  The supervisor starts no child, counts no attempt and
+ * sets no retry timer: it waits (state starting, or reconnecting once it
+ * has run; audit event bridge_waiting when reason or detail change) until
+ * the driver calls sup_renew. */
+void sup_hold(struct sup *s, int reason, const char *detail);
+
+/* The next run should start now, uncounted: the current child (if any)
+ * is stopped and its exit recorded with `reason` and `why` (not what the
+ * child said), then a new run starts at once; a supervisor that waits
+ * (held, or for a retry) runs now.  Nothing while stopping. */
+void sup_renew(struct sup *s, int reason, const char *why);
+
+/* Whether a child runs now (a run is in progress). */
+bool sup_running(struct sup *s);
 
 #endif

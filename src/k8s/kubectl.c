@@ -25,7 +25,7 @@ int kctl_run_all(const struct kctl *k, struct kctl_job *jobs, size_t n, int time
 	for (size_t j = 0; j < n; j++) {
 		size_t a = 0;
 		argv[j][a++] = k->kubectl ? k->kubectl : "kubectl";
-		if (k->kubeconfig) {
+		if (kctl_kubeconfig_flag(k->kubeconfig)) {
 			argv[j][a++] = "--kubeconfig";
 			argv[j][a++] = k->kubeconfig;
 		}
@@ -110,4 +110,14 @@ int kctl_kubeconfig_exists(const char *list)
 		p += len + (p[len] == ':');
 	}
 	return 0;
+}
+
+bool kctl_kubeconfig_is_list(const char *kubeconfig)
+{
+	return kubeconfig && strchr(kubeconfig, ':');
+}
+
+const char *kctl_kubeconfig_flag(const char *kubeconfig)
+{
+	return kubeconfig && !kctl_kubeconfig_is_list(kubeconfig) ? kubeconfig : NULL;
 }

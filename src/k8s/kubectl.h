@@ -3,11 +3,12 @@
 #ifndef DEVBRIDGE_K8S_KUBECTL_H
 #define DEVBRIDGE_K8S_KUBECTL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct kctl {
 	const char *kubectl;	/* path or name on PATH; NULL = "kubectl" */
-	const char *kubeconfig; /* NULL = kubectl's own default */
+	const char *kubeconfig; /* NULL = kubectl's own default (see kctl_kubeconfig_flag) */
 	const char *context;	/* NULL = the current context */
 };
 
@@ -16,7 +17,8 @@ struct kctl {
  * each job's args in; its stdout (malloc'd, cut at max; NULL when max is
  * 0; the caller frees it), the start of stderr and its status (exit
  * status, or -errno: -ETIMEDOUT, -ENOENT) out.  Returns the first
- * non-zero status, or 0.  See spawn_capture_all. */
+ * non-zero status, or 0.  See spawn_capture_all (each kubectl in its own
+ * process group, killed with it at the deadline).  Blocking: CLI only. */
 struct kctl_job {
 	const char *const *args;
 	size_t max;
@@ -36,5 +38,13 @@ void kctl_default_kubeconfig(char *buf, size_t n);
 
 /* Whether any file of a ':'-separated kubeconfig list exists. */
 int kctl_kubeconfig_exists(const char *list);
+
+/* The value to pass as --kubeconfig for `kubeconfig`: itself, or NULL for
+ * NULL and for a ':' list, which only $KUBECONFIG can carry (kubectl
+ * takes --kubeconfig as one path); the caller keeps $KUBECONFIG set to
+ * the list then. */
+const char *kctl_kubeconfig_flag(const char *kubeconfig);
+/* Whether `kubeconfig` (may be NULL) is such a list. */
+bool kctl_kubeconfig_is_list(const char *kubeconfig);
 
 #endif

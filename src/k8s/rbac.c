@@ -8,7 +8,7 @@
  *   services                        get list watch update patch
  *   pods                            get list watch
  *   pods/portforward                create
- *   endpoints                       get list
+ *   endpoints                       get list watch  (connect follows them to pick Ready pods)
  *   namespaces (cluster-wide only)  get            (connect's pre-check)
  * Creating a Role that grants services update/patch also requires the
  * user to hold those rights (RBAC escalation check): they are included. */
@@ -31,7 +31,7 @@ static const struct rule rules[] = {
     {"", "services", "get, list, watch, update, patch"},
     {"", "pods", "get, list, watch"},
     {"", "pods/portforward", "create"},
-    {"", "endpoints", "get, list"},
+    {"", "endpoints", "get, list, watch"},
 };
 
 /* RFC 1123 label: [a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63. */

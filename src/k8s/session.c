@@ -1,5 +1,6 @@
 /* session.c - see session.h. */
 #include "k8s/session.h"
+#include "core/config.h"
 #include "core/state.h"
 #include "core/util.h"
 
@@ -85,6 +86,9 @@ static int list(const char *dir, const char *self, bool self_live, bool dead,
 		copy_str(e->origin, sizeof e->origin, st, "origin");
 		copy_str(e->kubeconfig, sizeof e->kubeconfig, st, "kubeconfig");
 		copy_str(e->context, sizeof e->context, st, "context");
+		copy_str(e->connected_at, sizeof e->connected_at, st, "connected_at");
+		copy_str(e->pod, sizeof e->pod, st, "pod");
+		e->target_port = (int)json_integer_value(json_object_get(st, "target_port"));
 		e->remote_port = (int)json_integer_value(json_object_get(st, "remote_port"));
 		e->local_port = (int)json_integer_value(json_object_get(st, "local_port"));
 		e->requested_port = (int)json_integer_value(json_object_get(st, "requested_port"));
@@ -107,6 +111,15 @@ static int list(const char *dir, const char *self, bool self_live, bool dead,
 int k8s_session_list(const char *dir, bool dead, struct k8s_entry **ret, size_t *ret_n)
 {
 	return list(dir, NULL, true, dead, ret, ret_n);
+}
+
+bool k8s_entry_exported(const struct k8s_entry *e)
+{
+	if (!e->pid || e->local_port <= 0)
+		return false;
+	if (strcmp(e->state, "connected") == 0 || strcmp(e->state, "degraded") == 0)
+		return true;
+	return strcmp(e->state, "reconnecting") == 0 && e->connected_at[0];
 }
 
 /* --- variable names --- */
@@ -207,6 +220,8 @@ json_t *k8s_env_json(const struct k8s_entry *v, size_t n)
 	json_t *o = json_object();
 	for (size_t i = 0; i < n; i++) {
 		char k[640], val[64];
+		if (!k8s_entry_exported(&v[i]))
+			continue;
 		snprintf(k, sizeof k, "%s_URL", v[i].env);
 		snprintf(val, sizeof val, "http://127.0.0.1:%d", v[i].local_port);
 		json_object_set_new(o, k, json_string(val));
@@ -232,6 +247,8 @@ void k8s_env_print(FILE *f, const struct k8s_entry *v, size_t n, enum env_format
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct k8s_entry *e = &v[i];
+		if (!k8s_entry_exported(e))
+			continue;
 		/* Names and values are [A-Z0-9_] and a URL of digits: no
 		 * quoting is needed, but the comment line holds names a cluster
 		 * chose, so it is cleaned. */
@@ -254,11 +271,13 @@ void k8s_env_print(FILE *f, const struct k8s_entry *v, size_t n, enum env_format
 
 json_t *k8s_entry_json(const struct k8s_entry *e)
 {
-	return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:s, s:I, s:s, s:s, s:s}", "name", e->name,
-			 "service", e->service, "namespace", e->namespace, "remote_port",
-			 e->remote_port, "local_port", e->local_port, "requested_port",
-			 e->requested_port, "state", e->state, "pid", (json_int_t)e->pid,
-			 "started_at", e->started_at, "origin", e->origin, "env_prefix", e->env);
+	return json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:s, s:I, s:s, s:s, s:s, s:s?, s:i, s:b}",
+			 "name", e->name, "service", e->service, "namespace", e->namespace,
+			 "remote_port", e->remote_port, "local_port", e->local_port,
+			 "requested_port", e->requested_port, "state", e->state, "pid",
+			 (json_int_t)e->pid, "started_at", e->started_at, "origin", e->origin,
+			 "env_prefix", e->env, "pod", e->pod[0] ? e->pod : NULL, "target_port",
+			 e->target_port, "exported", k8s_entry_exported(e));
 }
 
 /* --- the files --- */
@@ -322,7 +341,7 @@ static int write_files(const char *dir, const struct k8s_entry *v, size_t n)
 	return r;
 }
 
-static int write_session(const char *dir, const char *self, bool self_live)
+static int write_session(const char *dir, const char *self, bool wait)
 {
 	char path[PATH_MAX];
 	int r = dir_file(path, sizeof path, dir, LOCK_FILE);
@@ -333,15 +352,15 @@ static int write_session(const char *dir, const char *self, bool self_live)
 		return -errno;
 	/* Each writer updates its own state file first, then reads them all
 	 * under this lock: the last writer sees every update. */
-	while (flock(fd, LOCK_EX) < 0)
+	while (flock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB) < 0)
 		if (errno != EINTR) {
-			r = -errno;
+			r = errno == EWOULDBLOCK ? -EWOULDBLOCK : -errno;
 			close(fd);
 			return r;
 		}
 	struct k8s_entry *v;
 	size_t n;
-	r = list(dir, self, self_live, false, &v, &n);
+	r = list(dir, self, true, false, &v, &n);
 	if (r == 0)
 		r = write_files(dir, v, n);
 	free(v);
@@ -354,9 +373,32 @@ int k8s_session_write(const char *dir, const char *self)
 	return write_session(dir, self, true);
 }
 
-int k8s_session_write_without(const char *dir, const char *self)
+int k8s_session_try_write(const char *dir, const char *self)
 {
 	return write_session(dir, self, false);
+}
+
+int k8s_session_prune(const char *dir)
+{
+	char path[PATH_MAX];
+	int r = dir_file(path, sizeof path, dir, SESSION_FILE);
+	if (r < 0)
+		return r;
+	json_error_t je;
+	json_t *doc = json_load_file(path, 0, &je);
+	if (!doc)
+		return 0; /* none (or not ours to judge) */
+	bool stale = false;
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(doc, "entries"), i, e)
+	{
+		const char *name = json_string_value(json_object_get(e, "name"));
+		if (name && cfg_name_valid(name) && state_probe(dir, name) == 0)
+			stale = true;
+	}
+	json_decref(doc);
+	return stale ? k8s_session_write(dir, NULL) : 0;
 }
 
 void k8s_session_remove(const char *dir)

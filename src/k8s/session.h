@@ -25,9 +25,18 @@ struct k8s_entry {
 	char state[24];
 	long pid; /* the supervisor's */
 	char started_at[40], origin[24];
-	char kubeconfig[PATH_MAX], context[256]; /* as cmd_k8s's plan holds them */
-	char env[600];				 /* "BRIDGE_PAYMENTS_API" (without _URL) */
+	char connected_at[40]; /* the last connection; "" = never connected */
+	char pod[254];	       /* the pod forwarded to; "" = none now */
+	int target_port;       /* its port */
+	char kubeconfig[PATH_MAX], context[256];
+	char env[600]; /* "BRIDGE_PAYMENTS_API" (without _URL) */
 };
+
+/* Whether an entry's variables are exported (bridge.env, env, shell): it
+ * is connected or degraded, or reconnecting after it had connected (a pod
+ * being replaced keeps the variables of its stable local port).  A bridge
+ * that never connected, or that failed or stopped, exports nothing. */
+bool k8s_entry_exported(const struct k8s_entry *e);
 
 /* The live k8s bridges in `dir` (their supervisor holds the lock), and
  * with `dead` also those whose state file outlived their supervisor (pid
@@ -42,10 +51,18 @@ void k8s_env_names(struct k8s_entry *v, size_t n);
  * bridges; removes both when there are none.  Serialised by a lock file so
  * concurrent supervisors cannot lose each other's update.  A supervisor
  * passes its own bridge's name as `self` (NULL otherwise): it counts as
- * live without a probe (probing would drop its own lock, see state.h). */
+ * live without a probe (probing would drop its own lock, see state.h).
+ * Waits for the lock: for the CLI and for a supervisor off its loop. */
 int k8s_session_write(const char *dir, const char *self);
-/* The same for a supervisor that is stopping: its bridge leaves the files. */
-int k8s_session_write_without(const char *dir, const char *self);
+/* The same without waiting, for an event loop: -EWOULDBLOCK when another
+ * writer holds the lock (try again later, from a timer). */
+int k8s_session_try_write(const char *dir, const char *self);
+
+/* For the CLI: when session.json still lists a bridge whose supervisor is
+ * gone (killed without cleaning up), rewrite both files from the live
+ * bridges, so no BRIDGE_* variable names a port nobody serves.  0, or
+ * -errno from the rewrite. */
+int k8s_session_prune(const char *dir);
 
 /* Remove session.json and bridge.env. */
 void k8s_session_remove(const char *dir);

@@ -128,3 +128,57 @@ enum k8s_svc_verdict k8s_service_check(const char *json, size_t len, int port, c
 	json_decref(svc);
 	return v;
 }
+
+int k8s_service_port_info(const char *json, size_t len, int port, char *name, size_t nn,
+			  char *selector, size_t sn)
+{
+	json_error_t je;
+	json_t *svc = json_loadb(json, len, 0, &je);
+	json_t *spec = json_object_get(svc, "spec");
+	json_t *pt, *found = NULL;
+	size_t i;
+	int r = -EINVAL;
+	json_array_foreach(json_object_get(spec, "ports"), i, pt)
+	{
+		if (json_integer_value(json_object_get(pt, "port")) == port) {
+			found = pt;
+			break;
+		}
+	}
+	if (found) {
+		json_t *jn = json_object_get(found, "name");
+		const char *pn = json_is_string(jn) ? json_string_value(jn) : "";
+		size_t l = strlen(pn);
+		bool ok = !jn || json_is_string(jn);
+		for (size_t k = 0; ok && k < l; k++)
+			ok = islower((unsigned char)pn[k]) || isdigit((unsigned char)pn[k]) ||
+			     pn[k] == '-';
+		if (ok && l < 64 && l < nn) {
+			memcpy(name, pn, l + 1);
+			r = 0;
+		}
+	}
+	if (r == 0 && sn) {
+		size_t off = 0;
+		const char *k;
+		json_t *v;
+		selector[0] = '\0';
+		json_object_foreach(json_object_get(spec, "selector"), k, v)
+		{
+			const char *vs = json_is_string(v) ? json_string_value(v) : "?";
+			int w =
+			    snprintf(selector + off, sn - off, "%s%s=%s", off ? "," : "", k, vs);
+			if (w < 0 || (size_t)w >= sn - off) {
+				off = sn - 1;
+				break;
+			}
+			off += (size_t)w;
+		}
+		selector[off < sn ? off : sn - 1] = '\0';
+		for (char *c = selector; *c; c++)
+			if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				*c = '?';
+	}
+	json_decref(svc);
+	return r;
+}

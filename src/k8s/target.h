@@ -36,4 +36,12 @@ enum k8s_svc_verdict {
 enum k8s_svc_verdict k8s_service_check(const char *json, size_t len, int port, char *detail,
 				       size_t n);
 
+/* For a `kubectl get service -o json` answer that k8s_service_check
+ * passed: the name of the port `port` ("" when unnamed; the Endpoints
+ * name their ports after it) into name, and the selector as
+ * "k=v,k2=v2" (control characters as '?', cut to fit) into selector.
+ * 0, or -EINVAL (no such port, a port name that is not [a-z0-9-]{1,63}). */
+int k8s_service_port_info(const char *json, size_t len, int port, char *name, size_t nn,
+			  char *selector, size_t sn);
+
 #endif

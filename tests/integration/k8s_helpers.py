@@ -173,6 +173,41 @@ def echo_pod(name, namespace, labels, port=8080):
             "spec": {"containers": [c], "terminationGracePeriodSeconds": 1}}
 
 
+def greet_container(port=8080, ready_delay=0):
+    """A TCP echo that first sends its pod's name and a newline on each
+    connection (so a test sees which pod answered); with ready_delay the
+    pod is Running that many seconds before it is Ready."""
+    c = {"name": "greet", "image": "kubesim/greet", "ports": [{"containerPort": port}]}
+    if ready_delay:
+        c["env"] = [{"name": "KUBESIM_LISTEN_DELAY", "value": str(ready_delay)}]
+    if REAL_KUBECONFIG:
+        c.update({"image": ECHO_IMAGE,
+                  "args": ["-d", "TCP-LISTEN:%d,fork,reuseaddr" % port,
+                           "SYSTEM:echo $HOSTNAME; exec cat"],
+                  "readinessProbe": {"tcpSocket": {"port": port}, "periodSeconds": 1,
+                                     "initialDelaySeconds": ready_delay}})
+        c.pop("env", None)
+    return c
+
+
+def greet_pod(name, namespace, labels, port=8080, ready_delay=0):
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace,
+                         "labels": dict(labels, **TEST_LABEL)},
+            "spec": {"containers": [greet_container(port, ready_delay)],
+                     "terminationGracePeriodSeconds": 1}}
+
+
+def deployment(name, namespace, labels, replicas=1, ready_delay=0):
+    """A Deployment of greet pods (see greet_container)."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(TEST_LABEL)},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": dict(labels)},
+                     "template": {"metadata": {"labels": dict(labels, **TEST_LABEL)},
+                                  "spec": {"containers": [greet_container(8080, ready_delay)],
+                                           "terminationGracePeriodSeconds": 1}}}}
+
+
 def service(name, namespace, selector, ports, cluster_ip=None):
     """ports: [(port, targetPort), ...]; selector None = a service without one."""
     spec = {"ports": [{"name": "p%d" % p, "port": p, "targetPort": t} for p, t in ports]}
@@ -217,8 +252,8 @@ class RealCluster(RuntimeSim):
         if self.env is None:
             return
         self.kubectl("delete", "namespace", "other", "--ignore-not-found", "--wait=false")
-        self.kubectl("delete", "pods,services", "-n", "default", "-l", "devbridge-test=1",
-                     "--ignore-not-found", "--wait=false", timeout=120)
+        self.kubectl("delete", "deployments,pods,services", "-n", "default", "-l",
+                     "devbridge-test=1", "--ignore-not-found", "--wait=false", timeout=120)
 
 
 @pytest.fixture(scope="module")

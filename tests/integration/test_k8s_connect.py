@@ -18,12 +18,13 @@ import signal
 import socket
 import stat
 import subprocess
+import time
 
 import pytest
 
 from helpers import MiB, PortBlocker, echo_roundtrip, proc_alive, proc_cmdline, \
     wait_for
-from k8s_helpers import echo_pod, kb, rsim, service  # noqa: F401 - fixtures
+from k8s_helpers import deployment, echo_pod, greet_pod, kb, rsim, service  # noqa: F401
 
 OTHER = "other"
 
@@ -140,15 +141,24 @@ def has_pair(argv, a, b):
     return any(argv[i] == a and argv[i + 1] == b for i in range(len(argv) - 1))
 
 
-def assert_kubectl_argv(argv, kubeconfig, ns, svc, local, remote):
+# The pod behind each service of the module's cluster, and its port (the
+# service's targetPort): connect forwards to a Ready pod, not to svc/.
+PODS = {("default", "echo"): ("echo", 8080), ("other", "echo2"): ("echo-other", 8080),
+        ("other", "echo"): ("echo-other", 8080)}
+
+
+def assert_kubectl_argv(argv, kubeconfig, ns, svc, local, remote, context=None):
     assert os.path.basename(argv[0]).startswith("kubectl"), argv
     if kubeconfig:
         assert has_pair(argv, "--kubeconfig", kubeconfig), argv
+    if context:
+        assert has_pair(argv, "--context", context), argv
     assert has_pair(argv, "--namespace", ns), argv
     i = argv.index("port-forward")
     assert has_pair(argv[i:], "--address", "127.0.0.1"), argv
-    assert "svc/%s" % svc in argv[i:], argv
-    assert "%d:%d" % (local, remote) in argv[i:], argv
+    pod, target = PODS[(ns, svc)]
+    assert "pod/%s" % pod in argv[i:], (svc, remote, argv)
+    assert "%d:%d" % (local, target) in argv[i:], argv
 
 
 def check_row(row, name, svc, ns, remote, local, requested):
@@ -162,6 +172,8 @@ def check_row(row, name, svc, ns, remote, local, requested):
     assert row["remote"] == "%s/svc/%s:%d" % (ns, svc, remote), row
     kp = row.get("kubectl_pid")
     assert isinstance(kp, int) and proc_alive(kp), row
+    assert (row["pod"], row["target_port"]) == PODS[(ns, svc)], row
+    assert "ssh_pid" not in row and "direction" not in row, row
     assert_kubectl_argv(proc_cmdline(kp), None, ns, svc, local, remote)
 
 
@@ -217,8 +229,19 @@ def test_connect_two_services_from_config_data_both_ways(kb):
     check_row(rows["echo2.other.80"], "echo2.other.80", "echo2", "other", 80, l2, l2)
     for row in rows.values():
         assert has_pair(proc_cmdline(row["kubectl_pid"]), "--kubeconfig", kb.kubeconfig), row
-    assert sorted(kb.kubectl_processes()) == sorted(r["kubectl_pid"] for r in rows.values()), \
-        kb.describe(kb.kubectl_processes())
+    # besides the port-forwards, one endpoints watch per bridge; every
+    # kubectl names the kubeconfig and the context explicitly
+    forwards = {r["kubectl_pid"] for r in rows.values()}
+    others = [p for p in kb.kubectl_processes() if p not in forwards]
+    assert forwards <= set(kb.kubectl_processes()), kb.describe(kb.kubectl_processes())
+    watched = sorted((argv[argv.index("--namespace") + 1], argv[argv.index("endpoints") + 1])
+                     for argv in map(proc_cmdline, others) if "--watch" in argv)
+    assert watched == [("default", "echo"), ("other", "echo2")] and len(others) == 2, \
+        kb.describe(others)
+    for pid in kb.kubectl_processes():
+        argv = proc_cmdline(pid)
+        assert has_pair(argv, "--kubeconfig", kb.kubeconfig), argv
+        assert has_pair(argv, "--context", kb.sim.context), argv
 
     sess = kb.session()
     assert sess["kubeconfig"] == kb.kubeconfig, sess
@@ -731,11 +754,12 @@ def test_connect_foreground_ctrl_c(kb):
     assert not kb.k8s_rows()
 
 
-def test_health_probe_renews_forward_before_a_client_notices(kb, cluster):
+def test_pod_replaced_forward_renewed_before_a_client_notices(kb, cluster):
     """kubectl only notices that its pod went away when a connection fails.
-    With --health-interval the supervisor makes that connection itself:
-    once the pod is replaced, the bridge goes degraded, gets a new kubectl
-    on the new pod, and the first client connection afterwards works."""
+    The supervisor follows the service's endpoints (and probes through the
+    forward every --health-interval): once the pod is replaced, the bridge
+    gets a new kubectl on the new pod by itself, and the first client
+    connection afterwards works."""
     cluster.apply(echo_pod("renew-1", "default", {"app": "renew"}),
                   echo_pod("renew-2", "default", {"app": "renew-standby"}),
                   service("renew", "default", {"app": "renew"}, [(80, 8080)], "10.96.213.14"))
@@ -757,8 +781,9 @@ def test_health_probe_renews_forward_before_a_client_notices(kb, cluster):
                             b["state"] == "connected" else None)(kb.row(name)),
                    30, "%s renewed on the new pod" % name, interval=0.2)
     assert row["local_port"] == port and row["health"] == "ok", row
+    assert row["pod"] == "renew-2", row
     ev = kb.events(name)
-    assert "health_check_failed" in ev and "bridge_disconnected" in ev, ev
+    assert "bridge_disconnected" in ev, ev
     assert ev.count("bridge_connected") >= 2 and "bridge_failed" not in ev, ev
     # the first client connection after the replacement works
     roundtrip_ok(port, 256 * 1024)
@@ -776,3 +801,487 @@ def test_bad_target_is_a_usage_error(kb, spec):
     assert r.returncode == 2, r
     assert spec[:20] in r.stderr and "kubectl" not in r.stderr, r
     assert not kb.k8s_rows() and not os.path.exists(kb.path("session.json")), r
+
+
+
+# --------------------------------------------------------------------------
+# 11. the cluster is resolved once: another current context changes nothing
+
+
+def greeting(port, timeout=5):
+    """The pod that answers a new connection through 127.0.0.1:port (greet
+    pods send their name first), or None."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
+            c.settimeout(timeout)
+            data = b""
+            while b"\n" not in data:
+                d = c.recv(256)
+                if not d:
+                    return None
+                data += d
+            return data.split(b"\n", 1)[0].decode()
+    except OSError:
+        return None
+
+
+def kubeconfig_with_elsewhere(kb):
+    """kb.kubeconfig plus a context `elsewhere` (its own cluster: a port
+    nobody listens on) with the same user: `kubectl config use-context
+    elsewhere` is what a user does in another terminal."""
+    user = kb.sim.kubectl_ok("--kubeconfig", kb.kubeconfig, "config", "view", "--minify", "-o",
+                             "jsonpath={.contexts[0].context.user}").strip()
+    dead = local_port()
+    for args in (("set-cluster", "elsewhere", "--server=https://127.0.0.1:%d" % dead,
+                  "--insecure-skip-tls-verify=true"),
+                 ("set-context", "elsewhere", "--cluster=elsewhere", "--user=" + user)):
+        kb.sim.kubectl_ok("--kubeconfig", kb.kubeconfig, "config", *args)
+
+
+def test_context_resolved_once_survives_use_context(kb):
+    """No --context: connect resolves the current one, records it and gives
+    it to every kubectl.  After `kubectl config use-context elsewhere` a
+    reconnect still reaches the first cluster, and a second connect (which
+    would use `elsewhere`) is refused before it asks any cluster."""
+    kubeconfig_with_elsewhere(kb)
+    port = local_port()
+    r = kb.run("--json", "connect", "-t", "echo:80:%d" % port)  # $KUBECONFIG only
+    assert r.returncode == 0, r
+    assert (r.json()["context"], r.json()["kubeconfig"]) == (kb.sim.context, kb.kubeconfig), r
+    sess = kb.session()
+    assert (sess["context"], sess["kubeconfig"]) == (kb.sim.context, kb.kubeconfig), sess
+    name = "echo.default.80"
+    row = kb.row(name)
+    assert (row["context"], row["kubeconfig"]) == (kb.sim.context, kb.kubeconfig), row
+    k1 = row["kubectl_pid"]
+
+    kb.sim.kubectl_ok("--kubeconfig", kb.kubeconfig, "config", "use-context", "elsewhere")
+    os.kill(k1, signal.SIGKILL)
+    row = wait_for(lambda: (lambda b: b if b["state"] == "connected" and
+                            b.get("kubectl_pid") not in (None, k1) else None)(kb.row(name)),
+                   30, "%s reconnected" % name)
+    assert has_pair(proc_cmdline(row["kubectl_pid"]), "--context", kb.sim.context), row
+    roundtrip_ok(port, 256 * 1024)
+    for pid in kb.kubectl_processes():
+        assert has_pair(proc_cmdline(pid), "--context", kb.sim.context), kb.describe([pid])
+
+    t0 = time.monotonic()
+    r = kb.run("connect", "-t", "other/echo:80:%d" % local_port())
+    assert r.returncode == 1, r
+    assert "a session with context %s" % kb.sim.context in r.stderr, r
+    assert "elsewhere" in r.stderr and "disconnect" in r.stderr, r
+    assert time.monotonic() - t0 < 10, r  # refused before the pre-checks
+    assert set(kb.k8s_rows()) == {name}
+    # --context '' is no way to ask for the current one
+    r = kb.run("connect", "--context", "", "-t", "echo:80")
+    assert r.returncode == 2 and "--context" in r.stderr, r
+
+
+# --------------------------------------------------------------------------
+# 12. a supervisor killed with -9
+
+
+def test_supervisor_killed_is_stopped_supervisor_gone(kb):
+    port = local_port()
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "-t", "echo:80:%d" % port)
+    assert r.returncode == 0, r
+    name = "echo.default.80"
+    row = kb.row(name)
+    sup = row["pid"]
+    assert "BRIDGE_ECHO_PORT" in kb.bridge_env()
+    os.kill(sup, signal.SIGKILL)
+    wait_for(lambda: not proc_alive(sup), 10, "supervisor gone")
+    # its kubectl goes with it (no orphan), and status still shows it
+    wait_for(lambda: not kb.kubectl_processes(), 10, "kubectl gone with its supervisor")
+    row = kb.row(name)
+    assert (row["state"], row["reason"], row["pid"]) == ("stopped", "supervisor_gone", None), row
+    assert "kubectl_pid" not in row and row.get("pod") is None, row
+    r = kb.run("--no-color", "status")
+    assert r.returncode == 0, r
+    line = [l for l in r.stdout.splitlines() if l.startswith(name)]
+    assert line and "stopped" in line[0] and "supervisor_gone" in line[0], r
+    # no variable names a port nobody serves any more
+    env = kb.bridge_env() if os.path.exists(kb.path("bridge.env")) else {}
+    assert not bridge_vars(env), env
+    r = kb.run("--json", "env")
+    assert r.returncode == 0 and r.json() == {}, r
+    assert not roundtrip_works(port)
+    # disconnect clears it
+    r = kb.run("--json", "disconnect", "-y")
+    assert r.returncode == 0 and r.json()["bridges"] == [{"name": name, "result": "cleared"}], r
+    assert not kb.k8s_rows()
+
+
+# --------------------------------------------------------------------------
+# 13. status and check accept Kubernetes bridges, by name or by service
+
+
+def test_status_and_check_by_bridge_or_service_name(kb, tmp_path):
+    port = local_port()
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "-t", "echo:80:%d" % port)
+    assert r.returncode == 0, r
+    name = "echo.default.80"
+    for arg in (name, "echo", "default/echo"):
+        r = kb.run("--json", "status", arg)
+        assert r.returncode == 0, (arg, r)
+        assert [b["name"] for b in r.json()["bridges"]] == [name], (arg, r)
+        assert r.json()["bridges"][0]["state"] == "connected", r
+    r = kb.run("--json", "check", name)
+    assert r.returncode == 0, r
+    assert [(c["name"], c["health"]) for c in r.json()["checks"]] == [(name, "ok")], r
+    r = kb.run("check", "echo")
+    assert r.returncode == 0 and name in r.stdout and "ok" in r.stdout, r
+    # unknown names are still 48, with or without a config
+    r = kb.run("status", "nosuch")
+    assert r.returncode == 48, r
+    r = kb.run("check", "nosuch")
+    assert r.returncode in (3, 48), r
+
+
+# --------------------------------------------------------------------------
+# 14. a selector that matches nothing; pods that are not Ready yet
+
+
+def test_selector_matching_no_pod_is_63(kb, cluster):
+    cluster.apply(service("nopods", "default", {"app": "nothing-here"}, [(80, 8080)],
+                          "10.96.213.30"))
+    t0 = time.monotonic()
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "-t", "nopods:80")
+    assert r.returncode == 63, r
+    assert "app=nothing-here" in r.stderr and "matches no running pod" in r.stderr, r
+    assert time.monotonic() - t0 < 15, r
+    assert_no_session(kb, r)
+
+
+def test_not_ready_pod_waited_for_and_not_exported(kb, cluster):
+    """Pods exist but are not Ready: connect waits with the reason (and
+    --timeout says what it waits for); env exports nothing until the
+    bridge connects, which it does by itself once the pod is Ready."""
+    cluster.apply(greet_pod("slow-1", "default", {"app": "slow"}, ready_delay=8),
+                  service("slow", "default", {"app": "slow"}, [(80, 8080)], "10.96.213.31"))
+    cluster.kubectl_ok("wait", "-n", "default", "--for=jsonpath={.status.phase}=Running",
+                       "pod/slow-1", "--timeout=60s")
+    port = local_port()
+    r = kb.run("--json", "connect", "--kubeconfig", kb.kubeconfig, "--timeout", "2", "-t",
+               "slow:80:%d" % port, timeout=30)
+    assert r.returncode == 47, r
+    b = r.json()["bridges"][0]
+    assert b["result"] == "timeout" and "no_ready_pod" in b["message"], b
+    assert "not Ready" in b["message"], b
+    row = kb.row("slow.default.80")
+    assert row["state"] == "starting" and row["reason"] == "no_ready_pod", row
+    assert row["detail"] and row.get("kubectl_pid") is None, row
+    r = kb.run("--json", "env")
+    assert r.returncode == 0 and r.json() == {}, r
+    assert not bridge_vars(kb.bridge_env() if os.path.exists(kb.path("bridge.env")) else {})
+    cluster.wait_pods_ready("default", "slow-1")
+    wait_for(lambda: greeting(port) == "slow-1", 10, "the bridge connected once slow-1 is Ready")
+    assert kb.row("slow.default.80")["state"] == "connected"
+    assert kb.bridge_env()["BRIDGE_SLOW_PORT"] == str(port)
+    r = kb.run("--json", "env")
+    assert r.json() == env_vars("BRIDGE_SLOW", port), r
+
+
+# --------------------------------------------------------------------------
+# 15. the Service's selector changes (blue/green): the bridge follows
+
+
+def test_selector_switch_moves_the_bridge_to_the_new_pods(kb, cluster):
+    cluster.apply(greet_pod("blue-1", "default", {"app": "bg", "color": "blue"}),
+                  greet_pod("green-1", "default", {"app": "bg", "color": "green"}),
+                  service("bg", "default", {"app": "bg", "color": "blue"}, [(80, 8080)],
+                          "10.96.213.32"))
+    cluster.wait_pods_ready("default", "blue-1", "green-1")
+    port = local_port()
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "-t", "bg:80:%d" % port)
+    assert r.returncode == 0, r
+    assert greeting(port) == "blue-1"
+    name = "bg.default.80"
+    assert kb.row(name)["pod"] == "blue-1"
+    t0 = time.monotonic()
+    cluster.kubectl_ok("patch", "service", "bg", "-n", "default", "--type=merge", "-p",
+                       '{"spec":{"selector":{"app":"bg","color":"green"}}}')
+    wait_for(lambda: greeting(port, timeout=2) == "green-1", 15, "new connections reach green-1",
+             interval=0.1)
+    took = time.monotonic() - t0
+    print("selector switch: new connections reach the new pod after %.2f s" % took)
+    assert took < 8, took
+    row = wait_for(lambda: (lambda b: b if b["state"] == "connected" else None)(kb.row(name)),
+                   10, "%s connected" % name)
+    assert row["pod"] == "green-1" and row["local_port"] == port, row
+    r = kb.run("--json", "logs", name, "-n", "100")
+    details = [e.get("detail", "") for e in r.json()["events"]]
+    assert any("blue-1 left the endpoints" in d for d in details), details
+
+
+# --------------------------------------------------------------------------
+# 16. scaled to zero and back
+
+
+def test_scaled_to_zero_and_back(kb, cluster):
+    """Scaled to zero, the bridge leaves `connected` at once (no pod: it
+    waits, reason no_ready_pod); scaled back, it does not take the new pod
+    while it is Running but not Ready, and reconnects as soon as it is."""
+    cluster.apply(deployment("scaler", "default", {"app": "scaler"}, replicas=1, ready_delay=4),
+                  service("scaler", "default", {"app": "scaler"}, [(80, 8080)], "10.96.213.33"))
+    cluster.kubectl_ok("wait", "-n", "default", "--for=condition=Available", "deployment/scaler",
+                       "--timeout=60s")
+    port = local_port()
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "-t", "scaler:80:%d" % port)
+    assert r.returncode == 0, r
+    name = "scaler.default.80"
+    first = kb.row(name)["pod"]
+    assert first.startswith("scaler-") and greeting(port) == first
+
+    t0 = time.monotonic()
+    cluster.kubectl_ok("scale", "-n", "default", "deployment/scaler", "--replicas=0")
+    row = wait_for(lambda: (lambda b: b if b["state"] != "connected" else None)(kb.row(name)),
+                   10, "%s not connected once scaled to zero" % name, interval=0.1)
+    print("scaled to zero: not connected after %.2f s" % (time.monotonic() - t0))
+    assert time.monotonic() - t0 < 5
+    row = wait_for(lambda: (lambda b: b if b["reason"] == "no_ready_pod" else None)(kb.row(name)),
+                   10, "%s waiting for a pod" % name)
+    assert row["state"] == "reconnecting" and row.get("kubectl_pid") is None, row
+    assert "no Ready pod" in row["detail"] or "matches no running pod" in row["detail"], row
+
+    cluster.kubectl_ok("scale", "-n", "default", "deployment/scaler", "--replicas=1")
+
+    def new_pod_running():
+        out = cluster.kubectl_ok("get", "pods", "-n", "default", "-l", "app=scaler", "-o",
+                                 "jsonpath={range .items[*]}{.metadata.name} {.status.phase}"
+                                 "{\"\\n\"}{end}")
+        pods = [l.split() for l in out.splitlines() if l.strip()]
+        return [p for p, ph in pods if p != first and ph == "Running"]
+    pod = wait_for(new_pod_running, 30, "the new pod Running")[0]
+    # Running, not Ready: the bridge keeps waiting (kubectl would take it)
+    st = kb.row(name)
+    assert st["state"] != "connected" and st.get("pod") is None, st
+    cluster.kubectl_ok("wait", "-n", "default", "--for=condition=Ready", "pod/" + pod,
+                       "--timeout=60s")
+    t1 = time.monotonic()
+    wait_for(lambda: greeting(port, timeout=2) == pod, 15, "the bridge on %s" % pod, interval=0.1)
+    took = time.monotonic() - t1
+    print("scaled back: traffic %.2f s after the pod is Ready" % took)
+    assert took < 5, took
+    row = wait_for(lambda: (lambda b: b if b["state"] == "connected" else None)(kb.row(name)),
+                   10, "%s connected" % name)
+    assert row["pod"] == pod and row["local_port"] == port, row
+    assert "bridge_failed" not in kb.events(name)
+
+
+# --------------------------------------------------------------------------
+# 17. --timeout bounds the pre-checks; nothing of kubectl outlives them
+
+
+def test_precheck_timeout_kills_the_credential_plugin(kb, tmp_path):
+    """A kubeconfig user whose exec credential plugin hangs: connect gives
+    up after --timeout (61) and leaves neither kubectl nor the plugin."""
+    # in a directory: kubectl stores the path relative to the kubeconfig,
+    # and a bare name would be looked up on PATH
+    (tmp_path / "bin").mkdir()
+    plugin = tmp_path / "bin" / "slow-credentials"
+    marker = "97.%d" % os.getpid()
+    plugin.write_text("#!/bin/sh\nsleep %s\necho '{}'\n" % marker)
+    plugin.chmod(0o755)
+    kc = kb.kubeconfig
+    server = kb.sim.kubectl_ok("--kubeconfig", kc, "config", "view", "--minify", "-o",
+                               "jsonpath={.contexts[0].context.cluster}").strip()
+    # (the context first: /usr/bin/kubectl, a dispatcher, asks the server
+    # its version with the user of the context a command names)
+    for args in (("set-context", "slow", "--cluster=" + server, "--user=slow"),
+                 ("set-credentials", "slow", "--exec-api-version=client.authentication.k8s.io/v1",
+                  "--exec-command=%s" % plugin, "--exec-interactive-mode=Never")):
+        kb.sim.kubectl_ok("--kubeconfig", kc, "config", *args)
+    t0 = time.monotonic()
+    r = kb.run("connect", "--kubeconfig", kc, "--context", "slow", "--timeout", "3",
+               "-t", "echo:80", timeout=40)
+    took = time.monotonic() - t0
+    assert r.returncode == 61, r
+    assert "--timeout 3" in r.stderr, r
+    assert took < 7, (took, r)
+
+    def plugin_left():
+        return [p for p in kb.our_processes()
+                if any(marker in a or str(plugin) in a for a in proc_cmdline(p))]
+    wait_for(lambda: not plugin_left(), 5, "no credential plugin left")
+    assert not kb.kubectl_processes(), kb.describe(kb.kubectl_processes())
+    assert_no_session(kb, r)
+
+
+# --------------------------------------------------------------------------
+# 18. messages and codes
+
+
+def test_messages_and_codes(kb, tmp_path, cluster):
+    # an empty kubeconfig: says so, not "localhost:8080 refused"
+    empty = tmp_path / "empty-kubeconfig"
+    empty.write_text("")
+    r = kb.run("connect", "--kubeconfig", str(empty), "-t", "echo:80")
+    assert r.returncode == 61, r
+    assert "no current context" in r.stderr and "localhost:8080" not in r.stderr, r
+    # control characters in -t are not echoed raw
+    r = kb.run("connect", "-t", "ec\x1b[31mho:80")
+    assert r.returncode == 2 and "\x1b" not in r.stderr and "ec?[31mho" in r.stderr, r
+    # no config, nothing to connect: one clear sentence
+    r = kb.run("connect")
+    assert r.returncode == 2 and "((" not in r.stderr and "none was found" in r.stderr, r
+    # an unknown --profile is a config error (3)
+    cfg = os.path.join(kb.tmp, "devbridge.yaml")
+    with open(cfg, "w") as f:
+        f.write("bridge:\n  namespace: default\n  targets:\n    - service: echo\n      port: 80\n"
+                "profiles:\n  staging:\n    bridge:\n      namespace: other\n")
+    r = kb.run("--config", cfg, "--profile", "stagin", "connect")
+    assert r.returncode == 3 and "did you mean 'staging'" in r.stderr, r
+    # status with bridge.targets listed and nothing running
+    r = kb.run("--config", cfg, "status")
+    assert r.returncode == 0 and "no bridges configured" not in r.stdout, r
+    assert "1 Kubernetes target" in r.stdout and "devbridge connect" in r.stdout, r
+    # shell --json: a JSON error, not nothing
+    r = kb.run("--json", "shell", "--", "true")
+    assert r.returncode == 2 and r.json()["error"]["name"] == "usage", r
+    # intercept is not there yet, and says so
+    r = kb.run("intercept", "echo", "--steal")
+    assert r.returncode == 2 and "coming" in r.stderr, r
+    r = kb.run("--help")
+    assert "coming" in r.stdout and "intercept" in r.stdout, r
+
+
+def test_deleted_pod_is_not_target_refused(kb, cluster):
+    cluster.apply(echo_pod("doomed-1", "default", {"app": "doomed"}),
+                  service("doomed", "default", {"app": "doomed"}, [(80, 8080)], "10.96.213.34"))
+    cluster.wait_pods_ready("default", "doomed-1")
+    port = local_port()
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "-t", "doomed:80:%d" % port)
+    assert r.returncode == 0, r
+    name = "doomed.default.80"
+    cluster.kubectl_ok("delete", "pod", "doomed-1", "-n", "default", "--timeout=30s")
+    row = wait_for(lambda: (lambda b: b if b["reason"] == "no_ready_pod" else None)(kb.row(name)),
+                   15, "%s waiting for a pod" % name)
+    assert row["state"] == "reconnecting", row
+    ev = kb.run("--json", "logs", name, "-n", "100").json()["events"]
+    disc = [e for e in ev if e["event"] == "bridge_disconnected"]
+    assert disc and "doomed-1 left the endpoints" in disc[-1]["detail"], ev
+    assert not any("refused" in e.get("detail", "") for e in ev), ev
+
+
+def test_status_table_and_session_header(kb, cluster):
+    long_svc = "a-rather-long-service-name-for-the-table"
+    cluster.apply(service(long_svc, "default", {"app": "echo"}, [(80, 8080)], "10.96.213.35"))
+    l1, l2 = local_port(), local_port()
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "-t", "echo:80:%d" % l1,
+               "-t", "%s:80:%d" % (long_svc, l2))
+    assert r.returncode == 0, r
+    r = kb.run("--no-color", "status")
+    assert r.returncode == 0, r
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("Kubernetes session (2 bridges)"), r
+    head = dict(l.strip().split(":", 1) for l in lines[1:4])
+    assert head["config"].strip() == kb.kubeconfig and head["context"].strip() == kb.sim.context, r
+    assert re.match(r"^\d+[smhd]", head["uptime"].strip()), r
+    table = lines[lines.index("") + 1:]
+    hdr = table[0]
+    for row in table[1:]:
+        # every column starts where its header does
+        for col in ("KIND", "STATE", "LOCAL -> REMOTE", "UPTIME", "HEALTH"):
+            i = hdr.index(col)
+            assert row[i - 1] == " " and row[i] != " ", (col, hdr, row)
+        assert row[hdr.index("KIND"):].startswith("k8s"), (hdr, row)
+    doc = kb.status()
+    assert (doc["session"]["context"], doc["session"]["kubeconfig"]) == (kb.sim.context,
+                                                                         kb.kubeconfig), doc
+
+
+def test_disconnect_declined_exits_1(kb):
+    """Answering anything but y on a terminal stops nothing, and says so
+    with exit 1."""
+    import pty
+    port = local_port()
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "-t", "echo:80:%d" % port)
+    assert r.returncode == 0, r
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen([kb.bin, "--state-dir", kb.state_dir, "disconnect"], stdin=slave,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=kb.env(),
+                             cwd=kb.tmp)
+        os.write(master, b"n\n")
+        out, err = p.communicate(timeout=30)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert p.returncode == 1, (out, err)
+    assert b"nothing stopped" in err, err
+    assert kb.row("echo.default.80")["state"] == "connected"
+
+
+# --------------------------------------------------------------------------
+# 19. the session files' lock is never waited for on a supervisor's loop
+
+
+def test_session_lock_held_does_not_stall_the_supervisor(kb):
+    """Somebody holds session.lock (another writer, stuck): a supervisor
+    that reconnects keeps serving its loop (a SIGHUP still reconnects it),
+    and bridge.env is brought up to date once the lock is free."""
+    import fcntl
+    port = local_port()
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "-t", "echo:80:%d" % port)
+    assert r.returncode == 0, r
+    name = "echo.default.80"
+    sup = kb.row(name)["pid"]
+    lock = open(kb.path("session.lock"), "a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        before = os.stat(kb.path("bridge.env")).st_mtime_ns
+        pids = []
+        for _ in range(2):
+            k = kb.row(name)["kubectl_pid"]
+            os.kill(sup, signal.SIGHUP)
+            row = wait_for(lambda: (lambda b: b if b["state"] == "connected" and
+                                    b.get("kubectl_pid") not in (None, k) else None)(kb.row(name)),
+                           20, "%s reconnected while the lock is held" % name)
+            pids.append(row["kubectl_pid"])
+        assert len(set(pids)) == 2
+        roundtrip_ok(port, 64 * 1024)
+        assert os.stat(kb.path("bridge.env")).st_mtime_ns == before
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+    wait_for(lambda: os.stat(kb.path("bridge.env")).st_mtime_ns != before, 10,
+             "bridge.env rewritten once the lock is free")
+    assert kb.bridge_env()["BRIDGE_ECHO_PORT"] == str(port)
+
+
+def test_endpoints_readable_not_watchable(kb, cluster):
+    """A user who may read but not watch the endpoints (kubesim's `dev`):
+    the bridge still connects to a Ready pod (each retry of the watch reads
+    them once), and its log says why the watch ends."""
+    if not kb.sim.is_sim:
+        return  # kubesim's user dev; a real cluster's users are not ours to make (as for 68)
+    ns = "nowatch"
+    if cluster.kubectl("get", "namespace", ns).returncode != 0:
+        cluster.kubectl_ok("create", "namespace", ns)
+        rules = [{"apiGroups": [""], "resources": ["services", "pods"], "verbs": ["get", "list"]},
+                 {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["get", "list"]},
+                 {"apiGroups": [""], "resources": ["pods/portforward"], "verbs": ["create"]}]
+        cluster.apply(echo_pod("echo", ns, {"app": "echo"}),
+                      service("echo", ns, {"app": "echo"}, [(80, 8080)], "10.96.213.36"),
+                      {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                       "metadata": {"name": "nowatch", "namespace": ns}, "rules": rules},
+                      {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                       "metadata": {"name": "nowatch", "namespace": ns},
+                       "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                   "name": "nowatch"},
+                       "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                                     "name": "dev"}]})
+        cluster.wait_pods_ready(ns, "echo")
+    port = local_port()
+    r = kb.run("connect", "--kubeconfig", kb.kubeconfig, "--context", "kubesim-dev",
+               "-t", "%s/echo:80:%d" % (ns, port))
+    assert r.returncode == 0, r
+    roundtrip_ok(port, 256 * 1024)
+    row = kb.row("echo.%s.80" % ns)
+    assert row["state"] == "connected" and row["pod"] == "echo", row
+    wait_for(lambda: "endpoints watch ended" in open(kb.path("echo.%s.80.out" % ns),
+                                                       errors="replace").read(), 10,
+             "the log says the watch ended")
+    out = open(kb.path("echo.%s.80.out" % ns), errors="replace").read()
+    assert "forbidden" in out.lower(), out

@@ -33,7 +33,7 @@ def test_rbac_namespaced_applies_and_grants_exactly(sim):
     for verb, res in [("create", "pods/portforward"), ("update", "services"),
                       ("patch", "services"), ("create", "jobs.batch"), ("delete", "jobs.batch"),
                       ("create", "serviceaccounts"), ("create", "roles.rbac.authorization.k8s.io"),
-                      ("list", "pods"), ("get", "endpoints")]:
+                      ("list", "pods"), ("get", "endpoints"), ("watch", "endpoints")]:
         assert can_i(sim, verb, res, "team"), (verb, res)
     # nothing more, and nowhere else
     assert not can_i(sim, "delete", "services", "team")

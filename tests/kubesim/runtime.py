@@ -18,6 +18,9 @@ a command runs "pause".
 
 Run as a script, this file is also the code of the built-in images:
     runtime.py echo PORT...      TCP echo on every PORT (half-close aware)
+    runtime.py greet NAME PORT...  the same, after a first line "NAME\n" per connection
+  (both listen only after $KUBESIM_LISTEN_DELAY seconds, if set: a pod that
+  is Running some time before it is Ready)
     runtime.py http NAME PORT    HTTP page naming the pod on PORT
     runtime.py pause             sleep until killed
     runtime.py exit CODE         exit at once with CODE (Jobs)
@@ -51,6 +54,7 @@ READY_TIMEOUT = 15.0
 
 IMAGES = {
     "kubesim/echo": ["{python}", "{runtime}", "echo", "{ports}"],
+    "kubesim/greet": ["{python}", "{runtime}", "greet", "{pod}", "{ports}"],
     "kubesim/http": ["{python}", "{runtime}", "http", "{pod}", "{port}"],
     "kubesim/pause": ["{python}", "{runtime}", "pause"],
     "kubesim/exit": ["{python}", "{runtime}", "exit"],
@@ -147,6 +151,7 @@ class PodRuntime:
         self.ip = None
         self.procs = []
         self.deleted = False
+        self.ready = False   # as last reported
         self.lock = threading.Lock()
 
 
@@ -357,29 +362,13 @@ class Runtime:
                 _update_status(store, pr.ns, pr.name, phase="Failed", podIP=pr.ip,
                                ready=False, reason="StartError", message=str(e))
             return
-        # Ready once every containerPort accepts a connection (a built-in
-        # readiness probe), or at once when there is none.
-        ports = [p["containerPort"] for c in containers for p in (c.get("ports") or [])
-                 if p.get("containerPort") and p.get("protocol", "TCP") == "TCP"]
-        deadline = time.monotonic() + READY_TIMEOUT
-        ready = True
-        for port in ports:
-            while not pr.deleted:
-                if any(p.poll() is not None for p in pr.procs):
-                    ready = False
-                    break
-                try:
-                    socket.create_connection((pr.ip, port), timeout=0.5).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        log.warning("pod %s/%s: port %d never listened", pr.ns, pr.name, port)
-                        ready = False
-                        break
-                    time.sleep(0.05)
+        # Running as soon as its processes run (with its IP), Ready later:
+        # see _readiness.
         if pr.deleted:
             return
-        _update_status(store, pr.ns, pr.name, phase="Running", podIP=pr.ip, ready=ready)
+        _update_status(store, pr.ns, pr.name, phase="Running", podIP=pr.ip, ready=False)
+        threading.Thread(target=self._readiness, args=(pr, pod), name="ready-%s" % pr.name,
+                         daemon=True).start()
         # Watch: when every container has exited, the pod is finished.
         codes = [p.wait() for p in pr.procs]
         if pr.deleted or self.stopped:
@@ -391,6 +380,106 @@ class Runtime:
             code = 128 - code   # killed by a signal, as a container runtime reports it
         _update_status(store, pr.ns, pr.name, phase=phase, podIP=pr.ip, ready=False,
                        exit_code=code)
+
+    # -- readiness ------------------------------------------------------
+    # A container with a readinessProbe (tcpSocket, httpGet or exec, with
+    # initialDelaySeconds, periodSeconds, timeoutSeconds, successThreshold,
+    # failureThreshold as the kubelet reads them) is probed for the pod's
+    # whole life, so a pod can become Ready, then not Ready, then Ready
+    # again.  A container without one is Ready once every containerPort of
+    # it accepts a connection (a built-in probe, checked until it passes).
+    # The pod is Ready when every container is.
+
+    @staticmethod
+    def _probe_port(c, port):
+        if isinstance(port, str) and not port.isdigit():
+            for cp in c.get("ports") or []:
+                if cp.get("name") == port:
+                    return cp.get("containerPort")
+            return None
+        return int(port)
+
+    def _probe_once(self, pr, c, probe):
+        timeout = max(1, int(probe.get("timeoutSeconds") or 1))
+        try:
+            if "exec" in probe:
+                cmd = (probe["exec"] or {}).get("command") or []
+                r = subprocess.run(["ip", "netns", "exec", pr.netns] + list(cmd),
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, timeout=timeout)
+                return r.returncode == 0
+            if "tcpSocket" in probe:
+                port = self._probe_port(c, (probe["tcpSocket"] or {}).get("port"))
+                socket.create_connection((pr.ip, port), timeout=timeout).close()
+                return True
+            if "httpGet" in probe:
+                import http.client
+                hg = probe["httpGet"] or {}
+                conn = http.client.HTTPConnection(pr.ip, self._probe_port(c, hg.get("port")),
+                                                  timeout=timeout)
+                try:
+                    conn.request("GET", hg.get("path") or "/")
+                    return 200 <= conn.getresponse().status < 400
+                finally:
+                    conn.close()
+        except (OSError, subprocess.TimeoutExpired, TypeError, ValueError):
+            return False
+        return False
+
+    def _readiness(self, pr, pod):
+        store = self.store
+        containers = (pod.get("spec") or {}).get("containers") or []
+        start = time.monotonic()
+        ready = [False] * len(containers)
+        streak = [0] * len(containers)   # successes (> 0) or failures (< 0) in a row
+        next_at = [0.0] * len(containers)
+        for i, c in enumerate(containers):
+            pb = c.get("readinessProbe")
+            if pb:
+                next_at[i] = start + float(pb.get("initialDelaySeconds") or 0)
+        warned = False
+        deadline = start + READY_TIMEOUT
+        while not pr.deleted and not self.stopped:
+            if pr.procs and all(p.poll() is not None for p in pr.procs):
+                return   # finished: _start_pod reports the phase
+            now = time.monotonic()
+            for i, c in enumerate(containers):
+                pb = c.get("readinessProbe")
+                if not pb:
+                    if ready[i]:
+                        continue
+                    ports = [p["containerPort"] for p in (c.get("ports") or [])
+                             if p.get("containerPort") and p.get("protocol", "TCP") == "TCP"]
+                    ok = True
+                    for port in ports:
+                        try:
+                            socket.create_connection((pr.ip, port), timeout=0.5).close()
+                        except OSError:
+                            ok = False
+                            break
+                    if not ok and now > deadline and not warned:
+                        warned = True
+                        log.warning("pod %s/%s: a port of %s never listened", pr.ns, pr.name,
+                                    c.get("name"))
+                    ready[i] = ok
+                    continue
+                if now < next_at[i]:
+                    continue
+                next_at[i] = now + max(1.0, float(pb.get("periodSeconds") or 10))
+                ok = self._probe_once(pr, c, pb)
+                streak[i] = (max(streak[i], 0) + 1) if ok else (min(streak[i], 0) - 1)
+                if ok and streak[i] >= int(pb.get("successThreshold") or 1):
+                    ready[i] = True
+                elif not ok and -streak[i] >= int(pb.get("failureThreshold") or 3):
+                    ready[i] = False
+            pod_ready = all(ready)
+            if pod_ready != pr.ready and not pr.deleted:
+                # no phase: a pod that has just finished stays finished
+                _update_status(store, pr.ns, pr.name, podIP=pr.ip, ready=pod_ready)
+                pr.ready = pod_ready
+            if pod_ready and not any(c.get("readinessProbe") for c in containers):
+                return   # nothing left to probe
+            time.sleep(0.05)
 
     def _stop_pod(self, pr, grace=2.0):
         with pr.lock:
@@ -673,9 +762,11 @@ def install(store_module=None, store=None, log_dir=None):
 # --------------------------------------------------------------------------
 # built-in images
 
-def _echo_main(ports):
+def _echo_main(ports, greeting=None):
     def serve(c):
         try:
+            if greeting is not None:
+                c.sendall(greeting.encode() + b"\n")
             while True:
                 d = c.recv(65536)
                 if not d:
@@ -696,6 +787,9 @@ def _echo_main(ports):
             c, _ = s.accept()
             threading.Thread(target=serve, args=(c,), daemon=True).start()
 
+    delay = float(os.environ.get("KUBESIM_LISTEN_DELAY") or 0)
+    if delay > 0:
+        time.sleep(delay)
     ts = [threading.Thread(target=listen, args=(int(p),), daemon=True) for p in ports]
     for t in ts:
         t.start()
@@ -725,11 +819,14 @@ def _http_main(pod, port):
 
 def main(argv):
     if not argv:
-        sys.exit("usage: runtime.py echo PORT... | http NAME PORT | pause | exit CODE")
+        sys.exit("usage: runtime.py echo PORT... | greet NAME PORT... | http NAME PORT | pause | "
+                 "exit CODE")
     signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
     cmd, args = argv[0], argv[1:]
     if cmd == "echo":
         _echo_main(args)
+    elif cmd == "greet":
+        _echo_main(args[1:], greeting=args[0] if args else "")
     elif cmd == "http":
         _http_main(args[0], args[1] if len(args) > 1 else "80")
     elif cmd == "pause":

@@ -77,9 +77,12 @@ def api_resource_list(group, version):
         if r is storemod.POD:
             subs += [(s, _SUB_KINDS.get(s, "Pod"), ["create", "get"]) for s in sorted(SUBRESOURCES)
                      if s not in [x[0] for x in subs]]
-        for sname, kind, verbs in subs:
-            res.append({"name": "%s/%s" % (r.plural, sname), "singularName": "",
-                        "namespaced": r.namespaced, "kind": kind, "verbs": verbs})
+        for sub in subs:
+            sname, kind, verbs = sub[:3]
+            e = {"name": "%s/%s" % (r.plural, sname), "singularName": "",
+                 "namespaced": r.namespaced, "kind": kind, "verbs": verbs}
+            e.update(sub[3] if len(sub) > 3 else {})
+            res.append(e)
     gv = "%s/%s" % (group, version) if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": res}
 
@@ -327,6 +330,17 @@ def _job_row(j):
             _selector(((j.get("spec") or {}).get("selector") or {}).get("matchLabels"))]
 
 
+def _deploy_row(d):
+    st = d.get("status") or {}
+    containers = (((d.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    return ["%d/%d" % (st.get("readyReplicas", 0), (d.get("spec") or {}).get("replicas", 0)),
+            st.get("updatedReplicas", 0), st.get("availableReplicas", 0),
+            _age(d["metadata"].get("creationTimestamp")),
+            ",".join(c.get("name", "") for c in containers),
+            ",".join(c.get("image", "") for c in containers),
+            _selector(((d.get("spec") or {}).get("selector") or {}).get("matchLabels"))]
+
+
 def _ep_row(e):
     addrs = []
     for s in e.get("subsets") or []:
@@ -370,6 +384,9 @@ TABLES = {
                             _age(c["metadata"].get("creationTimestamp"))]),
     "/serviceaccounts": ([_col("Secrets", "integer"), _col("Age")],
                          lambda c: [len(c.get("secrets") or []), _age(c["metadata"].get("creationTimestamp"))]),
+    "apps/deployments": ([_col("Ready"), _col("Up-to-date", "integer"), _col("Available", "integer"),
+                          _col("Age"), _col("Containers", priority=1), _col("Images", priority=1),
+                          _col("Selector", priority=1)], lambda d: _deploy_row(d)),
     "batch/jobs": ([_col("Status"), _col("Completions"), _col("Duration"), _col("Age"),
                     _col("Containers", priority=1), _col("Images", priority=1),
                     _col("Selector", priority=1)], _job_row),
@@ -745,6 +762,23 @@ class Handler(BaseHTTPRequestHandler):
             self._authorize(user, "get", res, sub, ns, name)
             self.store.get(res, ns, name)
             return self._send_text(200, "")
+        if sub == "scale":
+            self._authorize(user, verb, res, sub, ns, name)
+            if verb == "get":
+                return self.send_json(200, self.store.scale(ns, name))
+            if verb == "update":
+                body = self._body_obj()
+            elif verb == "patch":
+                body = self._scale_patch(ns, name)
+            else:
+                raise ApiError(405, "MethodNotAllowed", "%s is not supported on %s/scale"
+                               % (verb, res.plural))
+            replicas = ((body or {}).get("spec") or {}).get("replicas") if isinstance(body, dict) \
+                else None
+            if params.get("dryRun") == "All":
+                return self.send_json(200, self.store.scale(ns, name))
+            return self.send_json(200, self.store.scale(ns, name, replicas if replicas is not None
+                                                        else self.store.scale(ns, name)["spec"]["replicas"]))
         if sub == "status":
             self._authorize(user, verb, res, sub, ns, name)
             if verb == "get":
@@ -757,6 +791,26 @@ class Handler(BaseHTTPRequestHandler):
                 obj, _ = self._do_patch(res, ns, name, "status", dry)
                 return self._send_obj(200, res, obj)
         raise ApiError(405, "MethodNotAllowed", "%s is not supported on %s/%s" % (verb, res.plural, sub))
+
+    def _scale_patch(self, ns, name):
+        """The Scale after a merge, strategic or JSON patch of the current one."""
+        from . import patch as patchmod
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        cur = self.store.scale(ns, name)
+        try:
+            body = json.loads(self._read_body() or b"null")
+        except ValueError:
+            raise ApiError(400, "BadRequest", "the patch body is not valid JSON")
+        try:
+            if ctype == "application/json-patch+json":
+                return patchmod.json_patch(cur, body)
+            if ctype == "application/merge-patch+json":
+                return patchmod.merge_patch(cur, body)
+            if ctype == "application/strategic-merge-patch+json":
+                return patchmod.strategic_merge_patch(cur, body)
+        except patchmod.PatchError as e:
+            raise ApiError(422, "Invalid", str(e))
+        raise ApiError(415, "UnsupportedMediaType", "unsupported patch type for scale")
 
     # ---- bodies
     def _body_obj(self, raw=None):

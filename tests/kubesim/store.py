@@ -35,6 +35,7 @@ one Running for tests.
 import base64
 import collections
 import copy
+import hashlib
 import ipaddress
 import json
 import random
@@ -95,6 +96,11 @@ RESOURCES = [
     Resource("", "v1", "events", "event", "Event", True, ["ev"]),
     Resource("batch", "v1", "jobs", "job", "Job", True, categories=["all"], has_status=True,
              subresources=[("status", "Job", ["get", "patch", "update"])]),
+    Resource("apps", "v1", "deployments", "deployment", "Deployment", True, ["deploy"],
+             categories=["all"], has_status=True,
+             subresources=[("status", "Deployment", ["get", "patch", "update"]),
+                           ("scale", "Scale", ["get", "patch", "update"],
+                            {"group": "autoscaling", "version": "v1"})]),
     Resource("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True),
     Resource("rbac.authorization.k8s.io", "v1", "roles", "role", "Role", True),
     Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", True),
@@ -136,6 +142,7 @@ NAMESPACE = resource_by_key("/namespaces")
 JOB = resource_by_key("batch/jobs")
 SERVICEACCOUNT = resource_by_key("/serviceaccounts")
 ENDPOINTSLICE = resource_by_key("discovery.k8s.io/endpointslices")
+DEPLOYMENT = resource_by_key("apps/deployments")
 
 
 class ApiError(Exception):
@@ -173,6 +180,11 @@ _GEN_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
 
 # ------------------------------------------------------------ selectors
+
+def _neg(text):
+    """A sort key that orders strings the other way round."""
+    return [-ord(c) for c in text] + [1]
+
 
 def parse_label_selector(text):
     """Parse a label selector into a list of (key, op, values) tuples."""
@@ -529,6 +541,31 @@ class Store:
                 tl = tmpl["metadata"].setdefault("labels", {})
                 tl.update(labels)
                 obj["status"] = {}
+        elif res is DEPLOYMENT:
+            spec = obj.setdefault("spec", {})
+            spec.setdefault("replicas", 1)
+            spec.setdefault("strategy", {"type": "Recreate"})
+            spec.setdefault("revisionHistoryLimit", 10)
+            tmpl = spec.setdefault("template", {})
+            tmpl.setdefault("metadata", {})
+            tmpl.setdefault("spec", {})
+            name = obj["metadata"]["name"]
+            sel = (spec.get("selector") or {}).get("matchLabels")
+            if not sel:
+                raise ApiError(422, "Invalid", 'Deployment.apps "%s" is invalid: spec.selector: '
+                               "Required value" % name)
+            if not selector_matches(sel, tmpl["metadata"].get("labels")):
+                raise ApiError(422, "Invalid", 'Deployment.apps "%s" is invalid: spec.template.'
+                               "metadata.labels: Invalid value: `selector` does not match "
+                               "template `labels`" % name)
+            if not tmpl["spec"].get("containers"):
+                raise ApiError(422, "Invalid", 'Deployment.apps "%s" is invalid: spec.template.'
+                               "spec.containers: Required value" % name)
+            if not isinstance(spec["replicas"], int) or spec["replicas"] < 0:
+                raise ApiError(422, "Invalid", 'Deployment.apps "%s" is invalid: spec.replicas: '
+                               "Invalid value: must be greater than or equal to 0" % name)
+            if old is None:
+                obj["status"] = {}
         elif res.kind == "Secret":
             if not obj.get("type"):
                 obj["type"] = "Opaque"
@@ -576,6 +613,8 @@ class Store:
             self._sync_endpoints(ns)
         elif res is JOB:
             self._job_start(obj)
+        elif res is DEPLOYMENT:
+            self._deploy_sync(obj)
 
     def _replace(self, res, ns, name, obj, subresource=None, dry_run=False, _cur=None):
         key = (res.key, ns if res.namespaced else None, name)
@@ -638,6 +677,10 @@ class Store:
             self._pending.append(("service_updated", new))
         if res in (POD, SERVICE):
             self._sync_endpoints(ns)
+        if res is DEPLOYMENT and subresource != "status":
+            self._deploy_sync(new)
+        if res is POD:
+            self._deploy_pod_changed(new)
         return copy.deepcopy(new)
 
     def _patch(self, res, ns, name, patch_type, body, subresource=None, dry_run=False):
@@ -707,12 +750,13 @@ class Store:
             self._pending.append(("pod_deleted", out))
             self._sync_endpoints(ns)
             self._job_pod_gone(out)
+            self._deploy_pod_changed(out)
         elif res is SERVICE:
             self._pending.append(("service_deleted", out))
             for r in (ENDPOINTS, ENDPOINTSLICE):
                 if (r.key, ns, name) in self.objects:
                     self._delete(r, ns, name)
-        elif res is JOB and propagation != "Orphan":
+        elif res in (JOB, DEPLOYMENT) and propagation != "Orphan":
             for (k, ons, oname), o in list(self.objects.items()):
                 if k == POD.key and ons == ns and self._owner_uid(o) == cur["metadata"]["uid"]:
                     self._delete(POD, ns, oname)
@@ -977,6 +1021,124 @@ class Store:
         uid = job["metadata"]["uid"]
         if not any(k == POD.key and self._owner_uid(o) == uid for (k, _, _), o in self.objects.items()):
             self._job_spawn_pod(job)
+
+    # ---- deployment controller (a Deployment keeps spec.replicas pods of
+    # its template; a ReplicaSet is not modelled: pods are owned by the
+    # Deployment and named NAME-HASH-xxxxx with label pod-template-hash.
+    # A template change replaces every pod at once, like strategy Recreate.)
+    def scale(self, ns, name, replicas=None):
+        """The autoscaling/v1 Scale of a Deployment; with ``replicas``, set it first."""
+        return self._public(self._scale, ns, name, replicas)
+
+    def _scale(self, ns, name, replicas):
+        dep = self.objects.get((DEPLOYMENT.key, ns, name))
+        if dep is None:
+            raise not_found(DEPLOYMENT, name)
+        if replicas is not None:
+            if not isinstance(replicas, int) or replicas < 0:
+                raise ApiError(422, "Invalid", 'Scale.autoscaling "%s" is invalid: spec.replicas: '
+                               "Invalid value: must be greater than or equal to 0" % name)
+            new = copy.deepcopy(dep)
+            new["spec"]["replicas"] = replicas
+            dep = self._replace(DEPLOYMENT, ns, name, new, _cur=dep)
+        md = dep["metadata"]
+        sel = dep["spec"]["selector"].get("matchLabels") or {}
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {"name": name, "namespace": ns, "uid": md["uid"],
+                             "resourceVersion": md["resourceVersion"],
+                             "creationTimestamp": md["creationTimestamp"]},
+                "spec": {"replicas": dep["spec"]["replicas"]},
+                "status": {"replicas": (dep.get("status") or {}).get("replicas", 0),
+                           "selector": ",".join("%s=%s" % kv for kv in sorted(sel.items()))}}
+
+    @staticmethod
+    def _template_hash(dep):
+        text = json.dumps(dep["spec"]["template"], sort_keys=True).encode()
+        h = int.from_bytes(hashlib.sha256(text).digest()[:8], "big")
+        return "".join(_GEN_CHARS[(h >> (5 * i)) % len(_GEN_CHARS)] for i in range(10))
+
+    def _deploy_pods(self, dep):
+        uid = dep["metadata"]["uid"]
+        return [o for (k, ons, _), o in self.objects.items()
+                if k == POD.key and ons == dep["metadata"]["namespace"] and self._owner_uid(o) == uid]
+
+    def _deploy_sync(self, dep):
+        if getattr(self, "_deploy_busy", False):
+            return
+        self._deploy_busy = True
+        try:
+            ns, name = dep["metadata"]["namespace"], dep["metadata"]["name"]
+            dep = self.objects.get((DEPLOYMENT.key, ns, name))
+            if dep is None:
+                return
+            h = self._template_hash(dep)
+            for p in self._deploy_pods(dep):
+                if (p["metadata"].get("labels") or {}).get("pod-template-hash") != h:
+                    self._delete(POD, ns, p["metadata"]["name"])
+            active = [p for p in self._deploy_pods(dep)
+                      if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+            want = dep["spec"]["replicas"]
+            if len(active) > want:
+                # as the ReplicaSet controller: not Ready ones first, then the newest
+                victims = sorted(active, key=lambda p: (
+                    self._pod_ready(p), _neg(p["metadata"]["creationTimestamp"]),
+                    _neg(p["metadata"]["name"])))[:len(active) - want]
+                for p in victims:
+                    self._delete(POD, ns, p["metadata"]["name"])
+            for _ in range(max(0, want - len(active))):
+                tmpl = copy.deepcopy(dep["spec"]["template"])
+                md = tmpl.get("metadata") or {}
+                labels = dict(md.get("labels") or {}, **{"pod-template-hash": h})
+                pod = {"metadata": {"generateName": "%s-%s-" % (name, h), "labels": labels,
+                                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment",
+                                                         "name": name, "uid": dep["metadata"]["uid"],
+                                                         "controller": True,
+                                                         "blockOwnerDeletion": True}]},
+                       "spec": tmpl.get("spec") or {}}
+                if md.get("annotations"):
+                    pod["metadata"]["annotations"] = dict(md["annotations"])
+                self._create(POD, ns, pod)
+            self._deploy_status(dep)
+        finally:
+            self._deploy_busy = False
+
+    def _deploy_status(self, dep):
+        cur = self.objects.get((DEPLOYMENT.key, dep["metadata"]["namespace"], dep["metadata"]["name"]))
+        if cur is None:
+            return
+        pods = [p for p in self._deploy_pods(cur)
+                if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+        ready = sum(1 for p in pods if self._pod_ready(p))
+        want = cur["spec"]["replicas"]
+        ts = now()
+        old = cur.get("status") or {}
+        avail = "True" if ready >= want else "False"
+        cond = next((c for c in old.get("conditions") or [] if c.get("type") == "Available"), None)
+        if cond is None or cond.get("status") != avail:
+            cond = {"type": "Available", "status": avail, "lastUpdateTime": ts,
+                    "lastTransitionTime": ts,
+                    "reason": "MinimumReplicasAvailable" if avail == "True" else "MinimumReplicasUnavailable",
+                    "message": "Deployment has minimum availability." if avail == "True"
+                    else "Deployment does not have minimum availability."}
+        st = {"observedGeneration": cur["metadata"].get("generation", 1), "replicas": len(pods),
+              "updatedReplicas": len(pods), "readyReplicas": ready, "availableReplicas": ready,
+              "conditions": [cond]}
+        if len(pods) - ready:
+            st["unavailableReplicas"] = len(pods) - ready
+        if st != old:
+            new = copy.deepcopy(cur)
+            new["status"] = st
+            self._replace(DEPLOYMENT, cur["metadata"]["namespace"], cur["metadata"]["name"], new,
+                          subresource="status", _cur=cur)
+
+    def _deploy_pod_changed(self, pod):
+        uid = self._owner_uid(pod)
+        if not uid:
+            return
+        for (k, ons, _), o in list(self.objects.items()):
+            if k == DEPLOYMENT.key and ons == pod["metadata"]["namespace"] and o["metadata"]["uid"] == uid:
+                self._deploy_sync(o)
+                return
 
     # ---- watch support
     def events_after(self, rv):

@@ -538,3 +538,102 @@ def test_patches():
         {"a": [0, 9, 2], "b": [0, 9, 2]}
     with pytest.raises(patch.PatchError):
         patch.json_patch({}, [{"op": "remove", "path": "/x"}])
+
+
+# ------------------------------------------------------------ deployments
+
+@needs_kubectl
+def test_deployment_scale_with_kubectl(sim, ns):
+    """`kubectl create deployment` and `kubectl scale` (the scale
+    subresource, as kubectl uses it): pods follow spec.replicas, owned by
+    the Deployment and named after it; its status counts Ready pods; the
+    Endpoints of a Service follow the pods."""
+    # (JSON: kubectl's `create deployment` generator sends protobuf)
+    sim.kubectl("apply", "--validate=false", "-f", "-", stdin=json.dumps({
+        "apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns},
+         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                  "template": {"metadata": {"labels": {"app": "web"}},
+                               "spec": {"containers": [{"name": "echo", "image": "kubesim/echo",
+                                                        "ports": [{"containerPort": 8080}]}]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": ns},
+         "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}]}))
+    bad = sim.kubectl("-n", ns, "apply", "--validate=false", "-f", "-", check=False,
+                      stdin=json.dumps(
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bad"},
+         "spec": {"selector": {"matchLabels": {"app": "x"}},
+                  "template": {"metadata": {"labels": {"app": "y"}},
+                               "spec": {"containers": [{"name": "c", "image": "i"}]}}}}))
+    assert bad.returncode != 0 and "does not match template" in bad.stderr, bad.stderr
+
+    def pods():
+        out = json.loads(sim.kubectl("-n", ns, "get", "pods", "-l", "app=web", "-o", "json").stdout)
+        return sorted(p["metadata"]["name"] for p in out["items"])
+    names = wait_for(lambda: len(pods()) == 2 and pods(), what="two pods")
+    for n in names:
+        assert n.startswith("web-") and len(n.split("-")) == 3, n
+        own = json.loads(sim.kubectl("-n", ns, "get", "pod", n, "-o", "json").stdout)
+        ref = own["metadata"]["ownerReferences"][0]
+        assert (ref["kind"], ref["name"], ref["controller"]) == ("Deployment", "web", True)
+        assert own["metadata"]["labels"]["pod-template-hash"] == n.split("-")[1]
+    # without a runtime the pods stay Pending: no Ready replica, no address
+    st = json.loads(sim.kubectl("-n", ns, "get", "deployment", "web", "-o", "json").stdout)
+    assert st["status"]["replicas"] == 2 and st["status"]["readyReplicas"] == 0, st["status"]
+    sim.set_pod_running(ns, names[0], "10.244.9.1")
+    wait_for(lambda: json.loads(sim.kubectl("-n", ns, "get", "deployment", "web", "-o", "json")
+                                .stdout)["status"]["readyReplicas"] == 1, what="readyReplicas 1")
+    ep = json.loads(sim.kubectl("-n", ns, "get", "endpoints", "web", "-o", "json").stdout)
+    assert [a["targetRef"]["name"] for a in ep["subsets"][0]["addresses"]] == [names[0]], ep
+
+    out = sim.kubectl("-n", ns, "scale", "deployment", "web", "--replicas=0").stdout
+    assert "deployment.apps/web scaled" in out, out
+    wait_for(lambda: pods() == [], what="no pods after scaling to 0")
+    ep = json.loads(sim.kubectl("-n", ns, "get", "endpoints", "web", "-o", "json").stdout)
+    assert "subsets" not in ep, ep
+    sc = json.loads(sim.kubectl("-n", ns, "get", "deployment", "web", "-o", "json").stdout)
+    assert sc["spec"]["replicas"] == 0 and sc["status"]["replicas"] == 0, sc
+
+    sim.kubectl("-n", ns, "scale", "deployment", "web", "--replicas=1")
+    back = wait_for(lambda: len(pods()) == 1 and pods(), what="one pod again")
+    assert back[0] not in names
+    # replaced when deleted; the Deployment's deletion takes its pods
+    sim.kubectl("-n", ns, "delete", "pod", back[0])
+    wait_for(lambda: len(pods()) == 1 and pods() != back, what="a replacement pod")
+    sim.kubectl("-n", ns, "delete", "deployment", "web")
+    wait_for(lambda: pods() == [], what="the pods deleted with their Deployment")
+
+
+@needs_kubectl
+def test_endpoints_follow_a_selector_change(sim, ns, tmp_path):
+    """A Service's selector changed (a blue/green switch): its Endpoints name
+    the other pod at once, and a watch sees it."""
+    for color, ip in (("blue", "10.244.9.11"), ("green", "10.244.9.12")):
+        sim.kubectl("-n", ns, "run", color, "--image=kubesim/echo", "--labels=app=%s" % color,
+                    "--port=8080")
+        sim.set_pod_running(ns, color, ip)
+    sim.kubectl("-n", ns, "apply", "--validate=false", "-f", "-", stdin=json.dumps(
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+         "spec": {"selector": {"app": "blue"}, "ports": [{"port": 80, "targetPort": 8080}]}}))
+    env = dict(os.environ, HOME=sim.home, KUBECONFIG=sim.kubeconfig,
+               KUBECACHEDIR=os.path.join(sim.home, "cache"))
+    out = open(tmp_path / "watch.out", "w+")
+    w = subprocess.Popen([KUBECTL, "-n", ns, "get", "endpoints", "web", "--watch",
+                          "--output-watch-events", "-o", "json"], env=env, stdout=out,
+                         stderr=subprocess.DEVNULL)
+    try:
+        def seen(pod):
+            out.seek(0)
+            for line in out.read().splitlines():
+                ev = json.loads(line)
+                for s in ev["object"].get("subsets") or []:
+                    if any(a["targetRef"]["name"] == pod for a in s.get("addresses") or []):
+                        return ev["type"]
+            return None
+        assert wait_for(lambda: seen("blue"), what="blue in the watch") == "ADDED"
+        sim.kubectl("-n", ns, "patch", "service", "web", "--type=merge", "-p",
+                    '{"spec":{"selector":{"app":"green"}}}')
+        assert wait_for(lambda: seen("green"), what="green in the watch") == "MODIFIED"
+    finally:
+        w.kill()
+        w.wait()
+        out.close()

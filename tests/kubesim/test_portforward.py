@@ -583,6 +583,71 @@ class TestKubectlEndToEnd(unittest.TestCase):
                                "[0].state.terminated.exitCode}")
         self.assertEqual(code.strip(), "3")
 
+    def test_5_running_before_ready_and_readiness_probe(self):
+        """A pod is Running (with its IP) before it is Ready; an exec
+        readinessProbe is run for the pod's whole life: Ready, not Ready,
+        Ready again, and the Endpoints follow (addresses vs
+        notReadyAddresses)."""
+        flag = os.path.join(self.tmp, "ready-flag")
+        self.kubectl_ok("apply", "-f", "-", "--validate=false", input=json.dumps({
+            "apiVersion": "v1", "kind": "List", "items": [
+                {"apiVersion": "v1", "kind": "Pod",
+                 "metadata": {"name": "gated", "labels": {"app": "gated"}},
+                 "spec": {"containers": [{
+                     "name": "echo", "image": "kubesim/echo", "ports": [{"containerPort": 8080}],
+                     "readinessProbe": {"exec": {"command": ["test", "-f", flag]},
+                                        "periodSeconds": 1, "failureThreshold": 1}}]}},
+                {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gated"},
+                 "spec": {"selector": {"app": "gated"},
+                          "ports": [{"port": 80, "targetPort": 8080}]}}]}))
+        self.addCleanup(self.kubectl, "delete", "pod,service", "gated", "--wait=false")
+
+        def pod():
+            return json.loads(self.kubectl_ok("get", "pod", "gated", "-o", "json"))
+
+        def ready(p):
+            return [c["status"] for c in p["status"].get("conditions", []) if c["type"] == "Ready"]
+
+        def endpoints():
+            ep = json.loads(self.kubectl_ok("get", "endpoints", "gated", "-o", "json"))
+            sub = (ep.get("subsets") or [{}])[0]
+            return ([a["targetRef"]["name"] for a in sub.get("addresses") or []],
+                    [a["targetRef"]["name"] for a in sub.get("notReadyAddresses") or []])
+        p = wait_for(lambda: (lambda q: q if q["status"].get("phase") == "Running" else None)(pod()),
+                     30, "gated Running")
+        self.assertTrue(p["status"].get("podIP"))
+        self.assertEqual(ready(p), ["False"])
+        self.assertEqual(endpoints(), ([], ["gated"]))
+        open(flag, "w").close()
+        wait_for(lambda: ready(pod()) == ["True"], 15, "gated Ready once the probe passes")
+        self.assertEqual(endpoints(), (["gated"], []))
+        os.unlink(flag)
+        wait_for(lambda: ready(pod()) == ["False"], 15, "gated not Ready once the probe fails")
+        self.assertEqual(endpoints(), ([], ["gated"]))
+        self.assertEqual(pod()["status"]["phase"], "Running")
+
+    def test_6_greet_image_and_listen_delay(self):
+        """kubesim/greet names its pod on each connection; with
+        KUBESIM_LISTEN_DELAY the pod is Running (not Ready) until it
+        listens."""
+        self.kubectl_ok("apply", "-f", "-", "--validate=false", input=json.dumps({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "greeter"},
+            "spec": {"containers": [{"name": "g", "image": "kubesim/greet",
+                                     "env": [{"name": "KUBESIM_LISTEN_DELAY", "value": "1.5"}],
+                                     "ports": [{"containerPort": 8080}]}]}}))
+        self.addCleanup(self.kubectl, "delete", "pod", "greeter", "--wait=false")
+        self.kubectl_ok("wait", "--for=jsonpath={.status.phase}=Running", "pod/greeter",
+                        "--timeout=30s")
+        t0 = time.monotonic()
+        cond = self.kubectl_ok("get", "pod", "greeter", "-o",
+                               "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
+        self.assertEqual(cond.strip(), "False")
+        self.kubectl_ok("wait", "--for=condition=Ready", "pod/greeter", "--timeout=30s")
+        self.assertGreater(time.monotonic() - t0, 0.5)
+        p, port, _ = self.port_forward("pod/greeter", 8080)
+        back = socket_roundtrip(("127.0.0.1", port), b"hi")
+        self.assertEqual(back, b"greeter\nhi")
+
     def _try_roundtrip(self, addr):
         try:
             return socket_roundtrip(addr, b"ping", timeout=5) == b"ping"

@@ -2,6 +2,7 @@
  * prints (real kubectl 1.31 lines), its argv, the env variable names and
  * their output formats, and the kubectl helpers. */
 #include "core/supervisor.h"
+#include "k8s/endpoints.h"
 #include "k8s/kubectl.h"
 #include "k8s/portforward.h"
 #include "k8s/session.h"
@@ -188,9 +189,11 @@ static void test_reason_names(void)
 	ASSERT_STR_EQ(k8s_reason_name(K8S_R_TARGET), "target_refused");
 	ASSERT_STR_EQ(k8s_reason_name(K8S_R_OTHER), "port_forward_failed");
 	ASSERT_STR_EQ(k8s_reason_name(-1), "unknown");
-	ASSERT_STR_EQ(k8s_reason_name(K8S_R_OTHER + 1), "unknown");
-	ASSERT_STR_EQ(k8s_reason_text(K8S_R_OTHER + 1), "unknown");
-	for (int r = K8S_R_PORT_TAKEN; r <= K8S_R_OTHER; r++) {
+	ASSERT_STR_EQ(k8s_reason_name(K8S_R_NO_READY_POD), "no_ready_pod");
+	ASSERT_STR_EQ(k8s_reason_name(K8S_R_POD_GONE), "pod_gone");
+	ASSERT_STR_EQ(k8s_reason_name(K8S_R_POD_GONE + 1), "unknown");
+	ASSERT_STR_EQ(k8s_reason_text(K8S_R_POD_GONE + 1), "unknown");
+	for (int r = K8S_R_PORT_TAKEN; r <= K8S_R_POD_GONE; r++) {
 		ASSERT(k8s_reason_name(r)[0] != '\0');
 		ASSERT(k8s_reason_text(r)[0] != '\0');
 	}
@@ -222,12 +225,12 @@ static void test_pf_argv(void)
 	expect_argv(&f, plain);
 
 	f.kubectl = "/opt/bin/kubectl";
-	f.kubeconfig = "/home/dev/.kube/a:/home/dev/.kube/b";
+	f.kubeconfig = "/home/dev/.kube/a";
 	f.context = "kind-dev";
 	f.local_port = 0; /* any free port */
 	static const char *const full[] = {"/opt/bin/kubectl",
 					   "--kubeconfig",
-					   "/home/dev/.kube/a:/home/dev/.kube/b",
+					   "/home/dev/.kube/a",
 					   "--context",
 					   "kind-dev",
 					   "--namespace",
@@ -239,6 +242,51 @@ static void test_pf_argv(void)
 					   ":8080",
 					   NULL};
 	expect_argv(&f, full);
+
+	/* A $KUBECONFIG list is no --kubeconfig (kubectl takes one path
+	 * there); the environment carries it. */
+	f.kubeconfig = "/home/dev/.kube/a:/home/dev/.kube/b";
+	static const char *const list[] = {
+	    "/opt/bin/kubectl", "--context",	"kind-dev",  "--namespace",
+	    "default",		"port-forward", "--address", "127.0.0.1",
+	    "svc/payments-api", ":8080",	NULL};
+	expect_argv(&f, list);
+
+	/* A Ready pod of the endpoints: pod/P and the resolved targetPort. */
+	snprintf(f.pod, sizeof f.pod, "payments-api-7d4b9-x2x4q");
+	f.target_port = 9090;
+	f.local_port = 18080;
+	static const char *const pod[] = {
+	    "/opt/bin/kubectl", "--context", "kind-dev",
+	    "--namespace",	"default",   "port-forward",
+	    "--address",	"127.0.0.1", "pod/payments-api-7d4b9-x2x4q",
+	    "18080:9090",	NULL};
+	expect_argv(&f, pod);
+	f.pod[0] = '\0';
+	f.local_port = 0;
+
+	/* The endpoints watch: the same cluster flags. */
+	f.kubeconfig = "/k";
+	char **wv = NULL;
+	ASSERT_EQ(k8s_pf_watch_argv(&f, &wv), 0);
+	static const char *const watch[] = {"/opt/bin/kubectl",
+					    "--kubeconfig",
+					    "/k",
+					    "--context",
+					    "kind-dev",
+					    "--namespace",
+					    "default",
+					    "get",
+					    "endpoints",
+					    "payments-api",
+					    "--watch",
+					    "--output-watch-events",
+					    "-o",
+					    "json",
+					    NULL};
+	for (size_t i = 0; watch[i]; i++)
+		ASSERT_STR_EQ(wv[i], watch[i]);
+	k8s_pf_argv_free(wv);
 
 	f.kubeconfig = NULL;
 	static const char *const ctx_only[] = {
@@ -261,6 +309,8 @@ static void test_pf_argv(void)
 
 /* --- k8s_env_names --- */
 
+static char *print_env(const struct k8s_entry *v, size_t n, enum env_format fmt);
+
 static void entry(struct k8s_entry *e, const char *ns, const char *svc, int remote, int local)
 {
 	memset(e, 0, sizeof *e);
@@ -270,6 +320,43 @@ static void entry(struct k8s_entry *e, const char *ns, const char *svc, int remo
 	e->remote_port = remote;
 	e->local_port = local;
 	e->requested_port = local;
+	/* A live, connected bridge: its variables are exported. */
+	e->pid = 4242;
+	snprintf(e->state, sizeof e->state, "connected");
+	snprintf(e->connected_at, sizeof e->connected_at, "2026-03-12T14:23:01Z");
+}
+
+/* Only bridges that connected export variables. */
+static void test_env_exported(void)
+{
+	struct k8s_entry v[6];
+	entry(&v[0], "default", "a", 80, 18000);
+	entry(&v[1], "default", "b", 80, 18001);
+	snprintf(v[1].state, sizeof v[1].state, "degraded");
+	entry(&v[2], "default", "c", 80, 18002);
+	snprintf(v[2].state, sizeof v[2].state, "reconnecting"); /* had connected */
+	entry(&v[3], "default", "d", 80, 18003);
+	snprintf(v[3].state, sizeof v[3].state, "reconnecting");
+	v[3].connected_at[0] = '\0'; /* never connected */
+	entry(&v[4], "default", "e", 80, 18004);
+	snprintf(v[4].state, sizeof v[4].state, "starting");
+	v[4].connected_at[0] = '\0';
+	entry(&v[5], "default", "f", 80, 18005);
+	v[5].pid = 0; /* its supervisor is gone */
+	bool want[] = {true, true, true, false, false, false};
+	for (size_t i = 0; i < 6; i++)
+		ASSERT_EQ(k8s_entry_exported(&v[i]), want[i]);
+	k8s_env_names(v, 6);
+	char *out = print_env(v, 6, ENV_DOTENV);
+	ASSERT_STR_CONTAINS(out, "BRIDGE_A_PORT=18000");
+	ASSERT_STR_CONTAINS(out, "BRIDGE_B_PORT=18001");
+	ASSERT_STR_CONTAINS(out, "BRIDGE_C_PORT=18002");
+	ASSERT(strstr(out, "BRIDGE_D_") == NULL && strstr(out, "BRIDGE_E_") == NULL &&
+	       strstr(out, "BRIDGE_F_") == NULL);
+	free(out);
+	json_t *o = k8s_env_json(v, 6);
+	ASSERT_EQ(json_object_size(o), 9);
+	json_decref(o);
 }
 
 /* Every env is a shell name of ours, and no two are the same. */
@@ -728,6 +815,111 @@ static void test_service_check(void)
 	expect_svc("{\"spec\":{\"ports\":{\"port\":80}}}", 80, K8S_SVC_BAD_JSON, "not a Service");
 }
 
+/* --- endpoints --- */
+
+static const char EP[] =
+    "{\"type\":\"MODIFIED\",\"object\":{\"kind\":\"Endpoints\",\"subsets\":["
+    "{\"addresses\":[{\"ip\":\"10.0.0.2\",\"targetRef\":{\"kind\":\"Pod\",\"name\":\"web-b\"}},"
+    "{\"ip\":\"10.0.0.1\",\"targetRef\":{\"kind\":\"Pod\",\"name\":\"web-a\"}}],"
+    "\"notReadyAddresses\":[{\"ip\":\"10.0.0.3\",\"targetRef\":{\"kind\":\"Pod\",\"name\":\"web-"
+    "c\"}}],"
+    "\"ports\":[{\"name\":\"http\",\"port\":8080,\"protocol\":\"TCP\"},"
+    "{\"name\":\"admin\",\"port\":9000}]},"
+    "{\"addresses\":[{\"ip\":\"10.0.0.4\",\"targetRef\":{\"kind\":\"Pod\",\"name\":\"web-0\"}}],"
+    "\"ports\":[{\"name\":\"admin\",\"port\":9001}]}]}}";
+
+static void test_endpoints_view(void)
+{
+	struct k8s_ep_view v;
+	/* The first Ready pod by name with the port; web-0 lacks "http". */
+	ASSERT_EQ(k8s_endpoints_view(EP, strlen(EP), "http", NULL, &v), 0);
+	ASSERT_STR_EQ(v.pod, "web-a");
+	ASSERT_EQ(v.port, 8080);
+	ASSERT_EQ(v.ready, 2);
+	ASSERT_EQ(v.not_ready, 1);
+	ASSERT(!v.deleted && !v.no_port);
+	/* The pod in use is kept while Ready; a not-Ready one is not. */
+	ASSERT_EQ(k8s_endpoints_view(EP, strlen(EP), "http", "web-b", &v), 0);
+	ASSERT_STR_EQ(v.pod, "web-b");
+	ASSERT_EQ(k8s_endpoints_view(EP, strlen(EP), "http", "web-c", &v), 0);
+	ASSERT_STR_EQ(v.pod, "web-a");
+	/* Each subset's own port for the name. */
+	ASSERT_EQ(k8s_endpoints_view(EP, strlen(EP), "admin", "web-0", &v), 0);
+	ASSERT_STR_EQ(v.pod, "web-0");
+	ASSERT_EQ(v.port, 9001);
+	ASSERT_EQ(v.ready, 3);
+	/* No such port: addresses, but nothing to use. */
+	ASSERT_EQ(k8s_endpoints_view(EP, strlen(EP), "grpc", NULL, &v), 0);
+	ASSERT_STR_EQ(v.pod, "");
+	ASSERT(v.no_port);
+	ASSERT_EQ(v.ready, 0);
+
+	static const char none[] = "{\"kind\":\"Endpoints\",\"metadata\":{\"name\":\"web\"}}";
+	ASSERT_EQ(k8s_endpoints_view(none, strlen(none), "", NULL, &v), 0);
+	ASSERT(v.ready == 0 && v.not_ready == 0 && !v.no_port && !v.deleted && !v.pod[0]);
+	static const char unnamed[] =
+	    "{\"kind\":\"Endpoints\",\"subsets\":[{\"addresses\":[{\"targetRef\":{\"kind\":\"Pod\","
+	    "\"name\":\"echo\"}}],\"ports\":[{\"port\":8080,\"protocol\":\"TCP\"}]}]}";
+	ASSERT_EQ(k8s_endpoints_view(unnamed, strlen(unnamed), "", NULL, &v), 0);
+	ASSERT_STR_EQ(v.pod, "echo");
+	ASSERT_EQ(v.port, 8080);
+	static const char del[] = "{\"type\":\"DELETED\",\"object\":{\"kind\":\"Endpoints\"}}";
+	ASSERT_EQ(k8s_endpoints_view(del, strlen(del), "", NULL, &v), 0);
+	ASSERT(v.deleted && !v.pod[0]);
+	static const char err[] =
+	    "{\"type\":\"ERROR\",\"object\":{\"kind\":\"Status\",\"code\":410}}";
+	ASSERT_EQ(k8s_endpoints_view(err, strlen(err), "", NULL, &v), -EINVAL);
+	static const char svc[] = "{\"kind\":\"Service\"}";
+	ASSERT_EQ(k8s_endpoints_view(svc, strlen(svc), "", NULL, &v), -EINVAL);
+	ASSERT_EQ(k8s_endpoints_view("[]", 2, "", NULL, &v), -EINVAL);
+	ASSERT(k8s_object_name("web-7d4b9-x2x4q") && k8s_object_name("a.b"));
+	ASSERT(!k8s_object_name("") && !k8s_object_name("-a") && !k8s_object_name("A") &&
+	       !k8s_object_name("a/b") && !k8s_object_name("a."));
+}
+
+static void test_json_next(void)
+{
+	size_t start = 99;
+	static const char two[] = "  {\"a\":\"}{\\\"\",\"b\":[{}]}\n{\"c\":1}";
+	ssize_t n = k8s_json_next(two, strlen(two), &start);
+	ASSERT_EQ(start, 2);
+	ASSERT_EQ(n, (ssize_t)(strchr(two, '\n') - two));
+	size_t start2 = 0;
+	ASSERT_EQ(k8s_json_next(two + n, strlen(two) - (size_t)n, &start2),
+		  (ssize_t)(strlen(two) - (size_t)n));
+	ASSERT_EQ(start2, 1);
+	ASSERT_EQ(k8s_json_next("{\"a\":", 5, &start), -2);
+	ASSERT_EQ(k8s_json_next("  \n", 3, &start), -2);
+	ASSERT_EQ(k8s_json_next("", 0, &start), -2);
+	ASSERT_EQ(k8s_json_next("x{}", 3, &start), -1);
+	ASSERT_EQ(k8s_json_next("{]", 2, &start), -1);
+	char deep[200];
+	memset(deep, '[', sizeof deep);
+	deep[0] = '{';
+	ASSERT_EQ(k8s_json_next(deep, sizeof deep, &start), -1);
+}
+
+static void test_service_port_info(void)
+{
+	static const char svc[] =
+	    "{\"spec\":{\"selector\":{\"app\":\"web\",\"tier\":\"fr\\u0007nt\"},\"ports\":["
+	    "{\"name\":\"http\",\"port\":80,\"targetPort\":\"http\"},{\"port\":81}]}}";
+	char name[64], sel[64];
+	ASSERT_EQ(k8s_service_port_info(svc, strlen(svc), 80, name, sizeof name, sel, sizeof sel),
+		  0);
+	ASSERT_STR_EQ(name, "http");
+	ASSERT_STR_EQ(sel, "app=web,tier=fr?nt");
+	ASSERT_EQ(k8s_service_port_info(svc, strlen(svc), 81, name, sizeof name, sel, sizeof sel),
+		  0);
+	ASSERT_STR_EQ(name, "");
+	ASSERT_EQ(k8s_service_port_info(svc, strlen(svc), 82, name, sizeof name, sel, sizeof sel),
+		  -EINVAL);
+	char small[8];
+	ASSERT_EQ(
+	    k8s_service_port_info(svc, strlen(svc), 80, name, sizeof name, small, sizeof small), 0);
+	ASSERT_EQ(strlen(small), 7);
+}
+
 int main(void)
 {
 	RUN(test_target_parse);
@@ -742,6 +934,10 @@ int main(void)
 	RUN(test_env_names_mangling);
 	RUN(test_env_print);
 	RUN(test_env_print_json);
+	RUN(test_env_exported);
+	RUN(test_endpoints_view);
+	RUN(test_json_next);
+	RUN(test_service_port_info);
 	RUN(test_env_print_sanitised);
 	RUN(test_env_format_parse);
 	RUN(test_kctl_message);
