@@ -676,7 +676,7 @@ int cli_load_config_optional(struct cli *c)
 	struct cfg_diags d = {0};
 	int r = cfg_load_buf("(no config)", "", 0, &c->cfg, &d);
 	cfg_diags_clear(&d);
-	c->config_path = strdup("(no config)");
+	c->config_path = strdup(APP_NO_CONFIG);
 	return r < 0 ? cli_error(c, EXIT_ERROR, "out of memory") : 0;
 }
 
@@ -710,43 +710,23 @@ int cli_state_dir(struct cli *c)
 int cli_select_tunnels(struct cli *c, int n, char **names, const struct cfg_tunnel ***ret,
 		       size_t *ret_n)
 {
-	size_t cap = n > 0 ? (size_t)n : c->cfg->n_tunnels;
-	const struct cfg_tunnel **v = calloc(cap + 1, sizeof *v);
-	if (!v)
-		return cli_error(c, EXIT_ERROR, "out of memory");
-	size_t k = 0;
-	if (n == 0) {
-		for (size_t i = 0; i < c->cfg->n_tunnels; i++)
-			v[k++] = &c->cfg->tunnels[i];
-	}
-	for (int i = 0; i < n; i++) {
-		const struct cfg_tunnel *t = cfg_find_tunnel(c->cfg, names[i]);
-		if (t) {
-			bool dup = false;
-			for (size_t j = 0; j < k; j++)
-				dup |= v[j] == t;
-			if (!dup)
-				v[k++] = t;
-			continue;
-		}
-		const char *best = NULL;
-		int bestd = 3;
-		for (size_t j = 0; j < c->cfg->n_tunnels; j++) {
-			int d = cfg_edit_distance(names[i], c->cfg->tunnels[j].name, 2);
-			if (d < bestd) {
-				bestd = d;
-				best = c->cfg->tunnels[j].name;
-			}
-		}
-		free(v);
-		if (best)
-			return cli_error(c, EXIT_UNKNOWN_BRIDGE,
-					 "no bridge named '%s' in %s (did you mean '%s'?)",
-					 names[i], c->config_path, best);
-		return cli_error(c, EXIT_UNKNOWN_BRIDGE, "no bridge named '%s' in %s", names[i],
-				 c->config_path);
-	}
-	*ret = v;
-	*ret_n = k;
-	return 0;
+	struct err e = {0};
+	int r = app_select_tunnels(cli_app(c), n, names, ret, ret_n, &e);
+	return r ? cli_fail(c, &e) : 0;
+}
+
+int cli_fail(struct cli *c, const struct err *e)
+{
+	return cli_error_json(c, e->code ? e->code : EXIT_ERROR, NULL,
+			      e->message[0] ? e->message : "failed");
+}
+
+struct app *cli_app(struct cli *c)
+{
+	c->app.cfg = c->cfg;
+	c->app.config_path = c->config_path ? c->config_path : APP_NO_CONFIG;
+	c->app.state_dir = c->state_dir;
+	c->app.verbose = c->verbose;
+	c->app.dry_run = c->dry_run;
+	return &c->app;
 }

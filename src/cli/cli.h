@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "app/app.h"
 #include "cli/exitcodes.h"
 
 struct cfg;
@@ -31,6 +32,7 @@ struct cli {
 	struct cfg *cfg;
 	char *config_path;
 	char *state_dir;
+	struct app app; /* what src/app's operations see: cli_app() */
 };
 
 struct cli_command {
@@ -57,6 +59,13 @@ int cli_error_json(struct cli *c, int code, json_t *extra, const char *message);
 /* A command's --json result: `doc` as is when code is 0, else the error
  * envelope with `message` merged into it.  Takes ownership; returns code. */
 int cli_json_result(struct cli *c, int code, json_t *doc, const char *message);
+
+/* An operation's error, reported as cli_error would (returns its code). */
+int cli_fail(struct cli *c, const struct err *e);
+
+/* The operations' view of this command line: its config, config path and
+ * state directory (load them first), verbosity, dry run. */
+struct app *cli_app(struct cli *c);
 
 /* Print one JSON document on stdout; takes ownership of `doc`. */
 void cli_print_json(json_t *doc);
@@ -95,39 +104,15 @@ struct cli_opt {
 };
 int cli_scan_opts(struct cli *c, const struct cli_opt *opts, size_t nopts);
 
-/* A supervisor process being started, and its first outcome. */
-struct cli_started {
-	const struct cfg_tunnel *t; /* ssh tunnels; NULL otherwise */
-	const char *name;
-	pid_t pid;
-	int fd; /* the ready pipe; -1 when none */
-	char line[1200];
-	size_t len;
-	bool done;
-	/* outcome */
-	const char *result; /* connected | retrying | failed | already_running | timeout */
-	int code;
-	char message[1200];
-};
-/* Start this executable with argv[1...] (argv[0] is set to its path)
- * detached (its own session; output to STATE_DIR/NAME.out) with a ready
- * pipe on its fd 3.  0 or -errno. */
-int cli_spawn_supervisor(struct cli *c, struct cli_started *s, char **argv, bool foreground);
-/* In a supervisor process started that way: log set-up, and the ready
- * pipe's fd (3), or -1 when there is none. */
+/* In a supervisor process started by app_spawn_supervisor: log set-up,
+ * and the ready pipe's fd (3), or -1 when there is none. */
 int cli_supervisor_begin(struct cli *c);
-/* Wait for each supervisor's first line on its ready pipe, or the deadline
- * (then result "timeout", EXIT_TIMEOUT). */
-void cli_wait_ready(struct cli_started *v, size_t n, int timeout_s);
 /* Stay attached to supervisors started with `foreground`: return when
  * they have all exited (the first non-zero exit code), or stop them all on
  * SIGINT/SIGTERM (Ctrl+C) and return 0. */
-int cli_run_foreground(struct cli *c, struct cli_started *v, size_t n);
-/* Stop NAME's supervisor (SIGTERM through a pidfd, SIGKILL after a grace
- * period); 1 if it was running, 0 if not, -errno on error. */
-int cli_stop_bridge(struct cli *c, const char *name);
-/* One row of `status --json`; t may be NULL (the state file tells). */
-json_t *cli_status_row(struct cli *c, const char *name, const struct cfg_tunnel *t);
+int cli_run_foreground(struct cli *c, struct app_started *v, size_t n);
+/* The status table (status, and what up/connect show). */
+void cli_print_status_table(struct cli *c, json_t *rows);
 
 /* An option's decimal value in [lo, hi]: 0, or -1 after a usage error
  * naming `opt` was reported. */
@@ -164,18 +149,6 @@ int cmd_env(struct cli *c);
 int cmd_shell(struct cli *c);
 int cmd_k8s_forward(struct cli *c);
 int cmd_unforward(struct cli *c);
-/* Kubernetes bridges in status and check (cmd_k8s.c).  k8s_status_rows:
- * append the row of each k8s bridge (live, or with a state file left)
- * that answers to `name` (its bridge name, its service, NS/SERVICE) and
- * not already in `rows`; how many.  k8s_status_session: the live
- * session's kubeconfig, context, started_at, bridges (NULL when none).
- * k8s_check_row: a probe through a connected bridge's forward now; true
- * when it passed, detail says what happened. */
-size_t k8s_status_rows(struct cli *c, const char *name, json_t *rows);
-json_t *k8s_status_session(struct cli *c);
-bool k8s_check_row(struct cli *c, json_t *row, char *detail, size_t n);
-/* Rows of kind "container" from a live host daemon's state file. */
-void container_status_rows(struct cli *c, json_t *rows);
 /* Like cli_load_config, but a missing config is an empty one (commands
  * that also serve the devcontainer world). */
 int cli_load_config_optional(struct cli *c);

@@ -1,0 +1,182 @@
+/* app.h - devbridge's operations: start, stop, inspect and check bridges
+ * of every kind, as data.  The layer between the renderers (src/cli: tables
+ * and --json; src/mcp later: tool results) and the worlds (ssh, k8s,
+ * container): curl's lib/ to their src/tool_*.
+ *
+ * Rules: nothing here prints.  An operation returns 0 or an exit code
+ * (cli/exitcodes.h) with `struct err` filled in, and its results as JSON
+ * values the caller owns (the shapes `--json` documents: README).  Some
+ * results come with the error (the bridges that did connect when one did
+ * not): both are set then. */
+#ifndef DEVBRIDGE_APP_APP_H
+#define DEVBRIDGE_APP_APP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/err.h"
+
+struct cfg;
+struct cfg_tunnel;
+
+/* What every operation works on: the loaded config (an empty one when no
+ * file was found) and the state directory (resolved and created). */
+struct app {
+	struct cfg *cfg;
+	const char *config_path; /* APP_NO_CONFIG when there is no file */
+	const char *state_dir;
+	int verbose; /* handed on to supervisors: -v, -vv */
+	bool dry_run;
+};
+
+#define APP_NO_CONFIG "(no config)"
+
+bool app_no_config(const struct app *a);
+
+/* --- bridges of every kind (bridge.c) --- */
+
+/* One row of `status --json` for `name`; t is its tunnel, or NULL (the
+ * state file tells the kind).  Liveness is the pid file's lock. */
+json_t *app_status_row(const struct app *a, const char *name, const struct cfg_tunnel *t);
+
+/* The tunnels named (all of them when n is 0).  An unknown name is
+ * EXIT_UNKNOWN_BRIDGE, with a "did you mean" when one is close.  *ret is a
+ * malloc'd array of pointers into a->cfg. */
+int app_select_tunnels(const struct app *a, int n, char **names, const struct cfg_tunnel ***ret,
+		       size_t *ret_n, struct err *e);
+
+/* `status`: rows for the names given (tunnels, Kubernetes bridges by name
+ * or service), or for everything (tunnels, containers, and bridges with
+ * state left that the config does not list).  *ret_session: the live
+ * Kubernetes session's header, or NULL. */
+int app_status(const struct app *a, int n, char **names, json_t **ret_rows, json_t **ret_session,
+	       struct err *e);
+
+/* A supervisor process being started, and its first outcome. */
+struct app_started {
+	const struct cfg_tunnel *t; /* ssh tunnels; NULL otherwise */
+	const char *name;
+	pid_t pid;
+	int fd; /* the ready pipe; -1 when none */
+	char line[1200];
+	size_t len;
+	bool done;
+	/* outcome */
+	const char *result; /* connected | retrying | failed | already_running | timeout */
+	int code;
+	char message[1200];
+};
+
+/* Start this executable with argv[1...] (argv[0] is set to its path),
+ * detached (its own session; output to STATE_DIR/NAME.out), with a ready
+ * pipe on its fd 3; with `foreground` it dies with us.  0 or -errno. */
+int app_spawn_supervisor(const struct app *a, struct app_started *s, char **argv, bool foreground);
+/* Wait for each supervisor's first line on its ready pipe, or the deadline
+ * (then result "timeout", EXIT_TIMEOUT). */
+void app_wait_ready(struct app_started *v, size_t n, int timeout_s);
+/* Stop NAME's supervisor (SIGTERM through a pidfd, SIGKILL after a grace
+ * period); 1 if it was running, 0 if not, -errno on error. */
+int app_stop_bridge(const struct app *a, const char *name);
+
+/* `down`: stop the named bridges (all running ones when n is 0); rows
+ * {name, result: stopped|not running|error} (with dry_run {name,
+ * running}).  EXIT_ERROR when one could not be stopped. */
+int app_down(const struct app *a, int n, char **names, json_t **ret_rows, struct err *e);
+
+/* `logs`: the last n audit events of NAME (n <= 0: all). */
+int app_logs(const struct app *a, const char *name, long n, json_t **ret_events, struct err *e);
+/* Follow NAME's audit log from `from` (a byte offset; the size of the log
+ * when the last app_logs read it: app_logs_size), calling cb for each new
+ * event, across rotations, until cb returns false or reading fails.
+ * Blocking: for a command, not for a loop. */
+int app_logs_follow(const struct app *a, const char *name, off_t from,
+		    bool (*cb)(json_t *ev, void *data), void *data, struct err *e);
+off_t app_logs_size(const struct app *a, const char *name);
+
+/* `check`: run each named bridge's health check now (tunnels: the
+ * configured check; Kubernetes bridges: a connection through the forward)
+ * and ask live supervisors to check too.  Rows {name, health, detail};
+ * EXIT_HEALTH_FAILING when one fails. */
+int app_check(const struct app *a, int n, char **names, json_t **ret_rows, struct err *e);
+
+/* --- SSH tunnels (up.c) --- */
+
+/* `up --dry-run`: [{name, argv}] of the ssh command lines. */
+int app_up_plan(const struct app *a, int n, char **names, json_t **ret_plan, struct err *e);
+/* `up`: start a supervisor for each named tunnel (all when n is 0) and
+ * wait up to timeout_s for their first outcome.  Rows: the status row
+ * plus result, code, message.  *ret_started (with foreground: the
+ * supervisors to stay attached to; free it) may be NULL.  The first
+ * non-zero code of a tunnel is returned (e says "not every bridge
+ * connected"). */
+int app_up(const struct app *a, int n, char **names, int timeout_s, bool foreground,
+	   json_t **ret_rows, struct app_started **ret_started, size_t *ret_n, struct err *e);
+/* `__supervise NAME`: run the tunnel's supervisor in this process. */
+int app_supervise_tunnel(const struct app *a, const char *name, int ready_fd, struct err *e);
+
+/* --- Kubernetes (connect.c) --- */
+
+#define APP_MAX_TARGETS 64 /* targets of one connect */
+
+/* What `connect` was asked for. */
+struct app_connect_opts {
+	const char *const *targets; /* -t specs; none: bridge.targets (profile applied) */
+	size_t n_targets;
+	const char *kubeconfig, *context, *namespace, *profile; /* NULL: not given */
+	unsigned timeout_s, max_attempts, health_interval;
+	uint64_t start_ms; /* --timeout counts from here (the command's start) */
+};
+#define APP_CONNECT_TIMEOUT_S	    60
+#define APP_CONNECT_MAX_ATTEMPTS    4  /* seed 000: retries at 1 s, 2 s, 4 s, then fail */
+#define APP_CONNECT_HEALTH_INTERVAL 30 /* seconds between probes through a forward */
+
+struct app_kplan;
+/* Resolve the kubeconfig and the context once, then every pre-check
+ * (cluster, namespaces, services, endpoints, one session per state
+ * directory): the plan, or the first failure (60-63, 68, 70, 1). */
+int app_connect_plan(const struct app *a, const struct app_connect_opts *o, struct app_kplan **ret,
+		     struct err *e);
+void app_kplan_free(struct app_kplan *p);
+/* `connect --dry-run`: {kubeconfig, context, bridges[{name, argv, pod, ready_pods}]} */
+json_t *app_connect_dry_run(const struct app_kplan *p);
+/* `connect`: a supervisor per target, waited for; *ret_doc is connect's
+ * --json document {context, kubeconfig, namespace, session_file, env_file,
+ * bridges[status row + result, code, message, env_prefix]}; *ret_started
+ * as for app_up.  The first non-zero code of a target is returned. */
+int app_connect(const struct app *a, struct app_kplan *p, bool foreground, json_t **ret_doc,
+		struct app_started **ret_started, size_t *ret_n, struct err *e);
+/* `__k8s-forward`: run one target's supervisor in this process. */
+struct k8s_fwd;
+int app_supervise_forward(const struct app *a, struct k8s_fwd *f, const char *name,
+			  int max_attempts, unsigned health_interval, int ready_fd);
+
+/* Rows of the Kubernetes bridges that answer to `name` (bridge name,
+ * service, NS/SERVICE) and are not in rows yet: how many were added. */
+size_t app_k8s_status_rows(const struct app *a, const char *name, json_t *rows);
+/* The live session: {kubeconfig, context, started_at, bridges}, or NULL. */
+json_t *app_k8s_session(const struct app *a);
+/* A connection through a connected bridge's forward now: true when it
+ * passed; detail says what happened. */
+bool app_k8s_check_row(const struct app *a, json_t *row, char *detail, size_t n);
+
+/* The bridges `disconnect` takes down: live standalone ones, and dead ones
+ * whose state is left (a failure can be cleared). */
+json_t *app_k8s_bridges(const struct app *a);
+/* `disconnect`: stop them, remove their files and the session files. Rows
+ * {name, result: stopped|cleared|error|would_stop|would_clear}. */
+int app_disconnect(const struct app *a, json_t **ret_rows, struct err *e);
+
+struct k8s_entry;
+/* The session's live entries, after taking out those whose supervisor
+ * died without saying so. */
+int app_k8s_entries(const struct app *a, struct k8s_entry **ret, size_t *ret_n, struct err *e);
+
+/* --- containers (container.c) --- */
+
+/* Rows of kind "container" from a live host daemon's state file. */
+void app_container_rows(const struct app *a, json_t *rows);
+
+#endif
