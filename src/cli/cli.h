@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "cli/exitcodes.h"
+#include "core/errcode.h"
 
 struct cfg;
 struct cfg_tunnel;

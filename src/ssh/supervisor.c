@@ -2,7 +2,7 @@
  * `ssh -N -v` with the tunnel's argv; the "-v" debug lines on stderr tell
  * when the forward is up and, when ssh exits, why. */
 #include "ssh/supervisor.h"
-#include "cli/exitcodes.h"
+#include "core/errcode.h"
 #include "core/config.h"
 #include "core/supervisor.h"
 #include "ssh/ssh_argv.h"
@@ -50,7 +50,7 @@ static const char *reason_text(int r)
 	return ssh_reason_text((enum ssh_reason)r);
 }
 
-static int reason_exit(int r)
+static enum errcode reason_exit(int r)
 {
 	return ssh_reason_exit_code((enum ssh_reason)r);
 }
