@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/config.h"
+#include "app/config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -1,6 +1,6 @@
 /* cli.c - global options, the command table, help, and shared output. */
 #include "cli/cli.h"
-#include "core/config.h"
+#include "app/config.h"
 #include "core/log.h"
 #include "core/num.h"
 #include "core/state.h"
@@ -477,7 +477,7 @@ int cli_run(struct cli *c)
 		const char *best = NULL;
 		int bestd = 3;
 		for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
-			int d = cfg_edit_distance(c->command, commands[i].name, 2);
+			int d = edit_distance(c->command, commands[i].name, 2);
 			if (commands[i].summary && d < bestd) {
 				bestd = d;
 				best = commands[i].name;
@@ -650,7 +650,7 @@ int cli_select_tunnels(struct cli *c, int n, char **names, const struct cfg_tunn
 		const char *best = NULL;
 		int bestd = 3;
 		for (size_t j = 0; j < c->cfg->n_tunnels; j++) {
-			int d = cfg_edit_distance(names[i], c->cfg->tunnels[j].name, 2);
+			int d = edit_distance(names[i], c->cfg->tunnels[j].name, 2);
 			if (d < bestd) {
 				bestd = d;
 				best = c->cfg->tunnels[j].name;

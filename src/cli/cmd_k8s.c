@@ -1,7 +1,7 @@
 /* cmd_k8s.c - Kubernetes commands: connect, disconnect, env, shell, rbac,
  * and the hidden __k8s-forward that connect runs once per target. */
 #include "cli/cli.h"
-#include "core/config.h"
+#include "app/config.h"
 #include "core/log.h"
 #include "core/net.h"
 #include "core/spawn.h"

@@ -2,7 +2,7 @@
  * __supervise that `up` runs in each detached supervisor process. */
 #include "cli/cli.h"
 #include "core/audit.h"
-#include "core/config.h"
+#include "app/config.h"
 #include "core/health.h"
 #include "core/log.h"
 #include "core/spawn.h"
@@ -1101,5 +1101,5 @@ int cmd_supervise(struct cli *c)
 	const struct cfg_tunnel *t = cfg_find_tunnel(c->cfg, c->argv[0]);
 	if (!t)
 		return cli_error(c, EXIT_UNKNOWN_BRIDGE, "no bridge named '%s'", c->argv[0]);
-	return ssh_supervise(c->cfg, t, c->state_dir, ready);
+	return ssh_supervise(cfg_find_actor(c->cfg, t->actor), t, c->state_dir, ready);
 }

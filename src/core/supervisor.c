@@ -10,7 +10,6 @@
 #include "core/errcode.h"
 #include "core/audit.h"
 #include "core/backoff.h"
-#include "core/config.h"
 #include "core/health.h"
 #include "core/log.h"
 #include "core/loop.h"

@@ -1,7 +1,7 @@
 /* ssh_argv.c - see ssh_argv.h. */
 #include "ssh/ssh_argv.h"
 #include "core/errcode.h"
-#include "core/config.h"
+#include "ssh/ssh_config.h"
 #include "core/util.h"
 
 #include <errno.h>

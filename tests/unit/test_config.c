@@ -1,7 +1,8 @@
 /* test_config.c - the YAML configuration loader: the seeds' examples load
  * unchanged with their defaults filled in, and each kind of mistake is
  * reported with the right words at the right line and column. */
-#include "core/config.h"
+#include "app/config.h"
+#include "core/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1317,16 +1318,16 @@ static void test_name_valid(void)
 
 static void test_edit_distance(void)
 {
-	ASSERT_EQ(cfg_edit_distance("kitten", "sitting", 5), 3);
-	ASSERT_EQ(cfg_edit_distance("remote_prot", "remote_port", 2), 2);
-	ASSERT_EQ(cfg_edit_distance("same", "same", 0), 0);
-	ASSERT_EQ(cfg_edit_distance("", "abc", 5), 3);
-	ASSERT_EQ(cfg_edit_distance("abc", "", 5), 3);
-	ASSERT_EQ(cfg_edit_distance("abc", "xyz", 1), 2);  /* capped */
-	ASSERT_EQ(cfg_edit_distance("a", "abcdef", 2), 3); /* length gap alone */
-	ASSERT_EQ(cfg_edit_distance("abcdefgh", "hgfedcba", 3), 4);
-	ASSERT_EQ(cfg_edit_distance("tunels", "tunnels", 2), 1);
-	ASSERT_EQ(cfg_edit_distance("x", "y", INT_MAX), 1);
+	ASSERT_EQ(edit_distance("kitten", "sitting", 5), 3);
+	ASSERT_EQ(edit_distance("remote_prot", "remote_port", 2), 2);
+	ASSERT_EQ(edit_distance("same", "same", 0), 0);
+	ASSERT_EQ(edit_distance("", "abc", 5), 3);
+	ASSERT_EQ(edit_distance("abc", "", 5), 3);
+	ASSERT_EQ(edit_distance("abc", "xyz", 1), 2);  /* capped */
+	ASSERT_EQ(edit_distance("a", "abcdef", 2), 3); /* length gap alone */
+	ASSERT_EQ(edit_distance("abcdefgh", "hgfedcba", 3), 4);
+	ASSERT_EQ(edit_distance("tunels", "tunnels", 2), 1);
+	ASSERT_EQ(edit_distance("x", "y", INT_MAX), 1);
 }
 
 static void test_expand_home(void)
@@ -1334,25 +1335,25 @@ static void test_expand_home(void)
 	char *s;
 
 	setenv("HOME", "/h", 1);
-	ASSERT_STR_EQ(s = cfg_expand_home("~/x/y"), "/h/x/y");
+	ASSERT_STR_EQ(s = expand_home("~/x/y"), "/h/x/y");
 	free(s);
-	ASSERT_STR_EQ(s = cfg_expand_home("~"), "/h");
+	ASSERT_STR_EQ(s = expand_home("~"), "/h");
 	free(s);
-	ASSERT_STR_EQ(s = cfg_expand_home("/abs/~/x"), "/abs/~/x");
+	ASSERT_STR_EQ(s = expand_home("/abs/~/x"), "/abs/~/x");
 	free(s);
-	ASSERT_STR_EQ(s = cfg_expand_home("~user/x"), "~user/x");
+	ASSERT_STR_EQ(s = expand_home("~user/x"), "~user/x");
 	free(s);
-	ASSERT_STR_EQ(s = cfg_expand_home("rel"), "rel");
+	ASSERT_STR_EQ(s = expand_home("rel"), "rel");
 	free(s);
 	setenv("HOME", "/h/", 1);
-	ASSERT_STR_EQ(s = cfg_expand_home("~/x"), "/h/x");
+	ASSERT_STR_EQ(s = expand_home("~/x"), "/h/x");
 	free(s);
 	setenv("HOME", "/", 1);
-	ASSERT_STR_EQ(s = cfg_expand_home("~/x"), "/x");
+	ASSERT_STR_EQ(s = expand_home("~/x"), "/x");
 	free(s);
-	ASSERT_STR_EQ(s = cfg_expand_home("~"), "/");
+	ASSERT_STR_EQ(s = expand_home("~"), "/");
 	free(s);
-	ASSERT(!cfg_expand_home(NULL));
+	ASSERT(!expand_home(NULL));
 	setenv("HOME", HOME, 1);
 }
 
