@@ -1,7 +1,9 @@
 /* config.c - see config.h: the top level of the file, and what spans the
  * worlds' sections. */
 #include "app/config.h"
+#include "core/state.h"
 #include "core/util.h"
+#include "k8s/target.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -48,12 +50,121 @@ static const struct schema_field top_fields[] = {
 static SCHEMA(top_schema, top_fields, top_post);
 /* clang-format on */
 
+/* ---- one namespace of bridge names ------------------------------------ */
+
+/* Tunnels, services and connect's Kubernetes bridges all keep NAME.pid,
+ * NAME.state and NAME.log in one state directory, so a name two kinds could
+ * take is refused here, at load, rather than found out when the second one
+ * starts and finds the first one's lock (or status shows one for the
+ * other). */
+
+/* The target of bridge.targets (top level or a profile's) whose connect
+ * bridge is named `name`, when its namespace is in the file. */
+static const struct cfg_target *target_named(const struct cfg *c, const char *name)
+{
+	char buf[80];
+
+	for (size_t p = 0; p <= c->n_profiles; p++) {
+		struct cfg_bridge b;
+
+		if (cfg_bridge_resolve(c, p ? c->profiles[p - 1].name : NULL, &b) < 0)
+			continue;
+		for (size_t i = 0; i < b.n_targets; i++) {
+			const struct cfg_target *t = &b.targets[i];
+			const char *ns = t->namespace ? t->namespace : b.namespace;
+
+			if (!t->service || !t->port || !ns)
+				continue;
+			k8s_bridge_name(buf, sizeof buf, t->service, ns, t->port);
+			if (strcmp(buf, name) == 0)
+				return t;
+		}
+	}
+	return NULL;
+}
+
+/* A tunnel's or a service's name that connect could give a bridge. */
+static void check_k8s_like(struct schema_loader *l, const struct cfg *c, const char *kind,
+			   const char *name, struct cfg_mark at)
+{
+	const struct cfg_target *t;
+
+	if (!k8s_bridge_name_like(name))
+		return;
+	if ((t = target_named(c, name)))
+		schema_diag_at(l, at,
+			       "%s name '%s' is the name of the Kubernetes bridge to the target at "
+			       "line %d (SERVICE.NAMESPACE.PORT): bridges share one namespace in "
+			       "the state directory; rename the %s",
+			       kind, name, t->mark.line, kind);
+	else
+		schema_diag_at(
+		    l, at,
+		    "%s name '%s' has the form connect gives its Kubernetes bridges (%s): "
+		    "bridges share one namespace in the state directory; rename the %s",
+		    kind, name,
+		    strlen(name) == 64
+			? "55 characters of SERVICE.NAMESPACE.PORT and a hash, as a long "
+			  "one is cut"
+			: "SERVICE.NAMESPACE.PORT, as for `connect -t SERVICE:PORT`",
+		    kind);
+}
+
+static bool mark_before(struct cfg_mark a, struct cfg_mark b)
+{
+	return a.line < b.line || (a.line == b.line && a.col < b.col);
+}
+
+/* Names here passed cfg_name_valid: safe in a message as they are. */
+static void check_names(struct schema_loader *l, const struct cfg *c)
+{
+	for (size_t i = 0; i < c->n_tunnels; i++) {
+		const struct cfg_tunnel *t = &c->tunnels[i];
+
+		/* An invalid or reserved name has had its diagnostic. */
+		if (t->name && cfg_name_valid(t->name))
+			check_k8s_like(l, c, "tunnel", t->name, t->mark);
+	}
+	for (size_t i = 0; i < c->n_services; i++) {
+		const struct cfg_service *v = &c->services[i];
+		const struct cfg_tunnel *t;
+
+		if (!v->name || !cfg_name_valid(v->name))
+			continue;
+		if (state_name_reserved(v->name)) {
+			schema_diag_at(l, v->name_mark,
+				       "service name '%s' is reserved for devbridge's daemons",
+				       v->name);
+			continue;
+		}
+		check_k8s_like(l, c, "service", v->name, v->name_mark);
+		if (!(t = cfg_find_tunnel(c, v->name)))
+			continue;
+		/* Said where the second one is, naming the first. */
+		if (mark_before(t->mark, v->name_mark))
+			schema_diag_at(
+			    l, v->name_mark,
+			    "service name '%s' is taken by the tunnel at line %d: tunnels "
+			    "and services share one namespace in the state directory; "
+			    "rename one",
+			    v->name, t->mark.line);
+		else
+			schema_diag_at(
+			    l, t->mark,
+			    "tunnel name '%s' is taken by the service at line %d: tunnels "
+			    "and services share one namespace in the state directory; "
+			    "rename one",
+			    t->name, v->name_mark.line);
+	}
+}
+
 /* Checks across entries and sections, once the whole file is read. */
 static void check(struct schema_loader *l, void *base)
 {
 	const struct cfg *c = base;
 
 	ssh_config_check(l, c->tunnels, c->n_tunnels, c->actors, c->n_actors);
+	check_names(l, c);
 }
 
 /* ---- loading ---------------------------------------------------------- */

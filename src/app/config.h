@@ -6,8 +6,10 @@
  * `container:`.  Each world declares its sections' schema
  * (ssh/ssh_config.h, k8s/k8s_config.h, container/container_config.h) and
  * core/schema.h does the reading; this layer composes them and checks what
- * spans worlds.  Every diagnostic carries file, line and column (1-based)
- * and says what was expected.
+ * spans worlds: bridge names are one namespace, since tunnels, services
+ * and connect's Kubernetes bridges (SVC.NS.PORT) all key their files in
+ * one state directory.  Every diagnostic carries file, line and column
+ * (1-based) and says what was expected.
  */
 #ifndef DEVBRIDGE_APP_CONFIG_H
 #define DEVBRIDGE_APP_CONFIG_H

@@ -76,24 +76,6 @@ int cmd_rbac(struct cli *c)
 	return EXIT_OK;
 }
 
-/* --- names --- */
-
-/* The bridge's name: SVC.NS.PORT (labels have no dots, so it is
- * unambiguous); past 64 characters, cut and made unique with a hash. */
-static void bridge_name(char *buf, size_t n, const char *svc, const char *ns, int port)
-{
-	char full[200];
-	snprintf(full, sizeof full, "%s.%s.%d", svc, ns, port);
-	if (strlen(full) <= 64) {
-		snprintf(buf, n, "%s", full);
-		return;
-	}
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (const char *p = full; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	snprintf(buf, n, "%.55s-%08x", full, h);
-}
-
 /* --- connect --- */
 
 struct target {
@@ -478,7 +460,7 @@ static int precheck(struct cli *c, struct kplan *p)
 				 p->namespace[0] ? p->namespace : "default");
 		if (!t->k.local)
 			t->k.local = t->k.port;
-		bridge_name(t->name, sizeof t->name, t->k.service, t->k.namespace, t->k.port);
+		k8s_bridge_name(t->name, sizeof t->name, t->k.service, t->k.namespace, t->k.port);
 		bool seen = false;
 		for (size_t k = 0; k < i; k++) {
 			if (strcmp(p->t[k].name, t->name) == 0)

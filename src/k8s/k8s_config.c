@@ -170,7 +170,7 @@ static const struct schema_field depends_fields[] = {
 static SCHEMA(depends_schema, depends_fields, NULL);
 
 static const struct schema_field service_fields[] = {
-	STR("name", F_REQ | F_NAME, SVC(name), 0),
+	STR("name", F_REQ | F_NAME, SVC(name), SVC(name_mark)),
 	ENUM("runtime", 0, runtime_names, SVC(runtime)),
 	MAP("bridge_target", &target_schema, SVC(target)),
 	MAP("bridge_intercept", &intercept_schema, SVC(intercept)),

@@ -63,6 +63,7 @@ struct cfg_dep {
 
 struct cfg_service {
 	char *name;
+	struct cfg_mark name_mark;    /* of the name's value */
 	enum service_runtime runtime; /* default host */
 	struct cfg_target target;     /* bridge_target, when has_target */
 	bool has_target;
