@@ -7,7 +7,7 @@
 #ifndef DEVBRIDGE_CORE_HEALTH_H
 #define DEVBRIDGE_CORE_HEALTH_H
 
-#include "core/schema.h"
+#include "core/diag.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -41,33 +41,6 @@ struct schema_loader {
 
 /* ---- diagnostics ------------------------------------------------------ */
 
-static int diags_vadd(struct cfg_diags *d, const char *file, int line, int col, const char *fmt,
-		      va_list ap) __attribute__((format(printf, 5, 0)));
-
-static int diags_vadd(struct cfg_diags *d, const char *file, int line, int col, const char *fmt,
-		      va_list ap)
-{
-	char *msg;
-
-	if (!d)
-		return 0;
-	if (d->n >= CFG_MAX_DIAGS) {
-		d->dropped++;
-		return 0;
-	}
-	if (!d->file || (d->n == 0 && strcmp(d->file, file) != 0)) {
-		char *f = strdup(file);
-		if (!f)
-			return -ENOMEM;
-		free(d->file);
-		d->file = f;
-	}
-	if (vasprintf(&msg, fmt, ap) < 0)
-		return -ENOMEM;
-	d->items[d->n++] = (struct cfg_diag){.mark = {d->file, line, col}, .msg = msg};
-	return 0;
-}
-
 static int diags_add(struct cfg_diags *d, const char *file, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
@@ -77,19 +50,9 @@ static int diags_add(struct cfg_diags *d, const char *file, int line, int col, c
 	int r;
 
 	va_start(ap, fmt);
-	r = diags_vadd(d, file, line, col, fmt, ap);
+	r = cfg_diag_addv(d, (struct cfg_mark){file, line, col}, fmt, ap);
 	va_end(ap);
 	return r;
-}
-
-void cfg_diags_clear(struct cfg_diags *diags)
-{
-	if (!diags)
-		return;
-	for (size_t i = 0; i < diags->n; i++)
-		free(diags->items[i].msg);
-	free(diags->file);
-	memset(diags, 0, sizeof *diags);
 }
 
 static int to_int(size_t v)
@@ -1300,15 +1263,4 @@ bool cfg_name_valid(const char *name)
 		if (i >= 64 || !(is_alnum(name[i]) || strchr("._-", name[i])))
 			return false;
 	return true;
-}
-
-int cfg_diag_add(struct cfg_diags *d, struct cfg_mark m, const char *fmt, ...)
-{
-	va_list ap;
-	int r;
-
-	va_start(ap, fmt);
-	r = diags_vadd(d, m.file ? m.file : "?", m.line, m.col, fmt, ap);
-	va_end(ap);
-	return r;
 }

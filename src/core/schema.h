@@ -18,45 +18,11 @@
 #ifndef DEVBRIDGE_CORE_SCHEMA_H
 #define DEVBRIDGE_CORE_SCHEMA_H
 
+#include "core/diag.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <yaml.h>
-
-/* ---- diagnostics ------------------------------------------------------ */
-
-/* Where a value came from.  `file` points into the owner of the loaded
- * struct (e.g. struct cfg's path). */
-struct cfg_mark {
-	const char *file;
-	int line; /* 1-based; 0 = unknown */
-	int col;  /* 1-based */
-};
-
-/* One diagnostic: "FILE:LINE:COL: MSG". */
-struct cfg_diag {
-	struct cfg_mark mark;
-	char *msg;
-};
-
-/* Diagnostics collected by one load.  At most CFG_MAX_DIAGS are kept.
- * Marks point to `file`, so one cfg_diags describes one file: a load into a
- * cfg_diags that already holds diagnostics of another file keeps the first
- * name.  Zero-initialise before first use. */
-#define CFG_MAX_DIAGS 32
-struct cfg_diags {
-	char *file; /* owned copy of the file name the marks point to */
-	struct cfg_diag items[CFG_MAX_DIAGS];
-	size_t n;
-	size_t dropped; /* diagnostics past CFG_MAX_DIAGS */
-};
-
-/* Append a diagnostic at `m` to `d`, for checks made outside a load
- * (marks must point to the same file).  0 or -ENOMEM. */
-int cfg_diag_add(struct cfg_diags *d, struct cfg_mark m, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Release the messages held by diags and reset it to empty. */
-void cfg_diags_clear(struct cfg_diags *diags);
 
 /* A valid bridge name: [A-Za-z0-9_][A-Za-z0-9._-]{0,63}.  Keeps names
  * from escaping the state directory (F_NAME checks it). */
