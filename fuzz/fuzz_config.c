@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/config.h"
+#include "app/config.h"
+#include "core/state.h"
+#include "k8s/target.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -36,6 +38,10 @@ static void check_cfg(const struct cfg *cfg)
 			abort();
 		if (!cfg_find_actor(cfg, t->actor))
 			abort();
+		/* one namespace: no name connect or a service could take too */
+		if (k8s_bridge_name_like(t->name) || state_name_reserved(t->name) ||
+		    cfg_find_service(cfg, t->name))
+			abort();
 		for (size_t j = 0; j < t->n_ssh_options; j++)
 			if (strpbrk(t->ssh_options[j].value, "\r\n"))
 				abort();
@@ -43,6 +49,7 @@ static void check_cfg(const struct cfg *cfg)
 	for (size_t i = 0; i < cfg->n_services; i++) {
 		const struct cfg_service *v = &cfg->services[i];
 		if (!cfg_name_valid(v->name) || cfg_find_service(cfg, v->name) != v ||
+		    k8s_bridge_name_like(v->name) || state_name_reserved(v->name) ||
 		    (v->command && v->command[v->n_command]) ||
 		    (v->command_shell && v->n_command != 1))
 			abort();

@@ -2,7 +2,7 @@
  * (text an ssh process, and through it a remote server, controls) and the
  * reader of `ssh -G` output (what ssh_config files say) that config check
  * uses to find forwards the tunnel does not own. */
-#include "core/config.h"
+#include "ssh/ssh_config.h"
 #include "ssh/ssh_argv.h"
 
 #include <stdint.h>

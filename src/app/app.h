@@ -4,7 +4,7 @@
  * container): curl's lib/ to their src/tool_*.
  *
  * Rules: nothing here prints.  An operation returns 0 or an exit code
- * (cli/exitcodes.h) with `struct err` filled in, and its results as JSON
+ * (core/errcode.h) with `struct err` filled in, and its results as JSON
  * values the caller owns (the shapes `--json` documents: README).  Some
  * results come with the error (the bridges that did connect when one did
  * not): both are set then. */
@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "core/err.h"
+#include "core/errcode.h"
 
 struct cfg;
 struct cfg_tunnel;

@@ -3,9 +3,9 @@
  * health check; and the operations on them: status, down, logs, check.
  * See app.h. */
 #include "app/app.h"
-#include "cli/exitcodes.h"
+#include "core/errcode.h"
 #include "core/audit.h"
-#include "core/config.h"
+#include "app/config.h"
 #include "core/health.h"
 #include "core/log.h"
 #include "core/spawn.h"
@@ -179,7 +179,7 @@ int app_select_tunnels(const struct app *a, int n, char **names, const struct cf
 		const char *best = NULL;
 		int bestd = 3;
 		for (size_t j = 0; j < a->cfg->n_tunnels; j++) {
-			int d = cfg_edit_distance(names[i], a->cfg->tunnels[j].name, 2);
+			int d = edit_distance(names[i], a->cfg->tunnels[j].name, 2);
 			if (d < bestd) {
 				bestd = d;
 				best = a->cfg->tunnels[j].name;

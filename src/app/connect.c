@@ -3,8 +3,8 @@
  * and checks of its bridges, `disconnect`, the session's entries.  See
  * app.h. */
 #include "app/app.h"
-#include "cli/exitcodes.h"
-#include "core/config.h"
+#include "core/errcode.h"
+#include "app/config.h"
 #include "core/log.h"
 #include "core/net.h"
 #include "core/state.h"
@@ -27,24 +27,6 @@
 #include <unistd.h>
 
 #define KCTL_TIMEOUT_MS 20000
-
-/* --- names --- */
-
-/* The bridge's name: SVC.NS.PORT (labels have no dots, so it is
- * unambiguous); past 64 characters, cut and made unique with a hash. */
-static void bridge_name(char *buf, size_t n, const char *svc, const char *ns, int port)
-{
-	char full[200];
-	snprintf(full, sizeof full, "%s.%s.%d", svc, ns, port);
-	if (strlen(full) <= 64) {
-		snprintf(buf, n, "%s", full);
-		return;
-	}
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (const char *p = full; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	snprintf(buf, n, "%.55s-%08x", full, h);
-}
 
 /* --- connect --- */
 
@@ -417,7 +399,7 @@ static int precheck(const struct app *a, struct app_kplan *p, struct err *e)
 				 p->namespace[0] ? p->namespace : "default");
 		if (!t->k.local)
 			t->k.local = t->k.port;
-		bridge_name(t->name, sizeof t->name, t->k.service, t->k.namespace, t->k.port);
+		k8s_bridge_name(t->name, sizeof t->name, t->k.service, t->k.namespace, t->k.port);
 		bool seen = false;
 		for (size_t k = 0; k < i; k++) {
 			if (strcmp(p->t[k].name, t->name) == 0)

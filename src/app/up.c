@@ -1,8 +1,8 @@
 /* up.c - SSH tunnels: `up` (a supervisor per tunnel, its first outcome
  * waited for), its dry run, and `__supervise`.  See app.h. */
 #include "app/app.h"
-#include "cli/exitcodes.h"
-#include "core/config.h"
+#include "core/errcode.h"
+#include "app/config.h"
 #include "core/spawn.h"
 #include "core/state.h"
 #include "ssh/ssh_argv.h"
@@ -151,5 +151,5 @@ int app_supervise_tunnel(const struct app *a, const char *name, int ready_fd, st
 	const struct cfg_tunnel *t = cfg_find_tunnel(a->cfg, name);
 	if (!t)
 		return err_set(e, EXIT_UNKNOWN_BRIDGE, "no bridge named '%s'", name);
-	return ssh_supervise(a->cfg, t, a->state_dir, ready_fd);
+	return ssh_supervise(cfg_find_actor(a->cfg, t->actor), t, a->state_dir, ready_fd);
 }

@@ -1,6 +1,6 @@
 /* cli.c - global options, the command table, help, and shared output. */
 #include "cli/cli.h"
-#include "core/config.h"
+#include "app/config.h"
 #include "core/log.h"
 #include "core/num.h"
 #include "core/state.h"
@@ -230,92 +230,10 @@ static void print_usage(FILE *f)
 	    "  -v                more detail on stderr (repeat for debug)\n"
 	    "  --no-color        no colour in tables\n"
 	    "  -h, --help        help (`devbridge COMMAND --help` for a command)\n"
-	    "  --version         print the version\n\n"
-	    "Exit codes: 0 ok, 1 error, 2 usage, 3 invalid config, 40 ssh not found,\n"
-	    "41 tunnel failed, 42 remote port forwarding failed, 43 ssh authentication\n"
-	    "failed, 44 host unreachable, 45 local port in use, 46 host key verification\n"
-	    "failed, 47 not connected in time, 48 unknown bridge, 49 health check failing,\n"
-	    "50 no host daemon, 51 token refused, 52 protocol mismatch, 53 URL refused,\n"
-	    "54 no auth token, 55 port in use, 56 ensure failed; Kubernetes as devx:\n"
-	    "60 kubeconfig not found, 61 cluster unreachable, 62 namespace not found,\n"
-	    "63 service not found, 64 port-forward failed, 68 RBAC insufficient,\n"
-	    "70 unsupported protocol; 65-67, 69, 71, 72 are reserved for intercept, which\n"
-	    "is coming (not in this version).\n");
-}
-
-const char *exit_code_name(int code)
-{
-	switch (code) {
-	case EXIT_OK:
-		return "ok";
-	case EXIT_ERROR:
-		return "error";
-	case EXIT_USAGE:
-		return "usage";
-	case EXIT_CONFIG:
-		return "invalid_config";
-	case EXIT_SSH_NOT_FOUND:
-		return "ssh_not_found";
-	case EXIT_TUNNEL_FAILED:
-		return "tunnel_failed";
-	case EXIT_REMOTE_FORWARD:
-		return "remote_forward_failed";
-	case EXIT_SSH_AUTH:
-		return "ssh_auth_failed";
-	case EXIT_UNREACHABLE:
-		return "host_unreachable";
-	case EXIT_LOCAL_PORT:
-		return "local_port_in_use";
-	case EXIT_HOST_KEY:
-		return "host_key_failed";
-	case EXIT_TIMEOUT:
-		return "timeout";
-	case EXIT_UNKNOWN_BRIDGE:
-		return "unknown_bridge";
-	case EXIT_HEALTH_FAILING:
-		return "health_failing";
-	case EXIT_HOST_UNREACHABLE:
-		return "host_daemon_unreachable";
-	case EXIT_AUTH_FAILED:
-		return "auth_failed";
-	case EXIT_PROTOCOL:
-		return "protocol_error";
-	case EXIT_URL_REJECTED:
-		return "url_rejected";
-	case EXIT_NO_TOKEN:
-		return "no_auth_token";
-	case EXIT_PORT_IN_USE:
-		return "port_in_use";
-	case EXIT_ENSURE_FAILED:
-		return "ensure_failed";
-	case EXIT_K8S_KUBECONFIG_NOT_FOUND:
-		return "kubeconfig_not_found";
-	case EXIT_K8S_CONTEXT_UNREACHABLE:
-		return "context_unreachable";
-	case EXIT_K8S_NAMESPACE_NOT_FOUND:
-		return "namespace_not_found";
-	case EXIT_K8S_SERVICE_NOT_FOUND:
-		return "service_not_found";
-	case EXIT_K8S_PORT_FORWARD_FAILED:
-		return "port_forward_failed";
-	case EXIT_K8S_AGENT_DEPLOY_FAILED:
-		return "agent_deploy_failed";
-	case EXIT_K8S_AGENT_HEALTH_FAILED:
-		return "agent_health_failed";
-	case EXIT_K8S_SELECTOR_PATCH_FAILED:
-		return "selector_patch_failed";
-	case EXIT_K8S_RBAC_INSUFFICIENT:
-		return "rbac_insufficient";
-	case EXIT_K8S_INTERCEPT_ACTIVE:
-		return "intercept_active";
-	case EXIT_K8S_UNSUPPORTED_PROTOCOL:
-		return "unsupported_protocol";
-	case EXIT_K8S_TUNNEL_FAILED:
-		return "tunnel_failed";
-	case EXIT_K8S_NOT_INTERCEPTABLE:
-		return "service_not_interceptable";
-	}
-	return "error";
+	    "  --version         print the version\n\n");
+	char codes[2048];
+	errcode_usage(codes, sizeof codes, 79);
+	fputs(codes, f);
 }
 
 void cli_print_json(json_t *doc)
@@ -339,7 +257,7 @@ int cli_error_json(struct cli *c, int code, json_t *extra, const char *message)
 	}
 	json_t *doc = extra ? extra : json_object();
 	json_object_set_new(doc, "error",
-			    json_pack("{s:i, s:s, s:s}", "code", code, "name", exit_code_name(code),
+			    json_pack("{s:i, s:s, s:s}", "code", code, "name", errcode_name(code),
 				      "message", message));
 	cli_print_json(doc);
 	return code;
@@ -559,7 +477,7 @@ int cli_run(struct cli *c)
 		const char *best = NULL;
 		int bestd = 3;
 		for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
-			int d = cfg_edit_distance(c->command, commands[i].name, 2);
+			int d = edit_distance(c->command, commands[i].name, 2);
 			if (commands[i].summary && d < bestd) {
 				bestd = d;
 				best = commands[i].name;
@@ -627,7 +545,7 @@ int cli_report_diags(struct cli *c, struct cfg_diags *d)
 	snprintf(msg, sizeof msg, "invalid configuration: %s", first);
 	/* The diagnostics belong to the error: {"error":{..., "diagnostics":[...]}} */
 	cli_print_json(json_pack("{s:{s:i, s:s, s:s, s:o}}", "error", "code", EXIT_CONFIG, "name",
-				 exit_code_name(EXIT_CONFIG), "message", msg, "diagnostics", arr));
+				 errcode_name(EXIT_CONFIG), "message", msg, "diagnostics", arr));
 	return EXIT_CONFIG;
 }
 

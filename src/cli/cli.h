@@ -11,7 +11,7 @@
 #include <sys/types.h>
 
 #include "app/app.h"
-#include "cli/exitcodes.h"
+#include "core/errcode.h"
 
 struct cfg;
 struct cfg_tunnel;

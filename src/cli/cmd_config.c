@@ -1,6 +1,6 @@
 /* cmd_config.c - `config check` and `doctor`. */
 #include "cli/cli.h"
-#include "core/config.h"
+#include "app/config.h"
 #include "core/spawn.h"
 #include "core/state.h"
 #include "core/util.h"

@@ -7,7 +7,7 @@
 #include "container/cdaemon.h"
 #include "container/filter.h"
 #include "container/host.h"
-#include "core/config.h"
+#include "app/config.h"
 #include "core/log.h"
 #include "core/num.h"
 #include "core/spawn.h"

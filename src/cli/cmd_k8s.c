@@ -2,7 +2,7 @@
  * and the hidden __k8s-forward that connect runs once per target: their
  * flags and their rendering.  The operations are src/app's (connect.c). */
 #include "cli/cli.h"
-#include "core/config.h"
+#include "app/config.h"
 #include "core/log.h"
 #include "core/state.h"
 #include "core/util.h"

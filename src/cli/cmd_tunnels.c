@@ -2,7 +2,7 @@
  * __supervise that `up` runs in each detached supervisor process: their
  * flags and their rendering.  The operations are src/app's. */
 #include "cli/cli.h"
-#include "core/config.h"
+#include "app/config.h"
 #include "core/log.h"
 #include "core/state.h"
 #include "core/util.h"

@@ -1,6 +1,6 @@
 /* cdaemon.c - the container daemon; see cdaemon.h. */
 #include "container/cdaemon.h"
-#include "cli/exitcodes.h"
+#include "core/errcode.h"
 #include "container/ctl.h"
 #include "container/filter.h"
 #include "container/scan.h"

@@ -11,7 +11,7 @@
  * A container going away takes its forwards and pending clients with it;
  * relays already paired keep running until either side closes. */
 #include "container/host.h"
-#include "cli/exitcodes.h"
+#include "core/errcode.h"
 #include "container/auth.h"
 #include "container/browser.h"
 #include "container/ctl.h"

@@ -1,6 +1,5 @@
 /* health.c - see health.h. */
 #include "core/health.h"
-#include "core/config.h"
 
 /* Calls go through pointers from dlopen: no type-checking macros. */
 #define CURL_DISABLE_TYPECHECK 1

@@ -234,3 +234,8 @@ int state_read(const char *dir, const char *name, json_t **ret)
 	free(buf);
 	return r;
 }
+
+bool state_name_reserved(const char *name)
+{
+	return name && (strcmp(name, "host-daemon") == 0 || strcmp(name, "container-daemon") == 0);
+}

@@ -10,6 +10,7 @@
 #define DEVBRIDGE_CORE_STATE_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -20,6 +21,10 @@ int state_dir_resolve(const char *opt, char **ret);
 /* Create the directory (0700) if needed; an existing one that others can
  * read or write is tightened to 0700 if we own it, else -EPERM. */
 int state_dir_ensure(const char *dir);
+
+/* Names whose files in the state directory belong to devbridge's daemons
+ * ("host-daemon", "container-daemon"): no bridge may take them. */
+bool state_name_reserved(const char *name);
 
 /* DIR/NAME.EXT into buf; -ENAMETOOLONG if it does not fit. */
 int state_path(char *buf, size_t n, const char *dir, const char *name, const char *ext);

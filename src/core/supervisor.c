@@ -7,10 +7,9 @@
  * SIGTERM->SIGKILL escalation, the stable period, health checks and the
  * readiness probe. */
 #include "core/supervisor.h"
-#include "cli/exitcodes.h"
+#include "core/errcode.h"
 #include "core/audit.h"
 #include "core/backoff.h"
-#include "core/config.h"
 #include "core/health.h"
 #include "core/log.h"
 #include "core/loop.h"

@@ -20,6 +20,8 @@
 #ifndef DEVBRIDGE_CORE_SUPERVISOR_H
 #define DEVBRIDGE_CORE_SUPERVISOR_H
 
+#include "core/errcode.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -55,7 +57,7 @@ struct sup_driver {
 	/* The run was killed by the stall watch (sup_opts.stall_ms). */
 	int reason_stalled;
 	/* Exit code when max_attempts ran out; 0 = the last reason's. */
-	int exit_gave_up;
+	enum errcode exit_gave_up;
 
 	/* argv for the next run, NULL-terminated; freed with free_argv.
 	 * -EAGAIN (after sup_hold): nothing to run yet, see sup_hold. */
@@ -66,7 +68,8 @@ struct sup_driver {
 				  int *reason);
 	const char *(*reason_name)(int reason); /* "remote_forward_failed" */
 	const char *(*reason_text)(int reason); /* a sentence for people */
-	int (*reason_exit)(int reason);		/* CLI exit code when it fails for good */
+	/* The exit code (and --json name) when it fails for good. */
+	enum errcode (*reason_exit)(int reason);
 
 	/* Optional.  The run ended for `reason`: return true to start the
 	 * next run at once without counting a failed attempt (the driver has

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,4 +317,66 @@ char *argv_format(char *const *argv)
 		free(q);
 	}
 	return out;
+}
+
+char *expand_home(const char *path)
+{
+	const char *home = getenv("HOME");
+	size_t hl;
+	char *r;
+
+	if (!path)
+		return NULL;
+	if (path[0] != '~' || (path[1] != '/' && path[1] != '\0') || !home || !*home)
+		return strdup(path);
+	hl = strlen(home);
+	while (hl > 0 && home[hl - 1] == '/')
+		hl--;
+	if (asprintf(&r, "%.*s%s", (int)hl, home, path[1] ? path + 1 : hl ? "" : "/") < 0)
+		return NULL;
+	return r;
+}
+
+int edit_distance(const char *a, const char *b, int cap)
+{
+	size_t la, lb;
+	int *row, d;
+
+	a = a ? a : "";
+	b = b ? b : "";
+	cap = cap < 0 ? 0 : cap >= INT_MAX ? INT_MAX - 1 : cap;
+	la = strlen(a);
+	lb = strlen(b);
+	if ((la > lb ? la - lb : lb - la) > (size_t)cap)
+		return cap + 1;
+	if (lb >= (size_t)INT_MAX || !(row = malloc((lb + 1) * sizeof *row)))
+		return cap + 1;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (int)j;
+	/* One row of the Wagner-Fischer table; stop once a whole row is
+	 * past the cap, since no later row can come back under it. */
+	for (size_t i = 1; i <= la; i++) {
+		int prev = row[0], best;
+
+		row[0] = best = (int)(i > (size_t)cap ? (size_t)cap + 1 : i);
+		for (size_t j = 1; j <= lb; j++) {
+			int up = row[j], v = prev + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < v)
+				v = up + 1;
+			if (row[j - 1] + 1 < v)
+				v = row[j - 1] + 1;
+			prev = up;
+			row[j] = v;
+			if (v < best)
+				best = v;
+		}
+		if (best > cap) {
+			free(row);
+			return cap + 1;
+		}
+	}
+	d = row[lb];
+	free(row);
+	return d > cap ? cap + 1 : d;
 }

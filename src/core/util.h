@@ -63,6 +63,14 @@ int random_bytes(void *buf, size_t n);
  * peer chose must not drive the terminal that later shows it. */
 void text_sanitize(char *s);
 
+/* Expand a leading "~/" (or a lone "~") with $HOME.  Returns a malloc'd
+ * string (a copy when there is nothing to expand) or NULL. */
+char *expand_home(const char *path);
+
+/* Levenshtein distance, capped at `cap` (returns cap+1 beyond it): the
+ * "did you mean" of commands and config keys. */
+int edit_distance(const char *a, const char *b, int cap);
+
 /* Free *p and set it to NULL; for __attribute__((cleanup)). */
 void freep(void *p);
 #define _cleanup_free_ __attribute__((cleanup(freep)))

@@ -1,6 +1,6 @@
 /* portforward.c - see portforward.h. */
 #include "k8s/portforward.h"
-#include "cli/exitcodes.h"
+#include "core/errcode.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "core/backoff.h"
@@ -668,7 +668,7 @@ static enum sup_line classify(struct sup *s, const char *line, size_t len, bool 
 	return k;
 }
 
-static int reason_exit(int r)
+static enum errcode reason_exit(int r)
 {
 	if (r == K8S_R_NOT_FOUND_PROG)
 		return EXIT_ERROR;

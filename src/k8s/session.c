@@ -1,6 +1,6 @@
 /* session.c - see session.h. */
 #include "k8s/session.h"
-#include "core/config.h"
+#include "core/schema.h"
 #include "core/state.h"
 #include "core/util.h"
 

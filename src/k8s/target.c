@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,48 @@ static int parse_port(const char *s, size_t len, int *ret)
 		return -EINVAL;
 	*ret = (int)v;
 	return 0;
+}
+
+void k8s_bridge_name(char *buf, size_t n, const char *svc, const char *ns, int port)
+{
+	char full[200];
+	snprintf(full, sizeof full, "%s.%s.%d", svc, ns, port);
+	if (strlen(full) <= 64) {
+		snprintf(buf, n, "%s", full);
+		return;
+	}
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const char *p = full; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	snprintf(buf, n, "%.55s-%08x", full, h);
+}
+
+/* [s, s+len) is a DNS label. */
+static bool label_n(const char *s, size_t len)
+{
+	char label[64];
+
+	if (len >= sizeof label)
+		return false;
+	memcpy(label, s, len);
+	label[len] = '\0';
+	return k8s_dns_label(label);
+}
+
+bool k8s_bridge_name_like(const char *name)
+{
+	size_t n = strlen(name);
+	const char *d1 = strchr(name, '.'), *d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+	int port;
+
+	if (n == 64 && name[55] == '-') { /* the hashed form */
+		for (size_t i = 56; i < 64; i++)
+			if (!isdigit((unsigned char)name[i]) && !(name[i] >= 'a' && name[i] <= 'f'))
+				return false;
+		return true;
+	}
+	return d2 && !strchr(d2 + 1, '.') && parse_port(d2 + 1, strlen(d2 + 1), &port) == 0 &&
+	       label_n(name, (size_t)(d1 - name)) && label_n(d1 + 1, (size_t)(d2 - d1 - 1));
 }
 
 int k8s_target_parse(const char *spec, struct k8s_target *t, char *err, size_t errn)

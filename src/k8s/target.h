@@ -20,6 +20,17 @@ struct k8s_target {
 	int local; /* 0 = not given */
 };
 
+/* The name of connect's bridge to svc:port in ns, which keys its files in
+ * the state directory: SVC.NS.PORT (labels have no dots, so it is
+ * unambiguous); past 64 characters, its first 55 and a hash ("-%08x"),
+ * unique still.  buf holds at least 65 bytes. */
+void k8s_bridge_name(char *buf, size_t n, const char *svc, const char *ns, int port);
+
+/* Whether `name` has the form k8s_bridge_name gives (LABEL.LABEL.PORT, or
+ * 55 characters of one and a hash): a name of that form belongs to
+ * connect, whatever it is told at run time (config: one namespace). */
+bool k8s_bridge_name_like(const char *name);
+
 /* Parse "SVC:PORT[:LOCAL]" or "NS/SVC:PORT[:LOCAL]".  0, or -EINVAL with
  * a sentence for the user in err. */
 int k8s_target_parse(const char *spec, struct k8s_target *t, char *err, size_t errn);

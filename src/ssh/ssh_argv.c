@@ -1,7 +1,7 @@
 /* ssh_argv.c - see ssh_argv.h. */
 #include "ssh/ssh_argv.h"
-#include "cli/exitcodes.h"
-#include "core/config.h"
+#include "core/errcode.h"
+#include "ssh/ssh_config.h"
 #include "core/util.h"
 
 #include <errno.h>
@@ -283,7 +283,7 @@ const char *ssh_reason_text(enum ssh_reason r)
 	return "ssh exited";
 }
 
-int ssh_reason_exit_code(enum ssh_reason r)
+enum errcode ssh_reason_exit_code(enum ssh_reason r)
 {
 	switch (r) {
 	case SSH_R_REMOTE_FORWARD:

@@ -7,6 +7,8 @@
 #ifndef DEVBRIDGE_SSH_SSH_ARGV_H
 #define DEVBRIDGE_SSH_SSH_ARGV_H
 
+#include "core/errcode.h"
+
 #include <stddef.h>
 
 struct cfg_tunnel;
@@ -65,6 +67,6 @@ int ssh_argv_build_dump(const struct cfg_tunnel *t, char ***ret_argv);
 const char *ssh_reason_name(enum ssh_reason r);
 const char *ssh_reason_text(enum ssh_reason r);
 /* The CLI exit code for a tunnel that stopped for this reason (40-59). */
-int ssh_reason_exit_code(enum ssh_reason r);
+enum errcode ssh_reason_exit_code(enum ssh_reason r);
 
 #endif

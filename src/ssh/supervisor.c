@@ -2,8 +2,8 @@
  * `ssh -N -v` with the tunnel's argv; the "-v" debug lines on stderr tell
  * when the forward is up and, when ssh exits, why. */
 #include "ssh/supervisor.h"
-#include "cli/exitcodes.h"
-#include "core/config.h"
+#include "core/errcode.h"
+#include "ssh/ssh_config.h"
 #include "core/supervisor.h"
 #include "ssh/ssh_argv.h"
 
@@ -50,7 +50,7 @@ static const char *reason_text(int r)
 	return ssh_reason_text((enum ssh_reason)r);
 }
 
-static int reason_exit(int r)
+static enum errcode reason_exit(int r)
 {
 	return ssh_reason_exit_code((enum ssh_reason)r);
 }
@@ -94,10 +94,9 @@ static const struct sup_driver ssh_driver = {
     .state_extra = state_extra,
 };
 
-int ssh_supervise(const struct cfg *cfg, const struct cfg_tunnel *t, const char *state_dir,
+int ssh_supervise(const struct cfg_actor *a, const struct cfg_tunnel *t, const char *state_dir,
 		  int ready_fd)
 {
-	const struct cfg_actor *a = cfg_find_actor(cfg, t->actor);
 	struct sup_opts o = {
 	    .name = t->name,
 	    .state_dir = state_dir,

@@ -165,3 +165,39 @@ def test_ssh_config_that_ssh_refuses_is_a_config_error(db, sshd, tunnel):
     assert r.returncode == 3, r
     assert ("%s:%d:17: tunnels.web: ssh refuses this tunnel's configuration: %s: line 2: Bad "
             "configuration option: nosuchoption" % (db.config, line, cfg)) in r.stderr, r
+
+
+# --------------------------------------------------------------------------
+# one namespace of bridge names (issue 9): tunnels, services and connect's
+# Kubernetes bridges keep their files in one state directory
+
+
+_TUNNEL = ("  {name}:\n    host: h\n    remote_port: 1\n    local_port: 2\n    ssh_user: u\n"
+           "    ssh_key: /k\n    actor: a\n")
+
+
+def test_tunnel_named_like_a_kubernetes_bridge_is_refused(db_nosshd):
+    db = db_nosshd
+    _write(db, "tunnels:\n" + _TUNNEL.format(name="web.default.80") +
+           "actors:\n  a: {class: human}\n")
+    r = db.run("config", "check")
+    assert r.returncode == 3, r
+    assert ("%s:2:3: tunnel name 'web.default.80' has the form connect gives its Kubernetes "
+            "bridges (SERVICE.NAMESPACE.PORT" % db.config) in r.stderr, r
+    # `up` refuses to start anything on such a config
+    r = db.run("up")
+    assert r.returncode == 3 and "web.default.80" in r.stderr, r
+    assert not db.our_processes()
+
+
+def test_tunnel_beside_a_service_of_its_name_is_refused(db_nosshd):
+    db = db_nosshd
+    _write(db, "tunnels:\n" + _TUNNEL.format(name="api") +
+           "actors:\n  a: {class: human}\nservices:\n  - name: api\n    runtime: host\n")
+    r = db.run("--json", "config", "check")
+    assert r.returncode == 3, r
+    err = r.json()["error"]
+    assert err["name"] == "invalid_config", err
+    d = err["diagnostics"]
+    assert len(d) == 1 and (d[0]["line"], d[0]["column"]) == (12, 11), d
+    assert "service name 'api' is taken by the tunnel at line 2" in d[0]["message"], d

@@ -920,6 +920,62 @@ static void test_service_port_info(void)
 	ASSERT_EQ(strlen(small), 7);
 }
 
+/* connect's bridge names: SVC.NS.PORT, or cut with a hash past 64
+ * characters; every name it gives is recognised as its own (the config
+ * refuses such names for tunnels and services). */
+static void test_bridge_name(void)
+{
+	char n[80], m[80];
+
+	k8s_bridge_name(n, sizeof n, "web", "default", 80);
+	ASSERT_STR_EQ(n, "web.default.80");
+	ASSERT(k8s_bridge_name_like(n));
+	/* 63 + 1 + 63 + 1 + 5 characters: cut to 55, '-', 8 hex digits */
+	static const char svc[] = "s23456789012345678901234567890123456789012345678901234567890123";
+	static const char ns[] = "n23456789012345678901234567890123456789012345678901234567890123";
+	k8s_bridge_name(n, sizeof n, svc, ns, 65535);
+	ASSERT_EQ(strlen(n), 64);
+	ASSERT_EQ(strncmp(n, svc, 55), 0);
+	ASSERT_EQ(n[55], '-');
+	ASSERT(k8s_bridge_name_like(n));
+	/* unique still: another port, another hash */
+	k8s_bridge_name(m, sizeof m, svc, ns, 65534);
+	ASSERT(strcmp(n, m) != 0);
+	ASSERT_EQ(strncmp(n, m, 56), 0);
+	ASSERT(k8s_bridge_name_like(m));
+	for (int port = 1; port <= 65535; port += 997) {
+		k8s_bridge_name(n, sizeof n, "a-b", "c0", port);
+		ASSERT(k8s_bridge_name_like(n));
+	}
+	static const char *const not_ours[] = {
+	    "web",
+	    "web.80",
+	    "web.default",
+	    "web.default.80.1",
+	    "web.default.0",
+	    "web.default.080",
+	    "web.default.65536",
+	    "Web.default.80",
+	    "web.def_ault.80",
+	    "-web.default.80",
+	    "web-.default.80",
+	    ".default.80",
+	    "web..80",
+	    "web.default.",
+	    "web.default.8O",
+	};
+	for (size_t i = 0; i < sizeof not_ours / sizeof not_ours[0]; i++)
+		if (k8s_bridge_name_like(not_ours[i]))
+			TEST_FAIL_("%s taken for a bridge name", not_ours[i]);
+	/* the hashed form wants exactly 64 characters and 8 lowercase hex digits */
+	ASSERT(!k8s_bridge_name_like(
+	    "a123456789b123456789c123456789d123456789e123456789f1234-0123abc"));
+	ASSERT(!k8s_bridge_name_like(
+	    "a123456789b123456789c123456789d123456789e123456789f1234-0123ABCD"));
+	ASSERT(!k8s_bridge_name_like(
+	    "a123456789b123456789c123456789d123456789e123456789f12345012345678"));
+}
+
 int main(void)
 {
 	RUN(test_target_parse);
@@ -945,5 +1001,6 @@ int main(void)
 	RUN(test_env_names_numbering_three);
 	RUN(test_env_names_numbering_taken);
 	RUN(test_env_names_crowd);
+	RUN(test_bridge_name);
 	return 0;
 }

@@ -1,7 +1,7 @@
 /* Unit tests for ssh/ssh_argv: the exact argv, option precedence, and the
  * classification of ssh's stderr lines (from real OpenSSH 9.2 output). */
-#include "cli/exitcodes.h"
-#include "core/config.h"
+#include "core/errcode.h"
+#include "app/config.h"
 #include "ssh/ssh_argv.h"
 #include "test.h"
 

@@ -1,0 +1,52 @@
+/* diag.c - see diag.h. */
+#include "core/diag.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cfg_diag_addv(struct cfg_diags *d, struct cfg_mark m, const char *fmt, va_list ap)
+{
+	const char *file = m.file ? m.file : "?";
+	char *msg;
+
+	if (!d)
+		return 0;
+	if (d->n >= CFG_MAX_DIAGS) {
+		d->dropped++;
+		return 0;
+	}
+	if (!d->file || (d->n == 0 && strcmp(d->file, file) != 0)) {
+		char *f = strdup(file);
+		if (!f)
+			return -ENOMEM;
+		free(d->file);
+		d->file = f;
+	}
+	if (vasprintf(&msg, fmt, ap) < 0)
+		return -ENOMEM;
+	d->items[d->n++] = (struct cfg_diag){.mark = {d->file, m.line, m.col}, .msg = msg};
+	return 0;
+}
+
+int cfg_diag_add(struct cfg_diags *d, struct cfg_mark m, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = cfg_diag_addv(d, m, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+void cfg_diags_clear(struct cfg_diags *diags)
+{
+	if (!diags)
+		return;
+	for (size_t i = 0; i < diags->n; i++)
+		free(diags->items[i].msg);
+	free(diags->file);
+	memset(diags, 0, sizeof *diags);
+}
