@@ -95,21 +95,21 @@ struct sup {
 	char last_msg[LINE_MAX_];
 	int run_reason; /* what this run said */
 
-	struct loop_timer *retry_timer, *kill_timer, *stable_timer, *health_timer;
+	struct loop_timer retry_timer, kill_timer, stable_timer, health_timer;
 
 	/* readiness probe */
 	int probe_fd;
 	bool probing;
 	bool reprobe; /* the probe running is a periodic one */
-	struct loop_timer *probe_timer, *reprobe_timer;
+	struct loop_timer probe_timer, reprobe_timer;
 
 	enum health_state health;
 	pid_t health_pid;
 	int health_fd;
-	struct loop_timer *health_kill_timer;
+	struct loop_timer health_kill_timer;
 
 	int lock_fd; /* NAME.pid, locked */
-	struct loop_timer *tick_timer;
+	struct loop_timer tick_timer;
 	/* -errno of the last failed write of NAME.state / NAME.log, 0 once
 	 * they work (again); said in NAME.pid for `status`. */
 	int state_err, audit_err;
@@ -218,7 +218,7 @@ static void write_state(struct sup *s)
 		return;
 	snprintf(pidkey, sizeof pidkey, "%s_pid", s->drv->program);
 	json_object_set_new(o, pidkey, s->child > 0 ? json_integer(s->child) : json_null());
-	if (s->state == ST_RECONNECTING && s->retry_timer)
+	if (s->state == ST_RECONNECTING && loop_timer_active(&s->retry_timer))
 		json_object_set_new(o, "next_retry_seconds", json_real(s->next_delay));
 	if (s->drv->state_extra)
 		s->drv->state_extra(s, o);
@@ -281,7 +281,6 @@ static int health_child(void *data)
 static void on_health_kill(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	s->health_kill_timer = NULL;
 	if (s->health_pid > 0)
 		kill(s->health_pid, SIGKILL);
 }
@@ -305,26 +304,24 @@ static void health_start(struct sup *s)
 	fd_set_nonblock(p[0], true);
 	s->health_pid = pid;
 	s->health_fd = p[0];
-	loop_timer_add(s->loop, (uint64_t)s->o.health->timeout_s * 1000 + 2000, on_health_kill, s,
-		       &s->health_kill_timer);
+	loop_timer_start(s->loop, &s->health_kill_timer,
+			 (uint64_t)s->o.health->timeout_s * 1000 + 2000, on_health_kill, s);
 }
 
 static void on_health_timer(struct loop *l, void *data);
 
 static void health_schedule(struct sup *s)
 {
-	loop_timer_cancel(s->loop, s->health_timer);
-	s->health_timer = NULL;
+	loop_timer_stop(s->loop, &s->health_timer);
 	if (!has_health(s))
 		return;
-	loop_timer_add(s->loop, (uint64_t)s->o.health->interval_s * 1000, on_health_timer, s,
-		       &s->health_timer);
+	loop_timer_start(s->loop, &s->health_timer, (uint64_t)s->o.health->interval_s * 1000,
+			 on_health_timer, s);
 }
 
 static void on_health_timer(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	s->health_timer = NULL;
 	if (s->state == ST_CONNECTED || s->state == ST_DEGRADED)
 		health_start(s);
 	health_schedule(s);
@@ -338,8 +335,7 @@ static void health_done(struct sup *s, int status)
 	close(s->health_fd);
 	s->health_fd = -1;
 	s->health_pid = 0;
-	loop_timer_cancel(s->loop, s->health_kill_timer);
-	s->health_kill_timer = NULL;
+	loop_timer_stop(s->loop, &s->health_kill_timer);
 	bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 	if (!ok && !*detail)
 		snprintf(detail, sizeof detail, "health check timed out");
@@ -371,9 +367,8 @@ static void became_connected(struct sup *s, bool probed)
 	s->ever_connected = true;
 	transition(s, ST_CONNECTED, "bridge_connected", d);
 	notify_ready(s, SUP_READY_CONNECTED, 0, NULL);
-	loop_timer_cancel(s->loop, s->stable_timer);
-	s->stable_timer = NULL;
-	loop_timer_add(s->loop, (uint64_t)(s->o.stable_s * 1000), on_stable, s, &s->stable_timer);
+	loop_timer_stop(s->loop, &s->stable_timer);
+	loop_timer_start(s->loop, &s->stable_timer, (uint64_t)(s->o.stable_s * 1000), on_stable, s);
 	health_schedule(s);
 	/* A first check right away, so degraded shows without waiting a
 	 * whole interval. */
@@ -390,8 +385,7 @@ static void probe_end(struct sup *s)
 		close(s->probe_fd);
 		s->probe_fd = -1;
 	}
-	loop_timer_cancel(s->loop, s->probe_timer);
-	s->probe_timer = NULL;
+	loop_timer_stop(s->loop, &s->probe_timer);
 	s->probing = false;
 	s->reprobe = false;
 }
@@ -442,14 +436,13 @@ static void probe_fail(struct sup *s, const char *why)
 static void on_probe_window(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	s->probe_timer = NULL;
 	probe_ok(s);
 }
 
 static void on_probe_io(struct loop *l, int fd, unsigned events, void *data)
 {
 	struct sup *s = data;
-	if (!s->probe_timer) {
+	if (!loop_timer_active(&s->probe_timer)) {
 		/* Still connecting. */
 		int e = net_so_error(fd);
 		if (e) {
@@ -457,7 +450,7 @@ static void on_probe_io(struct loop *l, int fd, unsigned events, void *data)
 			return;
 		}
 		loop_mod_fd(l, fd, LOOP_READ);
-		loop_timer_add(l, PROBE_WINDOW_MS, on_probe_window, s, &s->probe_timer);
+		loop_timer_start(l, &s->probe_timer, PROBE_WINDOW_MS, on_probe_window, s);
 		return;
 	}
 	char buf[256];
@@ -482,7 +475,6 @@ static void probe_start(struct sup *s, int port);
 static void on_reprobe(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	s->reprobe_timer = NULL;
 	if (s->probing || s->stopping || s->child <= 0 ||
 	    (s->state != ST_CONNECTED && s->state != ST_DEGRADED))
 		return;
@@ -495,11 +487,10 @@ static void on_reprobe(struct loop *l, void *data)
 
 static void reprobe_schedule(struct sup *s)
 {
-	loop_timer_cancel(s->loop, s->reprobe_timer);
-	s->reprobe_timer = NULL;
+	loop_timer_stop(s->loop, &s->reprobe_timer);
 	if (s->o.probe_interval_s && s->drv->probe_port)
-		loop_timer_add(s->loop, (uint64_t)s->o.probe_interval_s * 1000, on_reprobe, s,
-			       &s->reprobe_timer);
+		loop_timer_start(s->loop, &s->reprobe_timer, (uint64_t)s->o.probe_interval_s * 1000,
+				 on_reprobe, s);
 }
 
 static void probe_start(struct sup *s, int port)
@@ -601,7 +592,6 @@ static void stream_close(struct sup *s, struct stream *st)
 static void on_kill_timer(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	s->kill_timer = NULL;
 	if (s->child > 0) {
 		log_warn("%s: %s pid %ld ignored SIGTERM for %d s; sending SIGKILL", s->o.name,
 			 s->drv->program, (long)s->child, KILL_GRACE_MS / 1000);
@@ -616,18 +606,16 @@ static void stop_child(struct sup *s)
 	kill(s->child, SIGTERM);
 	/* A stopped child would keep SIGTERM pending until the kill timer. */
 	kill(s->child, SIGCONT);
-	if (!s->kill_timer)
-		loop_timer_add(s->loop, KILL_GRACE_MS, on_kill_timer, s, &s->kill_timer);
+	if (!loop_timer_active(&s->kill_timer))
+		loop_timer_start(s->loop, &s->kill_timer, KILL_GRACE_MS, on_kill_timer, s);
 }
 
 static void finish(struct sup *s)
 {
-	loop_timer_cancel(s->loop, s->retry_timer);
-	s->retry_timer = NULL;
+	loop_timer_stop(s->loop, &s->retry_timer);
 	if (s->health_pid > 0)
 		kill(s->health_pid, SIGKILL);
-	loop_timer_cancel(s->loop, s->tick_timer);
-	s->tick_timer = NULL;
+	loop_timer_stop(s->loop, &s->tick_timer);
 	/* An orphaned supervisor has said why in the audit log already; the
 	 * state file is the new supervisor's. */
 	if (s->state != ST_FAILED && !s->orphaned)
@@ -641,7 +629,6 @@ static void finish(struct sup *s)
 static void on_retry(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	s->retry_timer = NULL;
 	attempt(s);
 }
 
@@ -662,14 +649,10 @@ static void child_exited(struct sup *s, int status)
 	stream_close(s, &s->err);
 	stream_close(s, &s->out);
 	probe_end(s);
-	loop_timer_cancel(s->loop, s->reprobe_timer);
-	s->reprobe_timer = NULL;
-	loop_timer_cancel(s->loop, s->kill_timer);
-	s->kill_timer = NULL;
-	loop_timer_cancel(s->loop, s->stable_timer);
-	s->stable_timer = NULL;
-	loop_timer_cancel(s->loop, s->health_timer);
-	s->health_timer = NULL;
+	loop_timer_stop(s->loop, &s->reprobe_timer);
+	loop_timer_stop(s->loop, &s->kill_timer);
+	loop_timer_stop(s->loop, &s->stable_timer);
+	loop_timer_stop(s->loop, &s->health_timer);
 	if (s->stopping) {
 		finish(s);
 		return;
@@ -731,7 +714,7 @@ static void child_exited(struct sup *s, int status)
 	char d[sizeof why + 96];
 	snprintf(d, sizeof d, "%s; attempt %u, retry in %.1fs", why, s->attempts + 1,
 		 s->next_delay);
-	loop_timer_add(s->loop, (uint64_t)(s->next_delay * 1000), on_retry, s, &s->retry_timer);
+	loop_timer_start(s->loop, &s->retry_timer, (uint64_t)(s->next_delay * 1000), on_retry, s);
 	transition(s, ST_RECONNECTING, "bridge_reconnecting", d);
 	if (!s->o.ready_waits_retries)
 		notify_ready(s, SUP_READY_RETRYING, s->drv->reason_exit(r), why);
@@ -858,10 +841,9 @@ void sup_renew(struct sup *s, int reason, const char *why)
 		stop_child(s);
 		return;
 	}
-	if (!s->held && !s->retry_timer)
+	if (!s->held && !loop_timer_active(&s->retry_timer))
 		return;
-	loop_timer_cancel(s->loop, s->retry_timer);
-	s->retry_timer = NULL;
+	loop_timer_stop(s->loop, &s->retry_timer);
 	s->held = false;
 	s->last_hold[0] = '\0';
 	s->next_delay = 0;
@@ -875,7 +857,6 @@ void sup_renew(struct sup *s, int reason, const char *why)
 static void on_stable(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	s->stable_timer = NULL;
 	backoff_reset(&s->bo);
 	s->attempts = 0;
 }
@@ -1029,7 +1010,6 @@ static void stall_check(struct sup *s)
 static void on_tick(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	s->tick_timer = NULL;
 	if (!s->stopping)
 		lock_check(s);
 	if (s->stopping)
@@ -1037,9 +1017,7 @@ static void on_tick(struct loop *l, void *data)
 	if (s->state_err)
 		write_state(s);
 	stall_check(s);
-	if (loop_timer_add(l, TICK_MS, on_tick, s, &s->tick_timer) < 0)
-		log_error("%s: cannot arm the 1 s timer: lock, state and stall checks stop",
-			  s->o.name);
+	loop_timer_start(l, &s->tick_timer, TICK_MS, on_tick, s);
 }
 
 /* --- signals --- */
@@ -1080,9 +1058,8 @@ static void on_signal(struct loop *l, int signo, void *data)
 		if (s->child > 0) {
 			s->hup = true;
 			stop_child(s);
-		} else if (s->retry_timer || s->held) {
-			loop_timer_cancel(l, s->retry_timer);
-			s->retry_timer = NULL;
+		} else if (loop_timer_active(&s->retry_timer) || s->held) {
+			loop_timer_stop(l, &s->retry_timer);
 			s->held = false;
 			s->last_hold[0] = '\0';
 			s->next_delay = 0;
@@ -1098,7 +1075,7 @@ static void on_signal(struct loop *l, int signo, void *data)
 		/* Without a configured check, the periodic probe through the
 		 * forward is the check: run it now (`devbridge check`). */
 		if (!has_health(s) && s->o.probe_interval_s && s->drv->probe_port && !s->probing) {
-			loop_timer_cancel(l, s->reprobe_timer);
+			loop_timer_stop(l, &s->reprobe_timer);
 			on_reprobe(l, s);
 		}
 		break;
@@ -1178,9 +1155,7 @@ int sup_run(const struct sup_opts *o)
 		return EXIT_ERROR;
 	}
 	attempt(&s);
-	if (loop_timer_add(s.loop, TICK_MS, on_tick, &s, &s.tick_timer) < 0)
-		log_error("%s: cannot arm the 1 s timer: lock, state and stall checks are off",
-			  o->name);
+	loop_timer_start(s.loop, &s.tick_timer, TICK_MS, on_tick, &s);
 	r = loop_run(s.loop);
 	if (r < 0)
 		log_error("%s: event loop: %s", o->name, strerror(-r));
@@ -1202,14 +1177,14 @@ int sup_run(const struct sup_opts *o)
 		close(s.probe_fd);
 	if (s.health_fd >= 0)
 		close(s.health_fd);
-	loop_timer_cancel(s.loop, s.retry_timer);
-	loop_timer_cancel(s.loop, s.kill_timer);
-	loop_timer_cancel(s.loop, s.stable_timer);
-	loop_timer_cancel(s.loop, s.health_timer);
-	loop_timer_cancel(s.loop, s.health_kill_timer);
-	loop_timer_cancel(s.loop, s.probe_timer);
-	loop_timer_cancel(s.loop, s.reprobe_timer);
-	loop_timer_cancel(s.loop, s.tick_timer);
+	loop_timer_stop(s.loop, &s.retry_timer);
+	loop_timer_stop(s.loop, &s.kill_timer);
+	loop_timer_stop(s.loop, &s.stable_timer);
+	loop_timer_stop(s.loop, &s.health_timer);
+	loop_timer_stop(s.loop, &s.health_kill_timer);
+	loop_timer_stop(s.loop, &s.probe_timer);
+	loop_timer_stop(s.loop, &s.reprobe_timer);
+	loop_timer_stop(s.loop, &s.tick_timer);
 	loop_free(s.loop);
 	if (s.argv)
 		s.drv->free_argv(s.argv);

@@ -283,7 +283,7 @@ struct k8s_sup {
 	unsigned w_events; /* verdicts from this watch */
 	unsigned w_fails;  /* watches in a row that ended without one */
 	struct backoff w_bo;
-	struct loop_timer *w_timer;
+	struct loop_timer w_timer;
 	/* what a watch said last: kept while it is restarted, dropped when
 	 * none can be had (see watch_down) */
 	bool have_view;
@@ -294,7 +294,7 @@ struct k8s_sup {
 	int run_port;
 
 	/* session files: a rewrite that found the lock taken */
-	struct loop_timer *sess_timer;
+	struct loop_timer sess_timer;
 	unsigned sess_delay_ms;
 };
 
@@ -519,7 +519,6 @@ static void watch_start(struct sup *s);
 static void on_watch_timer(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	ksup(s)->w_timer = NULL;
 	watch_start(s);
 }
 
@@ -542,7 +541,7 @@ static void watch_down(struct sup *s, const char *why)
 		backoff_reset(&k->w_bo);
 	double delay = backoff_next(&k->w_bo);
 	log_info("%s: endpoints watch ended (%s); again in %.1fs", sup_name(s), why, delay);
-	loop_timer_add(sup_loop(s), (uint64_t)(delay * 1000), on_watch_timer, s, &k->w_timer);
+	loop_timer_start(sup_loop(s), &k->w_timer, (uint64_t)(delay * 1000), on_watch_timer, s);
 	if (waiting && blind) {
 		char d[700];
 		snprintf(d, sizeof d,
@@ -610,8 +609,7 @@ static void watch_stop(struct k8s_sup *k, struct sup *s)
 	if (s) {
 		watch_close_fd(s, &k->w_out);
 		watch_close_fd(s, &k->w_err);
-		loop_timer_cancel(sup_loop(s), k->w_timer);
-		k->w_timer = NULL;
+		loop_timer_stop(sup_loop(s), &k->w_timer);
 	}
 }
 
@@ -739,21 +737,21 @@ static void session_update(struct sup *s);
 static void on_session_timer(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	ksup(s)->sess_timer = NULL;
 	session_update(s);
 }
 
 static void session_update(struct sup *s)
 {
 	struct k8s_sup *k = ksup(s);
-	if (k->sess_timer)
+	if (loop_timer_active(&k->sess_timer))
 		return; /* a retry is due anyway, and will see this change */
 	int r = k8s_session_try_write(k->state_dir, sup_name(s));
 	if (r == -EWOULDBLOCK) {
 		k->sess_delay_ms = k->sess_delay_ms ? k->sess_delay_ms * 2 : SESSION_RETRY_MIN_MS;
 		if (k->sess_delay_ms > SESSION_RETRY_MAX_MS)
 			k->sess_delay_ms = SESSION_RETRY_MAX_MS;
-		loop_timer_add(sup_loop(s), k->sess_delay_ms, on_session_timer, s, &k->sess_timer);
+		loop_timer_start(sup_loop(s), &k->sess_timer, k->sess_delay_ms, on_session_timer,
+				 s);
 		return;
 	}
 	k->sess_delay_ms = 0;
@@ -776,8 +774,7 @@ static void finished(struct sup *s)
 	struct k8s_sup *k = ksup(s);
 	k->done = true;
 	watch_stop(k, s);
-	loop_timer_cancel(sup_loop(s), k->sess_timer);
-	k->sess_timer = NULL;
+	loop_timer_stop(sup_loop(s), &k->sess_timer);
 }
 
 static const struct sup_driver k8s_driver = {
