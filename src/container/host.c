@@ -8,6 +8,7 @@
  *                    container's data connection (10 s)
  *   struct dconn     a data connection waiting for its ConnectReady line
  *   struct rnode     a paired client <-> data relay
+ *   struct hbrowser  a browser started for OpenUrl, watched until it exits
  * A container going away takes its forwards and pending clients with it;
  * relays already paired keep running until either side closes. */
 #include "container/host.h"
@@ -121,6 +122,14 @@ struct rnode {
 	struct relay *r;
 };
 
+/* At most BROWSER_RATE_MAX are started a second; each is reaped by its own
+ * watch (nothing in the daemon reaps with waitpid(-1)). */
+struct hbrowser {
+	struct host *h;
+	struct hbrowser *prev, *next;
+	struct loop_child w;
+};
+
 struct host {
 	const struct host_opts *o;
 	struct loop *loop;
@@ -134,6 +143,7 @@ struct host {
 	size_t n_dconns;
 	struct rnode *relays;
 	size_t n_relays;
+	struct hbrowser *browsers;
 	struct hsock *socks;
 	size_t n_socks;
 	unsigned sock_seq;
@@ -551,6 +561,38 @@ static void refuse_auth(struct hconn *c, const char *what, const char *token)
 	host_audit(c->h, c, "auth_failed", d);
 }
 
+static void on_browser_exit(struct loop *l, pid_t pid, int status, void *data)
+{
+	struct hbrowser *b = data;
+	LIST_UNLINK(b->h->browsers, b);
+	free(b);
+}
+
+/* Run the browser on `url`, watched until it exits. */
+static int open_browser(struct host *h, const char *url)
+{
+	struct hbrowser *b = calloc(1, sizeof *b);
+	if (!b)
+		return -ENOMEM;
+	pid_t pid;
+	int r = browser_open(h->o->browser_cmd, url, &pid);
+	if (r == 0) {
+		r = loop_child_watch(h->loop, &b->w, pid, on_browser_exit, b);
+		if (r < 0) {
+			/* Unwatched it would stay a zombie: do not leave it. */
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+	}
+	if (r < 0) {
+		free(b);
+		return r;
+	}
+	b->h = h;
+	LIST_PUSH(h->browsers, b);
+	return 0;
+}
+
 static void handle_open_url(struct hconn *c, const struct dbr_msg *m)
 {
 	struct host *h = c->h;
@@ -571,8 +613,7 @@ static void handle_open_url(struct hconn *c, const struct dbr_msg *m)
 		snprintf(err, sizeof err, "more than %d URLs a second", BROWSER_RATE_MAX);
 		log_warn("OpenUrl refused: %s", err);
 	} else if (browser_rewrite(m->url, map_port, &mc, url, sizeof url) >= 0) {
-		pid_t pid;
-		int r = browser_open(h->o->browser_cmd, url, &pid);
+		int r = open_browser(h, url);
 		ack.success = r == 0;
 		if (r < 0) {
 			snprintf(err, sizeof err, "cannot run the browser: %s", strerror(-r));
@@ -1406,11 +1447,6 @@ static void on_drain_timeout(struct loop *l, void *data)
 static void on_signal(struct loop *l, int signo, void *data)
 {
 	struct host *h = data;
-	if (signo == SIGCHLD) {
-		while (waitpid(-1, NULL, WNOHANG) > 0)
-			;
-		return;
-	}
 	if (h->stopping)
 		return;
 	h->stopping = true;
@@ -1459,7 +1495,7 @@ int host_run(const struct host_opts *o)
 			close(lock);
 		return e == -EADDRINUSE ? EXIT_PORT_IN_USE : EXIT_ERROR;
 	}
-	static const int sigs[] = {SIGTERM, SIGINT, SIGCHLD, 0};
+	static const int sigs[] = {SIGTERM, SIGINT, 0};
 	signal(SIGPIPE, SIG_IGN);
 	r = loop_new(&h.loop);
 	if (r == 0)
@@ -1501,6 +1537,13 @@ out:
 		LIST_UNLINK(h.relays, n);
 		relay_free(n->r);
 		free(n);
+	}
+	/* A browser still running outlives the daemon, as before: init reaps it. */
+	while (h.browsers) {
+		struct hbrowser *b = h.browsers;
+		LIST_UNLINK(h.browsers, b);
+		loop_child_unwatch(h.loop, &b->w);
+		free(b);
 	}
 	loop_timer_stop(h.loop, &h.hb_timer);
 	loop_timer_stop(h.loop, &h.idle_timer);

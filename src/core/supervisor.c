@@ -91,6 +91,7 @@ struct sup {
 	int exit_code;
 
 	pid_t child;
+	struct loop_child child_w;
 	struct stream out, err;
 	char last_msg[LINE_MAX_];
 	int run_reason; /* what this run said */
@@ -105,6 +106,7 @@ struct sup {
 
 	enum health_state health;
 	pid_t health_pid;
+	struct loop_child health_w;
 	int health_fd;
 	struct loop_timer health_kill_timer;
 
@@ -285,6 +287,13 @@ static void on_health_kill(struct loop *l, void *data)
 		kill(s->health_pid, SIGKILL);
 }
 
+static void health_done(struct sup *s, int status);
+
+static void on_health_exit(struct loop *l, pid_t pid, int status, void *data)
+{
+	health_done(data, status);
+}
+
 static void health_start(struct sup *s)
 {
 	if (s->health_pid > 0 || !has_health(s))
@@ -296,6 +305,10 @@ static void health_start(struct sup *s)
 	pid_t pid;
 	int r = spawn_fork(health_child, &j, p[1], &pid);
 	close(p[1]);
+	if (r == 0 && (r = loop_child_watch(s->loop, &s->health_w, pid, on_health_exit, s)) < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
 	if (r < 0) {
 		close(p[0]);
 		log_error("%s: cannot start health check: %s", s->o.name, strerror(-r));
@@ -571,7 +584,7 @@ static void on_child_output(struct loop *l, int fd, unsigned events, void *data)
 	struct stream *st = fd == s->out.fd ? &s->out : &s->err;
 	drain(s, st);
 	if (events & LOOP_ERROR) {
-		/* The child closed it (it exited); SIGCHLD does the rest. */
+		/* The child closed it (it exited); its watch does the rest. */
 		loop_del_fd(l, fd);
 	}
 }
@@ -720,6 +733,11 @@ static void child_exited(struct sup *s, int status)
 		notify_ready(s, SUP_READY_RETRYING, s->drv->reason_exit(r), why);
 }
 
+static void on_child_exit(struct loop *l, pid_t pid, int status, void *data)
+{
+	child_exited(data, status);
+}
+
 static int stream_open(struct sup *s, struct stream *st, bool is_stdout, int *child_end)
 {
 	int p[2];
@@ -780,12 +798,30 @@ static void attempt(struct sup *s)
 		log_error("%s: cannot run %s: %s", s->o.name, s->drv->program, strerror(-r));
 		goto fail;
 	}
+	/* Watched before anything else: its exit is the one event that
+	 * always comes, and ends the run however it ends. */
+	r = loop_child_watch(s->loop, &s->child_w, pid, on_child_exit, s);
+	if (r < 0) {
+		log_error("%s: cannot watch %s pid %ld: %s", s->o.name, s->drv->program, (long)pid,
+			  strerror(-r));
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		goto fail;
+	}
 	s->child = pid;
 	s->stall_known = false;
 	s->stall_seen_ms = now_mono_ms();
-	loop_add_fd(s->loop, s->err.fd, LOOP_READ, on_child_output, s);
-	if (s->out.fd >= 0)
-		loop_add_fd(s->loop, s->out.fd, LOOP_READ, on_child_output, s);
+	r = loop_add_fd(s->loop, s->err.fd, LOOP_READ, on_child_output, s);
+	if (r == 0 && s->out.fd >= 0)
+		r = loop_add_fd(s->loop, s->out.fd, LOOP_READ, on_child_output, s);
+	if (r < 0) {
+		/* Unread, its lines (readiness among them) would never be
+		 * seen: this run fails, its exit takes the usual way. */
+		snprintf(s->last_msg, sizeof s->last_msg, "cannot read %s's output: %s",
+			 s->drv->program, strerror(-r));
+		log_error("%s: %s", s->o.name, s->last_msg);
+		kill(pid, SIGKILL);
+	}
 	write_state(s);
 	return;
 fail:
@@ -1022,29 +1058,10 @@ static void on_tick(struct loop *l, void *data)
 
 /* --- signals --- */
 
-static void reap(struct sup *s)
-{
-	for (;;) {
-		int status;
-		pid_t pid = waitpid(-1, &status, WNOHANG);
-		if (pid <= 0)
-			return;
-		if (pid == s->child)
-			child_exited(s, status);
-		else if (pid == s->health_pid)
-			health_done(s, status);
-		else if (s->drv->reaped)
-			s->drv->reaped(s, pid, status);
-	}
-}
-
 static void on_signal(struct loop *l, int signo, void *data)
 {
 	struct sup *s = data;
 	switch (signo) {
-	case SIGCHLD:
-		reap(s);
-		break;
 	case SIGTERM:
 	case SIGINT:
 		if (s->stopping)
@@ -1113,7 +1130,7 @@ int sup_run(const struct sup_opts *o)
 	s.lock_fd = lock_fd;
 
 	int r = loop_new(&s.loop);
-	static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, 0};
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, 0};
 	if (r == 0)
 		r = loop_watch_signals(s.loop, sigs, on_signal, &s);
 	if (r < 0) {
@@ -1161,14 +1178,8 @@ int sup_run(const struct sup_opts *o)
 		log_error("%s: event loop: %s", o->name, strerror(-r));
 
 	/* Never leave a child behind, whatever ended the loop. */
-	if (s.child > 0) {
-		kill(s.child, SIGKILL);
-		waitpid(s.child, NULL, 0);
-	}
-	if (s.health_pid > 0) {
-		kill(s.health_pid, SIGKILL);
-		waitpid(s.health_pid, NULL, 0);
-	}
+	loop_child_kill_wait(s.loop, &s.child_w);
+	loop_child_kill_wait(s.loop, &s.health_w);
 	if (s.err.fd >= 0)
 		close(s.err.fd);
 	if (s.out.fd >= 0)

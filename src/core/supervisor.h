@@ -86,12 +86,11 @@ struct sup_driver {
 	void (*finished)(struct sup *s);
 
 	/* Optional, for drivers with fds, timers or children of their own
-	 * (see "Drivers that watch" below).  start: once the loop exists,
-	 * before the first run; a negative errno is logged and ignored.
-	 * reaped: a child of this process that is not the supervisor's own
-	 * has exited (the supervisor reaps every child). */
+	 * (see "Drivers that watch" below): once the loop exists, before the
+	 * first run; a negative errno is logged and ignored.  A driver's own
+	 * child gets its own watch (loop_child_watch on sup_loop): nothing
+	 * reaps every child. */
 	int (*start)(struct sup *s);
-	void (*reaped)(struct sup *s, pid_t pid, int status);
 };
 
 struct sup_opts {

@@ -273,6 +273,7 @@ struct k8s_sup {
 
 	/* the endpoints watch */
 	pid_t w_pid;
+	struct loop_child w_child;
 	int w_out, w_err;
 	char *w_buf;
 	size_t w_len;
@@ -551,6 +552,8 @@ static void watch_down(struct sup *s, const char *why)
 	}
 }
 
+static void on_watch_exit(struct loop *l, pid_t pid, int status, void *data);
+
 static void watch_start(struct sup *s)
 {
 	struct k8s_sup *k = ksup(s);
@@ -569,6 +572,11 @@ static void watch_start(struct sup *s)
 				       .die_with_parent = true,
 				       .new_pgroup = true};
 		r = spawn_process(&o, &k->w_pid);
+		if (r == 0 && (r = loop_child_watch(sup_loop(s), &k->w_child, k->w_pid,
+						    on_watch_exit, s)) < 0) {
+			kill(-k->w_pid, SIGKILL);
+			waitpid(k->w_pid, NULL, 0);
+		}
 	}
 	k8s_pf_argv_free(argv);
 	if (po[1] >= 0)
@@ -597,20 +605,34 @@ static void watch_start(struct sup *s)
 	k->w_started_ms = now_mono_ms();
 	fd_set_nonblock(k->w_out, true);
 	fd_set_nonblock(k->w_err, true);
-	loop_add_fd(sup_loop(s), k->w_out, LOOP_READ, on_watch_out, s);
-	loop_add_fd(sup_loop(s), k->w_err, LOOP_READ, on_watch_err, s);
+	r = loop_add_fd(sup_loop(s), k->w_out, LOOP_READ, on_watch_out, s);
+	if (r == 0)
+		r = loop_add_fd(sup_loop(s), k->w_err, LOOP_READ, on_watch_err, s);
+	if (r < 0) {
+		/* A watch whose output cannot be read says nothing: end it,
+		 * its exit restarts it with backoff. */
+		log_warn("%s: endpoints watch: cannot read kubectl's output: %s", sup_name(s),
+			 strerror(-r));
+		watch_close_fd(s, &k->w_out);
+		watch_close_fd(s, &k->w_err);
+		kill(-k->w_pid, SIGKILL);
+		return;
+	}
 	log_debug("%s: endpoints watch: kubectl pid %ld", sup_name(s), (long)k->w_pid);
 }
 
+/* The driver is leaving: the watch goes at once, with its whole group
+ * (nothing of it stays), and no restart is due. */
 static void watch_stop(struct k8s_sup *k, struct sup *s)
 {
-	if (k->w_pid > 0)
-		kill(-k->w_pid, SIGKILL); /* its own group: nothing of it stays */
-	if (s) {
-		watch_close_fd(s, &k->w_out);
-		watch_close_fd(s, &k->w_err);
-		loop_timer_stop(sup_loop(s), &k->w_timer);
+	if (k->w_pid > 0) {
+		kill(-k->w_pid, SIGKILL);
+		loop_child_kill_wait(sup_loop(s), &k->w_child);
+		k->w_pid = 0;
 	}
+	watch_close_fd(s, &k->w_out);
+	watch_close_fd(s, &k->w_err);
+	loop_timer_stop(sup_loop(s), &k->w_timer);
 }
 
 static int drv_start(struct sup *s)
@@ -625,11 +647,10 @@ static int drv_start(struct sup *s)
 	return 0;
 }
 
-static void drv_reaped(struct sup *s, pid_t pid, int status)
+static void on_watch_exit(struct loop *l, pid_t pid, int status, void *data)
 {
+	struct sup *s = data;
 	struct k8s_sup *k = ksup(s);
-	if (pid != k->w_pid)
-		return;
 	k->w_pid = 0;
 	/* What it still wrote comes first. */
 	if (k->w_out >= 0)
@@ -797,7 +818,6 @@ static const struct sup_driver k8s_driver = {
     .connected = connected,
     .finished = finished,
     .start = drv_start,
-    .reaped = drv_reaped,
 };
 
 int k8s_pf_supervise(struct k8s_fwd *f, const char *name, const char *state_dir, int max_attempts,
@@ -824,16 +844,9 @@ int k8s_pf_supervise(struct k8s_fwd *f, const char *name, const char *state_dir,
 	    .ready_fd = ready_fd,
 	};
 	int code = sup_run(&o);
-	/* Off the loop now: whatever ended it, the watch goes, and the
-	 * session files stop advertising this bridge (its lock is released,
-	 * so it no longer counts as live). */
-	watch_stop(&k, NULL);
-	if (k.w_pid > 0)
-		waitpid(k.w_pid, NULL, 0);
-	if (k.w_out >= 0)
-		close(k.w_out);
-	if (k.w_err >= 0)
-		close(k.w_err);
+	/* Off the loop now (the watch went in `finished`): the session files
+	 * stop advertising this bridge (its lock is released, so it no longer
+	 * counts as live). */
 	free(k.w_buf);
 	int r = k8s_session_write(state_dir, NULL);
 	if (r < 0)
