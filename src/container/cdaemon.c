@@ -697,7 +697,12 @@ static void connect_to(struct cd *cd, const char *addr)
 		return;
 	}
 	cd->conn_fd = fd;
-	loop_add_fd(cd->loop, fd, LOOP_WRITE, on_connected, cd);
+	int r = loop_add_fd(cd->loop, fd, LOOP_WRITE, on_connected, cd);
+	if (r < 0) {
+		/* This attempt fails; the next comes after the backoff. */
+		disconnect(cd, strerror(-r));
+		return;
+	}
 	loop_timer_start(cd->loop, &cd->connect_timer, CD_CONNECT_TIMEOUT_MS, on_connect_timeout,
 			 cd);
 }
@@ -1047,7 +1052,14 @@ int cd_run(const struct cd_opts *o)
 			loop_free(cd.loop);
 			return EXIT_ERROR;
 		}
-		loop_add_fd(cd.loop, cd.pidfd, LOOP_READ, on_parent, &cd);
+		r = loop_add_fd(cd.loop, cd.pidfd, LOOP_READ, on_parent, &cd);
+		if (r < 0) {
+			log_error("parent pid %ld: cannot watch it: %s", (long)o->parent_pid,
+				  strerror(-r));
+			close(cd.pidfd);
+			loop_free(cd.loop);
+			return EXIT_ERROR;
+		}
 	}
 	backoff_init(&cd.bo, CD_BACKOFF_INITIAL_S, CD_BACKOFF_MAX_S);
 	net_uuid_v4(cd.instance, sizeof cd.instance);

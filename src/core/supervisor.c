@@ -462,7 +462,11 @@ static void on_probe_io(struct loop *l, int fd, unsigned events, void *data)
 			probe_fail(s, strerror(e));
 			return;
 		}
-		loop_mod_fd(l, fd, LOOP_READ);
+		int r = loop_mod_fd(l, fd, LOOP_READ);
+		if (r < 0) {
+			probe_fail(s, strerror(-r));
+			return;
+		}
 		loop_timer_start(l, &s->probe_timer, PROBE_WINDOW_MS, on_probe_window, s);
 		return;
 	}
@@ -517,7 +521,9 @@ static void probe_start(struct sup *s, int port)
 	}
 	s->probe_fd = fd;
 	s->probing = true;
-	loop_add_fd(s->loop, fd, LOOP_WRITE, on_probe_io, s);
+	int r = loop_add_fd(s->loop, fd, LOOP_WRITE, on_probe_io, s);
+	if (r < 0)
+		probe_fail(s, strerror(-r));
 }
 
 /* --- the child's output --- */
