@@ -832,7 +832,6 @@ int k8s_pf_supervise(struct k8s_fwd *f, const char *name, const char *state_dir,
 	    .state_dir = state_dir,
 	    .actor = user && *user ? user : "devbridge",
 	    .actor_class = "human",
-	    .drv = &k8s_driver,
 	    .ctx = &k,
 	    .max_attempts = 0,
 	    .first_max_attempts = max_attempts,
@@ -843,7 +842,7 @@ int k8s_pf_supervise(struct k8s_fwd *f, const char *name, const char *state_dir,
 	    .stable_s = 30,
 	    .ready_fd = ready_fd,
 	};
-	int code = sup_run(&o);
+	int code = sup_run(&o, &k8s_driver);
 	/* Off the loop now (the watch went in `finished`): the session files
 	 * stop advertising this bridge (its lock is released, so it no longer
 	 * counts as live). */
