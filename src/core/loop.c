@@ -260,24 +260,31 @@ static int pidfd_open_(pid_t pid)
 	return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
+/* Without pidfd_open: how often a watch asks. */
+#define CHILD_POLL_MS 50
+
 static void child_stop(struct loop *l, struct loop_child *w)
 {
-	loop_del_fd(l, w->pidfd);
-	close(w->pidfd);
+	if (w->pidfd >= 0) {
+		loop_del_fd(l, w->pidfd);
+		close(w->pidfd);
+	} else {
+		loop_timer_stop(l, &w->poll);
+	}
 	w->pidfd = -1;
 	w->pid = 0;
 }
 
-static void on_pidfd(struct loop *l, int fd, unsigned events, void *data)
+/* Reap w's child if it has exited; true when it was and cb ran. */
+static bool child_reap(struct loop *l, struct loop_child *w)
 {
-	struct loop_child *w = data;
 	int status = 0;
 	pid_t r;
 	do
 		r = waitpid(w->pid, &status, WNOHANG);
 	while (r < 0 && errno == EINTR);
 	if (r == 0)
-		return; /* not gone yet (a pidfd reads ready only at exit) */
+		return false;
 	if (r < 0)
 		status = 255 << 8; /* reaped elsewhere, against the rule: say "exited 255" */
 	pid_t pid = w->pid;
@@ -285,6 +292,21 @@ static void on_pidfd(struct loop *l, int fd, unsigned events, void *data)
 	void *cb_data = w->data;
 	child_stop(l, w);
 	cb(l, pid, status, cb_data);
+	return true;
+}
+
+static void on_pidfd(struct loop *l, int fd, unsigned events, void *data)
+{
+	/* Not gone yet would be odd (a pidfd reads ready only at exit): then
+	 * the next event asks again. */
+	child_reap(l, data);
+}
+
+static void on_child_poll(struct loop *l, void *data)
+{
+	struct loop_child *w = data;
+	if (!child_reap(l, w))
+		loop_timer_start(l, &w->poll, CHILD_POLL_MS, on_child_poll, w);
 }
 
 int loop_child_watch(struct loop *l, struct loop_child *w, pid_t pid, loop_child_cb cb, void *data)
@@ -294,17 +316,21 @@ int loop_child_watch(struct loop *l, struct loop_child *w, pid_t pid, loop_child
 	if (w->pid > 0)
 		return -EBUSY;
 	int fd = pidfd_open_(pid);
-	if (fd < 0)
+	if (fd < 0 && errno != ENOSYS)
 		return -errno;
-	int r = loop_add_fd(l, fd, LOOP_READ, on_pidfd, w);
-	if (r < 0) {
-		close(fd);
-		return r;
+	if (fd >= 0) {
+		int r = loop_add_fd(l, fd, LOOP_READ, on_pidfd, w);
+		if (r < 0) {
+			close(fd);
+			return r;
+		}
 	}
 	w->pid = pid;
 	w->pidfd = fd;
 	w->cb = cb;
 	w->data = data;
+	if (fd < 0)
+		loop_timer_start(l, &w->poll, CHILD_POLL_MS, on_child_poll, w);
 	return 0;
 }
 

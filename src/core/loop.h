@@ -57,9 +57,10 @@ struct loop_timer {
 /* A watched child process, embedded in its owner and zero-initialised. */
 struct loop_child {
 	pid_t pid; /* 0 = not watching */
-	int pidfd;
+	int pidfd; /* -1: no pidfd_open here, `poll` asks waitpid(pid) instead */
 	loop_child_cb cb;
 	void *data;
+	struct loop_timer poll;
 };
 
 int loop_new(struct loop **ret);
@@ -91,8 +92,10 @@ bool loop_timer_active(const struct loop_timer *t);
  * once it exits the loop reaps it (waitpid on that pid only) and calls
  * cb(loop, pid, status, data), the watch already inactive (cb may free its
  * owner).  Called right after the fork there is no window in which the
- * child can exit unnoticed: an unreaped pid cannot be reused.  0, or a
- * negative errno (-EMFILE, -ESRCH, -ENOSYS before Linux 5.3): then the
+ * child can exit unnoticed: an unreaped pid cannot be reused.  Where
+ * pidfd_open does not exist (Linux before 5.3, valgrind before 3.21) the
+ * watch asks waitpid(pid, WNOHANG) every 50 ms instead: later, but still
+ * for that pid only.  0, or a negative errno (-EMFILE, -ESRCH): then the
  * child is still the caller's to reap.  -EBUSY when `w` watches already.
  * Nothing in devbridge reaps with waitpid(-1), and SIGCHLD stays at its
  * default: every child has its own watch. */
