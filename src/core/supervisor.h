@@ -151,14 +151,17 @@ struct sup_opts {
 	/* SIGTERM -> SIGKILL escalation for the child; 0 = 5000 ms. */
 	unsigned kill_grace_ms;
 
-	/* The embedder's callbacks (optional), with `data`.  on_state: after
-	 * every transition (its audit event and the state file written), `st`
-	 * the state now, which may be the one before (bridge_disconnected,
-	 * bridge_waiting, a further bridge_reconnecting).  on_finished: once, from the loop, after
-	 * the supervisor stopped (sup_stop, or it lost its pid file to another supervisor) or
-	 * failed for good, every child gone; `code` is the exit code the command reports (0 after a
-	 * stop, the reason's code after a failure). Either may call sup_free: the supervisor is
-	 * marked and freed when the callback returns. */
+	/* The embedder's callbacks (optional), with `data`.
+	 * on_state: after every transition (its audit event and the state
+	 * file written); `st` is the state now, which may be the one before
+	 * (bridge_disconnected, bridge_waiting, a further
+	 * bridge_reconnecting).
+	 * on_finished: once, from the loop, after the supervisor stopped
+	 * (sup_stop, or another supervisor took its pid file) or failed for
+	 * good, every child gone; `code` is the exit code the command reports
+	 * (0 after a stop, the reason's code after a failure).
+	 * Either may call sup_free: the supervisor is marked and freed when
+	 * the callback returns. */
 	void (*on_state)(struct sup *s, enum sup_state st, void *data);
 	void (*on_finished)(struct sup *s, int code, void *data);
 	void *data;
