@@ -4,6 +4,8 @@
 #include "cli/cli.h"
 #include "app/config.h"
 #include "core/log.h"
+#include "core/loop.h"
+#include "core/spawn.h"
 #include "core/state.h"
 #include "core/util.h"
 #include "ssh/ssh_argv.h"
@@ -391,58 +393,107 @@ int cmd_restart(struct cli *c)
 
 /* --- foreground --- */
 
+/* One loop: each supervisor watched by its own pidfd, SIGINT/SIGTERM
+ * through a signalfd. */
+struct fg {
+	struct cli *c;
+	struct app_started *v;
+	struct loop_child *w;
+	size_t n, alive;
+	int code;
+	bool stopping;
+};
+
+static void fg_stop_all(struct loop *l, struct fg *f)
+{
+	f->stopping = true;
+	for (size_t i = 0; i < f->n; i++)
+		if (f->v[i].pid > 0)
+			kill(f->v[i].pid, SIGTERM);
+	if (f->alive == 0)
+		loop_stop(l);
+}
+
+static void fg_on_exit(struct loop *l, pid_t pid, int st, void *data)
+{
+	struct fg *f = data;
+	for (size_t i = 0; i < f->n; i++) {
+		if (f->v[i].pid != pid)
+			continue;
+		f->v[i].pid = 0;
+		f->alive--;
+		if (!f->stopping && WIFEXITED(st) && WEXITSTATUS(st) != 0) {
+			f->code = WEXITSTATUS(st);
+			fprintf(stderr, "%s: supervisor exited (code %d)\n", f->v[i].name, f->code);
+		}
+	}
+	if (f->alive == 0)
+		loop_stop(l);
+}
+
+static void fg_on_signal(struct loop *l, int signo, void *data)
+{
+	struct fg *f = data;
+	if (!f->stopping)
+		fg_stop_all(l, f);
+}
+
 int cli_run_foreground(struct cli *c, struct app_started *v, size_t n)
 {
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &set, NULL);
+	static const int sigs[] = {SIGINT, SIGTERM, 0};
+	struct fg f = {.c = c, .v = v, .n = n, .code = EXIT_OK};
+	struct loop *l = NULL;
+	int r = loop_new(&l);
+	if (r == 0)
+		r = loop_watch_signals(l, sigs, fg_on_signal, &f);
+	if (r == 0 && !(f.w = calloc(n ? n : 1, sizeof *f.w)))
+		r = -ENOMEM;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (v[i].pid <= 0)
+			continue;
+		r = loop_child_watch(l, &f.w[i], v[i].pid, fg_on_exit, &f);
+		f.alive += r == 0;
+	}
+	if (r < 0) {
+		/* Nothing may run unwatched: stop them all, reap what the loop
+		 * cannot. */
+		fprintf(stderr, "devbridge: cannot watch the supervisors: %s\n", strerror(-r));
+		for (size_t i = 0; i < n; i++) {
+			if (v[i].pid <= 0)
+				continue;
+			kill(v[i].pid, SIGTERM);
+			if (f.w)
+				loop_child_unwatch(l, &f.w[i]);
+			waitpid(v[i].pid, NULL, 0);
+			v[i].pid = 0;
+		}
+		free(f.w);
+		loop_free(l);
+		return EXIT_ERROR;
+	}
 	if (!c->json)
 		printf("devbridge: running in the foreground; Ctrl+C stops the bridges\n");
 	fflush(stdout);
-	size_t alive = 0;
-	for (size_t i = 0; i < n; i++)
-		alive += v[i].pid > 0;
-	int code = EXIT_OK;
-	while (alive > 0) {
-		/* Reap first: a supervisor may have exited before we blocked. */
-		int st;
-		pid_t pid;
-		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-			for (size_t i = 0; i < n; i++) {
-				if (v[i].pid != pid)
-					continue;
+	if (f.alive > 0 && (r = loop_run(l)) < 0) {
+		fprintf(stderr, "devbridge: event loop: %s\n", strerror(-r));
+		f.code = EXIT_ERROR;
+		for (size_t i = 0; i < n; i++) {
+			if (v[i].pid > 0) {
+				kill(v[i].pid, SIGTERM);
+				loop_child_unwatch(l, &f.w[i]);
+				waitpid(v[i].pid, NULL, 0);
 				v[i].pid = 0;
-				alive--;
-				if (WIFEXITED(st) && WEXITSTATUS(st) != 0) {
-					code = WEXITSTATUS(st);
-					fprintf(stderr, "%s: supervisor exited (code %d)\n",
-						v[i].name, code);
-				}
 			}
-		}
-		if (alive == 0)
-			break;
-		siginfo_t si;
-		int sig = sigwaitinfo(&set, &si);
-		if (sig == SIGINT || sig == SIGTERM) {
-			for (size_t i = 0; i < n; i++)
-				if (v[i].pid > 0)
-					kill(v[i].pid, SIGTERM);
-			for (size_t i = 0; i < n; i++) {
-				if (v[i].pid > 0) {
-					waitpid(v[i].pid, &st, 0);
-					v[i].pid = 0;
-				}
-			}
-			if (!c->json)
-				printf("devbridge: stopped\n");
-			return EXIT_OK;
 		}
 	}
-	return code;
+	free(f.w);
+	loop_free(l);
+	if (f.stopping) {
+		if (!c->json)
+			printf("devbridge: stopped\n");
+		return EXIT_OK;
+	}
+	return f.code;
 }
 
 /* --- logs --- */

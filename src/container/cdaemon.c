@@ -52,7 +52,7 @@ struct job {
 	int local_fd, data_fd;
 	int phase; /* 0 local connecting, 1 data connecting */
 	bool tried_v6;
-	struct loop_timer *timer;
+	struct loop_timer timer;
 };
 
 struct rn {
@@ -82,7 +82,7 @@ struct cd {
 	socklen_t host_len;
 	char host_str[INET6_ADDRSTRLEN];
 	struct backoff bo;
-	struct loop_timer *retry_timer, *connect_timer, *scan_timer, *hb_timer;
+	struct loop_timer retry_timer, connect_timer, scan_timer, hb_timer;
 	uint64_t last_rx;
 	struct cd_fwd fwds[CD_MAX_FORWARDS];
 	size_t n_fwds;
@@ -232,7 +232,7 @@ static void job_free(struct job *j)
 	struct cd *cd = j->cd;
 	LIST_UNLINK(cd->jobs, j);
 	cd->n_jobs--;
-	loop_timer_cancel(cd->loop, j->timer);
+	loop_timer_stop(cd->loop, &j->timer);
 	if (j->local_fd >= 0) {
 		loop_del_fd(cd->loop, j->local_fd);
 		close(j->local_fd);
@@ -262,7 +262,6 @@ static void job_fail(struct job *j, const char *why)
 static void on_job_timeout(struct loop *l, void *data)
 {
 	struct job *j = data;
-	j->timer = NULL;
 	job_fail(j, "timed out");
 }
 
@@ -390,7 +389,7 @@ static void handle_connect_request(struct cd *cd, const struct dbr_msg *m)
 	snprintf(j->conn_id, sizeof j->conn_id, "%s", m->conn_id);
 	LIST_PUSH(cd->jobs, j);
 	cd->n_jobs++;
-	loop_timer_add(cd->loop, CD_CONNECT_TIMEOUT_MS, on_job_timeout, j, &j->timer);
+	loop_timer_start(cd->loop, &j->timer, CD_CONNECT_TIMEOUT_MS, on_job_timeout, j);
 	int r = job_connect_local(j);
 	if (r < 0) {
 		char why[128];
@@ -459,7 +458,7 @@ static void on_mirror_accept(struct loop *l, int fd, unsigned events, void *data
 		snprintf(j->conn_id, sizeof j->conn_id, "s-%s", uuid);
 		LIST_PUSH(cd->jobs, j);
 		cd->n_jobs++;
-		loop_timer_add(l, CD_CONNECT_TIMEOUT_MS, on_job_timeout, j, &j->timer);
+		loop_timer_start(l, &j->timer, CD_CONNECT_TIMEOUT_MS, on_job_timeout, j);
 		struct dbr_msg req;
 		dbr_msg_init(&req, DBR_SOCKET_CONNECT_REQUEST);
 		snprintf(req.socket_id, sizeof req.socket_id, "%s", m->id);
@@ -542,8 +541,7 @@ static void disconnect(struct cd *cd, const char *why)
 		close(cd->conn_fd);
 		cd->conn_fd = -1;
 	}
-	loop_timer_cancel(cd->loop, cd->connect_timer);
-	cd->connect_timer = NULL;
+	loop_timer_stop(cd->loop, &cd->connect_timer);
 	if (cd->state != CD_IDLE)
 		log_info("host %s: %s", cd->host_str, why);
 	cd->state = CD_IDLE;
@@ -552,8 +550,8 @@ static void disconnect(struct cd *cd, const char *why)
 	cd->n_fwds = 0;
 	mirrors_clear(cd);
 	double d = backoff_next(&cd->bo);
-	loop_timer_cancel(cd->loop, cd->retry_timer);
-	loop_timer_add(cd->loop, (uint64_t)(d * 1000), on_retry, cd, &cd->retry_timer);
+	loop_timer_stop(cd->loop, &cd->retry_timer);
+	loop_timer_start(cd->loop, &cd->retry_timer, (uint64_t)(d * 1000), on_retry, cd);
 }
 
 static void on_msg(struct ctl_conn *ctl, const struct dbr_msg *m, void *data)
@@ -641,8 +639,7 @@ static void on_connected(struct loop *l, int fd, unsigned events, void *data)
 	struct cd *cd = data;
 	int err = net_so_error(fd);
 	loop_del_fd(l, fd);
-	loop_timer_cancel(l, cd->connect_timer);
-	cd->connect_timer = NULL;
+	loop_timer_stop(l, &cd->connect_timer);
 	if (err) {
 		cd->conn_fd = -1;
 		close(fd);
@@ -674,7 +671,6 @@ static void on_connected(struct loop *l, int fd, unsigned events, void *data)
 static void on_connect_timeout(struct loop *l, void *data)
 {
 	struct cd *cd = data;
-	cd->connect_timer = NULL;
 	disconnect(cd, "connect timed out");
 }
 
@@ -701,8 +697,14 @@ static void connect_to(struct cd *cd, const char *addr)
 		return;
 	}
 	cd->conn_fd = fd;
-	loop_add_fd(cd->loop, fd, LOOP_WRITE, on_connected, cd);
-	loop_timer_add(cd->loop, CD_CONNECT_TIMEOUT_MS, on_connect_timeout, cd, &cd->connect_timer);
+	int r = loop_add_fd(cd->loop, fd, LOOP_WRITE, on_connected, cd);
+	if (r < 0) {
+		/* This attempt fails; the next comes after the backoff. */
+		disconnect(cd, strerror(-r));
+		return;
+	}
+	loop_timer_start(cd->loop, &cd->connect_timer, CD_CONNECT_TIMEOUT_MS, on_connect_timeout,
+			 cd);
 }
 
 /* The host is looked up again on every attempt (host.docker.internal may
@@ -744,7 +746,6 @@ static void on_resolved(struct loop *l, void *arg)
 
 static void connect_host(struct cd *cd)
 {
-	cd->retry_timer = NULL;
 	cd->state = CD_CONNECTING;
 	if (cd->resolving)
 		return;
@@ -1004,19 +1005,17 @@ static int local_listen(struct cd *cd, const char *path)
 static void on_scan(struct loop *l, void *data)
 {
 	struct cd *cd = data;
-	cd->scan_timer = NULL;
 	scan_now(cd);
-	loop_timer_add(l, cd->scan_ms, on_scan, cd, &cd->scan_timer);
+	loop_timer_start(l, &cd->scan_timer, cd->scan_ms, on_scan, cd);
 }
 
 static void on_hb(struct loop *l, void *data)
 {
 	struct cd *cd = data;
-	cd->hb_timer = NULL;
 	if (cd->ctl && cd->state >= CD_REGISTERING &&
 	    now_mono_ms() - cd->last_rx > 3ull * cd->o->heartbeat_ms + 1000)
 		disconnect(cd, "host silent for 3 heartbeats");
-	loop_timer_add(l, cd->o->heartbeat_ms, on_hb, cd, &cd->hb_timer);
+	loop_timer_start(l, &cd->hb_timer, cd->o->heartbeat_ms, on_hb, cd);
 }
 
 static void on_parent(struct loop *l, int fd, unsigned events, void *data)
@@ -1053,7 +1052,14 @@ int cd_run(const struct cd_opts *o)
 			loop_free(cd.loop);
 			return EXIT_ERROR;
 		}
-		loop_add_fd(cd.loop, cd.pidfd, LOOP_READ, on_parent, &cd);
+		r = loop_add_fd(cd.loop, cd.pidfd, LOOP_READ, on_parent, &cd);
+		if (r < 0) {
+			log_error("parent pid %ld: cannot watch it: %s", (long)o->parent_pid,
+				  strerror(-r));
+			close(cd.pidfd);
+			loop_free(cd.loop);
+			return EXIT_ERROR;
+		}
 	}
 	backoff_init(&cd.bo, CD_BACKOFF_INITIAL_S, CD_BACKOFF_MAX_S);
 	net_uuid_v4(cd.instance, sizeof cd.instance);
@@ -1085,8 +1091,8 @@ int cd_run(const struct cd_opts *o)
 				 o->control_socket, strerror(-cd.local_lfd));
 	}
 	connect_host(&cd);
-	loop_timer_add(cd.loop, scan_ms, on_scan, &cd, &cd.scan_timer);
-	loop_timer_add(cd.loop, o->heartbeat_ms, on_hb, &cd, &cd.hb_timer);
+	loop_timer_start(cd.loop, &cd.scan_timer, scan_ms, on_scan, &cd);
+	loop_timer_start(cd.loop, &cd.hb_timer, o->heartbeat_ms, on_hb, &cd);
 	loop_run(cd.loop);
 
 	mirrors_clear(&cd);
@@ -1111,10 +1117,10 @@ int cd_run(const struct cd_opts *o)
 		close(cd.conn_fd);
 	if (cd.pidfd >= 0)
 		close(cd.pidfd);
-	loop_timer_cancel(cd.loop, cd.retry_timer);
-	loop_timer_cancel(cd.loop, cd.connect_timer);
-	loop_timer_cancel(cd.loop, cd.scan_timer);
-	loop_timer_cancel(cd.loop, cd.hb_timer);
+	loop_timer_stop(cd.loop, &cd.retry_timer);
+	loop_timer_stop(cd.loop, &cd.connect_timer);
+	loop_timer_stop(cd.loop, &cd.scan_timer);
+	loop_timer_stop(cd.loop, &cd.hb_timer);
 	loop_free(cd.loop);
 	return cd.exit_code;
 }

@@ -122,10 +122,10 @@ static void on_io(struct loop *l, int fd, unsigned events, void *data)
 	c->depth++;
 	if (events & LOOP_WRITE) {
 		int r = flush_out(c);
+		if (r == 0 && c->out_len == 0)
+			r = loop_mod_fd(l, fd, LOOP_READ);
 		if (r < 0)
 			report_closed(c, -r);
-		else if (c->out_len == 0)
-			loop_mod_fd(l, fd, LOOP_READ);
 	}
 	if ((events & LOOP_READ) && !c->dead && !c->closed_sent && !c->failed) {
 		int r = jsonl_read(c->rd, fd, on_line, c);
@@ -201,8 +201,10 @@ int ctl_send(struct ctl_conn *c, const struct dbr_msg *m)
 		fail_later(c, -r);
 		return r;
 	}
-	if (c->out_len > 0)
-		loop_mod_fd(c->loop, c->fd, LOOP_READ | LOOP_WRITE);
+	if (c->out_len > 0 && (r = loop_mod_fd(c->loop, c->fd, LOOP_READ | LOOP_WRITE)) < 0) {
+		fail_later(c, -r);
+		return r;
+	}
 	return 0;
 }
 

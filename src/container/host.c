@@ -8,6 +8,7 @@
  *                    container's data connection (10 s)
  *   struct dconn     a data connection waiting for its ConnectReady line
  *   struct rnode     a paired client <-> data relay
+ *   struct hbrowser  a browser started for OpenUrl, watched until it exits
  * A container going away takes its forwards and pending clients with it;
  * relays already paired keep running until either side closes. */
 #include "container/host.h"
@@ -80,7 +81,7 @@ struct hconn {
 	struct fwd *fwds;
 	size_t n_fwds;
 	int missed;
-	struct loop_timer *reg_timer;
+	struct loop_timer reg_timer;
 };
 
 struct pending {
@@ -90,7 +91,7 @@ struct pending {
 	struct fwd *f;		  /* TCP: the forward the client came in on */
 	struct hconn *sock_owner; /* Unix socket: the container that asked */
 	int client_fd;
-	struct loop_timer *timer;
+	struct loop_timer timer;
 };
 
 struct dconn {
@@ -103,7 +104,7 @@ struct dconn {
 	size_t line; /* length of the ConnectReady line once read */
 	char conn_id[DBR_CONN_ID_MAX + 1];
 	bool parked; /* ConnectReady came before its SocketConnectRequest */
-	struct loop_timer *timer;
+	struct loop_timer timer;
 };
 
 /* A host Unix socket offered to containers. */
@@ -121,6 +122,14 @@ struct rnode {
 	struct relay *r;
 };
 
+/* At most BROWSER_RATE_MAX are started a second; each is reaped by its own
+ * watch (nothing in the daemon reaps with waitpid(-1)). */
+struct hbrowser {
+	struct host *h;
+	struct hbrowser *prev, *next;
+	struct loop_child w;
+};
+
 struct host {
 	const struct host_opts *o;
 	struct loop *loop;
@@ -134,11 +143,12 @@ struct host {
 	size_t n_dconns;
 	struct rnode *relays;
 	size_t n_relays;
+	struct hbrowser *browsers;
 	struct hsock *socks;
 	size_t n_socks;
 	unsigned sock_seq;
 	struct browser_rate rate;
-	struct loop_timer *hb_timer, *idle_timer, *drain_timer, *sock_timer;
+	struct loop_timer hb_timer, idle_timer, drain_timer, sock_timer;
 	struct work *sock_work;		  /* a socket scan in progress */
 	uint64_t n_evicted, evict_logged; /* unregistered connections evicted */
 	bool stopping;
@@ -280,7 +290,7 @@ static void pending_free(struct pending *p, bool close_client)
 	struct host *h = p->h;
 	LIST_UNLINK(h->pending, p);
 	h->n_pending--;
-	loop_timer_cancel(h->loop, p->timer);
+	loop_timer_stop(h->loop, &p->timer);
 	if (close_client && p->client_fd >= 0)
 		close(p->client_fd);
 	free(p);
@@ -289,7 +299,6 @@ static void pending_free(struct pending *p, bool close_client)
 static void on_pending_timeout(struct loop *l, void *data)
 {
 	struct pending *p = data;
-	p->timer = NULL;
 	log_info("connection %s: no data connection from the container within %u ms", p->conn_id,
 		 p->h->o->pending_timeout_ms);
 	pending_free(p, true);
@@ -320,7 +329,7 @@ static void on_fwd_accept(struct loop *l, int fd, unsigned events, void *data)
 		net_uuid_v4(p->conn_id, sizeof p->conn_id);
 		LIST_PUSH(h->pending, p);
 		h->n_pending++;
-		loop_timer_add(l, h->o->pending_timeout_ms, on_pending_timeout, p, &p->timer);
+		loop_timer_start(l, &p->timer, h->o->pending_timeout_ms, on_pending_timeout, p);
 		struct dbr_msg m;
 		dbr_msg_init(&m, DBR_CONNECT_REQUEST);
 		m.port = f->port;
@@ -552,6 +561,38 @@ static void refuse_auth(struct hconn *c, const char *what, const char *token)
 	host_audit(c->h, c, "auth_failed", d);
 }
 
+static void on_browser_exit(struct loop *l, pid_t pid, int status, void *data)
+{
+	struct hbrowser *b = data;
+	LIST_UNLINK(b->h->browsers, b);
+	free(b);
+}
+
+/* Run the browser on `url`, watched until it exits. */
+static int open_browser(struct host *h, const char *url)
+{
+	struct hbrowser *b = calloc(1, sizeof *b);
+	if (!b)
+		return -ENOMEM;
+	pid_t pid;
+	int r = browser_open(h->o->browser_cmd, url, &pid);
+	if (r == 0) {
+		r = loop_child_watch(h->loop, &b->w, pid, on_browser_exit, b);
+		if (r < 0) {
+			/* Unwatched it would stay a zombie: do not leave it. */
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+		}
+	}
+	if (r < 0) {
+		free(b);
+		return r;
+	}
+	b->h = h;
+	LIST_PUSH(h->browsers, b);
+	return 0;
+}
+
 static void handle_open_url(struct hconn *c, const struct dbr_msg *m)
 {
 	struct host *h = c->h;
@@ -572,8 +613,7 @@ static void handle_open_url(struct hconn *c, const struct dbr_msg *m)
 		snprintf(err, sizeof err, "more than %d URLs a second", BROWSER_RATE_MAX);
 		log_warn("OpenUrl refused: %s", err);
 	} else if (browser_rewrite(m->url, map_port, &mc, url, sizeof url) >= 0) {
-		pid_t pid;
-		int r = browser_open(h->o->browser_cmd, url, &pid);
+		int r = open_browser(h, url);
 		ack.success = r == 0;
 		if (r < 0) {
 			snprintf(err, sizeof err, "cannot run the browser: %s", strerror(-r));
@@ -619,7 +659,6 @@ static void send_register_ack(struct hconn *c, bool ok, const char *error)
 static void on_reg_timeout(struct loop *l, void *data)
 {
 	struct hconn *c = data;
-	c->reg_timer = NULL;
 	if (!c->registered)
 		hconn_drop(c, "not registered within 5 s");
 }
@@ -702,10 +741,8 @@ static void handle_register(struct hconn *c, const struct dbr_msg *m)
 	h->n_unregistered--;
 	h->n_containers++;
 	now_iso8601(c->since, sizeof c->since);
-	loop_timer_cancel(h->loop, c->reg_timer);
-	c->reg_timer = NULL;
-	loop_timer_cancel(h->loop, h->idle_timer);
-	h->idle_timer = NULL;
+	loop_timer_stop(h->loop, &c->reg_timer);
+	loop_timer_stop(h->loop, &h->idle_timer);
 	send_register_ack(c, true, NULL);
 	for (struct hsock *k = h->socks; k; k = k->next)
 		send_socket_msg(c, DBR_SOCKET_FORWARD, k);
@@ -863,7 +900,7 @@ static void hconn_drop(struct hconn *c, const char *why)
 {
 	struct host *h = c->h;
 	LIST_UNLINK(h->conns, c);
-	loop_timer_cancel(h->loop, c->reg_timer);
+	loop_timer_stop(h->loop, &c->reg_timer);
 	if (c->registered) {
 		h->n_containers--;
 		char d[768];
@@ -941,7 +978,7 @@ static void on_ctl_accept(struct loop *l, int fd, unsigned events, void *data)
 		}
 		LIST_PUSH(h->conns, c);
 		h->n_unregistered++;
-		loop_timer_add(l, HOST_REGISTER_TIMEOUT_MS, on_reg_timeout, c, &c->reg_timer);
+		loop_timer_start(l, &c->reg_timer, HOST_REGISTER_TIMEOUT_MS, on_reg_timeout, c);
 	}
 }
 
@@ -952,7 +989,7 @@ static void dconn_free(struct dconn *d, bool close_fd)
 	struct host *h = d->h;
 	LIST_UNLINK(h->dconns, d);
 	h->n_dconns--;
-	loop_timer_cancel(h->loop, d->timer);
+	loop_timer_stop(h->loop, &d->timer);
 	loop_del_fd(h->loop, d->fd);
 	if (close_fd)
 		close(d->fd);
@@ -988,7 +1025,6 @@ static bool dconn_pair(struct dconn *d)
 static void on_dconn_timeout(struct loop *l, void *data)
 {
 	struct dconn *d = data;
-	d->timer = NULL;
 	dconn_free(d, true);
 }
 
@@ -1074,7 +1110,7 @@ static void on_data_accept(struct loop *l, int fd, unsigned events, void *data)
 		}
 		LIST_PUSH(h->dconns, d);
 		h->n_dconns++;
-		loop_timer_add(l, h->o->pending_timeout_ms, on_dconn_timeout, d, &d->timer);
+		loop_timer_start(l, &d->timer, h->o->pending_timeout_ms, on_dconn_timeout, d);
 	}
 }
 
@@ -1280,7 +1316,6 @@ static void on_sock_scanned(struct loop *l, void *arg)
 static void on_sock_timer(struct loop *l, void *data)
 {
 	struct host *h = data;
-	h->sock_timer = NULL;
 	struct sock_job *j = calloc(1, sizeof *j);
 	size_t n = h->o->n_watch_paths;
 	if (j) {
@@ -1302,8 +1337,8 @@ static void on_sock_timer(struct loop *l, void *data)
 
 static void sock_schedule(struct host *h)
 {
-	loop_timer_add(h->loop, h->o->socket_scan_ms ? h->o->socket_scan_ms : 5000, on_sock_timer,
-		       h, &h->sock_timer);
+	loop_timer_start(h->loop, &h->sock_timer,
+			 h->o->socket_scan_ms ? h->o->socket_scan_ms : 5000, on_sock_timer, h);
 }
 
 static void handle_socket_connect(struct hconn *c, const struct dbr_msg *m)
@@ -1352,7 +1387,7 @@ static void handle_socket_connect(struct hconn *c, const struct dbr_msg *m)
 	snprintf(p->conn_id, sizeof p->conn_id, "%s", m->conn_id);
 	LIST_PUSH(h->pending, p);
 	h->n_pending++;
-	loop_timer_add(h->loop, h->o->pending_timeout_ms, on_pending_timeout, p, &p->timer);
+	loop_timer_start(h->loop, &p->timer, h->o->pending_timeout_ms, on_pending_timeout, p);
 	for (struct dconn *d = h->dconns; d; d = d->next) {
 		if (d->parked && strcmp(d->conn_id, p->conn_id) == 0) {
 			dconn_pair(d);
@@ -1366,7 +1401,6 @@ static void handle_socket_connect(struct hconn *c, const struct dbr_msg *m)
 static void on_heartbeat(struct loop *l, void *data)
 {
 	struct host *h = data;
-	h->hb_timer = NULL;
 	for (struct hconn *c = h->conns, *next; c; c = next) {
 		next = c->next;
 		if (!c->registered)
@@ -1381,13 +1415,12 @@ static void on_heartbeat(struct loop *l, void *data)
 		ctl_send(c->ctl, &ping);
 		dbr_msg_clear(&ping);
 	}
-	loop_timer_add(l, h->o->heartbeat_ms, on_heartbeat, h, &h->hb_timer);
+	loop_timer_start(l, &h->hb_timer, h->o->heartbeat_ms, on_heartbeat, h);
 }
 
 static void on_idle(struct loop *l, void *data)
 {
 	struct host *h = data;
-	h->idle_timer = NULL;
 	if (h->n_containers == 0 && h->n_relays == 0) {
 		log_info("no containers for %u s; exiting (--exit-on-idle)",
 			 h->o->idle_timeout_ms / 1000);
@@ -1397,15 +1430,15 @@ static void on_idle(struct loop *l, void *data)
 
 static void maybe_idle(struct host *h)
 {
-	if (!h->o->exit_on_idle || h->n_containers > 0 || h->idle_timer || h->stopping)
+	if (!h->o->exit_on_idle || h->n_containers > 0 || loop_timer_active(&h->idle_timer) ||
+	    h->stopping)
 		return;
-	loop_timer_add(h->loop, h->o->idle_timeout_ms, on_idle, h, &h->idle_timer);
+	loop_timer_start(h->loop, &h->idle_timer, h->o->idle_timeout_ms, on_idle, h);
 }
 
 static void on_drain_timeout(struct loop *l, void *data)
 {
 	struct host *h = data;
-	h->drain_timer = NULL;
 	log_info("drain: %zu connections still open after %d s; closing them", h->n_relays,
 		 HOST_DRAIN_MS / 1000);
 	loop_stop(l);
@@ -1414,11 +1447,6 @@ static void on_drain_timeout(struct loop *l, void *data)
 static void on_signal(struct loop *l, int signo, void *data)
 {
 	struct host *h = data;
-	if (signo == SIGCHLD) {
-		while (waitpid(-1, NULL, WNOHANG) > 0)
-			;
-		return;
-	}
 	if (h->stopping)
 		return;
 	h->stopping = true;
@@ -1433,7 +1461,7 @@ static void on_signal(struct loop *l, int signo, void *data)
 	if (h->n_relays == 0)
 		loop_stop(l);
 	else
-		loop_timer_add(l, HOST_DRAIN_MS, on_drain_timeout, h, &h->drain_timer);
+		loop_timer_start(l, &h->drain_timer, HOST_DRAIN_MS, on_drain_timeout, h);
 }
 
 int host_run(const struct host_opts *o)
@@ -1467,7 +1495,7 @@ int host_run(const struct host_opts *o)
 			close(lock);
 		return e == -EADDRINUSE ? EXIT_PORT_IN_USE : EXIT_ERROR;
 	}
-	static const int sigs[] = {SIGTERM, SIGINT, SIGCHLD, 0};
+	static const int sigs[] = {SIGTERM, SIGINT, 0};
 	signal(SIGPIPE, SIG_IGN);
 	r = loop_new(&h.loop);
 	if (r == 0)
@@ -1476,13 +1504,12 @@ int host_run(const struct host_opts *o)
 		r = loop_add_fd(h.loop, h.ctl_lfd, LOOP_READ, on_ctl_accept, &h);
 	if (r == 0)
 		r = loop_add_fd(h.loop, h.data_lfd, LOOP_READ, on_data_accept, &h);
-	if (r == 0)
-		r = loop_timer_add(h.loop, o->heartbeat_ms, on_heartbeat, &h, &h.hb_timer);
 	if (r < 0) {
 		log_error("event loop: %s", strerror(-r));
 		h.exit_code = EXIT_ERROR;
 		goto out;
 	}
+	loop_timer_start(h.loop, &h.hb_timer, o->heartbeat_ms, on_heartbeat, &h);
 	if (o->n_watch_paths > 0)
 		on_sock_timer(h.loop, &h);
 	maybe_idle(&h);
@@ -1511,10 +1538,17 @@ out:
 		relay_free(n->r);
 		free(n);
 	}
-	loop_timer_cancel(h.loop, h.hb_timer);
-	loop_timer_cancel(h.loop, h.idle_timer);
-	loop_timer_cancel(h.loop, h.drain_timer);
-	loop_timer_cancel(h.loop, h.sock_timer);
+	/* A browser still running outlives the daemon, as before: init reaps it. */
+	while (h.browsers) {
+		struct hbrowser *b = h.browsers;
+		LIST_UNLINK(h.browsers, b);
+		loop_child_unwatch(h.loop, &b->w);
+		free(b);
+	}
+	loop_timer_stop(h.loop, &h.hb_timer);
+	loop_timer_stop(h.loop, &h.idle_timer);
+	loop_timer_stop(h.loop, &h.drain_timer);
+	loop_timer_stop(h.loop, &h.sock_timer);
 	work_abandon(h.sock_work, sock_job_free);
 	while (h.socks) {
 		struct hsock *k = h.socks;

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 struct fd_entry {
@@ -19,20 +21,11 @@ struct fd_entry {
 	bool used;
 };
 
-struct loop_timer {
-	uint64_t when;
-	uint64_t seq; /* FIFO order among equal deadlines */
-	size_t idx;   /* position in the heap */
-	loop_timer_cb cb;
-	void *data;
-};
-
 struct loop {
 	int epfd;
 	struct fd_entry *fds;
 	size_t nfds;
-	struct loop_timer **heap;
-	size_t nheap, capheap;
+	struct loop_timer *timers; /* the heap's root, the earliest deadline */
 	uint64_t seq;
 	int sigfd;
 	loop_signal_cb sig_cb;
@@ -64,9 +57,6 @@ void loop_free(struct loop *l)
 {
 	if (!l)
 		return;
-	for (size_t i = 0; i < l->nheap; i++)
-		free(l->heap[i]);
-	free(l->heap);
 	free(l->fds);
 	if (l->sigfd >= 0)
 		close(l->sigfd);
@@ -147,91 +137,107 @@ int loop_del_fd(struct loop *l, int fd)
 	return 0;
 }
 
-/* --- timers: a binary min-heap on (when, seq) --- */
+/* --- timers: an intrusive pairing heap on (when, seq) ---
+ *
+ * Fredman, Sedgewick, Sleator and Tarjan's pairing heap: insert and meld
+ * are O(1) and need no memory (the nodes are the embedded timers), delete
+ * is O(log n) amortised.  Each node keeps its first child, its next
+ * sibling, and prev: its previous sibling, or its parent when it is the
+ * first child, so any node can be unlinked (loop_timer_stop). */
 
 static bool timer_less(const struct loop_timer *a, const struct loop_timer *b)
 {
 	return a->when < b->when || (a->when == b->when && a->seq < b->seq);
 }
 
-static void heap_set(struct loop *l, size_t i, struct loop_timer *t)
+/* Two detached roots -> one root (detached). */
+static struct loop_timer *meld(struct loop_timer *a, struct loop_timer *b)
 {
-	l->heap[i] = t;
-	t->idx = i;
+	if (!a)
+		return b;
+	if (!b)
+		return a;
+	if (timer_less(b, a)) {
+		struct loop_timer *t = a;
+		a = b;
+		b = t;
+	}
+	b->prev = a;
+	b->next = a->child;
+	if (a->child)
+		a->child->prev = b;
+	a->child = b;
+	a->next = a->prev = NULL;
+	return a;
 }
 
-static void heap_up(struct loop *l, size_t i)
+/* A list of siblings -> one root: meld pairs left to right, then the
+ * results right to left (the two-pass variant, iterative: no recursion
+ * however many timers share a parent). */
+static struct loop_timer *merge_pairs(struct loop_timer *first)
 {
-	struct loop_timer *t = l->heap[i];
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		if (!timer_less(t, l->heap[p]))
-			break;
-		heap_set(l, i, l->heap[p]);
-		i = p;
+	struct loop_timer *acc = NULL; /* the pairs' results, last first */
+	while (first) {
+		struct loop_timer *a = first, *b = a->next;
+		first = b ? b->next : NULL;
+		a->next = a->prev = NULL;
+		if (b)
+			b->next = b->prev = NULL;
+		struct loop_timer *m = meld(a, b);
+		m->next = acc;
+		acc = m;
 	}
-	heap_set(l, i, t);
-}
-
-static void heap_down(struct loop *l, size_t i)
-{
-	struct loop_timer *t = l->heap[i];
-	for (;;) {
-		size_t c = 2 * i + 1;
-		if (c >= l->nheap)
-			break;
-		if (c + 1 < l->nheap && timer_less(l->heap[c + 1], l->heap[c]))
-			c++;
-		if (!timer_less(l->heap[c], t))
-			break;
-		heap_set(l, i, l->heap[c]);
-		i = c;
+	struct loop_timer *root = NULL;
+	while (acc) {
+		struct loop_timer *n = acc->next;
+		acc->next = NULL;
+		root = meld(root, acc);
+		acc = n;
 	}
-	heap_set(l, i, t);
+	return root;
 }
 
 static void heap_remove(struct loop *l, struct loop_timer *t)
 {
-	size_t i = t->idx;
-	struct loop_timer *last = l->heap[--l->nheap];
-	if (last == t)
-		return;
-	heap_set(l, i, last);
-	heap_up(l, i);
-	heap_down(l, last->idx);
+	if (t == l->timers) {
+		l->timers = merge_pairs(t->child);
+	} else {
+		if (t->prev->child == t)
+			t->prev->child = t->next;
+		else
+			t->prev->next = t->next;
+		if (t->next)
+			t->next->prev = t->prev;
+		l->timers = meld(l->timers, merge_pairs(t->child));
+	}
+	t->child = t->next = t->prev = NULL;
+	t->active = false;
 }
 
-int loop_timer_add(struct loop *l, uint64_t ms, loop_timer_cb cb, void *data,
-		   struct loop_timer **ret)
+void loop_timer_start(struct loop *l, struct loop_timer *t, uint64_t ms, loop_timer_cb cb,
+		      void *data)
 {
-	if (l->nheap == l->capheap) {
-		size_t n = l->capheap ? l->capheap * 2 : 16;
-		struct loop_timer **h = realloc(l->heap, n * sizeof *h);
-		if (!h)
-			return -ENOMEM;
-		l->heap = h;
-		l->capheap = n;
-	}
-	struct loop_timer *t = calloc(1, sizeof *t);
-	if (!t)
-		return -ENOMEM;
-	t->when = now_mono_ms() + ms;
+	if (t->active)
+		heap_remove(l, t);
+	uint64_t now = now_mono_ms();
+	t->when = ms > UINT64_MAX - now ? UINT64_MAX : now + ms;
 	t->seq = l->seq++;
 	t->cb = cb;
 	t->data = data;
-	heap_set(l, l->nheap++, t);
-	heap_up(l, t->idx);
-	if (ret)
-		*ret = t;
-	return 0;
+	t->child = t->next = t->prev = NULL;
+	t->active = true;
+	l->timers = meld(l->timers, t);
 }
 
-void loop_timer_cancel(struct loop *l, struct loop_timer *t)
+void loop_timer_stop(struct loop *l, struct loop_timer *t)
 {
-	if (!t)
-		return;
-	heap_remove(l, t);
-	free(t);
+	if (t->active)
+		heap_remove(l, t);
+}
+
+bool loop_timer_active(const struct loop_timer *t)
+{
+	return t->active;
 }
 
 static void run_timers(struct loop *l)
@@ -240,12 +246,115 @@ static void run_timers(struct loop *l)
 	/* Only timers due now: one added by a callback for 0 ms runs on the
 	 * next iteration, after I/O, so timers cannot starve the fds. */
 	uint64_t limit = l->seq;
-	while (l->nheap > 0 && l->heap[0]->when <= now && l->heap[0]->seq < limit && !l->stop) {
-		struct loop_timer *t = l->heap[0];
+	while (l->timers && l->timers->when <= now && l->timers->seq < limit && !l->stop) {
+		struct loop_timer *t = l->timers;
 		heap_remove(l, t);
 		t->cb(l, t->data);
-		free(t);
 	}
+}
+
+/* --- child processes: one pidfd each --- */
+
+static int pidfd_open_(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* Without pidfd_open: how often a watch asks. */
+#define CHILD_POLL_MS 50
+
+static void child_stop(struct loop *l, struct loop_child *w)
+{
+	if (w->pidfd >= 0) {
+		loop_del_fd(l, w->pidfd);
+		close(w->pidfd);
+	} else {
+		loop_timer_stop(l, &w->poll);
+	}
+	w->pidfd = -1;
+	w->pid = 0;
+}
+
+/* Reap w's child if it has exited; true when it was and cb ran. */
+static bool child_reap(struct loop *l, struct loop_child *w)
+{
+	int status = 0;
+	pid_t r;
+	do
+		r = waitpid(w->pid, &status, WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return false;
+	if (r < 0)
+		status = 255 << 8; /* reaped elsewhere, against the rule: say "exited 255" */
+	pid_t pid = w->pid;
+	loop_child_cb cb = w->cb;
+	void *cb_data = w->data;
+	child_stop(l, w);
+	cb(l, pid, status, cb_data);
+	return true;
+}
+
+static void on_pidfd(struct loop *l, int fd, unsigned events, void *data)
+{
+	/* Not gone yet would be odd (a pidfd reads ready only at exit): then
+	 * the next event asks again. */
+	child_reap(l, data);
+}
+
+static void on_child_poll(struct loop *l, void *data)
+{
+	struct loop_child *w = data;
+	if (!child_reap(l, w))
+		loop_timer_start(l, &w->poll, CHILD_POLL_MS, on_child_poll, w);
+}
+
+int loop_child_watch(struct loop *l, struct loop_child *w, pid_t pid, loop_child_cb cb, void *data)
+{
+	if (pid <= 0)
+		return -EINVAL;
+	if (w->pid > 0)
+		return -EBUSY;
+	int fd = pidfd_open_(pid);
+	if (fd < 0 && errno != ENOSYS)
+		return -errno;
+	if (fd >= 0) {
+		int r = loop_add_fd(l, fd, LOOP_READ, on_pidfd, w);
+		if (r < 0) {
+			close(fd);
+			return r;
+		}
+	}
+	w->pid = pid;
+	w->pidfd = fd;
+	w->cb = cb;
+	w->data = data;
+	if (fd < 0)
+		loop_timer_start(l, &w->poll, CHILD_POLL_MS, on_child_poll, w);
+	return 0;
+}
+
+void loop_child_unwatch(struct loop *l, struct loop_child *w)
+{
+	if (w->pid > 0)
+		child_stop(l, w);
+}
+
+bool loop_child_active(const struct loop_child *w)
+{
+	return w->pid > 0;
+}
+
+void loop_child_kill_wait(struct loop *l, struct loop_child *w)
+{
+	if (w->pid <= 0)
+		return;
+	pid_t pid = w->pid;
+	/* The pid is still ours: an unreaped child's pid cannot be reused. */
+	kill(pid, SIGKILL);
+	child_stop(l, w);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
 }
 
 /* --- signals --- */
@@ -352,8 +461,8 @@ int loop_run(struct loop *l)
 		int timeout = -1;
 		if (l->defer_head) {
 			timeout = 0; /* armed by before_sleep */
-		} else if (l->nheap > 0) {
-			uint64_t now = now_mono_ms(), when = l->heap[0]->when;
+		} else if (l->timers) {
+			uint64_t now = now_mono_ms(), when = l->timers->when;
 			timeout = when <= now
 				      ? 0
 				      : (when - now > 86400000u ? 86400000 : (int)(when - now));

@@ -1,11 +1,19 @@
 /* supervisor.c - see supervisor.h.
  *
- * Everything happens on one event loop: the child's stderr (and stdout when
- * the driver asks), read line by line to learn when the forward is up and
- * why it failed; SIGCHLD through a signalfd (no handler races: the signal
- * is blocked before the first fork); timers for backoff, the 5 s
- * SIGTERM->SIGKILL escalation, the stable period, health checks and the
- * readiness probe. */
+ * Everything happens on the caller's event loop: the child's stderr (and
+ * stdout when the driver asks), read line by line to learn when the
+ * forward is up and why it failed; the child's exit through its own pidfd
+ * watch, opened right after the fork (an unreaped pid cannot be reused, so
+ * no exit goes unnoticed); embedded timers for backoff, the SIGTERM->SIGKILL
+ * escalation, the stable period, health checks and the readiness probe.
+ *
+ * Re-entrancy: every way into the supervisor from the loop (a timer, an
+ * fd, a child's exit, a deferral) and from its driver (sup_renew) counts
+ * `depth`.  sup_free inside one only marks `dead`; the outermost return
+ * frees (ctl.c's depth/dead).  sup_stop, sup_reconnect and sup_check are
+ * requests run from a deferral, so an embedder's on_state that calls them
+ * never cuts into the middle of a transition; on_finished always comes
+ * from a deferral too. */
 #include "core/supervisor.h"
 #include "core/errcode.h"
 #include "core/audit.h"
@@ -31,7 +39,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define KILL_GRACE_MS	  5000
+#define KILL_GRACE_MS	  5000 /* default of sup_opts.kill_grace_ms */
 #define LINE_MAX_	  1024
 #define HEALTH_DETAIL_MAX 512
 /* A probe connection that kubectl (or the service behind it) has not
@@ -45,15 +53,6 @@
  * stall window plus this much, so a wake-up just after a sample is never
  * missed. */
 #define STALL_SLACK_MS 2000
-
-enum sup_state {
-	ST_STOPPED = 0,
-	ST_STARTING,
-	ST_CONNECTED,
-	ST_DEGRADED,
-	ST_RECONNECTING,
-	ST_FAILED,
-};
 
 static const char *const state_names[] = {"stopped",  "starting",     "connected",
 					  "degraded", "reconnecting", "failed"};
@@ -76,6 +75,17 @@ struct sup {
 	int ready_fd;
 	char **argv;
 
+	/* lifetime, see the top */
+	unsigned depth;
+	bool dead; /* sup_free inside a callback: freed at depth 0 */
+	bool start_called;
+	bool started;	  /* sup_start got past the lock */
+	bool drv_started; /* drv->start ran: drv->finished is owed */
+	bool finished;	  /* finish() ran: nothing more happens */
+	bool want_stop, want_reconnect, want_check;
+	struct loop_defer requests; /* runs want_* */
+	struct loop_defer report;   /* calls on_finished */
+
 	enum sup_state state;
 	struct timespec since;
 	char last_event[48];
@@ -90,25 +100,27 @@ struct sup {
 	int exit_code;
 
 	pid_t child;
+	struct loop_child child_w;
 	struct stream out, err;
 	char last_msg[LINE_MAX_];
 	int run_reason; /* what this run said */
 
-	struct loop_timer *retry_timer, *kill_timer, *stable_timer, *health_timer;
+	struct loop_timer retry_timer, kill_timer, stable_timer, health_timer;
 
 	/* readiness probe */
 	int probe_fd;
 	bool probing;
 	bool reprobe; /* the probe running is a periodic one */
-	struct loop_timer *probe_timer, *reprobe_timer;
+	struct loop_timer probe_timer, reprobe_timer;
 
 	enum health_state health;
 	pid_t health_pid;
+	struct loop_child health_w;
 	int health_fd;
-	struct loop_timer *health_kill_timer;
+	struct loop_timer health_kill_timer;
 
 	int lock_fd; /* NAME.pid, locked */
-	struct loop_timer *tick_timer;
+	struct loop_timer tick_timer;
 	/* -errno of the last failed write of NAME.state / NAME.log, 0 once
 	 * they work (again); said in NAME.pid for `status`. */
 	int state_err, audit_err;
@@ -133,11 +145,36 @@ struct sup {
 };
 
 static void attempt(struct sup *s);
+static void destroy(struct sup *s);
 static void hold(struct sup *s);
 static void on_stable(struct loop *l, void *data);
+static void on_tick(struct loop *l, void *data);
+static void on_retry(struct loop *l, void *data);
 static void stop_child(struct sup *s);
 static void reprobe_schedule(struct sup *s);
 static void health_start(struct sup *s);
+
+/* Around every way in (see the top).  After leave, s may be gone. */
+static void enter(struct sup *s)
+{
+	s->depth++;
+}
+
+static void leave(struct sup *s)
+{
+	if (--s->depth == 0 && s->dead)
+		destroy(s);
+}
+
+const char *sup_state_name(enum sup_state st)
+{
+	return (unsigned)st < ARRAY_SIZE(state_names) ? state_names[st] : "unknown";
+}
+
+enum sup_state sup_get_state(const struct sup *s)
+{
+	return s->state;
+}
 
 void *sup_ctx(struct sup *s)
 {
@@ -217,7 +254,7 @@ static void write_state(struct sup *s)
 		return;
 	snprintf(pidkey, sizeof pidkey, "%s_pid", s->drv->program);
 	json_object_set_new(o, pidkey, s->child > 0 ? json_integer(s->child) : json_null());
-	if (s->state == ST_RECONNECTING && s->retry_timer)
+	if (s->state == SUP_RECONNECTING && loop_timer_active(&s->retry_timer))
 		json_object_set_new(o, "next_retry_seconds", json_real(s->next_delay));
 	if (s->drv->state_extra)
 		s->drv->state_extra(s, o);
@@ -237,7 +274,8 @@ void sup_event(struct sup *s, const char *ev, const char *detail)
 /* Move to `st`, record `ev` with `detail`, rewrite the state file. */
 static void transition(struct sup *s, enum sup_state st, const char *ev, const char *detail)
 {
-	if (st != s->state)
+	bool changed = st != s->state;
+	if (changed)
 		clock_gettime(CLOCK_REALTIME, &s->since);
 	s->state = st;
 	/* Cut, not formatted: details can be longer than the state keeps. */
@@ -246,18 +284,26 @@ static void transition(struct sup *s, enum sup_state st, const char *ev, const c
 	s->detail[n] = '\0';
 	sup_event(s, ev, detail);
 	write_state(s);
+	if (s->o.on_state && !s->dead)
+		s->o.on_state(s, st, s->o.data);
 }
 
-static void notify_ready(struct sup *s, const char *what, int code, const char *text)
+/* One line on the ready pipe, which is then closed. */
+static void ready_line(int fd, const char *what, int code, const char *text)
 {
-	if (s->ready_fd < 0)
+	if (fd < 0)
 		return;
 	char buf[LINE_MAX_ + 64];
 	int n = snprintf(buf, sizeof buf, "%s %d %s\n", what, code, text && *text ? text : "-");
 	if (n > (int)sizeof buf - 1)
 		n = (int)sizeof buf - 1;
-	(void)write_all(s->ready_fd, buf, (size_t)n);
-	close(s->ready_fd);
+	(void)write_all(fd, buf, (size_t)n);
+	close(fd);
+}
+
+static void notify_ready(struct sup *s, const char *what, int code, const char *text)
+{
+	ready_line(s->ready_fd, what, code, text);
 	s->ready_fd = -1;
 }
 
@@ -277,12 +323,34 @@ static int health_child(void *data)
 	return ok ? 0 : 1;
 }
 
+static void on_health_kill_(struct loop *l, void *data)
+{
+	struct sup *s = data;
+	if (s->health_pid > 0)
+		kill(s->health_pid, SIGKILL);
+}
+
 static void on_health_kill(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	s->health_kill_timer = NULL;
-	if (s->health_pid > 0)
-		kill(s->health_pid, SIGKILL);
+	enter(s);
+	on_health_kill_(l, data);
+	leave(s);
+}
+
+static void health_done(struct sup *s, int status);
+
+static void on_health_exit_(struct loop *l, pid_t pid, int status, void *data)
+{
+	health_done(data, status);
+}
+
+static void on_health_exit(struct loop *l, pid_t pid, int status, void *data)
+{
+	struct sup *s = data;
+	enter(s);
+	on_health_exit_(l, pid, status, data);
+	leave(s);
 }
 
 static void health_start(struct sup *s)
@@ -296,6 +364,10 @@ static void health_start(struct sup *s)
 	pid_t pid;
 	int r = spawn_fork(health_child, &j, p[1], &pid);
 	close(p[1]);
+	if (r == 0 && (r = loop_child_watch(s->loop, &s->health_w, pid, on_health_exit, s)) < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
 	if (r < 0) {
 		close(p[0]);
 		log_error("%s: cannot start health check: %s", s->o.name, strerror(-r));
@@ -304,29 +376,35 @@ static void health_start(struct sup *s)
 	fd_set_nonblock(p[0], true);
 	s->health_pid = pid;
 	s->health_fd = p[0];
-	loop_timer_add(s->loop, (uint64_t)s->o.health->timeout_s * 1000 + 2000, on_health_kill, s,
-		       &s->health_kill_timer);
+	loop_timer_start(s->loop, &s->health_kill_timer,
+			 (uint64_t)s->o.health->timeout_s * 1000 + 2000, on_health_kill, s);
 }
 
 static void on_health_timer(struct loop *l, void *data);
 
 static void health_schedule(struct sup *s)
 {
-	loop_timer_cancel(s->loop, s->health_timer);
-	s->health_timer = NULL;
+	loop_timer_stop(s->loop, &s->health_timer);
 	if (!has_health(s))
 		return;
-	loop_timer_add(s->loop, (uint64_t)s->o.health->interval_s * 1000, on_health_timer, s,
-		       &s->health_timer);
+	loop_timer_start(s->loop, &s->health_timer, (uint64_t)s->o.health->interval_s * 1000,
+			 on_health_timer, s);
+}
+
+static void on_health_timer_(struct loop *l, void *data)
+{
+	struct sup *s = data;
+	if (s->state == SUP_CONNECTED || s->state == SUP_DEGRADED)
+		health_start(s);
+	health_schedule(s);
 }
 
 static void on_health_timer(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	s->health_timer = NULL;
-	if (s->state == ST_CONNECTED || s->state == ST_DEGRADED)
-		health_start(s);
-	health_schedule(s);
+	enter(s);
+	on_health_timer_(l, data);
+	leave(s);
 }
 
 static void health_done(struct sup *s, int status)
@@ -337,22 +415,21 @@ static void health_done(struct sup *s, int status)
 	close(s->health_fd);
 	s->health_fd = -1;
 	s->health_pid = 0;
-	loop_timer_cancel(s->loop, s->health_kill_timer);
-	s->health_kill_timer = NULL;
+	loop_timer_stop(s->loop, &s->health_kill_timer);
 	bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 	if (!ok && !*detail)
 		snprintf(detail, sizeof detail, "health check timed out");
-	if (s->stopping || (s->state != ST_CONNECTED && s->state != ST_DEGRADED))
+	if (s->stopping || (s->state != SUP_CONNECTED && s->state != SUP_DEGRADED))
 		return;
 	/* A stopped child forwards nothing, whatever the local side says. */
 	if (s->stalled)
 		return;
 	enum health_state was = s->health;
 	s->health = ok ? H_OK : H_FAILING;
-	if (!ok && s->state == ST_CONNECTED)
-		transition(s, ST_DEGRADED, "health_check_failed", detail);
-	else if (ok && s->state == ST_DEGRADED)
-		transition(s, ST_CONNECTED, "health_check_recovered", detail);
+	if (!ok && s->state == SUP_CONNECTED)
+		transition(s, SUP_DEGRADED, "health_check_failed", detail);
+	else if (ok && s->state == SUP_DEGRADED)
+		transition(s, SUP_CONNECTED, "health_check_recovered", detail);
 	else if (was != s->health)
 		write_state(s);
 }
@@ -368,11 +445,10 @@ static void became_connected(struct sup *s, bool probed)
 	s->reason = 0;
 	s->health = probed ? H_OK : H_UNKNOWN;
 	s->ever_connected = true;
-	transition(s, ST_CONNECTED, "bridge_connected", d);
+	transition(s, SUP_CONNECTED, "bridge_connected", d);
 	notify_ready(s, SUP_READY_CONNECTED, 0, NULL);
-	loop_timer_cancel(s->loop, s->stable_timer);
-	s->stable_timer = NULL;
-	loop_timer_add(s->loop, (uint64_t)(s->o.stable_s * 1000), on_stable, s, &s->stable_timer);
+	loop_timer_stop(s->loop, &s->stable_timer);
+	loop_timer_start(s->loop, &s->stable_timer, (uint64_t)(s->o.stable_s * 1000), on_stable, s);
 	health_schedule(s);
 	/* A first check right away, so degraded shows without waiting a
 	 * whole interval. */
@@ -389,8 +465,7 @@ static void probe_end(struct sup *s)
 		close(s->probe_fd);
 		s->probe_fd = -1;
 	}
-	loop_timer_cancel(s->loop, s->probe_timer);
-	s->probe_timer = NULL;
+	loop_timer_stop(s->loop, &s->probe_timer);
 	s->probing = false;
 	s->reprobe = false;
 }
@@ -411,8 +486,8 @@ static void probe_ok(struct sup *s)
 		return;
 	}
 	s->health = H_OK;
-	if (s->state == ST_DEGRADED)
-		transition(s, ST_CONNECTED, "health_check_recovered", "probe connection through");
+	if (s->state == SUP_DEGRADED)
+		transition(s, SUP_CONNECTED, "health_check_recovered", "probe connection through");
 	else if (was != H_OK)
 		write_state(s);
 	reprobe_schedule(s);
@@ -429,34 +504,45 @@ static void probe_fail(struct sup *s, const char *why)
 		snprintf(s->last_msg, sizeof s->last_msg, "%s probe: %s",
 			 periodic ? "health" : "readiness", why);
 	log_info("%s: %s probe failed: %s", s->o.name, periodic ? "health" : "readiness", why);
-	if (periodic && s->state == ST_CONNECTED) {
+	if (periodic && s->state == SUP_CONNECTED) {
 		char d[LINE_MAX_ + 64];
 		snprintf(d, sizeof d, "probe through the forward failed: %s", why);
 		s->health = H_FAILING;
-		transition(s, ST_DEGRADED, "health_check_failed", d);
+		transition(s, SUP_DEGRADED, "health_check_failed", d);
 	}
 	stop_child(s);
+}
+
+static void on_probe_window_(struct loop *l, void *data)
+{
+	struct sup *s = data;
+	probe_ok(s);
 }
 
 static void on_probe_window(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	s->probe_timer = NULL;
-	probe_ok(s);
+	enter(s);
+	on_probe_window_(l, data);
+	leave(s);
 }
 
-static void on_probe_io(struct loop *l, int fd, unsigned events, void *data)
+static void on_probe_io_(struct loop *l, int fd, unsigned events, void *data)
 {
 	struct sup *s = data;
-	if (!s->probe_timer) {
+	if (!loop_timer_active(&s->probe_timer)) {
 		/* Still connecting. */
 		int e = net_so_error(fd);
 		if (e) {
 			probe_fail(s, strerror(e));
 			return;
 		}
-		loop_mod_fd(l, fd, LOOP_READ);
-		loop_timer_add(l, PROBE_WINDOW_MS, on_probe_window, s, &s->probe_timer);
+		int r = loop_mod_fd(l, fd, LOOP_READ);
+		if (r < 0) {
+			probe_fail(s, strerror(-r));
+			return;
+		}
+		loop_timer_start(l, &s->probe_timer, PROBE_WINDOW_MS, on_probe_window, s);
 		return;
 	}
 	char buf[256];
@@ -476,14 +562,21 @@ static void on_probe_io(struct loop *l, int fd, unsigned events, void *data)
 	s->probe_fd = -1;
 }
 
-static void probe_start(struct sup *s, int port);
-
-static void on_reprobe(struct loop *l, void *data)
+static void on_probe_io(struct loop *l, int fd, unsigned events, void *data)
 {
 	struct sup *s = data;
-	s->reprobe_timer = NULL;
+	enter(s);
+	on_probe_io_(l, fd, events, data);
+	leave(s);
+}
+
+static void probe_start(struct sup *s, int port);
+
+static void on_reprobe_(struct loop *l, void *data)
+{
+	struct sup *s = data;
 	if (s->probing || s->stopping || s->child <= 0 ||
-	    (s->state != ST_CONNECTED && s->state != ST_DEGRADED))
+	    (s->state != SUP_CONNECTED && s->state != SUP_DEGRADED))
 		return;
 	int port = s->drv->probe_port(s);
 	if (port <= 0)
@@ -492,13 +585,20 @@ static void on_reprobe(struct loop *l, void *data)
 	probe_start(s, port);
 }
 
+static void on_reprobe(struct loop *l, void *data)
+{
+	struct sup *s = data;
+	enter(s);
+	on_reprobe_(l, data);
+	leave(s);
+}
+
 static void reprobe_schedule(struct sup *s)
 {
-	loop_timer_cancel(s->loop, s->reprobe_timer);
-	s->reprobe_timer = NULL;
+	loop_timer_stop(s->loop, &s->reprobe_timer);
 	if (s->o.probe_interval_s && s->drv->probe_port)
-		loop_timer_add(s->loop, (uint64_t)s->o.probe_interval_s * 1000, on_reprobe, s,
-			       &s->reprobe_timer);
+		loop_timer_start(s->loop, &s->reprobe_timer, (uint64_t)s->o.probe_interval_s * 1000,
+				 on_reprobe, s);
 }
 
 static void probe_start(struct sup *s, int port)
@@ -512,7 +612,9 @@ static void probe_start(struct sup *s, int port)
 	}
 	s->probe_fd = fd;
 	s->probing = true;
-	loop_add_fd(s->loop, fd, LOOP_WRITE, on_probe_io, s);
+	int r = loop_add_fd(s->loop, fd, LOOP_WRITE, on_probe_io, s);
+	if (r < 0)
+		probe_fail(s, strerror(-r));
 }
 
 /* --- the child's output --- */
@@ -526,7 +628,7 @@ static void handle_line(struct sup *s, const char *line, size_t len, bool is_std
 			log_debug("%s: %s: %.*s", s->o.name, s->drv->program, (int)len, line);
 		return;
 	case SUP_LINE_READY:
-		if ((s->state == ST_STARTING || s->state == ST_RECONNECTING) && !s->probing &&
+		if ((s->state == SUP_STARTING || s->state == SUP_RECONNECTING) && !s->probing &&
 		    !s->stopping && s->child > 0) {
 			int port = s->drv->probe_port ? s->drv->probe_port(s) : 0;
 			if (port > 0)
@@ -573,15 +675,23 @@ static void drain(struct sup *s, struct stream *st)
 	}
 }
 
-static void on_child_output(struct loop *l, int fd, unsigned events, void *data)
+static void on_child_output_(struct loop *l, int fd, unsigned events, void *data)
 {
 	struct sup *s = data;
 	struct stream *st = fd == s->out.fd ? &s->out : &s->err;
 	drain(s, st);
 	if (events & LOOP_ERROR) {
-		/* The child closed it (it exited); SIGCHLD does the rest. */
+		/* The child closed it (it exited); its watch does the rest. */
 		loop_del_fd(l, fd);
 	}
+}
+
+static void on_child_output(struct loop *l, int fd, unsigned events, void *data)
+{
+	struct sup *s = data;
+	enter(s);
+	on_child_output_(l, fd, events, data);
+	leave(s);
 }
 
 static void stream_close(struct sup *s, struct stream *st)
@@ -597,15 +707,22 @@ static void stream_close(struct sup *s, struct stream *st)
 	st->fd = -1;
 }
 
+static void on_kill_timer_(struct loop *l, void *data)
+{
+	struct sup *s = data;
+	if (s->child > 0) {
+		log_warn("%s: %s pid %ld ignored SIGTERM for %.1f s; sending SIGKILL", s->o.name,
+			 s->drv->program, (long)s->child, (double)s->o.kill_grace_ms / 1000);
+		kill(s->child, SIGKILL);
+	}
+}
+
 static void on_kill_timer(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	s->kill_timer = NULL;
-	if (s->child > 0) {
-		log_warn("%s: %s pid %ld ignored SIGTERM for %d s; sending SIGKILL", s->o.name,
-			 s->drv->program, (long)s->child, KILL_GRACE_MS / 1000);
-		kill(s->child, SIGKILL);
-	}
+	enter(s);
+	on_kill_timer_(l, data);
+	leave(s);
 }
 
 static void stop_child(struct sup *s)
@@ -615,39 +732,76 @@ static void stop_child(struct sup *s)
 	kill(s->child, SIGTERM);
 	/* A stopped child would keep SIGTERM pending until the kill timer. */
 	kill(s->child, SIGCONT);
-	if (!s->kill_timer)
-		loop_timer_add(s->loop, KILL_GRACE_MS, on_kill_timer, s, &s->kill_timer);
+	if (!loop_timer_active(&s->kill_timer))
+		loop_timer_start(s->loop, &s->kill_timer, s->o.kill_grace_ms, on_kill_timer, s);
 }
 
-static void finish(struct sup *s)
+static void on_report(struct loop *l, void *data)
 {
-	loop_timer_cancel(s->loop, s->retry_timer);
-	s->retry_timer = NULL;
-	if (s->health_pid > 0)
-		kill(s->health_pid, SIGKILL);
-	loop_timer_cancel(s->loop, s->tick_timer);
-	s->tick_timer = NULL;
-	/* An orphaned supervisor has said why in the audit log already; the
-	 * state file is the new supervisor's. */
-	if (s->state != ST_FAILED && !s->orphaned)
-		transition(s, ST_STOPPED, "bridge_stopped", "supervisor stopped");
-	notify_ready(s, SUP_READY_FAILED, EXIT_TUNNEL_FAILED, "stopped before connecting");
+	struct sup *s = data;
+	enter(s);
+	if (s->o.on_finished && !s->dead)
+		s->o.on_finished(s, s->exit_code, s->o.data);
+	leave(s);
+}
+
+/* The driver's finished, once, if its start ran. */
+static void driver_finished(struct sup *s)
+{
+	if (!s->drv_started)
+		return;
+	s->drv_started = false;
 	if (s->drv->finished)
 		s->drv->finished(s);
-	loop_stop(s->loop);
+}
+
+/* Stopped or failed for good, the child gone: nothing more happens but
+ * on_finished, from the loop.  A health check still running is killed and
+ * reaped now, so every child is gone by then. */
+static void finish(struct sup *s)
+{
+	if (s->finished)
+		return;
+	s->finished = true;
+	loop_timer_stop(s->loop, &s->retry_timer);
+	loop_timer_stop(s->loop, &s->tick_timer);
+	loop_timer_stop(s->loop, &s->health_timer);
+	loop_timer_stop(s->loop, &s->health_kill_timer);
+	loop_timer_stop(s->loop, &s->kill_timer);
+	loop_timer_stop(s->loop, &s->stable_timer);
+	loop_child_kill_wait(s->loop, &s->health_w);
+	s->health_pid = 0;
+	if (s->health_fd >= 0) {
+		close(s->health_fd);
+		s->health_fd = -1;
+	}
+	/* An orphaned supervisor has said why in the audit log already; the
+	 * state file is the new supervisor's. */
+	if (s->state != SUP_FAILED && !s->orphaned)
+		transition(s, SUP_STOPPED, "bridge_stopped", "supervisor stopped");
+	notify_ready(s, SUP_READY_FAILED, EXIT_TUNNEL_FAILED, "stopped before connecting");
+	driver_finished(s);
+	loop_defer(s->loop, &s->report, on_report, s);
+}
+
+static void on_retry_(struct loop *l, void *data)
+{
+	struct sup *s = data;
+	attempt(s);
 }
 
 static void on_retry(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	s->retry_timer = NULL;
-	attempt(s);
+	enter(s);
+	on_retry_(l, data);
+	leave(s);
 }
 
 static void fail_for_good(struct sup *s, int code, const char *detail)
 {
 	s->exit_code = code;
-	transition(s, ST_FAILED, "bridge_failed", detail);
+	transition(s, SUP_FAILED, "bridge_failed", detail);
 	notify_ready(s, SUP_READY_FAILED, code, detail);
 	finish(s);
 }
@@ -661,14 +815,10 @@ static void child_exited(struct sup *s, int status)
 	stream_close(s, &s->err);
 	stream_close(s, &s->out);
 	probe_end(s);
-	loop_timer_cancel(s->loop, s->reprobe_timer);
-	s->reprobe_timer = NULL;
-	loop_timer_cancel(s->loop, s->kill_timer);
-	s->kill_timer = NULL;
-	loop_timer_cancel(s->loop, s->stable_timer);
-	s->stable_timer = NULL;
-	loop_timer_cancel(s->loop, s->health_timer);
-	s->health_timer = NULL;
+	loop_timer_stop(s->loop, &s->reprobe_timer);
+	loop_timer_stop(s->loop, &s->kill_timer);
+	loop_timer_stop(s->loop, &s->stable_timer);
+	loop_timer_stop(s->loop, &s->health_timer);
 	if (s->stopping) {
 		finish(s);
 		return;
@@ -691,7 +841,7 @@ static void child_exited(struct sup *s, int status)
 			 WEXITSTATUS(status));
 	s->reason = s->hup ? 0 : s->renew ? s->renew_reason : r;
 
-	bool was_up = s->state == ST_CONNECTED || s->state == ST_DEGRADED;
+	bool was_up = s->state == SUP_CONNECTED || s->state == SUP_DEGRADED;
 	if (was_up)
 		transition(s, s->state, "bridge_disconnected", why);
 	s->health = H_UNKNOWN;
@@ -701,7 +851,7 @@ static void child_exited(struct sup *s, int status)
 		s->hup = s->renew = false;
 		s->reconnects++;
 		s->next_delay = 0;
-		transition(s, ST_RECONNECTING, "bridge_reconnecting", why);
+		transition(s, SUP_RECONNECTING, "bridge_reconnecting", why);
 		attempt(s);
 		return;
 	}
@@ -730,10 +880,23 @@ static void child_exited(struct sup *s, int status)
 	char d[sizeof why + 96];
 	snprintf(d, sizeof d, "%s; attempt %u, retry in %.1fs", why, s->attempts + 1,
 		 s->next_delay);
-	loop_timer_add(s->loop, (uint64_t)(s->next_delay * 1000), on_retry, s, &s->retry_timer);
-	transition(s, ST_RECONNECTING, "bridge_reconnecting", d);
+	loop_timer_start(s->loop, &s->retry_timer, (uint64_t)(s->next_delay * 1000), on_retry, s);
+	transition(s, SUP_RECONNECTING, "bridge_reconnecting", d);
 	if (!s->o.ready_waits_retries)
 		notify_ready(s, SUP_READY_RETRYING, s->drv->reason_exit(r), why);
+}
+
+static void on_child_exit_(struct loop *l, pid_t pid, int status, void *data)
+{
+	child_exited(data, status);
+}
+
+static void on_child_exit(struct loop *l, pid_t pid, int status, void *data)
+{
+	struct sup *s = data;
+	enter(s);
+	on_child_exit_(l, pid, status, data);
+	leave(s);
 }
 
 static int stream_open(struct sup *s, struct stream *st, bool is_stdout, int *child_end)
@@ -752,6 +915,8 @@ static int stream_open(struct sup *s, struct stream *st, bool is_stdout, int *ch
 static void attempt(struct sup *s)
 {
 	int ew = -1, ow = -1, r;
+	if (s->dead || s->finished || s->stopping)
+		return;
 	s->run_reason = 0;
 	s->last_msg[0] = '\0';
 	if (s->argv) {
@@ -796,12 +961,30 @@ static void attempt(struct sup *s)
 		log_error("%s: cannot run %s: %s", s->o.name, s->drv->program, strerror(-r));
 		goto fail;
 	}
+	/* Watched before anything else: its exit is the one event that
+	 * always comes, and ends the run however it ends. */
+	r = loop_child_watch(s->loop, &s->child_w, pid, on_child_exit, s);
+	if (r < 0) {
+		log_error("%s: cannot watch %s pid %ld: %s", s->o.name, s->drv->program, (long)pid,
+			  strerror(-r));
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		goto fail;
+	}
 	s->child = pid;
 	s->stall_known = false;
 	s->stall_seen_ms = now_mono_ms();
-	loop_add_fd(s->loop, s->err.fd, LOOP_READ, on_child_output, s);
-	if (s->out.fd >= 0)
-		loop_add_fd(s->loop, s->out.fd, LOOP_READ, on_child_output, s);
+	r = loop_add_fd(s->loop, s->err.fd, LOOP_READ, on_child_output, s);
+	if (r == 0 && s->out.fd >= 0)
+		r = loop_add_fd(s->loop, s->out.fd, LOOP_READ, on_child_output, s);
+	if (r < 0) {
+		/* Unread, its lines (readiness among them) would never be
+		 * seen: this run fails, its exit takes the usual way. */
+		snprintf(s->last_msg, sizeof s->last_msg, "cannot read %s's output: %s",
+			 s->drv->program, strerror(-r));
+		log_error("%s: %s", s->o.name, s->last_msg);
+		kill(pid, SIGKILL);
+	}
 	write_state(s);
 	return;
 fail:
@@ -831,7 +1014,7 @@ static void hold(struct sup *s)
 		s->drv->free_argv(s->argv);
 		s->argv = NULL;
 	}
-	enum sup_state st = s->state == ST_STARTING ? ST_STARTING : ST_RECONNECTING;
+	enum sup_state st = s->state == SUP_STARTING ? SUP_STARTING : SUP_RECONNECTING;
 	char key[sizeof s->last_hold];
 	snprintf(key, sizeof key, "%d %s", s->hold_reason, s->hold_detail);
 	if (st != s->state || strcmp(key, s->last_hold) != 0) {
@@ -844,9 +1027,9 @@ static void hold(struct sup *s)
 		notify_ready(s, SUP_READY_RETRYING, s->drv->reason_exit(s->reason), s->hold_detail);
 }
 
-void sup_renew(struct sup *s, int reason, const char *why)
+static void renew(struct sup *s, int reason, const char *why)
 {
-	if (s->stopping)
+	if (s->stopping || s->finished || s->dead)
 		return;
 	if (s->child > 0) {
 		if (!s->renew && !s->hup) {
@@ -857,33 +1040,46 @@ void sup_renew(struct sup *s, int reason, const char *why)
 		stop_child(s);
 		return;
 	}
-	if (!s->held && !s->retry_timer)
+	if (!s->held && !loop_timer_active(&s->retry_timer))
 		return;
-	loop_timer_cancel(s->loop, s->retry_timer);
-	s->retry_timer = NULL;
+	loop_timer_stop(s->loop, &s->retry_timer);
 	s->held = false;
 	s->last_hold[0] = '\0';
 	s->next_delay = 0;
-	if (s->state == ST_RECONNECTING)
-		transition(s, ST_RECONNECTING, "bridge_reconnecting", why);
+	if (s->state == SUP_RECONNECTING)
+		transition(s, SUP_RECONNECTING, "bridge_reconnecting", why);
 	else
 		log_info("%s: %s", s->o.name, why ? why : "running now");
 	attempt(s);
 }
 
+void sup_renew(struct sup *s, int reason, const char *why)
+{
+	enter(s);
+	renew(s, reason, why);
+	leave(s);
+}
+
+static void on_stable_(struct loop *l, void *data)
+{
+	struct sup *s = data;
+	backoff_reset(&s->bo);
+	s->attempts = 0;
+}
+
 static void on_stable(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	s->stable_timer = NULL;
-	backoff_reset(&s->bo);
-	s->attempts = 0;
+	enter(s);
+	on_stable_(l, data);
+	leave(s);
 }
 
 /* --- every second: the lock, unwritten state, stalls --- */
 
 static void begin_stop(struct sup *s)
 {
-	if (s->stopping)
+	if (s->stopping || s->finished)
 		return;
 	s->stopping = true;
 	if (s->child > 0)
@@ -961,12 +1157,12 @@ static void stall_stopped(struct sup *s, char state)
 		 "keepalives until it runs again",
 		 s->drv->program, (long)s->child, state);
 	log_warn("%s: %s", s->o.name, d);
-	if (s->state != ST_CONNECTED && s->state != ST_DEGRADED)
+	if (s->state != SUP_CONNECTED && s->state != SUP_DEGRADED)
 		return; /* not up yet: the kill at the end of the window decides */
 	s->health = H_FAILING;
-	if (s->state == ST_CONNECTED) {
+	if (s->state == SUP_CONNECTED) {
 		s->stall_degraded = true;
-		transition(s, ST_DEGRADED, "health_check_failed", d);
+		transition(s, SUP_DEGRADED, "health_check_failed", d);
 	} else {
 		write_state(s);
 	}
@@ -977,12 +1173,12 @@ static void stall_resumed(struct sup *s)
 	char d[128];
 	bool degraded = s->stall_degraded;
 	s->stalled = s->stall_degraded = false;
-	if (s->state != ST_CONNECTED && s->state != ST_DEGRADED)
+	if (s->state != SUP_CONNECTED && s->state != SUP_DEGRADED)
 		return;
 	snprintf(d, sizeof d, "%s pid %ld runs again", s->drv->program, (long)s->child);
 	s->health = H_UNKNOWN;
-	if (degraded && s->state == ST_DEGRADED)
-		transition(s, ST_CONNECTED, "health_check_recovered", d);
+	if (degraded && s->state == SUP_DEGRADED)
+		transition(s, SUP_CONNECTED, "health_check_recovered", d);
 	else
 		write_state(s);
 	/* Whatever the health was before the stop, ask again now. */
@@ -995,7 +1191,7 @@ static void stall_check(struct sup *s)
 	if (!s->o.stall_ms || s->child <= 0 || s->stopping || proc_sample(s->child, &ps) < 0)
 		return;
 	uint64_t now = now_mono_ms();
-	bool up = s->state == ST_CONNECTED || s->state == ST_DEGRADED;
+	bool up = s->state == SUP_CONNECTED || s->state == SUP_DEGRADED;
 	bool stopped = proc_state_stopped(ps.state);
 	/* Before the forward is up ssh may wait in connect() for its whole
 	 * ConnectTimeout: only a stopped child is stuck then.  Once up, ssh
@@ -1025,194 +1221,284 @@ static void stall_check(struct sup *s)
 	s->stall_seen_ms = now; /* once */
 }
 
-static void on_tick(struct loop *l, void *data)
+static void on_tick_(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	s->tick_timer = NULL;
 	if (!s->stopping)
 		lock_check(s);
-	if (s->stopping)
+	if (s->stopping || s->finished)
 		return;
 	if (s->state_err)
 		write_state(s);
 	stall_check(s);
-	if (loop_timer_add(l, TICK_MS, on_tick, s, &s->tick_timer) < 0)
-		log_error("%s: cannot arm the 1 s timer: lock, state and stall checks stop",
-			  s->o.name);
+	loop_timer_start(l, &s->tick_timer, TICK_MS, on_tick, s);
 }
 
-/* --- signals --- */
-
-static void reap(struct sup *s)
-{
-	for (;;) {
-		int status;
-		pid_t pid = waitpid(-1, &status, WNOHANG);
-		if (pid <= 0)
-			return;
-		if (pid == s->child)
-			child_exited(s, status);
-		else if (pid == s->health_pid)
-			health_done(s, status);
-		else if (s->drv->reaped)
-			s->drv->reaped(s, pid, status);
-	}
-}
-
-static void on_signal(struct loop *l, int signo, void *data)
+static void on_tick(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	switch (signo) {
-	case SIGCHLD:
-		reap(s);
-		break;
-	case SIGTERM:
-	case SIGINT:
-		if (s->stopping)
-			break;
-		log_info("%s: %s received, stopping", s->o.name, strsignal(signo));
-		begin_stop(s);
-		break;
-	case SIGHUP:
-		if (s->stopping)
-			break;
-		if (s->child > 0) {
-			s->hup = true;
-			stop_child(s);
-		} else if (s->retry_timer || s->held) {
-			loop_timer_cancel(l, s->retry_timer);
-			s->retry_timer = NULL;
-			s->held = false;
-			s->last_hold[0] = '\0';
-			s->next_delay = 0;
-			transition(s, ST_RECONNECTING, "bridge_reconnecting",
-				   "SIGHUP: retrying now");
-			attempt(s);
-		}
-		break;
-	case SIGUSR1:
-		if (s->state != ST_CONNECTED && s->state != ST_DEGRADED)
-			break;
-		health_start(s);
-		/* Without a configured check, the periodic probe through the
-		 * forward is the check: run it now (`devbridge check`). */
-		if (!has_health(s) && s->o.probe_interval_s && s->drv->probe_port && !s->probing) {
-			loop_timer_cancel(l, s->reprobe_timer);
-			on_reprobe(l, s);
-		}
-		break;
+	enter(s);
+	on_tick_(l, data);
+	leave(s);
+}
+
+/* --- requests: sup_stop, sup_reconnect, sup_check --- */
+
+static void reconnect(struct sup *s)
+{
+	if (s->stopping || s->finished)
+		return;
+	if (s->child > 0) {
+		s->hup = true;
+		stop_child(s);
+	} else if (loop_timer_active(&s->retry_timer) || s->held) {
+		loop_timer_stop(s->loop, &s->retry_timer);
+		s->held = false;
+		s->last_hold[0] = '\0';
+		s->next_delay = 0;
+		transition(s, SUP_RECONNECTING, "bridge_reconnecting", "SIGHUP: retrying now");
+		attempt(s);
 	}
 }
 
-int sup_run(const struct sup_opts *o)
+static void check(struct sup *s)
 {
-	struct sup s = {.o = *o,
-			.drv = o->drv,
-			.ready_fd = o->ready_fd,
-			.out = {.fd = -1},
-			.err = {.fd = -1},
-			.probe_fd = -1,
-			.health_fd = -1,
-			.lock_fd = -1,
-			.exit_code = EXIT_OK};
+	if (s->finished || (s->state != SUP_CONNECTED && s->state != SUP_DEGRADED))
+		return;
+	health_start(s);
+	/* Without a configured check, the periodic probe through the forward
+	 * is the check: run it now (`devbridge check`). */
+	if (!has_health(s) && s->o.probe_interval_s && s->drv->probe_port && !s->probing) {
+		loop_timer_stop(s->loop, &s->reprobe_timer);
+		on_reprobe(s->loop, s);
+	}
+}
 
+static void on_requests(struct loop *l, void *data)
+{
+	struct sup *s = data;
+	enter(s);
+	bool stop = s->want_stop, rec = s->want_reconnect, chk = s->want_check;
+	s->want_stop = s->want_reconnect = s->want_check = false;
+	if (stop)
+		begin_stop(s);
+	if (rec && !s->dead)
+		reconnect(s);
+	if (chk && !s->dead)
+		check(s);
+	leave(s);
+}
+
+static void request(struct sup *s, bool *want)
+{
+	if (!s->started || s->finished || s->dead)
+		return;
+	*want = true;
+	loop_defer(s->loop, &s->requests, on_requests, s);
+}
+
+void sup_stop(struct sup *s)
+{
+	request(s, &s->want_stop);
+}
+
+void sup_reconnect(struct sup *s)
+{
+	request(s, &s->want_reconnect);
+}
+
+void sup_check(struct sup *s)
+{
+	request(s, &s->want_check);
+}
+
+/* --- the object --- */
+
+int sup_new(struct loop *loop, const struct sup_opts *o, const struct sup_driver *drv,
+	    struct sup **ret)
+{
+	if (!loop || !o || !drv || !o->name || !o->state_dir)
+		return -EINVAL;
+	struct sup *s = calloc(1, sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	s->o = *o;
+	if (!s->o.kill_grace_ms)
+		s->o.kill_grace_ms = KILL_GRACE_MS;
+	s->drv = drv;
+	s->loop = loop;
+	s->ready_fd = o->ready_fd;
+	s->out.fd = s->err.fd = -1;
+	s->probe_fd = s->health_fd = s->lock_fd = -1;
+	s->exit_code = EXIT_OK;
+	backoff_init(&s->bo, o->backoff_initial, o->backoff_max);
+	*ret = s;
+	return 0;
+}
+
+static int start(struct sup *s)
+{
+	const struct sup_opts *o = &s->o;
 	pid_t holder = 0;
 	int lock_fd = state_lock(o->state_dir, o->name, &holder);
 	if (lock_fd == -EBUSY) {
 		char d[32];
 		snprintf(d, sizeof d, "%ld", (long)holder);
-		notify_ready(&s, SUP_READY_BUSY, 0, d);
-		return EXIT_OK;
+		notify_ready(s, SUP_READY_BUSY, 0, d);
+		return -EBUSY;
 	}
 	if (lock_fd < 0) {
 		char d[600];
 		snprintf(d, sizeof d, "cannot lock %s/%s.pid: %s", o->state_dir, o->name,
 			 strerror(-lock_fd));
 		log_error("%s: %s", o->name, d);
-		notify_ready(&s, SUP_READY_FAILED, EXIT_ERROR, d);
-		return EXIT_ERROR;
+		notify_ready(s, SUP_READY_FAILED, EXIT_ERROR, d);
+		return lock_fd;
 	}
-	s.lock_fd = lock_fd;
-
-	int r = loop_new(&s.loop);
-	static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, 0};
-	if (r == 0)
-		r = loop_watch_signals(s.loop, sigs, on_signal, &s);
-	if (r < 0) {
-		log_error("%s: %s", o->name, strerror(-r));
-		notify_ready(&s, SUP_READY_FAILED, EXIT_ERROR, strerror(-r));
-		loop_free(s.loop);
-		close(lock_fd);
-		return EXIT_ERROR;
-	}
-	/* A pipe reader (`up`) that went away must not kill us. */
-	signal(SIGPIPE, SIG_IGN);
-	backoff_init(&s.bo, o->backoff_initial, o->backoff_max);
-	if (s.drv->start && (r = s.drv->start(&s)) < 0)
+	s->lock_fd = lock_fd;
+	s->started = true;
+	int r;
+	s->drv_started = true;
+	if (s->drv->start && (r = s->drv->start(s)) < 0)
 		log_warn("%s: %s", o->name, strerror(-r));
 
 	/* The first run's command line, for the audit log. */
 	char **argv = NULL, d[4096];
 	char *cmd = NULL;
-	if (s.drv->build_argv(&s, &argv) == 0) {
+	if (s->drv->build_argv(s, &argv) == 0) {
 		cmd = argv_format(argv);
-		s.drv->free_argv(argv);
+		s->drv->free_argv(argv);
 	}
-	snprintf(d, sizeof d, "supervisor pid %ld: %s", (long)getpid(), cmd ? cmd : s.drv->program);
+	snprintf(d, sizeof d, "supervisor pid %ld: %s", (long)getpid(),
+		 cmd ? cmd : s->drv->program);
 	free(cmd);
-	clock_gettime(CLOCK_REALTIME, &s.since);
-	transition(&s, ST_STARTING, "bridge_started", d);
-	if (s.state_err || s.audit_err) {
+	clock_gettime(CLOCK_REALTIME, &s->since);
+	transition(s, SUP_STARTING, "bridge_started", d);
+	if (s->state_err || s->audit_err) {
 		/* Nobody could see this bridge: `status` would show a stale
 		 * state, `logs` nothing.  Say so instead of connecting. */
+		int e = s->state_err ? s->state_err : s->audit_err;
 		snprintf(d, sizeof d,
 			 "cannot write %s/%s.%s: %s (the state directory must be writable)",
-			 o->state_dir, o->name, s.state_err ? "state" : "log",
-			 strerror(-(s.state_err ? s.state_err : s.audit_err)));
+			 o->state_dir, o->name, s->state_err ? "state" : "log", strerror(-e));
 		log_error("%s: %s", o->name, d);
-		sup_event(&s, "bridge_failed", d); /* the audit log may still work */
-		notify_ready(&s, SUP_READY_FAILED, EXIT_ERROR, d);
-		loop_free(s.loop);
-		close(s.lock_fd);
-		return EXIT_ERROR;
+		sup_event(s, "bridge_failed", d); /* the audit log may still work */
+		notify_ready(s, SUP_READY_FAILED, EXIT_ERROR, d);
+		driver_finished(s);
+		s->finished = true; /* no on_finished: the start failed */
+		return e;
 	}
-	attempt(&s);
-	if (loop_timer_add(s.loop, TICK_MS, on_tick, &s, &s.tick_timer) < 0)
-		log_error("%s: cannot arm the 1 s timer: lock, state and stall checks are off",
-			  o->name);
-	r = loop_run(s.loop);
-	if (r < 0)
-		log_error("%s: event loop: %s", o->name, strerror(-r));
+	loop_timer_start(s->loop, &s->tick_timer, TICK_MS, on_tick, s);
+	attempt(s);
+	return 0;
+}
 
-	/* Never leave a child behind, whatever ended the loop. */
-	if (s.child > 0) {
-		kill(s.child, SIGKILL);
-		waitpid(s.child, NULL, 0);
+int sup_start(struct sup *s)
+{
+	if (s->start_called)
+		return -EALREADY;
+	s->start_called = true;
+	enter(s);
+	int r = start(s);
+	leave(s);
+	return r;
+}
+
+static void destroy(struct sup *s)
+{
+	loop_defer_cancel(s->loop, &s->requests);
+	loop_defer_cancel(s->loop, &s->report);
+	/* Never leave a child behind, however it ends. */
+	loop_child_kill_wait(s->loop, &s->child_w);
+	loop_child_kill_wait(s->loop, &s->health_w);
+	s->child = s->health_pid = 0;
+	driver_finished(s);
+	int fds[] = {s->out.fd, s->err.fd, s->probe_fd};
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++) {
+		if (fds[i] >= 0) {
+			loop_del_fd(s->loop, fds[i]);
+			close(fds[i]);
+		}
 	}
-	if (s.health_pid > 0) {
-		kill(s.health_pid, SIGKILL);
-		waitpid(s.health_pid, NULL, 0);
-	}
-	if (s.err.fd >= 0)
-		close(s.err.fd);
-	if (s.out.fd >= 0)
-		close(s.out.fd);
-	if (s.probe_fd >= 0)
-		close(s.probe_fd);
-	if (s.health_fd >= 0)
-		close(s.health_fd);
-	loop_timer_cancel(s.loop, s.retry_timer);
-	loop_timer_cancel(s.loop, s.kill_timer);
-	loop_timer_cancel(s.loop, s.stable_timer);
-	loop_timer_cancel(s.loop, s.health_timer);
-	loop_timer_cancel(s.loop, s.health_kill_timer);
-	loop_timer_cancel(s.loop, s.probe_timer);
-	loop_timer_cancel(s.loop, s.reprobe_timer);
-	loop_timer_cancel(s.loop, s.tick_timer);
-	loop_free(s.loop);
-	if (s.argv)
-		s.drv->free_argv(s.argv);
+	if (s->health_fd >= 0)
+		close(s->health_fd);
+	struct loop_timer *timers[] = {&s->retry_timer,	  &s->kill_timer,	 &s->stable_timer,
+				       &s->health_timer,  &s->health_kill_timer, &s->probe_timer,
+				       &s->reprobe_timer, &s->tick_timer};
+	for (size_t i = 0; i < ARRAY_SIZE(timers); i++)
+		loop_timer_stop(s->loop, timers[i]);
+	if (s->argv)
+		s->drv->free_argv(s->argv);
+	if (s->ready_fd >= 0)
+		close(s->ready_fd);
 	/* The pid file stays: its lock, not its presence, is the liveness. */
-	close(s.lock_fd);
-	return s.exit_code;
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+	free(s);
+}
+
+void sup_free(struct sup *s)
+{
+	if (!s)
+		return;
+	if (s->depth > 0) {
+		s->dead = true;
+		return;
+	}
+	destroy(s);
+}
+
+/* --- the wrapper for a process that runs one supervisor --- */
+
+struct run {
+	struct sup *s;
+	int code;
+	bool stopping;
+};
+
+static void run_finished(struct sup *s, int code, void *data)
+{
+	struct run *r = data;
+	r->code = code;
+	loop_stop(sup_loop(s));
+}
+
+static void run_signal(struct loop *l, int signo, void *data)
+{
+	struct run *r = data;
+	if (signo == SIGHUP) {
+		sup_reconnect(r->s);
+	} else if (signo == SIGUSR1) {
+		sup_check(r->s);
+	} else if (!r->stopping) {
+		r->stopping = true;
+		log_info("%s: %s received, stopping", sup_name(r->s), strsignal(signo));
+		sup_stop(r->s);
+	}
+}
+
+int sup_run(const struct sup_opts *o, const struct sup_driver *drv)
+{
+	static const int sigs[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, 0};
+	struct run run = {.code = EXIT_ERROR};
+	struct sup_opts so = *o;
+	struct loop *l = NULL;
+	so.on_finished = run_finished;
+	so.data = &run;
+	/* A pipe reader (`up`) that went away must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
+	int r = loop_new(&l);
+	if (r == 0)
+		r = sup_new(l, &so, drv, &run.s); /* it owns the ready pipe from here */
+	if (r == 0 && (r = loop_watch_signals(l, sigs, run_signal, &run)) < 0)
+		notify_ready(run.s, SUP_READY_FAILED, EXIT_ERROR, strerror(-r));
+	else if (r < 0)
+		ready_line(o->ready_fd, SUP_READY_FAILED, EXIT_ERROR, strerror(-r));
+	if (r < 0)
+		log_error("%s: %s", o->name, strerror(-r));
+	if (r == 0 && (r = sup_start(run.s)) == 0 && (r = loop_run(l)) < 0)
+		log_error("%s: event loop: %s", o->name, strerror(-r));
+	sup_free(run.s);
+	loop_free(l);
+	return r == -EBUSY ? EXIT_OK : r < 0 ? EXIT_ERROR : run.code;
 }

@@ -1,16 +1,27 @@
-/* supervisor.h - one process per bridge, keeping a child program (ssh,
- * kubectl port-forward) alive.
+/* supervisor.h - keeps a child program (ssh, kubectl port-forward) alive:
+ * one supervisor per bridge, an object on its caller's event loop.
  *
  * States (SPEC §4): starting -> connected <-> degraded -> reconnecting ->
- * connected | failed, and stopped on SIGTERM/SIGINT.  Every transition is
- * an audit event and rewrites NAME.state.  SIGHUP reconnects now; SIGUSR1
- * runs the health check now.  The supervisor holds NAME.pid's lock for its
- * whole life, so a second supervisor of the same bridge cannot start; it
- * checks every second that NAME.pid is still the file it holds (a deleted
- * state directory) and takes the lock again, or stops when another
- * supervisor already has it.  A state file it cannot write (a read-only
- * or full state directory) is retried every second and said in NAME.pid
- * (state_lock_note), which `status` shows; at start it is a failure.
+ * connected | failed, and stopped after sup_stop.  Every transition is an
+ * audit event, rewrites NAME.state and is reported to on_state.
+ * sup_reconnect reconnects now; sup_check runs the health check now.  The
+ * supervisor holds NAME.pid's lock from sup_start to sup_free, so a second
+ * supervisor of the same bridge cannot start; it checks every second that
+ * NAME.pid is still the file it holds (a deleted state directory) and
+ * takes the lock again, or stops when another supervisor already has it.
+ * A state file it cannot write (a read-only or full state directory) is
+ * retried every second and said in NAME.pid (state_lock_note), which
+ * `status` shows; at start it is a failure.
+ *
+ * The loop is the caller's: several supervisors (and anything else: a
+ * relay, a Yamux session) can share one.  Signals are per process, so they
+ * are the caller's too: sup_run is the small wrapper for a process that
+ * runs one supervisor (`__supervise`, `__k8s-forward`): it makes the loop,
+ * turns SIGTERM/SIGINT into sup_stop, SIGHUP into sup_reconnect and
+ * SIGUSR1 into sup_check, and returns the exit code.  Each child (the
+ * forward, a health check, a driver's own) is reaped by its own watch
+ * (loop_child_watch): nothing here reaps every child, so other children of
+ * the process are left alone.
  *
  * What differs between worlds is a driver: how to build the child's argv
  * for the next run, how to read its output lines (readiness, reasons for
@@ -28,7 +39,20 @@
 #include <sys/types.h>
 
 struct cfg_health;
+struct loop;
 struct sup;
+
+enum sup_state {
+	SUP_STOPPED = 0,
+	SUP_STARTING,
+	SUP_CONNECTED,
+	SUP_DEGRADED,
+	SUP_RECONNECTING,
+	SUP_FAILED,
+};
+
+/* "stopped", "starting", ... as in the state file. */
+const char *sup_state_name(enum sup_state st);
 
 /* Lines written once to ready_fd (then closed) so the starting command
  * learns the first outcome: "connected 0 -", "retrying CODE REASON_TEXT",
@@ -84,24 +108,24 @@ struct sup_driver {
 	void (*state_extra)(struct sup *s, json_t *o);
 	/* Optional.  Called after every move to connected. */
 	void (*connected)(struct sup *s);
-	/* Optional.  Called once when the supervisor stops or fails for
-	 * good, its child gone, just before it exits. */
+	/* Optional.  Called once after the driver's start (sup_start): when
+	 * the supervisor stops or fails for good, its child gone, before
+	 * on_finished; or from sup_free when it never finished.  The driver
+	 * releases here what it added to the loop (fds, timers, children). */
 	void (*finished)(struct sup *s);
 
 	/* Optional, for drivers with fds, timers or children of their own
-	 * (see "Drivers that watch" below).  start: once the loop exists,
-	 * before the first run; a negative errno is logged and ignored.
-	 * reaped: a child of this process that is not the supervisor's own
-	 * has exited (the supervisor reaps every child). */
+	 * (see "Drivers that watch" below): once the loop exists, before the
+	 * first run; a negative errno is logged and ignored.  A driver's own
+	 * child gets its own watch (loop_child_watch on sup_loop): nothing
+	 * reaps every child. */
 	int (*start)(struct sup *s);
-	void (*reaped)(struct sup *s, pid_t pid, int status);
 };
 
 struct sup_opts {
 	const char *name;
 	const char *state_dir;
 	const char *actor, *actor_class;
-	const struct sup_driver *drv;
 	void *ctx;			 /* the driver's, see sup_ctx */
 	const struct cfg_health *health; /* NULL = none */
 	int max_attempts;		 /* 0 = forever */
@@ -127,12 +151,71 @@ struct sup_opts {
 	 * reason_stalled.  A stopped ssh sends no keepalives and prints
 	 * nothing, so nothing else would notice. */
 	unsigned stall_ms;
+	/* SIGTERM -> SIGKILL escalation for the child; 0 = 5000 ms. */
+	unsigned kill_grace_ms;
+
+	/* The embedder's callbacks (optional), with `data`.
+	 * on_state: after every transition (its audit event and the state
+	 * file written); `st` is the state now, which may be the one before
+	 * (bridge_disconnected, bridge_waiting, a further
+	 * bridge_reconnecting).
+	 * on_finished: once, from the loop, after the supervisor stopped
+	 * (sup_stop, or another supervisor took its pid file) or failed for
+	 * good, every child gone; `code` is the exit code the command reports
+	 * (0 after a stop, the reason's code after a failure).
+	 * Either may call sup_free: the supervisor is marked and freed when
+	 * the callback returns. */
+	void (*on_state)(struct sup *s, enum sup_state st, void *data);
+	void (*on_finished)(struct sup *s, int code, void *data);
+	void *data;
 };
 
-/* Supervise until stopped or failed.  Returns the process exit code: 0
- * after a clean stop, the reason's code when the bridge failed for good,
- * 1 on an internal error. */
-int sup_run(const struct sup_opts *o);
+/* A supervisor of `o` (copied; the strings and `health` it points to must
+ * outlive the supervisor) with driver `drv` (static) on `loop` (the
+ * caller's, which must outlive it).  Nothing starts yet: no lock, no
+ * child.  0 and *ret, or -ENOMEM, -EINVAL (no name, state_dir or
+ * driver).  The supervisor owns o->ready_fd from here. */
+int sup_new(struct loop *loop, const struct sup_opts *o, const struct sup_driver *drv,
+	    struct sup **ret);
+
+/* Take NAME.pid's lock, record bridge_started (state starting) and run the
+ * first attempt.  0: on_finished will follow, once.  -EBUSY: another
+ * supervisor holds the lock (the ready pipe said "busy PID").  Another
+ * negative errno: the lock or the state directory failed (logged; the
+ * ready pipe said "failed").  -EALREADY when started before.  on_state may
+ * run before it returns (starting; failed when the program is missing). */
+int sup_start(struct sup *s);
+
+/* Stop: SIGTERM to the child, SIGKILL after kill_grace_ms, then state
+ * stopped (bridge_stopped) and on_finished.  sup_stop, sup_reconnect and
+ * sup_check never call back: they take effect from the loop once the
+ * running callback has returned (callable from any callback).  Nothing
+ * once stopping or finished, or before sup_start. */
+void sup_stop(struct sup *s);
+/* Reconnect now, uncounted (SIGHUP): a running child is stopped and the
+ * next run starts at once; a supervisor waiting for a retry (or held by
+ * its driver) runs now. */
+void sup_reconnect(struct sup *s);
+/* Run the health check now (SIGUSR1) when connected or degraded; without
+ * one, the periodic probe through the forward. */
+void sup_check(struct sup *s);
+
+/* Free; NULL is a no-op.  From inside a callback of this supervisor (or
+ * one of its driver's), it is marked and freed when that returns.  A
+ * supervisor that has not finished ends at once: its children are killed
+ * and reaped, the driver's finished runs, no callback and no state change
+ * follow (the state file keeps the last state: sup_stop first for a clean
+ * end).  Releases NAME.pid's lock; the file stays. */
+void sup_free(struct sup *s);
+
+enum sup_state sup_get_state(const struct sup *s);
+
+/* The wrapper for a process that runs one supervisor (see the top): a
+ * loop, signals, sup_new + sup_start, the loop until on_finished.
+ * Returns the process exit code: 0 after a clean stop (or when another
+ * supervisor already runs: the ready pipe said busy), the reason's code
+ * when the bridge failed for good, 1 on an internal error. */
+int sup_run(const struct sup_opts *o, const struct sup_driver *drv);
 
 /* For drivers, from their callbacks. */
 void *sup_ctx(struct sup *s);
@@ -147,8 +230,9 @@ void sup_event(struct sup *s, const char *ev, const char *detail);
  * These are the only entry points for that; all run on the supervisor's
  * loop, from the driver's own callbacks. */
 
-/* The supervisor's loop, for the driver's own fds and timers (they must
- * be gone by the time `finished` returns). */
+/* The supervisor's loop, for the driver's own fds, timers and child
+ * watches (they must be gone by the time `finished` returns).  Also the
+ * embedder's. */
 struct loop *sup_loop(struct sup *s);
 
 /* From build_argv, before it returns -EAGAIN: there is nothing worth

@@ -273,6 +273,7 @@ struct k8s_sup {
 
 	/* the endpoints watch */
 	pid_t w_pid;
+	struct loop_child w_child;
 	int w_out, w_err;
 	char *w_buf;
 	size_t w_len;
@@ -283,7 +284,7 @@ struct k8s_sup {
 	unsigned w_events; /* verdicts from this watch */
 	unsigned w_fails;  /* watches in a row that ended without one */
 	struct backoff w_bo;
-	struct loop_timer *w_timer;
+	struct loop_timer w_timer;
 	/* what a watch said last: kept while it is restarted, dropped when
 	 * none can be had (see watch_down) */
 	bool have_view;
@@ -294,7 +295,7 @@ struct k8s_sup {
 	int run_port;
 
 	/* session files: a rewrite that found the lock taken */
-	struct loop_timer *sess_timer;
+	struct loop_timer sess_timer;
 	unsigned sess_delay_ms;
 };
 
@@ -519,7 +520,6 @@ static void watch_start(struct sup *s);
 static void on_watch_timer(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	ksup(s)->w_timer = NULL;
 	watch_start(s);
 }
 
@@ -542,7 +542,7 @@ static void watch_down(struct sup *s, const char *why)
 		backoff_reset(&k->w_bo);
 	double delay = backoff_next(&k->w_bo);
 	log_info("%s: endpoints watch ended (%s); again in %.1fs", sup_name(s), why, delay);
-	loop_timer_add(sup_loop(s), (uint64_t)(delay * 1000), on_watch_timer, s, &k->w_timer);
+	loop_timer_start(sup_loop(s), &k->w_timer, (uint64_t)(delay * 1000), on_watch_timer, s);
 	if (waiting && blind) {
 		char d[700];
 		snprintf(d, sizeof d,
@@ -551,6 +551,8 @@ static void watch_down(struct sup *s, const char *why)
 		sup_renew(s, K8S_R_NONE, d);
 	}
 }
+
+static void on_watch_exit(struct loop *l, pid_t pid, int status, void *data);
 
 static void watch_start(struct sup *s)
 {
@@ -570,6 +572,11 @@ static void watch_start(struct sup *s)
 				       .die_with_parent = true,
 				       .new_pgroup = true};
 		r = spawn_process(&o, &k->w_pid);
+		if (r == 0 && (r = loop_child_watch(sup_loop(s), &k->w_child, k->w_pid,
+						    on_watch_exit, s)) < 0) {
+			kill(-k->w_pid, SIGKILL);
+			waitpid(k->w_pid, NULL, 0);
+		}
 	}
 	k8s_pf_argv_free(argv);
 	if (po[1] >= 0)
@@ -598,21 +605,34 @@ static void watch_start(struct sup *s)
 	k->w_started_ms = now_mono_ms();
 	fd_set_nonblock(k->w_out, true);
 	fd_set_nonblock(k->w_err, true);
-	loop_add_fd(sup_loop(s), k->w_out, LOOP_READ, on_watch_out, s);
-	loop_add_fd(sup_loop(s), k->w_err, LOOP_READ, on_watch_err, s);
+	r = loop_add_fd(sup_loop(s), k->w_out, LOOP_READ, on_watch_out, s);
+	if (r == 0)
+		r = loop_add_fd(sup_loop(s), k->w_err, LOOP_READ, on_watch_err, s);
+	if (r < 0) {
+		/* A watch whose output cannot be read says nothing: end it,
+		 * its exit restarts it with backoff. */
+		log_warn("%s: endpoints watch: cannot read kubectl's output: %s", sup_name(s),
+			 strerror(-r));
+		watch_close_fd(s, &k->w_out);
+		watch_close_fd(s, &k->w_err);
+		kill(-k->w_pid, SIGKILL);
+		return;
+	}
 	log_debug("%s: endpoints watch: kubectl pid %ld", sup_name(s), (long)k->w_pid);
 }
 
+/* The driver is leaving: the watch goes at once, with its whole group
+ * (nothing of it stays), and no restart is due. */
 static void watch_stop(struct k8s_sup *k, struct sup *s)
 {
-	if (k->w_pid > 0)
-		kill(-k->w_pid, SIGKILL); /* its own group: nothing of it stays */
-	if (s) {
-		watch_close_fd(s, &k->w_out);
-		watch_close_fd(s, &k->w_err);
-		loop_timer_cancel(sup_loop(s), k->w_timer);
-		k->w_timer = NULL;
+	if (k->w_pid > 0) {
+		kill(-k->w_pid, SIGKILL);
+		loop_child_kill_wait(sup_loop(s), &k->w_child);
+		k->w_pid = 0;
 	}
+	watch_close_fd(s, &k->w_out);
+	watch_close_fd(s, &k->w_err);
+	loop_timer_stop(sup_loop(s), &k->w_timer);
 }
 
 static int drv_start(struct sup *s)
@@ -627,11 +647,10 @@ static int drv_start(struct sup *s)
 	return 0;
 }
 
-static void drv_reaped(struct sup *s, pid_t pid, int status)
+static void on_watch_exit(struct loop *l, pid_t pid, int status, void *data)
 {
+	struct sup *s = data;
 	struct k8s_sup *k = ksup(s);
-	if (pid != k->w_pid)
-		return;
 	k->w_pid = 0;
 	/* What it still wrote comes first. */
 	if (k->w_out >= 0)
@@ -739,21 +758,21 @@ static void session_update(struct sup *s);
 static void on_session_timer(struct loop *l, void *data)
 {
 	struct sup *s = data;
-	ksup(s)->sess_timer = NULL;
 	session_update(s);
 }
 
 static void session_update(struct sup *s)
 {
 	struct k8s_sup *k = ksup(s);
-	if (k->sess_timer)
+	if (loop_timer_active(&k->sess_timer))
 		return; /* a retry is due anyway, and will see this change */
 	int r = k8s_session_try_write(k->state_dir, sup_name(s));
 	if (r == -EWOULDBLOCK) {
 		k->sess_delay_ms = k->sess_delay_ms ? k->sess_delay_ms * 2 : SESSION_RETRY_MIN_MS;
 		if (k->sess_delay_ms > SESSION_RETRY_MAX_MS)
 			k->sess_delay_ms = SESSION_RETRY_MAX_MS;
-		loop_timer_add(sup_loop(s), k->sess_delay_ms, on_session_timer, s, &k->sess_timer);
+		loop_timer_start(sup_loop(s), &k->sess_timer, k->sess_delay_ms, on_session_timer,
+				 s);
 		return;
 	}
 	k->sess_delay_ms = 0;
@@ -776,8 +795,7 @@ static void finished(struct sup *s)
 	struct k8s_sup *k = ksup(s);
 	k->done = true;
 	watch_stop(k, s);
-	loop_timer_cancel(sup_loop(s), k->sess_timer);
-	k->sess_timer = NULL;
+	loop_timer_stop(sup_loop(s), &k->sess_timer);
 }
 
 static const struct sup_driver k8s_driver = {
@@ -800,7 +818,6 @@ static const struct sup_driver k8s_driver = {
     .connected = connected,
     .finished = finished,
     .start = drv_start,
-    .reaped = drv_reaped,
 };
 
 int k8s_pf_supervise(struct k8s_fwd *f, const char *name, const char *state_dir, int max_attempts,
@@ -815,7 +832,6 @@ int k8s_pf_supervise(struct k8s_fwd *f, const char *name, const char *state_dir,
 	    .state_dir = state_dir,
 	    .actor = user && *user ? user : "devbridge",
 	    .actor_class = "human",
-	    .drv = &k8s_driver,
 	    .ctx = &k,
 	    .max_attempts = 0,
 	    .first_max_attempts = max_attempts,
@@ -826,17 +842,10 @@ int k8s_pf_supervise(struct k8s_fwd *f, const char *name, const char *state_dir,
 	    .stable_s = 30,
 	    .ready_fd = ready_fd,
 	};
-	int code = sup_run(&o);
-	/* Off the loop now: whatever ended it, the watch goes, and the
-	 * session files stop advertising this bridge (its lock is released,
-	 * so it no longer counts as live). */
-	watch_stop(&k, NULL);
-	if (k.w_pid > 0)
-		waitpid(k.w_pid, NULL, 0);
-	if (k.w_out >= 0)
-		close(k.w_out);
-	if (k.w_err >= 0)
-		close(k.w_err);
+	int code = sup_run(&o, &k8s_driver);
+	/* Off the loop now (the watch went in `finished`): the session files
+	 * stop advertising this bridge (its lock is released, so it no longer
+	 * counts as live). */
 	free(k.w_buf);
 	int r = k8s_session_write(state_dir, NULL);
 	if (r < 0)

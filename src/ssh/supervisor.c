@@ -102,7 +102,6 @@ int ssh_supervise(const struct cfg_actor *a, const struct cfg_tunnel *t, const c
 	    .state_dir = state_dir,
 	    .actor = t->actor,
 	    .actor_class = a ? (a->cls == ACTOR_HUMAN ? "human" : "automation") : "automation",
-	    .drv = &ssh_driver,
 	    .ctx = (void *)t,
 	    .health = &t->health,
 	    .max_attempts = t->max_attempts,
@@ -115,5 +114,5 @@ int ssh_supervise(const struct cfg_actor *a, const struct cfg_tunnel *t, const c
 	    .stall_ms =
 		(unsigned)t->server_alive_interval * (unsigned)t->server_alive_count_max * 1000u,
 	};
-	return sup_run(&o);
+	return sup_run(&o, &ssh_driver);
 }

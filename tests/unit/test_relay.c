@@ -56,7 +56,7 @@ struct waiter {
 	void *arg;
 	void (*sample)(void *); /* optional, every iteration */
 	bool timed_out;
-	struct loop_timer *t;
+	struct loop_timer t;
 };
 
 static void waiter_check(struct loop *l, void *data)
@@ -72,7 +72,6 @@ static void waiter_deadline(struct loop *l, void *data)
 {
 	struct waiter *w = data;
 	w->timed_out = true;
-	w->t = NULL;
 	loop_stop(l);
 }
 
@@ -81,10 +80,10 @@ static void run_until2(struct loop *l, bool (*cond)(void *), void (*sample)(void
 {
 	struct waiter w = {.cond = cond, .arg = arg, .sample = sample};
 	loop_set_before_sleep(l, waiter_check, &w);
-	ASSERT_EQ(loop_timer_add(l, ms, waiter_deadline, &w, &w.t), 0);
+	loop_timer_start(l, &w.t, ms, waiter_deadline, &w);
 	ASSERT_EQ(loop_run(l), 0);
 	loop_set_before_sleep(l, NULL, NULL);
-	loop_timer_cancel(l, w.t);
+	loop_timer_stop(l, &w.t);
 	if (w.timed_out && !cond(arg))
 		TEST_FAIL_("condition not met within %u ms", ms);
 }
@@ -104,9 +103,10 @@ static void run_for(struct loop *l, unsigned ms)
 {
 	struct waiter w = {.cond = never_true};
 	loop_set_before_sleep(l, waiter_check, &w);
-	ASSERT_EQ(loop_timer_add(l, ms, waiter_deadline, &w, &w.t), 0);
+	loop_timer_start(l, &w.t, ms, waiter_deadline, &w);
 	ASSERT_EQ(loop_run(l), 0);
 	loop_set_before_sleep(l, NULL, NULL);
+	loop_timer_stop(l, &w.t);
 }
 
 /* --- a test peer: sends a buffer, checks what it receives --- */
@@ -129,6 +129,7 @@ struct peer {
 	unsigned slow_ms; /* pause this long after each read */
 	bool paused, eof, bad;
 	int rx_error;
+	struct loop_timer unpause;
 };
 
 static unsigned char rxbuf[256 * 1024];
@@ -167,7 +168,7 @@ static void peer_cb(struct loop *l, int fd, unsigned ev, void *data)
 			p->rx_off += (size_t)n;
 			if (p->slow_ms) {
 				p->paused = true;
-				ASSERT_EQ(loop_timer_add(l, p->slow_ms, peer_unpause, p, NULL), 0);
+				loop_timer_start(l, &p->unpause, p->slow_ms, peer_unpause, p);
 			}
 		}
 	}
@@ -176,6 +177,7 @@ static void peer_cb(struct loop *l, int fd, unsigned ev, void *data)
 
 static void peer_close(struct peer *p)
 {
+	loop_timer_stop(p->l, &p->unpause);
 	if (p->fd < 0)
 		return;
 	if (p->registered)

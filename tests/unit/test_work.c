@@ -37,10 +37,12 @@ static void on_done(struct loop *l, void *arg)
 	loop_stop(l);
 }
 
+static struct loop_timer tick_timer;
+
 static void tick(struct loop *l, void *data)
 {
 	ticks++;
-	loop_timer_add(l, 5, tick, NULL, NULL);
+	loop_timer_start(l, &tick_timer, 5, tick, NULL);
 }
 
 static void test_loop_runs_while_work_blocks(void)
@@ -51,8 +53,9 @@ static void test_loop_runs_while_work_blocks(void)
 	struct work *w;
 	ticks = 0;
 	ASSERT_EQ(work_start(l, blocking, on_done, &j, &w), 0);
-	ASSERT_EQ(loop_timer_add(l, 5, tick, NULL, NULL), 0);
+	loop_timer_start(l, &tick_timer, 5, tick, NULL);
 	ASSERT_EQ(loop_run(l), 0);
+	loop_timer_stop(l, &tick_timer);
 	ASSERT_EQ(j.done, 1);
 	/* 300 ms of blocking, a 5 ms timer: the loop kept going meanwhile */
 	ASSERT_GE(j.ticks_seen, 10);
@@ -139,7 +142,8 @@ static void test_defer(void)
 	struct loop *l;
 	ASSERT_EQ(loop_new(&l), 0);
 	struct dctx c = {0};
-	ASSERT_EQ(loop_timer_add(l, 1, arm, &c, NULL), 0);
+	struct loop_timer t = {0};
+	loop_timer_start(l, &t, 1, arm, &c);
 	ASSERT_EQ(loop_run(l), 0);
 	ASSERT_EQ(c.n, 2);
 	ASSERT_EQ(c.order[0], 1);
@@ -149,7 +153,7 @@ static void test_defer(void)
 	loop_defer(l, &k.d, deferred_d, &k);
 	loop_defer_cancel(l, &k.d);
 	loop_defer_cancel(l, &k.d); /* idempotent */
-	ASSERT_EQ(loop_timer_add(l, 20, deferred_e, &k, NULL), 0);
+	loop_timer_start(l, &t, 20, deferred_e, &k);
 	ASSERT_EQ(loop_run(l), 0);
 	ASSERT_EQ(k.n, 1);
 	ASSERT_EQ(k.order[0], 2);
