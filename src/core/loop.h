@@ -36,8 +36,10 @@ struct loop_defer {
 };
 
 int loop_new(struct loop **ret);
-/* Closes the signalfd and frees pending timers; NULL is a no-op.  Does not
- * close registered fds: they belong to the caller. */
+/* Runs the deferred calls still armed (loop_defer: so none is lost when
+ * the loop stopped first), then closes the signalfd and frees pending
+ * timers; NULL is a no-op.  Does not close registered fds: they belong to
+ * the caller. */
 void loop_free(struct loop *loop);
 
 /* Watch `fd` for `events` (LOOP_READ|LOOP_WRITE).  -EEXIST if watched. */
