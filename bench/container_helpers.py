@@ -135,7 +135,29 @@ def slab():
 
 # ---------------------------------------------------------------- report
 
-PATHS = ("direct", "devbridge", "haproxy", "socat", "haproxy-x2")
+PATHS = ("direct", "devbridge", "devbridge-base", "haproxy", "socat", "haproxy-x2")
+
+
+def vs_base(recs, kind, key):
+    """devbridge / devbridge-base of `key`: (ratio of the medians, per-round ratios), or None."""
+    by = {}
+    for r in recs:
+        if r["kind"] == kind and r["path"] in ("devbridge", "devbridge-base"):
+            by.setdefault(r["path"], {})[r.get("round")] = r[key]
+    if len(by) < 2:
+        return None
+    a, b = by["devbridge"], by["devbridge-base"]
+    per = [a[k] / b[k] for k in a if k in b and b[k]]
+    return statistics.median(a.values()) / statistics.median(b.values()), per
+
+
+def vs_base_note(recs, kind, key, what):
+    v = vs_base(recs, kind, key)
+    if not v:
+        return []
+    ratio, per = v
+    spread = f", per round {statistics.median(per):.3f} ({min(per):.3f} - {max(per):.3f})" if per else ""
+    return [f"devbridge / devbridge-base {what} = {ratio:.3f}{spread} (same run; the baseline binary)"]
 
 
 def pctl(xs, p):
@@ -176,6 +198,7 @@ def report(records_path, md_path):
                  "devbridge's bytes cross TWO user-space relays (host daemon, then container daemon, "
                  "plus one extra loopback hop inside the namespace); haproxy and socat cross ONE; "
                  "direct crosses none; haproxy-x2 crosses two, on the same route as devbridge"]
+        notes += vs_base_note(recs, "tput", "mbps", "throughput")
         targets += [("throughput devbridge/haproxy >= 1.1", f"{r_hap:.3f}", verdict(r_hap >= 1.1)),
                     ("throughput devbridge/direct >= 0.7", f"{r_dir:.3f}", verdict(r_dir >= 0.7))]
         sections.append((f"1. Throughput, iperf3 single stream, {meta['tput_seconds']} s per run, "
@@ -208,6 +231,8 @@ def report(records_path, md_path):
             notes.append(f"like for like (two relays each): devbridge p50 {m50['devbridge']:.1f} / "
                          f"p99 {m99['devbridge']:.1f} us vs haproxy-x2 {m50['haproxy-x2']:.1f} / "
                          f"{m99['haproxy-x2']:.1f} us")
+        notes += vs_base_note(recs, "latency", "p50_us", "p50")
+        notes += vs_base_note(recs, "latency", "p99_us", "p99")
         per = [f"{p} {(m50[p] - m50['direct']) / hops[p]:.1f}" for p in PATHS if p in m50 and hops[p]]
         notes.append("p50 added per relay over direct, (p50 - direct p50) / relays, us: " + ", ".join(per))
         notes += [
@@ -233,6 +258,9 @@ def report(records_path, md_path):
                  "container daemon for a reverse data connection per client (ConnectRequest on the "
                  "control connection, local connect in the namespace, data connection back, "
                  "ConnectReady) before the first byte can flow"]
+        if "devbridge-base" in cr and cr["devbridge-base"]["rate"]:
+            notes.append(f"devbridge / devbridge-base = "
+                         f"{cr['devbridge']['rate'] / cr['devbridge-base']['rate']:.3f} (same run)")
         sections.append(("3. Connection rate (sequential)",
                          ["path", "relays", "conns/s", "conns", "errors", "seconds"], rows, notes))
 
@@ -332,13 +360,17 @@ def report(records_path, md_path):
         fh.write(f"- devbridge: `{meta['bin']}` ({meta['devbridge_version']}, binary built "
                  f"{meta.get('built', '?')}; source tree at commit {meta.get('head', '?')}, "
                  "uncommitted changes not recorded)\n")
+        if meta.get("base_bin"):
+            fh.write(f"- baseline (path devbridge-base, phases 1-3): `{meta['base_bin']}` "
+                     f"({meta['base_version']}, binary built {meta['base_built']})\n")
         fh.write(f"- {meta['iperf_version']}; {meta['haproxy_version']}; {meta['socat_version']}; "
                  f"client/server: bench/container_net.c built with {meta['cc_version']}\n")
         fh.write(f"- wall time of the run: {end.get('elapsed_s', '?')} s\n\n")
         fh.write("Setup: network namespace with a veth pair, host side 10.232.0.1/24, namespace "
                  "side 10.232.0.2/24. Paths (client always on the host):\n\n")
         for p in PATHS:
-            fh.write(f"- **{p}**: {meta['path_desc'][p]}\n")
+            if p in meta["path_desc"] and (p != "devbridge-base" or meta.get("base_bin")):
+                fh.write(f"- **{p}**: {meta['path_desc'][p]}\n")
         fh.write("\n")
         for title, head, rows, notes in [summary] + sections:
             fh.write(f"## {title}\n\n{md(head, rows)}\n\n")
