@@ -13,9 +13,11 @@
 #                     (only if the tree has relay_ep_fd_new)
 #
 # for throughput (tput, TPUT_GIB GiB one way per run) and 1-byte ping-pong
-# latency (ping, PINGS round trips per run: mean, p50, p99).  Prints every
-# run, then per mode the median and the spread (min-max) and the same-run
-# ratios new/base.  Loopback TCP only; every process it starts is a child
+# latency (ping, PINGS round trips per run: mean, p50, p99), and the CPU
+# time the relay process used for them (per GiB, per round trip: less
+# sensitive to other load on the machine than wall-clock figures).  Prints
+# every run, then per mode the median and the spread (min-max) and the
+# same-run ratios new/base.  Loopback TCP only; every process it starts is a child
 # of relay_bench and is waited for.
 #
 #   bench/relay_ab.sh [BASE]        e.g. bench/relay_ab.sh 81c0100
@@ -66,9 +68,9 @@ run() { # run KIND MODE -> one line of relay_bench output
 	new-*) bin="$TMP/new-bench" arg=${mode#new-} ;;
 	esac
 	if [ "$kind" = tput ]; then
-		"$bin" tput "$arg" "$TPUT_GIB" 2>/dev/null
+		"$bin" tput "$arg" "$TPUT_GIB" 2>&1 | tr '\n' ' '
 	else
-		"$bin" ping "$arg" "$PINGS" 2>/dev/null
+		"$bin" ping "$arg" "$PINGS" 2>&1 | tr '\n' ' '
 	fi
 }
 
@@ -85,16 +87,22 @@ for round in $(seq "$ROUNDS"); do
 done
 echo "# load $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 
-"$PY" - "$TMP/runs" <<'EOF'
+"$PY" - "$TMP/runs" "$TPUT_GIB" "$PINGS" <<'EOF'
 import re, statistics, sys
 runs, byround = {}, {}
 for l in open(sys.argv[1]):
     kind, mode, rnd, rest = l.split(" ", 3)
+    cpu = re.search(r"relay cpu: user ([\d.]+) s sys ([\d.]+) s", rest)
+    cpu = float(cpu.group(1)) + float(cpu.group(2)) if cpu else None
     if kind == "tput":
         v = {"GiB/s": float(re.search(r"([\d.]+) GiB/s", rest).group(1))}
+        if cpu is not None:
+            v["relay CPU s/GiB"] = cpu / float(sys.argv[2])
     else:
         m = re.search(r"([\d.]+) us/round trip, p50 ([\d.]+) us, p99 ([\d.]+) us", rest)
         v = {"mean us": float(m.group(1)), "p50 us": float(m.group(2)), "p99 us": float(m.group(3))}
+        if cpu is not None:
+            v["relay CPU us/rt"] = cpu / float(sys.argv[3]) * 1e6
     for k, x in v.items():
         runs.setdefault((kind, k), {}).setdefault(mode, []).append(x)
         byround[(kind, k, mode, rnd)] = x

@@ -208,7 +208,7 @@ int main(int argc, char **argv)
 	loop_run(l);
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
-	fprintf(stderr, "relay cpu: user %.2f s sys %.2f s\n",
+	fprintf(stderr, "relay cpu: user %.4f s sys %.4f s\n",
 		(double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
 		(double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
 	relay_free(r);
