@@ -22,7 +22,11 @@
 #
 #   bench/relay_ab.sh [BASE]        e.g. bench/relay_ab.sh 81c0100
 #
-# Knobs: ROUNDS (default 7), TPUT_GIB (2), PINGS (20000), CC (cc).
+# Knobs: ROUNDS (default 7), TPUT_GIB (2), PINGS (20000), CC (cc).  On a
+# shared machine, many short rounds (ROUNDS=25 TPUT_GIB=1 PINGS=5000) give
+# better pairs: base and new of a path run back to back in each round, so
+# a slow period hits both, and the per-round ratio cancels it; "best" is
+# the run with the least interference.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -87,6 +91,30 @@ for round in $(seq "$ROUNDS"); do
 done
 echo "# load $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 
+# The relay's system calls (strace -c on the relay process only, not the
+# client and server it forks): with 1-byte round trips they are the same
+# for every run, so "no extra syscalls" is checked exactly, not timed.
+if [ "${SYSCALLS:-1}" = 1 ] && command -v strace >/dev/null; then
+	echo
+	echo "relay system calls (strace -c, relay process only):"
+	for mode in "${MODES[@]}"; do
+		[ "$mode" = direct ] && continue
+		case "$mode" in
+		base-*) bin="$TMP/base-bench" arg=${mode#base-} ;;
+		new-*) bin="$TMP/new-bench" arg=${mode#new-} ;;
+		esac
+		strace -c -o "$TMP/st-ping" "$bin" ping "$arg" "$PINGS" >/dev/null 2>&1
+		strace -c -o "$TMP/st-tput" "$bin" tput "$arg" "$TPUT_GIB" >/dev/null 2>&1
+		for k in ping tput; do
+			printf '  %-12s %s %s\n' "$mode" "$k" "$(awk 'NF >= 5 && $4 ~ /^[0-9]+$/ &&
+				$NF ~ /^(read|write|sendto|recvfrom|splice|epoll_wait|epoll_ctl|pipe2|shutdown|getsockopt|fcntl|close)$/ {
+				printf "%s=%s ", $NF, $4 }' "$TMP/st-$k" | tr ' ' '\n' | sort | tr '\n' ' ')"
+		done
+	done
+	echo "  (ping: $PINGS round trips; tput: $TPUT_GIB GiB; whole runs, set-up included;" \
+		"tput counts depend on timing)"
+fi
+
 "$PY" - "$TMP/runs" "$TPUT_GIB" "$PINGS" <<'EOF'
 import re, statistics, sys
 runs, byround = {}, {}
@@ -112,7 +140,11 @@ for (kind, k), per in runs.items():
     print(f"{kind} {k}:")
     for mode, xs in per.items():
         med[(kind, k, mode)] = statistics.median(xs)
-        print(f"  {mode:12s} median {statistics.median(xs):8.3f}  spread {min(xs):8.3f} - {max(xs):8.3f}")
+        q = sorted(xs)
+        best = q[-1] if k == "GiB/s" else q[0]
+        print(f"  {mode:12s} median {statistics.median(xs):8.3f}  best {best:8.3f}  "
+              f"quartiles {q[len(q) // 4]:8.3f} - {q[(3 * len(q)) // 4]:8.3f}  "
+              f"spread {q[0]:8.3f} - {q[-1]:8.3f}")
 print()
 print("same-run ratios new / base: of the medians, and per round (median, spread); > 1 = new is higher")
 rounds = sorted({r for (_, _, _, r) in byround}, key=int)
