@@ -654,30 +654,41 @@ static void gen_stop(struct relay *r)
 	}
 }
 
-/* Offer n bytes to the sink of direction i, which holds nothing; keep what
- * it does not take.  0 or a negative errno. */
-static int gen_offer(struct relay *r, int i, const unsigned char *p, size_t n)
+/* Write up to n bytes to the sink of direction i until it takes less than
+ * offered (then direction i is blocked until the sink's writable).  The
+ * bytes taken, or a negative errno. */
+static ssize_t gen_write(struct relay *r, int i, const unsigned char *p, size_t n)
 {
 	struct relay_edir *d = &r->gen->edir[i];
 	struct relay_ep *sink = r->gen->edir[!i].ep;
+	size_t done = 0;
 
-	while (n > 0 && !d->blocked) {
-		ssize_t w = sink->ops->write(sink, p, n);
+	while (done < n && !d->blocked) {
+		ssize_t w = sink->ops->write(sink, p + done, n - done);
 		if (w == -EAGAIN) {
 			d->blocked = true;
 			break;
 		}
 		if (w < 0)
-			return (int)w;
-		if (w == 0 || (size_t)w > n)
+			return w;
+		if (w == 0 || (size_t)w > n - done)
 			return -EIO; /* a broken endpoint */
-		p += w;
-		n -= (size_t)w;
+		done += (size_t)w;
 		d->bytes += (uint64_t)w;
-		if (n > 0)
+		if (done < n)
 			d->blocked = true; /* short: writable follows */
 	}
-	return n > 0 ? buf_append(&d->buf, p, n) : 0;
+	return (ssize_t)done;
+}
+
+/* n bytes just read from side i (direction i holds nothing): to the sink,
+ * and what it does not take into the direction's buffer. */
+static int gen_offer(struct relay *r, int i, const unsigned char *p, size_t n)
+{
+	ssize_t w = gen_write(r, i, p, n);
+	if (w < 0)
+		return (int)w;
+	return (size_t)w < n ? buf_append(&r->gen->edir[i].buf, p + w, n - (size_t)w) : 0;
 }
 
 /* Flush what direction i holds if it may, pass EOF on once empty, and read
@@ -688,21 +699,11 @@ static int gen_step(struct relay *r, int i)
 	struct relay_ep *sink = r->gen->edir[!i].ep;
 	int err;
 
-	while (buf_len(&d->buf) > 0 && !d->blocked) {
-		size_t len = buf_len(&d->buf);
-		ssize_t w = sink->ops->write(sink, buf_data(&d->buf), len);
-		if (w == -EAGAIN) {
-			d->blocked = true;
-			break;
-		}
+	if (buf_len(&d->buf) > 0) {
+		ssize_t w = gen_write(r, i, buf_data(&d->buf), buf_len(&d->buf));
 		if (w < 0)
 			return (int)w;
-		if (w == 0 || (size_t)w > len)
-			return -EIO;
 		buf_consume(&d->buf, (size_t)w);
-		d->bytes += (uint64_t)w;
-		if ((size_t)w < len)
-			d->blocked = true;
 	}
 	if (buf_len(&d->buf) == 0) {
 		buf_free(&d->buf); /* idle: hold nothing */
