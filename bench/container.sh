@@ -18,8 +18,9 @@
 # With DEVBRIDGE_BASE_BIN=/path/to/another/devbridge, a second pair of
 # daemons from that binary (a baseline, e.g. built from main) runs beside
 # the first in the same namespace, and phases 1-3 measure it as the path
-# "devbridge-base", in the same rounds: same-run ratios, not figures from
-# another day.  It is stopped before phase 4.
+# "devbridge-base", in the same rounds (phase 3 then runs ROUNDS rounds
+# too, CONN_ROUNDS): same-run ratios, not figures from another day.  It is
+# stopped before phase 4.
 #
 # Prints a table and writes bench/container-results.md ($CONTAINER_RESULTS_MD).
 # Creates one network namespace and one veth pair (10.232.0.1/24 host side,
@@ -333,12 +334,16 @@ for round in $(seq "$ROUNDS"); do
 done
 
 # ---------------------------------------------------------------- 3. connection rate
-step "3. connection rate: connect + 1-byte echo + close, $CONN_MAX connections or ${CONN_SECONDS}s per path"
-for path in "${PATHS[@]}"; do
-	read -r addr port <<<"${ECHO_AT[$path]}"
-	line="$("$TOOL" connrate "$addr" "$port" "$CONN_SECONDS" "$CONN_MAX")" || die "connrate ($path) failed"
-	printf '    %-9s %s\n' "$path" "$line"
-	rec "{\"kind\":\"connrate\",\"path\":\"$path\",${line#\{}"
+# one round unless comparing with a baseline (then ROUNDS, rotated, as above)
+CONN_ROUNDS="${CONN_ROUNDS:-$([ -n "$BASE_BIN" ] && echo "$ROUNDS" || echo 1)}"
+step "3. connection rate: connect + 1-byte echo + close, $CONN_MAX connections or ${CONN_SECONDS}s per path, $CONN_ROUNDS round(s)"
+for round in $(seq "$CONN_ROUNDS"); do
+	for path in $(rotate $((round - 1))); do
+		read -r addr port <<<"${ECHO_AT[$path]}"
+		line="$("$TOOL" connrate "$addr" "$port" "$CONN_SECONDS" "$CONN_MAX")" || die "connrate ($path) failed"
+		printf '    round %s  %-9s %s\n' "$round" "$path" "$line"
+		rec "{\"kind\":\"connrate\",\"path\":\"$path\",\"round\":$round,${line#\{}"
+	done
 done
 
 # the baseline has done its part; phases 4 and 5 are about the first pair alone
