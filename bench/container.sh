@@ -15,6 +15,13 @@
 #
 #   bench/container.sh     (root; binary: $DEVBRIDGE_BIN, default build/devbridge)
 #
+# With DEVBRIDGE_BASE_BIN=/path/to/another/devbridge, a second pair of
+# daemons from that binary (a baseline, e.g. built from main) runs beside
+# the first in the same namespace, and phases 1-3 measure it as the path
+# "devbridge-base", in the same rounds (phase 3 then runs ROUNDS rounds
+# too, CONN_ROUNDS): same-run ratios, not figures from another day.  It is
+# stopped before phase 4.
+#
 # Prints a table and writes bench/container-results.md ($CONTAINER_RESULTS_MD).
 # Creates one network namespace and one veth pair (10.232.0.1/24 host side,
 # 10.232.0.2/24 inside), removed at exit with everything else; every process
@@ -24,6 +31,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN="${DEVBRIDGE_BIN:-build/devbridge}"
 case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
+BASE_BIN="${DEVBRIDGE_BASE_BIN:-}"
+case "$BASE_BIN" in /* | "") ;; *) BASE_BIN="$ROOT/$BASE_BIN" ;; esac
 PY=/usr/bin/python3
 HELP="$ROOT/bench/container_helpers.py"
 RESULTS_MD="${CONTAINER_RESULTS_MD:-$ROOT/bench/container-results.md}"
@@ -51,6 +60,7 @@ inns() { ip netns exec "$NS" "$@"; }
 
 [ "$(id -u)" = 0 ] || die "needs root (network namespace, veth pair)"
 [ -x "$BIN" ] || die "no devbridge binary at $BIN (build it: ninja -C build, or set DEVBRIDGE_BIN)"
+[ -z "$BASE_BIN" ] || [ -x "$BASE_BIN" ] || die "no devbridge binary at DEVBRIDGE_BASE_BIN=$BASE_BIN"
 for c in ip ss iperf3 haproxy socat cc; do
 	command -v "$c" >/dev/null || die "$c not found (scripts/install-deps.sh --bench)"
 done
@@ -153,11 +163,12 @@ ip -n "$NS" route add default via "$HOST_IP"
 # control/data ports on 10.232.0.1 (our own address: any free number will
 # do); echo, haproxy and socat ports below the ephemeral range; the
 # listen-to-answer ports must be free on the host so they are not remapped
-read -r -a PORTS <<<"$(h free-ports $((11 + LISTEN_TRIALS)) 20000 32000)"
+read -r -a PORTS <<<"$(h free-ports $((13 + LISTEN_TRIALS)) 20000 32000)"
 CP=${PORTS[0]} DP=${PORTS[1]} P_ECHO=${PORTS[2]}
 HAP_IPERF=${PORTS[3]} HAP_ECHO=${PORTS[4]} SOCAT_IPERF=${PORTS[5]} SOCAT_ECHO=${PORTS[6]}
 HAP2_IPERF=${PORTS[7]} HAP2_ECHO=${PORTS[8]} NSHAP_IPERF=${PORTS[9]} NSHAP_ECHO=${PORTS[10]}
-LISTEN_PORTS=("${PORTS[@]:11}")
+CP_BASE=${PORTS[11]} DP_BASE=${PORTS[12]}
+LISTEN_PORTS=("${PORTS[@]:13}")
 TOKEN="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
 
 step "devbridge host-daemon --bind-addr $HOST_IP --control-port $CP --data-port $DP (state $TMP/state)"
@@ -180,6 +191,25 @@ for p in $P_IPERF_HAP $P_IPERF_SOCAT $P_IPERF_DIRECT $P_ECHO; do wait_listen ns 
 H_IPERF="$(h wait-forward "$STATE" $P_IPERF_DB 10)" || die "no devbridge forward for iperf3 port $P_IPERF_DB"
 H_ECHO="$(h wait-forward "$STATE" "$P_ECHO" 10)" || die "no devbridge forward for echo port $P_ECHO"
 step "devbridge forwards: 127.0.0.1:$H_IPERF -> iperf3 :$P_IPERF_DB, 127.0.0.1:$H_ECHO -> echo :$P_ECHO"
+
+# the baseline: the same two daemons from DEVBRIDGE_BASE_BIN, their own
+# ports and state; its host daemon finds the forwarded ports taken by the
+# first one and takes the next free ones (read from its state file)
+if [ -n "$BASE_BIN" ]; then
+	mkdir -p state-base
+	step "baseline $BASE_BIN: host-daemon --control-port $CP_BASE --data-port $DP_BASE, container-daemon --container-id bench-base"
+	start host-daemon-base.out "$BASE_BIN" host-daemon --bind-addr "$HOST_IP" --control-port "$CP_BASE" \
+		--data-port "$DP_BASE" --auth-token "$TOKEN" --state-dir "$TMP/state-base"
+	BASE_HOST_PID=$LAST
+	wait_listen "$DP_BASE"
+	start container-daemon-base.out ip netns exec "$NS" "$BASE_BIN" container-daemon --host-addr "$HOST_IP" \
+		--control-port "$CP_BASE" --data-port "$DP_BASE" --auth-token "$TOKEN" --container-id bench-base
+	BASE_CTR_PID=$LAST
+	BASE_STATE="$TMP/state-base/host-daemon.state"
+	B_IPERF="$(h wait-forward "$BASE_STATE" $P_IPERF_DB 10)" || die "no baseline forward for iperf3 port $P_IPERF_DB"
+	B_ECHO="$(h wait-forward "$BASE_STATE" "$P_ECHO" 10)" || die "no baseline forward for echo port $P_ECHO"
+	step "baseline forwards: 127.0.0.1:$B_IPERF -> iperf3 :$P_IPERF_DB, 127.0.0.1:$B_ECHO -> echo :$P_ECHO"
+fi
 
 # haproxy: the one-relay path (host -> namespace's veth address), and, as a
 # like-for-like reference for devbridge's two relays, "haproxy-x2": this
@@ -236,6 +266,11 @@ declare -A IPERF_AT=([direct]="$CTR_IP $P_IPERF_DIRECT" [devbridge]="127.0.0.1 $
 declare -A ECHO_AT=([direct]="$CTR_IP $P_ECHO" [devbridge]="127.0.0.1 $H_ECHO"
 	[haproxy]="127.0.0.1 $HAP_ECHO" [socat]="127.0.0.1 $SOCAT_ECHO" [haproxy-x2]="127.0.0.1 $HAP2_ECHO")
 PATHS=(direct devbridge haproxy socat haproxy-x2)
+if [ -n "$BASE_BIN" ]; then
+	IPERF_AT[devbridge-base]="127.0.0.1 $B_IPERF"
+	ECHO_AT[devbridge-base]="127.0.0.1 $B_ECHO"
+	PATHS=(direct devbridge devbridge-base haproxy socat haproxy-x2)
+fi
 rotate() { # rotate N: the paths, starting at the N-th (so no path always runs first)
 	local n=$(($1 % ${#PATHS[@]}))
 	echo "${PATHS[@]:$n}" "${PATHS[@]:0:$n}"
@@ -247,12 +282,15 @@ DATE="$(date -u +%Y-%m-%dT%H:%M:%SZ)" NPROC="$(nproc)" KERNEL="$(uname -r)" \
 	LOADAVG="$(cut -d' ' -f1-3 /proc/loadavg)" IPERFV="$(iperf3 --version | head -1)" \
 	HAPV="$(haproxy -v | head -1 | cut -d' ' -f1-3), $HAP_THREADS threads" \
 	SOCATV="socat $(socat -V | awk '/socat version/ {print $3; exit}')" \
-	CCV="$(cc --version | head -1)" DBV="$("$BIN" --version)" BINP="$BIN" \
+	CCV="$(cc --version | head -1)" DBV="$("$BIN" --version)" BINP="$BIN" BASEP="$BASE_BIN" \
+	BASEV="$([ -z "$BASE_BIN" ] || "$BASE_BIN" --version)" \
+	BASEBUILT="$([ -z "$BASE_BIN" ] || date -u -r "$BASE_BIN" +%Y-%m-%dT%H:%M:%SZ)" \
 	BUILT="$(date -u -r "$BIN" +%Y-%m-%dT%H:%M:%SZ)" \
 	HEAD="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" \
 	TPUT="$TPUT_SECONDS" CONN_MAX="$CONN_MAX" CONN_SECONDS="$CONN_SECONDS" PROBE_MS="$PROBE_MS" \
 	D_DIRECT="iperf3/echo client -> $CTR_IP:PORT across the veth (kernel only, no relay)" \
 	D_DB="client -> 127.0.0.1:H (host daemon) -> data connection over the veth -> container daemon -> 127.0.0.1:PORT in the namespace (two relays)" \
+	D_DBB="the same route through the baseline's daemons ($BASE_BIN), running beside the first pair (two relays)" \
 	D_HAP="client -> 127.0.0.1:X, haproxy mode tcp, option splice-auto, $HAP_THREADS threads (its default: one per CPU) -> $CTR_IP:PORT (one relay)" \
 	D_HAP2="client -> 127.0.0.1:X2, the same haproxy -> $CTR_IP:Z, a second haproxy (same config) inside the namespace -> 127.0.0.1:PORT, the servers devbridge reaches (two relays, like devbridge; a reference, not a target)" \
 	D_SOCAT="client -> 127.0.0.1:Y, socat TCP-LISTEN:Y,fork,reuseaddr,nodelay TCP:$CTR_IP:PORT,nodelay (one relay, a forked process per connection)" \
@@ -263,9 +301,10 @@ print(json.dumps({"kind": "meta", "date": e["DATE"], "nproc": e["NPROC"], "kerne
   "cpu": e["CPU"], "os": e["OS"], "loadavg": e["LOADAVG"], "iperf_version": e["IPERFV"],
   "haproxy_version": e["HAPV"], "socat_version": e["SOCATV"], "cc_version": e["CCV"],
   "devbridge_version": e["DBV"], "bin": e["BINP"], "built": e["BUILT"], "head": e["HEAD"], "tput_seconds": int(e["TPUT"]),
+  "base_bin": e["BASEP"], "base_version": e["BASEV"], "base_built": e["BASEBUILT"],
   "conn_max": int(e["CONN_MAX"]), "conn_seconds": float(e["CONN_SECONDS"]), "probe_ms": int(e["PROBE_MS"]),
-  "hops": {"direct": 0, "devbridge": 2, "haproxy": 1, "socat": 1, "haproxy-x2": 2},
-  "path_desc": {"direct": e["D_DIRECT"], "devbridge": e["D_DB"], "haproxy": e["D_HAP"], "socat": e["D_SOCAT"],
+  "hops": {"direct": 0, "devbridge": 2, "devbridge-base": 2, "haproxy": 1, "socat": 1, "haproxy-x2": 2},
+  "path_desc": {"direct": e["D_DIRECT"], "devbridge": e["D_DB"], "devbridge-base": e["D_DBB"], "haproxy": e["D_HAP"], "socat": e["D_SOCAT"],
                 "haproxy-x2": e["D_HAP2"]}}))' \
 	>>records.jsonl
 
@@ -295,13 +334,25 @@ for round in $(seq "$ROUNDS"); do
 done
 
 # ---------------------------------------------------------------- 3. connection rate
-step "3. connection rate: connect + 1-byte echo + close, $CONN_MAX connections or ${CONN_SECONDS}s per path"
-for path in "${PATHS[@]}"; do
-	read -r addr port <<<"${ECHO_AT[$path]}"
-	line="$("$TOOL" connrate "$addr" "$port" "$CONN_SECONDS" "$CONN_MAX")" || die "connrate ($path) failed"
-	printf '    %-9s %s\n' "$path" "$line"
-	rec "{\"kind\":\"connrate\",\"path\":\"$path\",${line#\{}"
+# one round unless comparing with a baseline (then ROUNDS, rotated, as above)
+CONN_ROUNDS="${CONN_ROUNDS:-$([ -n "$BASE_BIN" ] && echo "$ROUNDS" || echo 1)}"
+step "3. connection rate: connect + 1-byte echo + close, $CONN_MAX connections or ${CONN_SECONDS}s per path, $CONN_ROUNDS round(s)"
+for round in $(seq "$CONN_ROUNDS"); do
+	for path in $(rotate $((round - 1))); do
+		read -r addr port <<<"${ECHO_AT[$path]}"
+		line="$("$TOOL" connrate "$addr" "$port" "$CONN_SECONDS" "$CONN_MAX")" || die "connrate ($path) failed"
+		printf '    round %s  %-9s %s\n' "$round" "$path" "$line"
+		rec "{\"kind\":\"connrate\",\"path\":\"$path\",\"round\":$round,${line#\{}"
+	done
 done
+
+# the baseline has done its part; phases 4 and 5 are about the first pair alone
+if [ -n "$BASE_BIN" ]; then
+	for p in "$BASE_CTR_PID" "$BASE_HOST_PID"; do
+		stop_pid "$p"
+		forget "$p"
+	done
+fi
 
 # ---------------------------------------------------------------- 4. idle connections
 step "4. $HOLD_CONNS concurrent idle connections through devbridge (127.0.0.1:$H_ECHO)"

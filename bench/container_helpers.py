@@ -135,7 +135,29 @@ def slab():
 
 # ---------------------------------------------------------------- report
 
-PATHS = ("direct", "devbridge", "haproxy", "socat", "haproxy-x2")
+PATHS = ("direct", "devbridge", "devbridge-base", "haproxy", "socat", "haproxy-x2")
+
+
+def vs_base(recs, kind, key):
+    """devbridge / devbridge-base of `key`: (ratio of the medians, per-round ratios), or None."""
+    by = {}
+    for r in recs:
+        if r["kind"] == kind and r["path"] in ("devbridge", "devbridge-base"):
+            by.setdefault(r["path"], {})[r.get("round")] = r[key]
+    if len(by) < 2:
+        return None
+    a, b = by["devbridge"], by["devbridge-base"]
+    per = [a[k] / b[k] for k in a if k in b and b[k]]
+    return statistics.median(a.values()) / statistics.median(b.values()), per
+
+
+def vs_base_note(recs, kind, key, what):
+    v = vs_base(recs, kind, key)
+    if not v:
+        return []
+    ratio, per = v
+    spread = f", per round {statistics.median(per):.3f} ({min(per):.3f} - {max(per):.3f})" if per else ""
+    return [f"devbridge / devbridge-base {what} = {ratio:.3f}{spread} (same run; the baseline binary)"]
 
 
 def pctl(xs, p):
@@ -176,6 +198,7 @@ def report(records_path, md_path):
                  "devbridge's bytes cross TWO user-space relays (host daemon, then container daemon, "
                  "plus one extra loopback hop inside the namespace); haproxy and socat cross ONE; "
                  "direct crosses none; haproxy-x2 crosses two, on the same route as devbridge"]
+        notes += vs_base_note(recs, "tput", "mbps", "throughput")
         targets += [("throughput devbridge/haproxy >= 1.1", f"{r_hap:.3f}", verdict(r_hap >= 1.1)),
                     ("throughput devbridge/direct >= 0.7", f"{r_dir:.3f}", verdict(r_dir >= 0.7))]
         sections.append((f"1. Throughput, iperf3 single stream, {meta['tput_seconds']} s per run, "
@@ -208,6 +231,8 @@ def report(records_path, md_path):
             notes.append(f"like for like (two relays each): devbridge p50 {m50['devbridge']:.1f} / "
                          f"p99 {m99['devbridge']:.1f} us vs haproxy-x2 {m50['haproxy-x2']:.1f} / "
                          f"{m99['haproxy-x2']:.1f} us")
+        notes += vs_base_note(recs, "latency", "p50_us", "p50")
+        notes += vs_base_note(recs, "latency", "p99_us", "p99")
         per = [f"{p} {(m50[p] - m50['direct']) / hops[p]:.1f}" for p in PATHS if p in m50 and hops[p]]
         notes.append("p50 added per relay over direct, (p50 - direct p50) / relays, us: " + ", ".join(per))
         notes += [
@@ -223,18 +248,34 @@ def report(records_path, md_path):
                          ["path", "relays", "p50", "p99", "mean", "min", "runs p50/p99"], rows, notes))
 
     # 3. connection rate
-    cr = {r["path"]: r for r in recs if r["kind"] == "connrate"}
+    crs = {}
+    for r in recs:
+        if r["kind"] == "connrate":
+            crs.setdefault(r["path"], []).append(r)
+    # one run per path, or the median of the rounds (conns and errors summed)
+    cr = {p: {"rate": statistics.median(x["rate"] for x in v),
+              "seconds": statistics.median(x["seconds"] for x in v),
+              "conns": sum(x["conns"] for x in v), "errors": sum(x["errors"] for x in v),
+              "runs": [x["rate"] for x in v]} for p, v in crs.items()}
     if cr:
         rows = [[p, hops[p], fmt(cr[p]["rate"], 0), cr[p]["conns"], cr[p]["errors"],
-                 fmt(cr[p]["seconds"], 2)] for p in PATHS if p in cr]
+                 fmt(cr[p]["seconds"], 2)] + ([" / ".join(fmt(x, 0) for x in cr[p]["runs"])]
+                                              if len(cr[p]["runs"]) > 1 else [])
+                for p in PATHS if p in cr]
+        multi = any(len(v["runs"]) > 1 for v in cr.values())
         notes = ["each connection: connect, send 1 byte, read the 1-byte echo, close; sequential, "
                  f"one client; stops after {meta['conn_max']} connections or {meta['conn_seconds']} s",
                  "socat forks a process per connection (its `fork` option); devbridge asks the "
                  "container daemon for a reverse data connection per client (ConnectRequest on the "
                  "control connection, local connect in the namespace, data connection back, "
                  "ConnectReady) before the first byte can flow"]
+        if multi:
+            notes.append(f"{len(crs['direct'])} rounds, paths rotated: conns/s and seconds are "
+                         "medians, conns and errors totals")
+        notes += vs_base_note(recs, "connrate", "rate", "connection rate")
         sections.append(("3. Connection rate (sequential)",
-                         ["path", "relays", "conns/s", "conns", "errors", "seconds"], rows, notes))
+                         ["path", "relays", "conns/s", "conns", "errors", "seconds"]
+                         + (["runs conns/s"] if multi else []), rows, notes))
 
     # 4. 10,000 idle connections
     hold = next((r for r in recs if r["kind"] == "hold"), None)
@@ -332,13 +373,17 @@ def report(records_path, md_path):
         fh.write(f"- devbridge: `{meta['bin']}` ({meta['devbridge_version']}, binary built "
                  f"{meta.get('built', '?')}; source tree at commit {meta.get('head', '?')}, "
                  "uncommitted changes not recorded)\n")
+        if meta.get("base_bin"):
+            fh.write(f"- baseline (path devbridge-base, phases 1-3): `{meta['base_bin']}` "
+                     f"({meta['base_version']}, binary built {meta['base_built']})\n")
         fh.write(f"- {meta['iperf_version']}; {meta['haproxy_version']}; {meta['socat_version']}; "
                  f"client/server: bench/container_net.c built with {meta['cc_version']}\n")
         fh.write(f"- wall time of the run: {end.get('elapsed_s', '?')} s\n\n")
         fh.write("Setup: network namespace with a veth pair, host side 10.232.0.1/24, namespace "
                  "side 10.232.0.2/24. Paths (client always on the host):\n\n")
         for p in PATHS:
-            fh.write(f"- **{p}**: {meta['path_desc'][p]}\n")
+            if p in meta["path_desc"] and (p != "devbridge-base" or meta.get("base_bin")):
+                fh.write(f"- **{p}**: {meta['path_desc'][p]}\n")
         fh.write("\n")
         for title, head, rows, notes in [summary] + sections:
             fh.write(f"## {title}\n\n{md(head, rows)}\n\n")

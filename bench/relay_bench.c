@@ -1,17 +1,25 @@
 /* relay_bench.c - single-stream throughput and 1-byte ping-pong latency
  * over TCP loopback: client -> [relay] -> server, with the relay in splice
- * mode, read/write mode, or absent (direct).
+ * mode, read/write mode, absent (direct), or (built with -DWITH_EP) the
+ * generic path: both fds wrapped in fd endpoints and joined by
+ * relay_new_ep.
  *
- *   relay_bench tput MODE [GiB]      MODE: direct | splice | rw
+ *   relay_bench tput MODE [GiB]      MODE: direct | splice | rw | ep
  *   relay_bench ping MODE [ROUNDS]
  *
  * The server (a child) drains or echoes; the client (a child) measures
- * from its first byte to the server's EOF coming back; the relay runs in
- * the parent on core/loop and prints the CPU time it used.  Not built by
- * meson (a measuring tool, not part of the suite):
+ * from its first byte to the server's EOF coming back (tput), or each
+ * round trip (ping: mean, p50, p99); the relay runs in the parent on
+ * core/loop and prints the CPU time it used.  Not built by meson (a
+ * measuring tool, not part of the suite); bench/relay_ab.sh builds it
+ * against two source trees and runs them side by side:
  *
- *   gcc -std=c11 -D_GNU_SOURCE -O2 -Isrc bench/relay_bench.c \
- *       src/core/relay.c src/core/loop.c src/core/util.c -o /tmp/relay_bench */
+ *   gcc -std=c11 -D_GNU_SOURCE -O2 -DWITH_EP -Isrc bench/relay_bench.c \
+ *       src/core/relay.c src/core/relay_fd.c src/core/buf.c src/core/loop.c \
+ *       src/core/util.c -o /tmp/relay_bench
+ *
+ * (a tree without endpoints, such as 81c0100: drop -DWITH_EP, relay_fd.c
+ * and buf.c). */
 #include "core/loop.h"
 #include "core/relay.h"
 #include "core/util.h"
@@ -83,20 +91,35 @@ static void server(int lfd, int echo)
 	_exit(0);
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
 static void client(const struct sockaddr_in *to, int ping, uint64_t amount)
 {
 	static char buf[256 * 1024];
 	int fd = dial(to);
 	double t0 = now_s();
 	if (ping) {
+		double *rt = malloc(amount * sizeof *rt);
+		if (!rt || amount == 0)
+			die("ping rounds");
 		for (uint64_t i = 0; i < amount; i++) {
 			char c = 'x';
+			double t = now_s();
 			if (write(fd, &c, 1) != 1 || read(fd, &c, 1) != 1)
 				die("ping");
+			rt[i] = now_s() - t;
 		}
 		double dt = now_s() - t0;
-		printf("%.2f us/round trip (%llu rounds)\n", dt / (double)amount * 1e6,
-		       (unsigned long long)amount);
+		qsort(rt, amount, sizeof *rt, cmp_double);
+		/* nearest rank */
+		printf("%.2f us/round trip, p50 %.2f us, p99 %.2f us (%llu rounds)\n",
+		       dt / (double)amount * 1e6, rt[(amount * 50 + 99) / 100 - 1] * 1e6,
+		       rt[(amount * 99 + 99) / 100 - 1] * 1e6, (unsigned long long)amount);
+		free(rt);
 	} else {
 		for (uint64_t left = amount; left > 0;) {
 			size_t n = left < sizeof buf ? (size_t)left : sizeof buf;
@@ -164,12 +187,28 @@ int main(int argc, char **argv)
 	struct loop *l;
 	struct relay *r;
 	struct relay_opts o = {.no_splice = strcmp(mode, "rw") == 0};
-	if (loop_new(&l) < 0 || relay_new(l, a, b, &o, on_done, l, &r) < 0)
+	if (loop_new(&l) < 0)
+		die("loop");
+	if (strcmp(mode, "ep") == 0) {
+#ifdef WITH_EP
+		struct relay_ep *ea, *eb;
+		if (relay_ep_fd_new(l, a, &ea) < 0 || relay_ep_fd_new(l, b, &eb) < 0 ||
+		    relay_new_ep(l, ea, eb, NULL, on_done, l, &r) < 0)
+			die("relay (endpoints)");
+#else
+		fprintf(stderr, "built without -DWITH_EP\n");
+		return 2;
+#endif
+	} else if (strcmp(mode, "splice") != 0 && strcmp(mode, "rw") != 0) {
+		fprintf(stderr, "unknown mode %s\n", mode);
+		return 2;
+	} else if (relay_new(l, a, b, &o, on_done, l, &r) < 0) {
 		die("relay");
+	}
 	loop_run(l);
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
-	fprintf(stderr, "relay cpu: user %.2f s sys %.2f s\n",
+	fprintf(stderr, "relay cpu: user %.4f s sys %.4f s\n",
 		(double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
 		(double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
 	relay_free(r);

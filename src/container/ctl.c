@@ -1,5 +1,6 @@
 /* ctl.c - see ctl.h. */
 #include "container/ctl.h"
+#include "core/buf.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/util.h"
@@ -9,7 +10,6 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
 
 struct ctl_conn {
@@ -18,8 +18,7 @@ struct ctl_conn {
 	struct jsonl_reader *rd;
 	const struct ctl_ops *ops;
 	void *data;
-	char *out;
-	size_t out_len, out_off, out_cap;
+	struct buf out; /* what the peer has not taken yet, at most CTL_MAX_OUT */
 	int bad_lines;
 	int depth;	  /* > 0 while inside our own callbacks */
 	bool dead;	  /* freed by the owner while depth > 0 */
@@ -37,7 +36,7 @@ static void conn_release(struct ctl_conn *c)
 		close(c->fd);
 	}
 	jsonl_reader_free(c->rd);
-	free(c->out);
+	buf_free(&c->out);
 	free(c);
 }
 
@@ -100,8 +99,8 @@ static bool on_line(void *data, enum jsonl_event ev, const char *line, size_t le
 
 static int flush_out(struct ctl_conn *c)
 {
-	while (c->out_off < c->out_len) {
-		ssize_t w = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+	while (buf_len(&c->out) > 0) {
+		ssize_t w = write(c->fd, buf_data(&c->out), buf_len(&c->out));
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -109,10 +108,8 @@ static int flush_out(struct ctl_conn *c)
 				break;
 			return -errno;
 		}
-		c->out_off += (size_t)w;
+		buf_consume(&c->out, (size_t)w);
 	}
-	if (c->out_off == c->out_len)
-		c->out_off = c->out_len = 0;
 	return 0;
 }
 
@@ -122,7 +119,7 @@ static void on_io(struct loop *l, int fd, unsigned events, void *data)
 	c->depth++;
 	if (events & LOOP_WRITE) {
 		int r = flush_out(c);
-		if (r == 0 && c->out_len == 0)
+		if (r == 0 && buf_len(&c->out) == 0)
 			r = loop_mod_fd(l, fd, LOOP_READ);
 		if (r < 0)
 			report_closed(c, -r);
@@ -147,6 +144,7 @@ int ctl_conn_new(struct loop *loop, int fd, const struct ctl_ops *ops, void *dat
 	c->fd = fd;
 	c->ops = ops;
 	c->data = data;
+	buf_init(&c->out, CTL_MAX_OUT);
 	int r = jsonl_reader_new(JSONL_MAX_LINE, &c->rd);
 	if (r == 0)
 		r = fd_set_nonblock(fd, true);
@@ -170,38 +168,21 @@ int ctl_send(struct ctl_conn *c, const struct dbr_msg *m)
 	char *line = dbr_format(m, &len);
 	if (!line)
 		return -ENOMEM;
-	/* What the peer has not taken yet; written bytes no longer count. */
-	if (c->out_off > 0) {
-		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-		c->out_len -= c->out_off;
-		c->out_off = 0;
-	}
-	if (c->out_len + len > CTL_MAX_OUT) {
-		free(line);
+	/* Only what the peer has not taken yet counts against the cap. */
+	int r = buf_append(&c->out, line, len);
+	free(line);
+	if (r == -ENOBUFS) {
 		fail_later(c, ENOBUFS);
 		return -ENOBUFS;
 	}
-	if (c->out_len + len > c->out_cap) {
-		size_t cap = c->out_cap ? c->out_cap : 1024;
-		while (cap < c->out_len + len)
-			cap *= 2;
-		char *n = realloc(c->out, cap);
-		if (!n) {
-			free(line);
-			return -ENOMEM;
-		}
-		c->out = n;
-		c->out_cap = cap;
-	}
-	memcpy(c->out + c->out_len, line, len);
-	c->out_len += len;
-	free(line);
-	int r = flush_out(c);
+	if (r < 0)
+		return r;
+	r = flush_out(c);
 	if (r < 0) {
 		fail_later(c, -r);
 		return r;
 	}
-	if (c->out_len > 0 && (r = loop_mod_fd(c->loop, c->fd, LOOP_READ | LOOP_WRITE)) < 0) {
+	if (buf_len(&c->out) > 0 && (r = loop_mod_fd(c->loop, c->fd, LOOP_READ | LOOP_WRITE)) < 0) {
 		fail_later(c, -r);
 		return r;
 	}

@@ -53,10 +53,16 @@ int loop_new(struct loop **ret)
 	return 0;
 }
 
+static void run_deferred(struct loop *l);
+
 void loop_free(struct loop *l)
 {
 	if (!l)
 		return;
+	/* A deferral armed just before loop_stop (an object freed from its own
+	 * callback, then the loop stopped) still runs: none is ever lost. */
+	l->stop = false;
+	run_deferred(l);
 	free(l->fds);
 	if (l->sigfd >= 0)
 		close(l->sigfd);

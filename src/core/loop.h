@@ -64,9 +64,11 @@ struct loop_child {
 };
 
 int loop_new(struct loop **ret);
-/* Closes the signalfd; NULL is a no-op.  Does not close registered fds
- * (they belong to the caller) and does not touch timers or child watches
- * still armed (they belong to their owners, who stop them first). */
+/* Runs the deferred calls still armed (loop_defer: so none is lost when
+ * the loop stopped first), then closes the signalfd; NULL is a no-op.
+ * Does not close registered fds (they belong to the caller) and does not
+ * touch timers or child watches still armed (they belong to their owners,
+ * who stop them first). */
 void loop_free(struct loop *loop);
 
 /* Watch `fd` for `events` (LOOP_READ|LOOP_WRITE).  -EEXIST if watched. */

@@ -27,8 +27,25 @@
  * A side whose interest is empty stays registered, so a reset on an idle
  * half-closed connection is still noticed (EPOLLERR; SO_ERROR says which).
  * EPOLLHUP cannot be masked, so a hung-up side with nothing to do is taken
- * out of epoll ("parked") instead of waking the loop forever. */
+ * out of epoll ("parked") instead of waking the loop forever.
+ *
+ * Endpoints (relay_new_ep) run the same cycle with the endpoint's calls in
+ * place of the syscalls: a direction reads (read_start) only while it holds
+ * nothing; each read lands in a per-thread scratch area and is written to
+ * the sink at once; what the sink does not take is copied to the
+ * direction's struct buf (at most one read, so at most max_buffered), reads
+ * stop, and the sink's `writable` resumes the flush; once empty, reads
+ * start again.  So a relay whose sinks keep up holds no memory at all, and
+ * a stalled one holds at most max_buffered per direction.  EOF is passed on
+ * (shutdown) once the direction is empty; both passed on, or an error, and
+ * the relay is done.
+ *
+ * Freeing: relay_free from inside one of the relay's own callbacks (the
+ * done callback, or any owner code they reach) releases everything but the
+ * struct at once and leaves the struct to the loop (loop_defer), so the
+ * code that called back can still look at it on its way out. */
 #include "core/relay.h"
+#include "core/buf.h"
 #include "core/loop.h"
 
 #include <errno.h>
@@ -52,6 +69,7 @@
 #define BURST_ROUNDS 16
 #define POOL_PIPES   16
 #define POOL_CHUNKS  8
+#define SCRATCH_MAX  ((size_t)256 * 1024) /* endpoints: the most read at once */
 #define SPLICE_FLAGS (SPLICE_F_NONBLOCK | SPLICE_F_MOVE)
 
 struct relay_chunk {
@@ -72,17 +90,39 @@ struct relay_dir {
 	bool shut;    /* EOF passed on: shutdown(sink, SHUT_WR) done */
 };
 
+/* Direction i of an endpoint relay: reads edir[i].ep, writes edir[!i].ep. */
+struct relay_edir {
+	struct relay_ep *ep; /* side i */
+	struct buf buf;	     /* read, not taken by the sink yet; empty while reading */
+	uint64_t bytes;	     /* delivered */
+	uint32_t peak;
+	bool reading; /* read_start is in effect */
+	bool blocked; /* the sink took less than offered: wait for its writable */
+	bool eof;     /* the source said EOF */
+	bool shut;    /* EOF passed on: shutdown(sink) done */
+};
+
+/* What only a relay of endpoints needs, allocated with it (so a relay of
+ * fds, the common case, stays small). */
+struct relay_gen {
+	struct relay_edir edir[2];
+	struct loop_defer kick; /* preloaded bytes are flushed from the loop */
+};
+
 struct relay {
 	struct loop *loop;
 	relay_done_cb done;
 	void *data;
-	struct relay_dir dir[2];
+	struct relay_dir dir[2]; /* relay_new: fd <-> fd */
 	int fd[2];
+	struct relay_gen *gen; /* relay_new_ep, else NULL */
 	uint32_t max_buffered;
 	int error;
+	int depth;	 /* > 0 while inside our own callbacks */
 	uint8_t mask[2]; /* interest registered in the loop */
 	bool registered[2], parked[2], sock[2];
-	bool in_callback, closing, stopped;
+	bool closing, stopped;
+	struct loop_defer reap; /* relay_free from inside a callback: free later */
 };
 
 /* --- per-thread pools of empty pipes and chunks --- */
@@ -91,6 +131,7 @@ static _Thread_local int pipe_pool[POOL_PIPES][2];
 static _Thread_local unsigned pipe_pool_n;
 static _Thread_local struct relay_chunk *chunk_pool;
 static _Thread_local unsigned chunk_pool_n;
+static _Thread_local unsigned char *scratch; /* SCRATCH_MAX bytes, endpoints */
 
 static int pipe_get(struct relay_dir *d)
 {
@@ -177,6 +218,8 @@ void relay_pool_flush(void)
 		free(c);
 	}
 	chunk_pool_n = 0;
+	free(scratch);
+	scratch = NULL;
 }
 
 /* Return what an empty direction holds; a stopped one may hold bytes. */
@@ -371,6 +414,8 @@ static int side_sync(struct relay *r, int s)
 	return e;
 }
 
+static void gen_stop(struct relay *r);
+
 /* Deregister both fds and return the pipes and chunks: the relay no longer
  * touches anything but its own memory. */
 static void relay_stop(struct relay *r)
@@ -378,6 +423,10 @@ static void relay_stop(struct relay *r)
 	if (r->stopped)
 		return;
 	r->stopped = true;
+	if (r->gen) {
+		gen_stop(r);
+		return;
+	}
 	for (int s = 0; s < 2; s++) {
 		if (r->registered[s])
 			loop_del_fd(r->loop, r->fd[s]);
@@ -416,7 +465,7 @@ static void on_event(struct loop *loop, int fd, unsigned events, void *data)
 	const struct relay_dir *in = &r->dir[s], *out = &r->dir[!s];
 	int err = 0;
 
-	r->in_callback = true;
+	r->depth++;
 	/* the guards drop events that an earlier callback made stale */
 	if ((events & LOOP_WRITE) && out->pending > 0)
 		err = dir_pump(r, !s);
@@ -430,9 +479,7 @@ static void on_event(struct loop *loop, int fd, unsigned events, void *data)
 		err = side_sync(r, 1);
 	if (err < 0)
 		relay_finish(r, err);
-	r->in_callback = false;
-	if (r->closing)
-		free(r);
+	r->depth--;
 }
 
 /* --- API --- */
@@ -492,12 +539,16 @@ int relay_new(struct loop *loop, int fd_a, int fd_b, const struct relay_opts *op
 	return 0;
 }
 
+static int gen_preload(struct relay *r, const void *bytes, size_t len);
+
 int relay_preload_a(struct relay *r, const void *bytes, size_t len)
 {
 	struct relay_dir *d = &r->dir[0];
 
 	if (len == 0)
 		return 0;
+	if (r->gen)
+		return gen_preload(r, bytes, len);
 	if (r->stopped || d->eof || d->in_pipe)
 		return -EBUSY;
 	if (len > r->max_buffered - d->pending)
@@ -517,20 +568,40 @@ int relay_preload_a(struct relay *r, const void *bytes, size_t len)
 void relay_get_stats(const struct relay *r, struct relay_stats *ret)
 {
 	*ret = (struct relay_stats){
-	    .a_to_b = r->dir[0].bytes,
-	    .b_to_a = r->dir[1].bytes,
+	    .a_to_b = r->gen ? r->gen->edir[0].bytes : r->dir[0].bytes,
+	    .b_to_a = r->gen ? r->gen->edir[1].bytes : r->dir[1].bytes,
 	    .error = r->error,
 	};
 }
 
 void relay_get_buffered(const struct relay *r, struct relay_buffered *ret)
 {
+	if (r->gen) {
+		*ret = (struct relay_buffered){
+		    .a_to_b = buf_len(&r->gen->edir[0].buf),
+		    .b_to_a = buf_len(&r->gen->edir[1].buf),
+		    .peak_a_to_b = r->gen->edir[0].peak,
+		    .peak_b_to_a = r->gen->edir[1].peak,
+		};
+		return;
+	}
 	*ret = (struct relay_buffered){
 	    .a_to_b = r->dir[0].pending,
 	    .b_to_a = r->dir[1].pending,
 	    .peak_a_to_b = r->dir[0].peak,
 	    .peak_b_to_a = r->dir[1].peak,
 	};
+}
+
+static void relay_release(struct relay *r)
+{
+	free(r->gen);
+	free(r);
+}
+
+static void relay_reap(struct loop *loop, void *data)
+{
+	relay_release(data);
 }
 
 void relay_free(struct relay *r)
@@ -540,9 +611,282 @@ void relay_free(struct relay *r)
 	r->closing = true;
 	relay_stop(r);
 	for (int s = 0; s < 2; s++) {
-		close(r->fd[s]);
-		r->fd[s] = -1;
+		if (r->gen) {
+			struct relay_ep *ep = r->gen->edir[s].ep;
+			r->gen->edir[s].ep = NULL;
+			ep->ops->close(ep);
+		} else {
+			close(r->fd[s]);
+			r->fd[s] = -1;
+		}
 	}
-	if (!r->in_callback)
+	if (r->depth > 0)
+		loop_defer(r->loop, &r->reap, relay_reap, r);
+	else
+		relay_release(r);
+}
+
+/* --- the generic path: endpoint <-> endpoint --- */
+
+static int scratch_get(void)
+{
+	if (!scratch && !(scratch = malloc(SCRATCH_MAX)))
+		return -ENOMEM;
+	return 0;
+}
+
+static struct relay *ep_relay(struct relay_ep *ep, int *ret_side)
+{
+	struct relay *r = ep->data;
+	*ret_side = ep == r->gen->edir[1].ep;
+	return r;
+}
+
+static void gen_stop(struct relay *r)
+{
+	loop_defer_cancel(r->loop, &r->gen->kick);
+	for (int s = 0; s < 2; s++) {
+		struct relay_edir *d = &r->gen->edir[s];
+		if (d->reading)
+			d->ep->ops->read_stop(d->ep);
+		d->reading = false;
+		buf_free(&d->buf);
+	}
+}
+
+/* Write up to n bytes to the sink of direction i until it takes less than
+ * offered (then direction i is blocked until the sink's writable).  The
+ * bytes taken, or a negative errno. */
+static ssize_t gen_write(struct relay *r, int i, const unsigned char *p, size_t n)
+{
+	struct relay_edir *d = &r->gen->edir[i];
+	struct relay_ep *sink = r->gen->edir[!i].ep;
+	size_t done = 0;
+
+	while (done < n && !d->blocked) {
+		ssize_t w = sink->ops->write(sink, p + done, n - done);
+		if (w == -EAGAIN) {
+			d->blocked = true;
+			break;
+		}
+		if (w < 0)
+			return w;
+		if (w == 0 || (size_t)w > n - done)
+			return -EIO; /* a broken endpoint */
+		done += (size_t)w;
+		d->bytes += (uint64_t)w;
+		if (done < n)
+			d->blocked = true; /* short: writable follows */
+	}
+	return (ssize_t)done;
+}
+
+/* n bytes just read from side i (direction i holds nothing): to the sink,
+ * and what it does not take into the direction's buffer. */
+static int gen_offer(struct relay *r, int i, const unsigned char *p, size_t n)
+{
+	ssize_t w = gen_write(r, i, p, n);
+	if (w < 0)
+		return (int)w;
+	return (size_t)w < n ? buf_append(&r->gen->edir[i].buf, p + w, n - (size_t)w) : 0;
+}
+
+/* Flush what direction i holds if it may, pass EOF on once empty, and read
+ * exactly while it holds nothing.  0 or a negative errno. */
+static int gen_step(struct relay *r, int i)
+{
+	struct relay_edir *d = &r->gen->edir[i];
+	struct relay_ep *sink = r->gen->edir[!i].ep;
+	int err;
+
+	if (buf_len(&d->buf) > 0) {
+		ssize_t w = gen_write(r, i, buf_data(&d->buf), buf_len(&d->buf));
+		if (w < 0)
+			return (int)w;
+		buf_consume(&d->buf, (size_t)w);
+	}
+	if (buf_len(&d->buf) == 0) {
+		buf_free(&d->buf); /* idle: hold nothing */
+		if (d->eof && !d->shut) {
+			d->shut = true;
+			if ((err = sink->ops->shutdown(sink)) < 0)
+				return err;
+		}
+	}
+	bool want = !d->eof && buf_len(&d->buf) == 0;
+	if (want && !d->reading) {
+		if ((err = d->ep->ops->read_start(d->ep)) < 0)
+			return err;
+		d->reading = true;
+	} else if (!want && d->reading) {
+		d->ep->ops->read_stop(d->ep);
+		d->reading = false;
+	}
+	return 0;
+}
+
+/* The end of every callback: an error or both EOFs passed on finish the
+ * relay (the owner may free it in its done callback: r stays valid until
+ * the loop's deferral). */
+static void gen_leave(struct relay *r, int err)
+{
+	if (!r->stopped) {
+		if (err < 0)
+			relay_finish(r, err);
+		else if (r->gen->edir[0].shut && r->gen->edir[1].shut)
+			relay_finish(r, 0);
+	}
+	r->depth--;
+}
+
+static void gen_on_alloc(struct relay_ep *ep, size_t suggested, void **ret, size_t *ret_len)
+{
+	int s;
+	struct relay *r = ep_relay(ep, &s);
+	struct relay_edir *d = &r->gen->edir[s];
+
+	*ret = NULL;
+	*ret_len = 0;
+	if (r->stopped || !d->reading || d->eof || buf_len(&d->buf) > 0)
+		return;
+	r->depth++;
+	int err = scratch_get();
+	if (err == 0) {
+		*ret = scratch;
+		*ret_len = r->max_buffered < SCRATCH_MAX ? r->max_buffered : SCRATCH_MAX;
+	}
+	gen_leave(r, err);
+}
+
+static void gen_on_read(struct relay_ep *ep, size_t n)
+{
+	int s;
+	struct relay *r = ep_relay(ep, &s);
+	struct relay_edir *d = &r->gen->edir[s];
+	int err = 0;
+
+	if (r->stopped)
+		return;
+	r->depth++;
+	if (n == 0) {
+		d->eof = true;
+	} else if (!d->reading || buf_len(&d->buf) > 0 || n > SCRATCH_MAX || n > r->max_buffered) {
+		err = -EIO; /* bytes we did not hand out room for: a broken endpoint */
+	} else {
+		if ((uint32_t)n > d->peak)
+			d->peak = (uint32_t)n;
+		err = gen_offer(r, s, scratch, n);
+	}
+	if (err == 0)
+		err = gen_step(r, s);
+	gen_leave(r, err);
+}
+
+/* Side s can take more: the direction writing to it goes on. */
+static void gen_on_writable(struct relay_ep *ep)
+{
+	int s;
+	struct relay *r = ep_relay(ep, &s);
+
+	if (r->stopped)
+		return;
+	r->depth++;
+	r->gen->edir[!s].blocked = false;
+	gen_leave(r, gen_step(r, !s));
+}
+
+static void gen_on_error(struct relay_ep *ep, int err)
+{
+	int s;
+	struct relay *r = ep_relay(ep, &s);
+
+	if (r->stopped)
+		return;
+	r->depth++;
+	gen_leave(r, err > 0 ? -err : -EIO);
+}
+
+static void gen_on_kick(struct loop *loop, void *data)
+{
+	struct relay *r = data;
+
+	if (r->stopped)
+		return;
+	r->depth++;
+	gen_leave(r, gen_step(r, 0));
+}
+
+static const struct relay_ep_cb gen_cb = {
+    .alloc = gen_on_alloc,
+    .read = gen_on_read,
+    .writable = gen_on_writable,
+    .error = gen_on_error,
+};
+
+/* Preloaded bytes wait in direction 0's buffer, with reads from a stopped,
+ * until the loop flushes them: a call from the owner never calls back. */
+static int gen_preload(struct relay *r, const void *bytes, size_t len)
+{
+	struct relay_edir *d = &r->gen->edir[0];
+
+	if (r->stopped || d->eof)
+		return -EBUSY;
+	if (len > r->max_buffered - buf_len(&d->buf))
+		return -E2BIG;
+	int err = buf_append(&d->buf, bytes, len);
+	if (err < 0)
+		return err;
+	if (buf_len(&d->buf) > d->peak)
+		d->peak = (uint32_t)buf_len(&d->buf);
+	if (d->reading) {
+		d->ep->ops->read_stop(d->ep);
+		d->reading = false;
+	}
+	loop_defer(r->loop, &r->gen->kick, gen_on_kick, r);
+	return 0;
+}
+
+int relay_new_ep(struct loop *loop, struct relay_ep *a, struct relay_ep *b,
+		 const struct relay_opts *opts, relay_done_cb done, void *data, struct relay **ret)
+{
+	size_t max = opts && opts->max_buffered ? opts->max_buffered : RELAY_DEFAULT_BUFFERED;
+
+	if (!loop || !a || !b || !ret || a == b || max > RELAY_LIMIT_BUFFERED)
+		return -EINVAL;
+	struct relay *r = calloc(1, sizeof *r);
+	if (r && !(r->gen = calloc(1, sizeof *r->gen))) {
 		free(r);
+		r = NULL;
+	}
+	if (!r)
+		return -ENOMEM;
+	r->loop = loop;
+	r->done = done;
+	r->data = data;
+	r->max_buffered = (uint32_t)max;
+	struct relay_ep *eps[2] = {a, b};
+	for (int s = 0; s < 2; s++) {
+		r->gen->edir[s].ep = eps[s];
+		buf_init(&r->gen->edir[s].buf, max);
+		eps[s]->cb = &gen_cb;
+		eps[s]->data = r;
+	}
+	int err = 0;
+	for (int s = 0; s < 2 && err == 0; s++) {
+		err = eps[s]->ops->read_start(eps[s]);
+		r->gen->edir[s].reading = err == 0;
+	}
+	if (err < 0) {
+		for (int s = 0; s < 2; s++) {
+			if (r->gen->edir[s].reading)
+				eps[s]->ops->read_stop(eps[s]);
+			eps[s]->cb = NULL;
+			eps[s]->data = NULL;
+		}
+		free(r->gen);
+		free(r);
+		return err;
+	}
+	*ret = r;
+	return 0;
 }

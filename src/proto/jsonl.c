@@ -8,6 +8,7 @@
  * The reader never touches itself after the callback returned false, so a
  * callback may free the reader (or the connection owning it) and stop. */
 #include "proto/jsonl.h"
+#include "core/buf.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -16,16 +17,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#define JSONL_INITIAL_CAP    16384
-#define JSONL_SLACK	     4096 /* room to read beyond a maximal partial line */
-#define JSONL_READS_PER_CALL 64	  /* fairness: the loop is level-triggered */
+#define JSONL_READ_MIN	     16384 /* room for one read when the buffer is empty */
+#define JSONL_SLACK	     4096  /* room to read beyond a maximal partial line */
+#define JSONL_READS_PER_CALL 64	   /* fairness: the loop is level-triggered */
 
+/* The undelivered bytes are in `in`.  Once every complete line is
+ * delivered they are a partial line of at most max + 1 bytes (none while
+ * discarding), so the maximum, `limit`, always leaves room to read.
+ * jsonl_feed raises the maximum for the caller's own bytes and lowers it
+ * again once they are delivered (lines left when the callback stopped may
+ * keep it raised until the next call delivers them). */
 struct jsonl_reader {
-	char *buf;
-	size_t cap;   /* allocated */
-	size_t limit; /* cap between calls never exceeds this */
-	size_t start; /* first undelivered byte */
-	size_t end;   /* end of buffered bytes */
+	struct buf in;
+	size_t limit; /* the maximum once everything complete is delivered */
 	size_t max;   /* longest line, without terminator */
 	bool discarding;
 };
@@ -65,12 +69,7 @@ int jsonl_reader_new(size_t max_line, struct jsonl_reader **ret)
 		return -ENOMEM;
 	r->max = max_line;
 	r->limit = max_line + 2 + JSONL_SLACK;
-	r->cap = r->limit < JSONL_INITIAL_CAP ? r->limit : JSONL_INITIAL_CAP;
-	r->buf = malloc(r->cap);
-	if (!r->buf) {
-		free(r);
-		return -ENOMEM;
-	}
+	buf_init(&r->in, r->limit);
 	*ret = r;
 	return 0;
 }
@@ -79,27 +78,27 @@ void jsonl_reader_free(struct jsonl_reader *r)
 {
 	if (!r)
 		return;
-	free(r->buf);
+	buf_free(&r->in);
 	free(r);
 }
 
 const char *jsonl_pending(const struct jsonl_reader *r, size_t *len)
 {
-	*len = r->end - r->start;
-	return r->buf + r->start;
+	*len = buf_len(&r->in);
+	return buf_data(&r->in);
 }
 
 /* While discarding an oversized line: drop buffered bytes up to and
  * including its newline. */
 static void discard_buffered(struct jsonl_reader *r)
 {
-	const char *p = r->buf + r->start;
-	const char *nl = memchr(p, '\n', r->end - r->start);
+	const char *p = buf_data(&r->in);
+	const char *nl = memchr(p, '\n', buf_len(&r->in));
 	if (!nl) {
-		r->start = r->end = 0;
+		buf_consume(&r->in, buf_len(&r->in));
 		return;
 	}
-	r->start += (size_t)(nl - p) + 1;
+	buf_consume(&r->in, (size_t)(nl - p) + 1);
 	r->discarding = false;
 }
 
@@ -110,11 +109,11 @@ static int deliver(struct jsonl_reader *r, jsonl_line_cb cb, void *data)
 	for (;;) {
 		if (r->discarding)
 			discard_buffered(r);
-		if (r->discarding || r->start == r->end)
+		if (r->discarding || buf_len(&r->in) == 0)
 			break;
-		char *p = r->buf + r->start;
+		char *p = buf_mutable(&r->in);
 		size_t ll = 0;
-		ssize_t c = jsonl_next_line(p, r->end - r->start, r->max, &ll);
+		ssize_t c = jsonl_next_line(p, buf_len(&r->in), r->max, &ll);
 		if (c == -2)
 			break;
 		if (c == -1) {
@@ -126,55 +125,26 @@ static int deliver(struct jsonl_reader *r, jsonl_line_cb cb, void *data)
 				return -ECANCELED;
 			continue;
 		}
-		r->start += (size_t)c;
+		/* Consuming only moves an offset: the line stays where it is
+		 * until the next append or read. */
+		buf_consume(&r->in, (size_t)c);
 		if (ll == 0)
 			continue;
 		p[ll] = '\0'; /* the '\r' or '\n', already consumed: a C string for free */
 		if (!cb(data, JSONL_LINE, p, ll))
 			return -ECANCELED;
 	}
-	if (r->start == r->end)
-		r->start = r->end = 0;
 	return 0;
 }
 
-static void compact(struct jsonl_reader *r)
-{
-	if (r->start == 0)
-		return;
-	size_t n = r->end - r->start;
-	if (n)
-		memmove(r->buf, r->buf + r->start, n);
-	r->start = 0;
-	r->end = n;
-}
-
-static int reserve(struct jsonl_reader *r, size_t cap)
-{
-	if (cap <= r->cap)
-		return 0;
-	char *b = realloc(r->buf, cap);
-	if (!b)
-		return -ENOMEM;
-	r->buf = b;
-	r->cap = cap;
-	return 0;
-}
-
-/* After a large jsonl_feed, give memory back: between calls at most `limit`
- * bytes are kept. */
+/* After a jsonl_feed larger than the limit, or the lines it left when the
+ * callback stopped are gone: back to the limit, giving memory back.  Fails
+ * (harmlessly, keeping the raised maximum) only while more than the limit
+ * is still undelivered, which deliver() leaves only when stopped. */
 static void shrink(struct jsonl_reader *r)
 {
-	if (r->cap <= r->limit)
-		return;
-	compact(r);
-	if (r->end > r->limit)
-		return; /* cannot happen: undelivered bytes are < max + 2 */
-	char *b = realloc(r->buf, r->limit);
-	if (b) {
-		r->buf = b;
-		r->cap = r->limit;
-	}
+	if (buf_max(&r->in) != r->limit)
+		(void)buf_set_max(&r->in, r->limit);
 }
 
 int jsonl_feed(struct jsonl_reader *r, const char *bytes, size_t len, jsonl_line_cb cb, void *data)
@@ -192,17 +162,21 @@ int jsonl_feed(struct jsonl_reader *r, const char *bytes, size_t len, jsonl_line
 	}
 	/* All of the input goes into the buffer before any callback runs, after
 	 * lines left over from a call the callback stopped: if one stops now,
-	 * the rest is in jsonl_pending and r is not touched again.  The buffer
-	 * grows with the caller's input, not the peer's, and shrinks back. */
+	 * the rest is in jsonl_pending and r is not touched again.  The
+	 * maximum grows with the caller's input, not the peer's, and shrinks
+	 * back. */
 	if (len > 0) {
-		compact(r);
-		if (len > SIZE_MAX - r->end)
+		size_t have = buf_len(&r->in);
+		if (len > BUF_MAX_LIMIT - have)
 			return -ENOMEM;
-		int x = reserve(r, r->end + len);
+		if (have + len > buf_max(&r->in)) {
+			int x = buf_set_max(&r->in, have + len);
+			if (x < 0)
+				return x;
+		}
+		int x = buf_append(&r->in, bytes, len);
 		if (x < 0)
 			return x;
-		memcpy(r->buf + r->end, bytes, len);
-		r->end += len;
 	}
 	int x = deliver(r, cb, data);
 	if (x < 0)
@@ -218,18 +192,18 @@ int jsonl_read(struct jsonl_reader *r, int fd, jsonl_line_cb cb, void *data)
 		return x;
 	shrink(r);
 	for (int reads = 0; reads < JSONL_READS_PER_CALL; reads++) {
-		compact(r);
 		/* Undelivered bytes are a partial line of at most max + 1 bytes,
-		 * so growing up to limit always leaves room. */
-		if (r->cap - r->end < JSONL_SLACK && r->cap < r->limit) {
-			size_t want = r->cap * 2;
-			if (want > r->limit || want < r->cap)
-				want = r->limit;
-			x = reserve(r, want);
-			if (x < 0)
-				return x;
-		}
-		ssize_t n = read(fd, r->buf + r->end, r->cap - r->end);
+		 * so the limit always leaves JSONL_SLACK bytes of room. */
+		size_t have = buf_len(&r->in);
+		size_t want = have < JSONL_READ_MIN ? JSONL_READ_MIN - have : JSONL_SLACK;
+		if (want > buf_avail(&r->in))
+			want = buf_avail(&r->in); /* a small limit */
+		void *p;
+		size_t room;
+		x = buf_reserve(&r->in, want, &p, &room);
+		if (x < 0)
+			return x;
+		ssize_t n = read(fd, p, room);
 		if (n < 0) {
 			if (errno == EINTR) {
 				reads--;
@@ -241,11 +215,11 @@ int jsonl_read(struct jsonl_reader *r, int fd, jsonl_line_cb cb, void *data)
 		}
 		if (n == 0) {
 			/* A final unterminated line is dropped. */
-			r->start = r->end = 0;
+			buf_consume(&r->in, buf_len(&r->in));
 			r->discarding = false;
 			return -EPIPE;
 		}
-		r->end += (size_t)n;
+		buf_commit(&r->in, (size_t)n);
 		x = deliver(r, cb, data);
 		if (x < 0)
 			return x;

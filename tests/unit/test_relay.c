@@ -2,7 +2,9 @@
  * loopback (splice and read/write), backpressure with small socket buffers
  * and a slow reader, half-close, resets, preload, freeing from callbacks,
  * a pipe on one side, the splice EINVAL fallback, and the memory held by
- * idle relays.
+ * idle relays.  Then the same cases (all but splice's) again through the
+ * generic path: the fds wrapped in fd endpoints, joined by relay_new_ep
+ * (test_relay_ep.c tests that path with in-memory endpoints).
  *
  * The test peers run on the same loop as the relay; run_until() runs the
  * loop until a condition holds, with a deadline (no sleeps). */
@@ -265,6 +267,28 @@ static void set_nonblock(int fd)
 
 /* --- a relay between two peers --- */
 
+/* Make the relay of two fds: relay_new, or (use_ep) two fd endpoints and
+ * relay_new_ep, which must behave the same but for splice. */
+static bool use_ep;
+
+static int relay_make(struct loop *l, int fd_a, int fd_b, const struct relay_opts *opts,
+		      relay_done_cb done, void *data, struct relay **ret)
+{
+	if (!use_ep)
+		return relay_new(l, fd_a, fd_b, opts, done, data, ret);
+	struct relay_ep *a, *b;
+	int e = relay_ep_fd_new(l, fd_a, &a);
+	if (e < 0)
+		return e;
+	if ((e = relay_ep_fd_new(l, fd_b, &b)) == 0) {
+		if ((e = relay_new_ep(l, a, b, opts, done, data, ret)) == 0)
+			return 0;
+		b->ops->close(b);
+	}
+	a->ops->close(a);
+	return e;
+}
+
 struct ctx {
 	struct loop *l;
 	struct relay *r;
@@ -300,7 +324,7 @@ static void ctx_init(struct ctx *c, enum kind k, const struct relay_opts *opts, 
 	c->pa.l = c->pb.l = c->l;
 	set_nonblock(c->pa.fd);
 	set_nonblock(c->pb.fd);
-	ASSERT_EQ(relay_new(c->l, c->fd_a, c->fd_b, opts, ctx_done, c, &c->r), 0);
+	ASSERT_EQ(relay_make(c->l, c->fd_a, c->fd_b, opts, ctx_done, c, &c->r), 0);
 	c->max_buffered = opts && opts->max_buffered ? opts->max_buffered : 256 * 1024;
 }
 
@@ -726,7 +750,7 @@ static void free_from_other(bool killer_first)
 	/* both relay ends readable before the loop runs */
 	ASSERT_EQ(write(c.pa.fd, "aaaa", 4), 4);
 	ASSERT_EQ(write(c.pb.fd, "bbbb", 4), 4);
-	ASSERT_EQ(relay_new(c.l, c.fd_a, c.fd_b, NULL, ctx_done, &c, &c.r), 0);
+	ASSERT_EQ(relay_make(c.l, c.fd_a, c.fd_b, NULL, ctx_done, &c, &c.r), 0);
 	if (!killer_first)
 		ASSERT_EQ(loop_add_fd(c.l, k.pipe[0], LOOP_READ, killer_cb, &k), 0);
 	run_until(c.l, killer_fired, &k, 10000);
@@ -785,7 +809,7 @@ static void test_pipe_side(void)
 	set_nonblock(c.pb.fd);
 	struct pipe_writer w = {.l = c.l, .fd = p[1], .buf = buf, .len = n};
 	unsigned long calls0 = splice_calls;
-	ASSERT_EQ(relay_new(c.l, c.fd_a, c.fd_b, NULL, ctx_done, &c, &c.r), 0);
+	ASSERT_EQ(relay_make(c.l, c.fd_a, c.fd_b, NULL, ctx_done, &c, &c.r), 0);
 	ASSERT_EQ(loop_add_fd(c.l, p[1], LOOP_WRITE, pipe_writer_cb, &w), 0);
 	ctx_start(&c);
 	run_until(c.l, pb_got_eof, &c, 10000);
@@ -986,6 +1010,40 @@ static void test_idle_memory(void)
 	loop_free(l);
 }
 
+/* The cases above through fd endpoints and relay_new_ep: read/write
+ * only (no splice), the same half-close, backpressure, resets, preload and
+ * freeing. */
+static void test_generic_path(void)
+{
+	use_ep = true;
+	bulk_both_ways(UNIX, true);
+	bulk_both_ways(TCP, true);
+	static const size_t caps[] = {1, 1000, 4096, 65536};
+	for (size_t i = 0; i < ARRAY_SIZE(caps); i++)
+		bulk(TCP, true, caps[i], caps[i] < 1000 ? 64 * 1024 : 2 * MiB);
+	backpressure(true);
+	half_close(UNIX, true);
+	half_close(TCP, true);
+	for (int which = 1; which <= 3; which++)
+		reset_case(which, true);
+	preload(true);
+	test_free_in_done();
+	test_free_from_other_callback();
+	test_pipe_side();
+	/* a regular file is refused by the endpoint, as by relay_new */
+	struct loop *l;
+	struct relay_ep *ep;
+	ASSERT_EQ(loop_new(&l), 0);
+	int f = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	ASSERT_GE(f, 0);
+	ASSERT_EQ(relay_ep_fd_new(l, f, &ep), -EPERM);
+	ASSERT_EQ(fcntl(f, F_GETFL) & O_NONBLOCK, 0);
+	ASSERT_EQ(relay_ep_fd_new(l, -1, &ep), -EBADF);
+	close(f);
+	loop_free(l);
+	use_ep = false;
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN); /* as the program does */
@@ -1008,6 +1066,7 @@ int main(void)
 	RUN(test_pipe_side);
 	RUN(test_splice_einval_fallback);
 	RUN(test_idle_memory);
+	RUN(test_generic_path);
 
 	relay_pool_flush();
 	ASSERT_EQ(count_fds(), fds0); /* nothing leaked */
