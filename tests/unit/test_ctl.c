@@ -13,6 +13,7 @@
 #include "core/loop.h"
 #include "core/util.h"
 #include "proto/dbr.h"
+#include "run_until.h"
 #include "test.h"
 
 #include <errno.h>
@@ -53,39 +54,6 @@ static void on_closed(struct ctl_conn *c, int err, void *data)
 }
 
 static const struct ctl_ops ops = {.msg = on_msg, .bad = on_bad, .closed = on_closed};
-
-struct waiter {
-	bool (*cond)(void *);
-	void *arg;
-	bool timed_out;
-	struct loop_timer t;
-};
-
-static void waiter_check(struct loop *l, void *data)
-{
-	struct waiter *w = data;
-	if (w->cond(w->arg))
-		loop_stop(l);
-}
-
-static void waiter_deadline(struct loop *l, void *data)
-{
-	struct waiter *w = data;
-	w->timed_out = true;
-	loop_stop(l);
-}
-
-static void run_until(struct loop *l, bool (*cond)(void *), void *arg, unsigned ms)
-{
-	struct waiter w = {.cond = cond, .arg = arg};
-	loop_set_before_sleep(l, waiter_check, &w);
-	loop_timer_start(l, &w.t, ms, waiter_deadline, &w);
-	ASSERT_EQ(loop_run(l), 0);
-	loop_set_before_sleep(l, NULL, NULL);
-	loop_timer_stop(l, &w.t);
-	if (w.timed_out && !cond(arg))
-		TEST_FAIL_("condition not met within %u ms", ms);
-}
 
 static size_t ping_len(void)
 {

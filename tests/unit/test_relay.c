@@ -11,6 +11,7 @@
 #include "core/loop.h"
 #include "core/relay.h"
 #include "core/util.h"
+#include "run_until.h"
 #include "test.h"
 
 #include <arpa/inet.h>
@@ -52,64 +53,6 @@ ssize_t splice(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t le
 }
 
 /* --- running the loop until something happens --- */
-
-struct waiter {
-	bool (*cond)(void *);
-	void *arg;
-	void (*sample)(void *); /* optional, every iteration */
-	bool timed_out;
-	struct loop_timer t;
-};
-
-static void waiter_check(struct loop *l, void *data)
-{
-	struct waiter *w = data;
-	if (w->sample)
-		w->sample(w->arg);
-	if (w->cond(w->arg))
-		loop_stop(l);
-}
-
-static void waiter_deadline(struct loop *l, void *data)
-{
-	struct waiter *w = data;
-	w->timed_out = true;
-	loop_stop(l);
-}
-
-static void run_until2(struct loop *l, bool (*cond)(void *), void (*sample)(void *), void *arg,
-		       unsigned ms)
-{
-	struct waiter w = {.cond = cond, .arg = arg, .sample = sample};
-	loop_set_before_sleep(l, waiter_check, &w);
-	loop_timer_start(l, &w.t, ms, waiter_deadline, &w);
-	ASSERT_EQ(loop_run(l), 0);
-	loop_set_before_sleep(l, NULL, NULL);
-	loop_timer_stop(l, &w.t);
-	if (w.timed_out && !cond(arg))
-		TEST_FAIL_("condition not met within %u ms", ms);
-}
-
-static void run_until(struct loop *l, bool (*cond)(void *), void *arg, unsigned ms)
-{
-	run_until2(l, cond, NULL, arg, ms);
-}
-
-static bool never_true(void *arg)
-{
-	return false;
-}
-
-/* Let the loop turn for `ms` (only to show that nothing more happens). */
-static void run_for(struct loop *l, unsigned ms)
-{
-	struct waiter w = {.cond = never_true};
-	loop_set_before_sleep(l, waiter_check, &w);
-	loop_timer_start(l, &w.t, ms, waiter_deadline, &w);
-	ASSERT_EQ(loop_run(l), 0);
-	loop_set_before_sleep(l, NULL, NULL);
-	loop_timer_stop(l, &w.t);
-}
 
 /* --- a test peer: sends a buffer, checks what it receives --- */
 

@@ -21,6 +21,7 @@
 #include "core/loop.h"
 #include "core/relay.h"
 #include "core/util.h"
+#include "run_until.h"
 #include "test.h"
 
 #include <errno.h>
@@ -237,48 +238,6 @@ static void mem_fail(struct mem_ep *e, int err)
 }
 
 /* --- running the loop until something happens --- */
-
-struct waiter {
-	bool (*cond)(void *);
-	void (*step)(void *); /* optional, every turn, before cond */
-	void *arg;
-	bool timed_out;
-	struct loop_timer t;
-};
-
-static void waiter_check(struct loop *l, void *data)
-{
-	struct waiter *w = data;
-	if (w->step)
-		w->step(w->arg);
-	if (w->cond(w->arg))
-		loop_stop(l);
-}
-
-static void waiter_deadline(struct loop *l, void *data)
-{
-	struct waiter *w = data;
-	w->timed_out = true;
-	loop_stop(l);
-}
-
-static void run_until2(struct loop *l, bool (*cond)(void *), void (*step)(void *), void *arg,
-		       unsigned ms)
-{
-	struct waiter w = {.cond = cond, .step = step, .arg = arg};
-	loop_set_before_sleep(l, waiter_check, &w);
-	loop_timer_start(l, &w.t, ms, waiter_deadline, &w);
-	ASSERT_EQ(loop_run(l), 0);
-	loop_set_before_sleep(l, NULL, NULL);
-	loop_timer_stop(l, &w.t);
-	if (w.timed_out && !cond(arg))
-		TEST_FAIL_("condition not met within %u ms", ms);
-}
-
-static void run_until(struct loop *l, bool (*cond)(void *), void *arg, unsigned ms)
-{
-	run_until2(l, cond, NULL, arg, ms);
-}
 
 static unsigned char *random_buf(size_t n)
 {
