@@ -1,0 +1,205 @@
+/* yamux.h - the Yamux stream multiplexer, wire-compatible with
+ * hashicorp/yamux (docs/protocol-yamux.md has the wire format and the
+ * rules this implementation keeps).
+ *
+ * Two parts:
+ * - the frame header codec: pure functions, no allocation (fuzzed);
+ * - a session on the core loop over one connected stream socket, client
+ *   or server role, whose streams are relay endpoints (core/relay.h): a
+ *   TCP socket relays to a stream with relay_new_ep and the same
+ *   half-close and backpressure rules as fd <-> fd.
+ *
+ * The session keeps the relay's rules: no call on a session or a stream
+ * calls any user callback from inside (what it causes is reported later,
+ * from the loop); a session or stream freed from inside its own callbacks
+ * is released by the loop once they return (loop_defer).  Memory is
+ * bounded: a stream's receive buffer by its window, the session's output
+ * by `max_output`, the streams by `max_streams`. */
+#ifndef DEVBRIDGE_PROTO_YAMUX_H
+#define DEVBRIDGE_PROTO_YAMUX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/relay.h"
+
+/* --- the frame header --- */
+
+#define YAMUX_VERSION 0
+#define YAMUX_HDR_LEN 12
+
+enum yamux_type {
+	YAMUX_DATA = 0,		 /* length: payload bytes that follow */
+	YAMUX_WINDOW_UPDATE = 1, /* length: window delta */
+	YAMUX_PING = 2,		 /* length: opaque value; stream 0 */
+	YAMUX_GO_AWAY = 3,	 /* length: enum yamux_goaway; stream 0 */
+};
+
+#define YAMUX_SYN 0x1u
+#define YAMUX_ACK 0x2u
+#define YAMUX_FIN 0x4u
+#define YAMUX_RST 0x8u
+
+enum yamux_goaway {
+	YAMUX_GOAWAY_NORMAL = 0,
+	YAMUX_GOAWAY_PROTOCOL = 1,
+	YAMUX_GOAWAY_INTERNAL = 2,
+};
+
+/* hashicorp's initial (and minimum) stream window. */
+#define YAMUX_INITIAL_WINDOW (256u * 1024)
+
+struct yamux_hdr {
+	uint8_t version;
+	uint8_t type;
+	uint16_t flags;
+	uint32_t stream_id;
+	uint32_t length;
+};
+
+/* Parse the header at the front of buf.  YAMUX_HDR_LEN (consumed), 0 when
+ * fewer than YAMUX_HDR_LEN bytes are there (need more), -EPROTO for a
+ * version other than 0 or an unknown type.  Unknown flag bits are kept
+ * in hdr->flags (the session ignores them, as hashicorp does). */
+int yamux_hdr_parse(const void *buf, size_t len, struct yamux_hdr *hdr);
+
+/* Write hdr as 12 big-endian bytes. */
+void yamux_hdr_encode(const struct yamux_hdr *hdr, unsigned char out[YAMUX_HDR_LEN]);
+
+/* "data", "window_update", "ping", "go_away", or NULL; for logs. */
+const char *yamux_type_name(unsigned type);
+
+/* --- the session --- */
+
+struct loop;
+struct yamux_session;
+struct yamux_stream;
+
+struct yamux_opts {
+	/* Receive window per stream: what a peer may send before we have
+	 * read it.  Default and minimum YAMUX_INITIAL_WINDOW; a larger one
+	 * is announced in the delta of the opening frame. */
+	uint32_t recv_window;
+	/* Streams open at once, both directions (default 4096); an inbound
+	 * open over it is refused with RST, an outbound one fails with
+	 * -EMFILE. */
+	unsigned max_streams;
+	/* Inbound streams not yet accepted (default 256); further opens are
+	 * refused with RST. */
+	unsigned accept_backlog;
+	/* Keepalive: a Ping every interval, the session ends (ETIMEDOUT) when
+	 * one is not answered within timeout.  Defaults 10000 / 30000 ms (as
+	 * devx); interval 0 with keepalive_off = true sends none. */
+	uint32_t keepalive_ms;
+	uint32_t keepalive_timeout_ms;
+	bool keepalive_off;
+	/* An outbound open not ACKed within this is reset and its stream
+	 * fails with ETIMEDOUT.  Default 75000 ms (hashicorp's). */
+	uint32_t open_timeout_ms;
+	/* Bytes queued for the socket (default 1 MiB): writes take no more
+	 * than fits; control frames may pass it by a little (4 KiB); a peer
+	 * that lets even those pile up ends the session (ENOBUFS). */
+	size_t max_output;
+};
+
+/* Why a session ended, as a positive errno in the closed callback:
+ *   0            the peer closed the connection after a normal GoAway,
+ *                or yamux_session_close
+ *   ECONNRESET   the connection broke or the peer closed it
+ *   EPROTO       the peer broke the protocol (we sent GoAway 1)
+ *   ECONNABORTED the peer sent GoAway 1, 2 or an unknown code
+ *   ETIMEDOUT    a keepalive Ping was not answered
+ *   ENOBUFS      the peer stopped reading even control frames
+ *   ENOMEM       out of memory */
+struct yamux_session_cb {
+	/* A peer opened `st` (state pending).  Accept it with
+	 * yamux_stream_accept (now or later), or refuse it with
+	 * yamux_stream_close (RST).  Until then it counts against the
+	 * backlog.  NULL: every inbound open is refused. */
+	void (*accept)(struct yamux_session *s, struct yamux_stream *st, void *data);
+	/* The session ended (see above); once.  Streams still open have had
+	 * their error callbacks.  May call yamux_session_free. */
+	void (*closed)(struct yamux_session *s, int err, void *data);
+};
+
+/* A session over the connected stream socket `fd` (made non-blocking;
+ * owned from success on, closed at free).  `client` picks odd stream ids,
+ * else even.  `opts` may be NULL.  0 or a negative errno. */
+int yamux_session_new(struct loop *loop, int fd, bool client, const struct yamux_opts *opts,
+		      const struct yamux_session_cb *cb, void *data, struct yamux_session **ret);
+
+/* Bytes already read from fd before the session started (what followed an
+ * authentication line), parsed first.  Call right after
+ * yamux_session_new.  0, -E2BIG (over 64 KiB), -ENOMEM. */
+int yamux_session_preload(struct yamux_session *s, const void *bytes, size_t len);
+
+/* Open a stream: a WindowUpdate with SYN is queued at once and the stream
+ * can be written to before the peer's ACK.  0; -ECONNREFUSED after the
+ * peer's GoAway, -ESHUTDOWN after ours or once the session has ended,
+ * -EMFILE over max_streams, -EOVERFLOW when the ids are used up. */
+int yamux_open(struct yamux_session *s, struct yamux_stream **ret);
+
+/* Send a normal GoAway: the peer may open no more streams; streams open
+ * go on.  0, or -ESHUTDOWN when the session has ended. */
+int yamux_session_goaway(struct yamux_session *s);
+
+/* End the session now: streams still open get ECONNABORTED (their error
+ * callbacks, from the loop), the closed callback follows with 0.
+ * Queued output is sent first for up to a second. */
+void yamux_session_close(struct yamux_session *s);
+
+/* Free the session and close its socket.  Streams the user still holds
+ * stay valid until closed (every call on them then fails with -ENOTCONN).
+ * NULL is a no-op; safe from the session's callbacks. */
+void yamux_session_free(struct yamux_session *s);
+
+/* Send a Ping now (also what the keepalive does); its answer is counted
+ * in the stats.  0 or -ESHUTDOWN. */
+int yamux_session_ping(struct yamux_session *s);
+
+struct yamux_stats {
+	unsigned streams;	  /* open now */
+	unsigned pending;	  /* inbound, not yet accepted */
+	uint64_t opened, accepted; /* outbound opens, inbound accepts */
+	uint64_t refused;	  /* inbound opens we reset (backlog, cap, ...) */
+	uint64_t resets_sent, resets_received;
+	uint64_t pings_sent, pings_answered, pings_received;
+	uint64_t bytes_out, bytes_in; /* stream payload */
+	uint64_t frames_out, frames_in;
+	size_t output_queued;	  /* bytes waiting for the socket */
+	size_t memory;		  /* bytes allocated by the session and its streams */
+	bool goaway_sent, goaway_received;
+};
+void yamux_session_get_stats(const struct yamux_session *s, struct yamux_stats *ret);
+
+/* --- streams: relay endpoints ---
+ *
+ * yamux_stream_ep() is the stream as a struct relay_ep (see core/relay.h
+ * for the rules): read_start/read_stop deliver the peer's bytes, write
+ * takes what the send window and the session's output can hold now (then
+ * -EAGAIN and one writable later), shutdown sends FIN, close ends the
+ * stream: after both FINs it just lets go; otherwise it sends RST.
+ * The peer's FIN is EOF (a read of 0) after the bytes before it; its RST
+ * is error ECONNRESET; the session's end is error ECONNABORTED (or the
+ * session's reason); an open not ACKed in time is error ETIMEDOUT; a
+ * refused open (RST before ACK) is ECONNREFUSED. */
+struct relay_ep *yamux_stream_ep(struct yamux_stream *st);
+
+/* Accept a pending inbound stream: queue its ACK (with the larger window's
+ * delta).  A write before accepting carries the ACK too.  0, or -EINVAL
+ * when not pending, -ENOTCONN when its session is gone. */
+int yamux_stream_accept(struct yamux_stream *st);
+
+/* Shorthand for yamux_stream_ep(st)->ops->close(...). */
+void yamux_stream_close(struct yamux_stream *st);
+
+uint32_t yamux_stream_id(const struct yamux_stream *st);
+struct yamux_session *yamux_stream_session(const struct yamux_stream *st);
+
+/* A user pointer on the stream, for the accept callback's user before
+ * the stream's endpoint callbacks are set. */
+void yamux_stream_set_data(struct yamux_stream *st, void *data);
+void *yamux_stream_get_data(const struct yamux_stream *st);
+
+#endif
