@@ -45,12 +45,12 @@ kubesim: deps
 	$(PYTEST) -q tests/kubesim
 
 format-check:
-	@out=$$(clang-format --dry-run src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h fuzz/*.c 2>&1); \
+	@out=$$(clang-format --dry-run src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h tests/yamux/*.c fuzz/*.c 2>&1); \
 	if [ -n "$$out" ]; then echo "$$out" | head -40; echo "clang-format: run 'make format'"; exit 1; fi
 	@scripts/check-layers.sh
 
 format:
-	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h fuzz/*.c
+	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h tests/yamux/*.c fuzz/*.c
 
 # libFuzzer runs (clang); FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 60
