@@ -21,11 +21,13 @@ package main
 // session and the peer each still see a well-formed frame sequence.
 
 import (
+	"bufio"
 	"encoding/binary"
-	"io"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 const (
@@ -69,11 +71,6 @@ func encodeHdr(typ uint8, flags uint16, id, length uint32) []byte {
 	return b
 }
 
-type piece struct {
-	data     []byte
-	boundary bool // the session's input is at a frame boundary after it
-}
-
 type wireStats struct {
 	pingsSent, pingsAnswered, pingsReceived atomic.Uint64
 	resetsSent, resetsReceived              atomic.Uint64
@@ -94,16 +91,18 @@ type wire struct {
 	refuse bool
 	st     wireStats
 
-	// input: the pump goroutine parses what the socket gives, Read hands
-	// it to the session.
-	rq       chan piece
-	rerr     error // set before rq is closed
-	inj      chan []byte
-	cur      []byte
-	curBound bool
+	// input, read in the session's receive goroutine (Read): br over the
+	// socket, the frame being passed on, frames to feed to the session.
+	br       *bufio.Reader
+	bodyLeft uint32
+	drop     bool
+	cur      []byte // an injected frame being handed over
+	refused  map[uint32]bool
+	imu      sync.Mutex
+	inj      [][]byte
+	wake     atomic.Bool
 	done     chan struct{}
 	doneOnce sync.Once
-	refused  map[uint32]bool // pump only
 
 	// output: the session's writes, parsed under wmu.
 	wmu       sync.Mutex
@@ -114,7 +113,7 @@ type wire struct {
 	wPending  [][]byte
 	resetOut  map[uint32]bool
 
-	// frames queued by the pump for the output (never blocks the pump).
+	// frames Read queues for the output (Read never waits for wmu).
 	qmu  sync.Mutex
 	q    [][]byte
 	qsig chan struct{}
@@ -130,9 +129,7 @@ func newWire(conn net.Conn, refuse, trackEnds bool) *wire {
 	w := &wire{
 		conn:     conn,
 		refuse:   refuse,
-		rq:       make(chan piece, 16),
-		inj:      make(chan []byte, 1024),
-		curBound: true,
+		br:       bufio.NewReaderSize(conn, 64<<10),
 		done:     make(chan struct{}),
 		refused:  make(map[uint32]bool),
 		resetOut: make(map[uint32]bool),
@@ -141,90 +138,131 @@ func newWire(conn net.Conn, refuse, trackEnds bool) *wire {
 		ended:    make(map[uint32]bool),
 		track:    trackEnds,
 	}
-	go w.pump()
 	go w.injector()
 	return w
 }
 
 // --- input ---
 
-func (w *wire) pump() {
-	buf := make([]byte, 256<<10)
-	var hb [hdrLen]byte
-	hn := 0
-	var bodyLeft uint32
-	drop := false
+// Read is the session's side of the input: whole frames the session may
+// see, packed into p while they are buffered; a frame to inject goes in
+// at a frame boundary (a read blocked there is woken by a deadline).
+func (w *wire) Read(p []byte) (int, error) {
+	n := 0
 	for {
-		n, err := w.conn.Read(buf)
-		if n > 0 {
-			data := buf[:n]
-			out := make([]byte, 0, n)
-			lastBoundary := -1
-			for len(data) > 0 {
-				if bodyLeft > 0 {
-					k := uint32(len(data))
-					if k > bodyLeft {
-						k = bodyLeft
+		if len(w.cur) > 0 {
+			k := copy(p[n:], w.cur)
+			w.cur = w.cur[k:]
+			return n + k, nil
+		}
+		if w.bodyLeft > 0 {
+			want := int(w.bodyLeft)
+			if w.drop {
+				k, err := w.br.Discard(want)
+				w.bodyLeft -= uint32(k)
+				if err != nil {
+					if w.woken(err) {
+						continue
 					}
-					if !drop {
-						out = append(out, data[:k]...)
-					}
-					data = data[k:]
-					bodyLeft -= k
-					if bodyLeft == 0 {
-						lastBoundary = len(out)
-					}
+					return n, err
+				}
+				continue
+			}
+			if want > len(p)-n {
+				want = len(p) - n
+			}
+			if n > 0 && w.br.Buffered() < want {
+				want = w.br.Buffered()
+			}
+			if want == 0 {
+				return n, nil
+			}
+			k, err := w.br.Read(p[n : n+want])
+			n += k
+			w.bodyLeft -= uint32(k)
+			if err != nil {
+				if n > 0 {
+					return n, nil
+				}
+				if w.woken(err) {
 					continue
 				}
-				k := copy(hb[hn:], data)
-				hn += k
-				data = data[k:]
-				if hn < hdrLen {
-					break
-				}
-				hn = 0
-				h := parseHdr(hb[:])
-				drop = w.inspectIn(h)
-				bodyLeft = 0
-				if h.typ == typeData {
-					bodyLeft = h.length
-				}
-				if !drop {
-					out = append(out, hb[:]...)
-				}
-				if bodyLeft == 0 {
-					lastBoundary = len(out)
-				}
+				return 0, err
 			}
-			mid := bodyLeft > 0 && !drop
-			if !mid {
-				w.push(piece{out, true})
-			} else {
-				if lastBoundary > 0 {
-					w.push(piece{out[:lastBoundary], true})
-				}
-				if lastBoundary < 0 {
-					lastBoundary = 0
-				}
-				w.push(piece{out[lastBoundary:], false})
+			if w.bodyLeft > 0 {
+				return n, nil
 			}
+			continue
 		}
+		// at a frame boundary
+		if f := w.popInj(); f != nil {
+			if n > 0 {
+				w.cur = f
+				return n, nil
+			}
+			w.cur = f
+			continue
+		}
+		if n > 0 && (w.br.Buffered() < hdrLen || len(p)-n < hdrLen) {
+			return n, nil
+		}
+		hb, err := w.br.Peek(hdrLen)
 		if err != nil {
-			w.rerr = err
-			close(w.rq)
-			return
+			if n > 0 {
+				return n, nil
+			}
+			if w.woken(err) {
+				continue
+			}
+			return 0, err
 		}
+		h := parseHdr(hb)
+		w.drop = w.inspectIn(h)
+		w.bodyLeft = 0
+		if h.typ == typeData {
+			w.bodyLeft = h.length
+		}
+		if !w.drop {
+			if len(p)-n < hdrLen {
+				// only with a tiny p; hand the header over in pieces
+				w.cur = append([]byte(nil), hb...)
+			} else {
+				copy(p[n:], hb)
+				n += hdrLen
+			}
+		}
+		w.br.Discard(hdrLen)
 	}
 }
 
-func (w *wire) push(p piece) {
-	if len(p.data) == 0 {
-		return // nothing passed: the boundary state is unchanged
+// woken: err is the deadline an injection set to wake a blocked read.
+func (w *wire) woken(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() && w.wake.Swap(false) {
+		w.conn.SetReadDeadline(time.Time{})
+		return true
 	}
-	select {
-	case w.rq <- p:
-	case <-w.done:
+	return false
+}
+
+func (w *wire) popInj() []byte {
+	w.imu.Lock()
+	defer w.imu.Unlock()
+	if len(w.inj) == 0 {
+		return nil
 	}
+	f := w.inj[0]
+	w.inj = w.inj[1:]
+	return f
+}
+
+// injectIn feeds a frame to our own session at the next frame boundary.
+func (w *wire) injectIn(f []byte) {
+	w.imu.Lock()
+	w.inj = append(w.inj, f)
+	w.imu.Unlock()
+	w.wake.Store(true)
+	w.conn.SetReadDeadline(time.Unix(1, 0))
 }
 
 // inspectIn looks at one frame from the peer; true: keep it (and its
@@ -269,34 +307,6 @@ func (w *wire) inspectIn(h frameHdr) bool {
 		return true
 	}
 	return false
-}
-
-// Read is the session's side of the input.  An injected frame goes in only
-// where the input is at a frame boundary.
-func (w *wire) Read(p []byte) (int, error) {
-	for len(w.cur) == 0 {
-		var pc piece
-		var ok bool
-		if w.curBound {
-			select {
-			case pc, ok = <-w.rq:
-			case f := <-w.inj:
-				pc, ok = piece{f, true}, true
-			}
-		} else {
-			pc, ok = <-w.rq
-		}
-		if !ok {
-			if w.rerr == nil {
-				return 0, io.EOF
-			}
-			return 0, w.rerr
-		}
-		w.cur, w.curBound = pc.data, pc.boundary
-	}
-	n := copy(p, w.cur)
-	w.cur = w.cur[n:]
-	return n, nil
 }
 
 // --- output ---
@@ -429,10 +439,7 @@ func (w *wire) reset(id uint32) {
 	w.st.resetsSent.Add(1)
 	w.flushPendingLocked()
 	w.wmu.Unlock()
-	select {
-	case w.inj <- encodeHdr(typeWindowUpdate, flagRST, id, 0):
-	case <-w.done:
-	}
+	w.injectIn(encodeHdr(typeWindowUpdate, flagRST, id, 0))
 }
 
 // --- the peer's FIN / RST per stream ---
