@@ -45,12 +45,12 @@ kubesim: deps
 	$(PYTEST) -q tests/kubesim
 
 format-check:
-	@out=$$(clang-format --dry-run src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h fuzz/*.c 2>&1); \
+	@out=$$(clang-format --dry-run src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h tests/yamux/*.c fuzz/*.c 2>&1); \
 	if [ -n "$$out" ]; then echo "$$out" | head -40; echo "clang-format: run 'make format'"; exit 1; fi
 	@scripts/check-layers.sh
 
 format:
-	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h fuzz/*.c
+	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h tests/yamux/*.c fuzz/*.c
 
 # libFuzzer runs (clang); FUZZ_SECONDS each.
 FUZZ_SECONDS ?= 60
@@ -58,7 +58,7 @@ fuzz: deps
 	CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false 2>/dev/null || true
 	ninja -C build-fuzz
 	# New inputs go to a scratch dir: the checked-in corpus stays small.
-	for f in config dbr jsonc jsonl k8sendpoints k8starget kubectlmsg num procnet procpid sshmsg statefile; do \
+	for f in config dbr jsonc jsonl k8sendpoints k8starget kubectlmsg num procnet procpid sshmsg statefile yamuxhdr yamuxsession; do \
 		mkdir -p build-fuzz/corpus/$$f; \
 		build-fuzz/fuzz/fuzz-$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus/$$f \
 			fuzz/corpus/$$f || exit 1; done

@@ -121,6 +121,8 @@ struct yamux_session_cb {
 	/* The session ended (see above); once.  Streams still open have had
 	 * their error callbacks.  May call yamux_session_free. */
 	void (*closed)(struct yamux_session *s, int err, void *data);
+	/* Optional: a Ping we sent was answered, after rtt_us. */
+	void (*pong)(struct yamux_session *s, uint64_t rtt_us, void *data);
 };
 
 /* A session over the connected stream socket `fd` (made non-blocking;
@@ -159,16 +161,16 @@ void yamux_session_free(struct yamux_session *s);
 int yamux_session_ping(struct yamux_session *s);
 
 struct yamux_stats {
-	unsigned streams;	  /* open now */
-	unsigned pending;	  /* inbound, not yet accepted */
+	unsigned streams;	   /* open now */
+	unsigned pending;	   /* inbound, not yet accepted */
 	uint64_t opened, accepted; /* outbound opens, inbound accepts */
-	uint64_t refused;	  /* inbound opens we reset (backlog, cap, ...) */
+	uint64_t refused;	   /* inbound opens we reset (backlog, cap, ...) */
 	uint64_t resets_sent, resets_received;
 	uint64_t pings_sent, pings_answered, pings_received;
 	uint64_t bytes_out, bytes_in; /* stream payload */
 	uint64_t frames_out, frames_in;
-	size_t output_queued;	  /* bytes waiting for the socket */
-	size_t memory;		  /* bytes allocated by the session and its streams */
+	size_t output_queued; /* bytes waiting for the socket */
+	size_t memory;	      /* bytes allocated by the session and its streams */
 	bool goaway_sent, goaway_received;
 };
 void yamux_session_get_stats(const struct yamux_session *s, struct yamux_stats *ret);
