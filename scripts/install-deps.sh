@@ -9,7 +9,13 @@ pkgs=(
 	openssh-client openssh-server
 	python3 python3-pytest curl
 	iproute2 procps socat iperf3 openssl
+	golang-go golang-github-hashicorp-yamux-dev nodejs
 )
+# npm: Debian's package, unless a node that bundles its own npm is there
+# (NodeSource's nodejs provides and conflicts with Debian's npm).
+if ! command -v npm >/dev/null; then
+	pkgs+=(npm)
+fi
 if [[ "${1:-}" == "--bench" ]]; then
 	pkgs+=(hyperfine haproxy)
 fi
@@ -20,14 +26,22 @@ for p in "${pkgs[@]}"; do
 		missing+=("$p")
 	fi
 done
-if ((${#missing[@]} == 0)); then
-	exit 0
+if ((${#missing[@]} > 0)); then
+	echo "==> installing: ${missing[*]}"
+	SUDO=""
+	if [[ $(id -u) -ne 0 ]]; then
+		SUDO="sudo"
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -qq
+	$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "==> installing: ${missing[*]}"
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then
-	SUDO="sudo"
+
+# yamux-js for the Yamux interop tests (tests/yamux/package-lock.json).
+# Skips the network when node_modules already matches the lock file.
+yamux_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/yamux"
+if [[ ! -f $yamux_dir/node_modules/.package-lock.json ||
+	$yamux_dir/package-lock.json -nt $yamux_dir/node_modules/.package-lock.json ]]; then
+	echo "==> npm ci --prefix tests/yamux"
+	npm ci --prefix "$yamux_dir" --no-audit --no-fund --loglevel=error >/dev/null
 fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
