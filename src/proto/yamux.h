@@ -97,6 +97,10 @@ struct yamux_opts {
 	/* An outbound open not ACKed within this is reset and its stream
 	 * fails with ETIMEDOUT.  Default 75000 ms (hashicorp's). */
 	uint32_t open_timeout_ms;
+	/* Outbound opens not yet answered (default 256, hashicorp's
+	 * backlog, which resets any beyond it): further opens succeed, but
+	 * their SYN (and writes) wait for an answer to an earlier one. */
+	unsigned max_opening;
 	/* Bytes queued for the socket (default 1 MiB): writes take no more
 	 * than fits; control frames may pass it by a little (4 KiB); a peer
 	 * that lets even those pile up ends the session (ENOBUFS). */
@@ -136,14 +140,17 @@ int yamux_session_new(struct loop *loop, int fd, bool client, const struct yamux
  * yamux_session_new.  0, -E2BIG (over 64 KiB), -ENOMEM. */
 int yamux_session_preload(struct yamux_session *s, const void *bytes, size_t len);
 
-/* Open a stream: a WindowUpdate with SYN is queued at once and the stream
- * can be written to before the peer's ACK.  0; -ECONNREFUSED after the
- * peer's GoAway, -ESHUTDOWN after ours or once the session has ended,
- * -EMFILE over max_streams, -EOVERFLOW when the ids are used up. */
+/* Open a stream: a WindowUpdate with SYN is queued at once (or, with
+ * max_opening opens unanswered, once one is) and the stream can be
+ * written to before the peer's ACK.  0; -ECONNREFUSED after the peer's
+ * GoAway, -ESHUTDOWN once the session has ended, -EMFILE over
+ * max_streams, -EOVERFLOW when the ids are used up.  Our own GoAway does
+ * not stop our opens (as hashicorp: it refuses the peer's). */
 int yamux_open(struct yamux_session *s, struct yamux_stream **ret);
 
-/* Send a normal GoAway: the peer may open no more streams; streams open
- * go on.  0, or -ESHUTDOWN when the session has ended. */
+/* Send a normal GoAway: the peer may open no more streams (its opens are
+ * reset); streams open go on, and so may our opens.  0, or -ESHUTDOWN
+ * when the session has ended. */
 int yamux_session_goaway(struct yamux_session *s);
 
 /* End the session now: streams still open get ECONNABORTED (their error

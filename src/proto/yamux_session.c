@@ -60,6 +60,7 @@
 
 enum st_state {
 	ST_PENDING, /* inbound, SYN received, not accepted */
+	ST_QUEUED,  /* outbound, its SYN waits: max_opening are unACKed */
 	ST_SYN_SENT,
 	ST_OPEN,
 };
@@ -74,6 +75,7 @@ struct yamux_stream {
 	struct yamux_stream *prev, *next; /* s->streams: every stream not yet closed by its user */
 	struct yamux_stream *dprev, *dnext; /* s->dirty */
 	struct yamux_stream *wprev, *wnext; /* s->out_waiters */
+	struct yamux_stream *oprev, *onext; /* s->open_queue (ST_QUEUED) */
 	bool in_table, dirty, waiting_out;
 	bool inbound;
 	bool offered;  /* inbound: the accept callback has had it (the user's from then on) */
@@ -123,6 +125,8 @@ struct yamux_session {
 	struct yamux_stream *streams;
 	struct yamux_stream *dirty_head, *dirty_tail;
 	struct yamux_stream *out_waiters;
+	struct yamux_stream *oq_head, *oq_tail; /* opens waiting for their SYN */
+	unsigned nopening;			/* SYN sent, no ACK or RST yet */
 	struct loop_defer kick;
 
 	/* keepalive */
@@ -207,6 +211,21 @@ static void table_add(struct yamux_session *s, struct yamux_stream *st)
 	s->nstreams++;
 }
 
+static void unqueue_open(struct yamux_session *s, struct yamux_stream *st)
+{
+	if (st->oprev)
+		st->oprev->onext = st->onext;
+	else if (s->oq_head == st)
+		s->oq_head = st->onext;
+	if (st->onext)
+		st->onext->oprev = st->oprev;
+	else if (s->oq_tail == st)
+		s->oq_tail = st->oprev;
+	st->oprev = st->onext = NULL;
+}
+
+static void syn_settled(struct yamux_session *s, struct yamux_stream *st);
+
 static void table_del(struct yamux_session *s, struct yamux_stream *st)
 {
 	if (!st->in_table)
@@ -225,6 +244,12 @@ static void table_del(struct yamux_session *s, struct yamux_stream *st)
 		s->npending--;
 		st->state = ST_OPEN; /* counted once */
 	}
+	if (st->state == ST_QUEUED) {
+		unqueue_open(s, st);
+		st->state = ST_OPEN;
+	}
+	if (st->state == ST_SYN_SENT)
+		syn_settled(s, st);
 	if (s->payload_st == st)
 		s->payload_st = NULL; /* the rest of its frame is discarded */
 }
@@ -627,7 +652,8 @@ static bool stream_work(struct yamux_session *s, struct yamux_stream *st)
 			return false;
 		return true;
 	}
-	if (st->want_writable && !st->err && !s->ended && st->send_window > 0) {
+	if (st->want_writable && !st->err && !s->ended && st->send_window > 0 &&
+	    st->state != ST_QUEUED) {
 		if (buf_len(&s->out) >= s->o.max_output) {
 			wait_out(s, st);
 			return true;
@@ -795,10 +821,8 @@ static void on_frame(struct yamux_session *s, const struct yamux_hdr *h)
 			return; /* discarded as it arrives, then nothing */
 		return;
 	}
-	if ((h->flags & YAMUX_ACK) && st->state == ST_SYN_SENT) {
-		st->state = ST_OPEN;
-		loop_timer_stop(s->loop, &st->open_timer);
-	}
+	if ((h->flags & YAMUX_ACK) && st->state == ST_SYN_SENT)
+		syn_settled(s, st);
 	if (h->type == YAMUX_WINDOW_UPDATE) {
 		if (!(h->flags & YAMUX_SYN)) {
 			uint64_t w = (uint64_t)st->send_window + h->length;
@@ -976,6 +1000,8 @@ int yamux_session_new(struct loop *loop, int fd, bool client, const struct yamux
 		o.open_timeout_ms = DEFAULT_OPEN_TIMEOUT;
 	if (!o.max_output)
 		o.max_output = DEFAULT_MAX_OUTPUT;
+	if (!o.max_opening)
+		o.max_opening = DEFAULT_BACKLOG;
 
 	struct yamux_session *s = calloc(1, sizeof *s);
 	if (!s)
@@ -1035,9 +1061,43 @@ static void open_timeout(struct loop *loop, void *data)
 	stream_fail(st, ETIMEDOUT);
 }
 
+/* The SYN of st: WindowUpdate|SYN with our window's delta, then its FIN if
+ * the user half-closed while it waited in the queue. */
+static int send_syn(struct yamux_session *s, struct yamux_stream *st)
+{
+	int err = send_control(s, YAMUX_WINDOW_UPDATE, YAMUX_SYN, st->id, opening_delta(st));
+	if (err < 0)
+		return err;
+	st->state = ST_SYN_SENT;
+	s->nopening++;
+	loop_timer_start(s->loop, &st->open_timer, s->o.open_timeout_ms, open_timeout, st);
+	if (st->fin_sent)
+		send_control(s, YAMUX_WINDOW_UPDATE, YAMUX_FIN, st->id, 0);
+	return 0;
+}
+
+/* An open was answered (ACK or RST) or given up: the next queued SYN goes.
+ * hashicorp's peers reset opens beyond their backlog (256) instead of
+ * waiting, and its own OpenStream blocks at that many: so do we, without
+ * blocking (the queued stream's writes wait). */
+static void syn_settled(struct yamux_session *s, struct yamux_stream *st)
+{
+	st->state = ST_OPEN;
+	loop_timer_stop(s->loop, &st->open_timer);
+	s->nopening--;
+	while (s->oq_head && s->nopening < s->o.max_opening && !s->ended) {
+		struct yamux_stream *q = s->oq_head;
+		unqueue_open(s, q);
+		if (send_syn(s, q) < 0)
+			break;
+		if (q->want_writable)
+			mark_dirty(q);
+	}
+}
+
 int yamux_open(struct yamux_session *s, struct yamux_stream **ret)
 {
-	if (s->ended || s->goaway_sent)
+	if (s->ended)
 		return -ESHUTDOWN;
 	if (s->goaway_received)
 		return -ECONNREFUSED;
@@ -1045,18 +1105,26 @@ int yamux_open(struct yamux_session *s, struct yamux_stream **ret)
 		return -EMFILE;
 	if (s->next_id == 0 || s->next_id > UINT32_MAX - 2)
 		return -EOVERFLOW;
-	struct yamux_stream *st = stream_new(s, s->next_id, ST_SYN_SENT);
+	struct yamux_stream *st = stream_new(s, s->next_id, ST_QUEUED);
 	if (!st)
 		return -ENOMEM;
 	s->next_id += 2;
-	int err = send_control(s, YAMUX_WINDOW_UPDATE, YAMUX_SYN, st->id, opening_delta(st));
-	if (err < 0) {
-		table_del(s, st);
-		LIST_UNLINK(s->streams, st);
-		free(st);
-		return err;
+	if (s->nopening < s->o.max_opening) {
+		int err = send_syn(s, st);
+		if (err < 0) {
+			table_del(s, st);
+			LIST_UNLINK(s->streams, st);
+			free(st);
+			return err;
+		}
+	} else {
+		st->oprev = s->oq_tail;
+		if (s->oq_tail)
+			s->oq_tail->onext = st;
+		else
+			s->oq_head = st;
+		s->oq_tail = st;
 	}
-	loop_timer_start(s->loop, &st->open_timer, s->o.open_timeout_ms, open_timeout, st);
 	s->st.opened++;
 	*ret = st;
 	return 0;
@@ -1107,6 +1175,7 @@ void yamux_session_free(struct yamux_session *s)
 	loop_defer_cancel(s->loop, &s->flush);
 	loop_defer_cancel(s->loop, &s->kick);
 	loop_defer_cancel(s->loop, &s->preload_run);
+	s->oq_head = s->oq_tail = NULL;
 	while (s->streams) {
 		struct yamux_stream *st = s->streams;
 		LIST_UNLINK(s->streams, st);
@@ -1226,6 +1295,10 @@ static ssize_t st_write(struct relay_ep *ep, const void *bytes, size_t len)
 		return -EPIPE;
 	if (s->ended || st->reset)
 		return -EAGAIN;
+	if (st->state == ST_QUEUED) {
+		st->want_writable = true; /* once its SYN has gone */
+		return -EAGAIN;
+	}
 	size_t out = buf_len(&s->out);
 	size_t room = out < s->o.max_output ? s->o.max_output - out : 0;
 	size_t n = len;
@@ -1285,6 +1358,8 @@ static int st_shutdown(struct relay_ep *ep)
 	if (st->fin_sent || st->reset || s->ended)
 		return 0;
 	st->fin_sent = true;
+	if (st->state == ST_QUEUED)
+		return 0; /* sent after its SYN */
 	int err = send_control(s, YAMUX_WINDOW_UPDATE, YAMUX_FIN | take_ack(st), st->id, 0);
 	if (st->fin_recv)
 		stream_done_on_wire(st);
@@ -1303,6 +1378,8 @@ static void st_close(struct relay_ep *ep)
 	if (s) {
 		if (st->state == ST_PENDING && st->in_table)
 			s->st.refused++;
+		if (st->state == ST_QUEUED)
+			st->reset = true; /* never on the wire: nothing to say */
 		if (!(st->fin_sent && st->fin_recv))
 			send_rst(st);
 		stream_done_on_wire(st);

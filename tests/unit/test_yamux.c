@@ -693,6 +693,41 @@ static void test_open_ids(void)
 	}
 }
 
+/* Opens beyond max_opening unanswered succeed, but their SYN waits for an
+ * answer to an earlier one (hashicorp's peers reset opens beyond their
+ * backlog); a queued stream's writes and FIN wait with it, and closing it
+ * before its SYN went says nothing on the wire. */
+static void test_open_queue(void)
+{
+	struct yamux_opts o = test_opts();
+	o.max_opening = 2;
+	struct sess c;
+	sess_init_opts(&c, true, &o);
+	struct tstream *a = open_stream(&c, 1);
+	struct tstream *b = open_stream(&c, 3);
+	struct yamux_stream *st3 = NULL, *st4 = NULL;
+	ASSERT_EQ(yamux_open(c.s, &st3), 0);
+	ASSERT_EQ(yamux_open(c.s, &st4), 0);
+	struct tstream *t3 = ts_attach(&c, st3);
+	ASSERT_EQ(ts_write(t3, "queued", 6), 0); /* -EAGAIN: its SYN waits */
+	ASSERT_EQ(yamux_stream_ep(st3)->ops->shutdown(yamux_stream_ep(st3)), 0);
+	yamux_stream_close(st4); /* never on the wire */
+	expect_quiet(&c);
+	/* an ACK for 1: the SYN of 5 goes, then its FIN; a writable follows */
+	raw_send(&c.r, YAMUX_WINDOW_UPDATE, YAMUX_ACK, 1, 0);
+	expect_frame(&c, YAMUX_WINDOW_UPDATE, YAMUX_SYN, 5, 0);
+	expect_frame(&c, YAMUX_WINDOW_UPDATE, YAMUX_FIN, 5, 0);
+	run_until(c.l, ts_has_writable, t3, DEADLINE);
+	expect_quiet(&c);
+	/* a reset of 3 answers it too; nothing is queued now */
+	raw_send(&c.r, YAMUX_WINDOW_UPDATE, YAMUX_RST, 3, 0);
+	run_until(c.l, ts_has_err, b, DEADLINE);
+	ASSERT_EQ(b->err, ECONNREFUSED);
+	expect_quiet(&c);
+	(void)a;
+	sess_fini(&c);
+}
+
 /* The peer opens with WindowUpdate|SYN: accepted, ACKed once (a
  * WindowUpdate|ACK, delta 0 with the default window); data both ways,
  * and bytes sent before our ACK count. */
@@ -1170,8 +1205,8 @@ static void test_goaway_received(void)
 	}
 }
 
-/* Our normal GoAway: the frame, then the peer's new opens are reset and
- * ours fail with -ESHUTDOWN; the streams open go on. */
+/* Our normal GoAway: the frame, then the peer's new opens are reset; ours
+ * go on (as hashicorp's), and so do the streams open. */
 static void test_goaway_sent(void)
 {
 	struct sess c;
@@ -1182,7 +1217,10 @@ static void test_goaway_sent(void)
 	ASSERT_EQ(yamux_session_goaway(c.s), 0);
 	expect_frame(&c, YAMUX_GO_AWAY, 0, 0, YAMUX_GOAWAY_NORMAL);
 	struct yamux_stream *st = NULL;
-	ASSERT_EQ(yamux_open(c.s, &st), -ESHUTDOWN);
+	ASSERT_EQ(yamux_open(c.s, &st), 0);
+	expect_frame(&c, YAMUX_WINDOW_UPDATE, YAMUX_SYN, 2, 0);
+	yamux_stream_close(st);
+	expect_frame(&c, YAMUX_WINDOW_UPDATE, YAMUX_RST, 2, 0);
 	raw_send(&c.r, YAMUX_WINDOW_UPDATE, YAMUX_SYN, 3, 0);
 	struct frame f;
 	next_frame(&c, &f);
@@ -1528,6 +1566,7 @@ int main(void)
 	RUN(test_hdr_need_more);
 	RUN(test_hdr_refused);
 	RUN(test_open_ids);
+	RUN(test_open_queue);
 	RUN(test_inbound_open_ack);
 	RUN(test_inbound_data_syn_write_before_accept);
 	RUN(test_refuse);
