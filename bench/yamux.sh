@@ -2,10 +2,15 @@
 # yamux.sh - devbridge's Yamux (C) beside hashicorp/yamux (Go) and raw TCP,
 # in one run, with the same test peer command line (tests/yamux/PEER.md):
 #
-#   raw   yamux-peer --raw client -> yamux-peer --raw server (one TCP
-#         connection per stream: the kernel's cost)
-#   go    gopeer client -> gopeer server (Debian's hashicorp/yamux)
-#   c     yamux-peer client -> yamux-peer server (src/proto/yamux, -O2)
+#   raw    yamux-peer --raw client -> yamux-peer --raw server (one TCP
+#          connection per stream: the kernel's cost)
+#   go     gopeer --plain client -> gopeer --plain server (Debian's
+#          hashicorp/yamux on the bare connection, its default 256 KiB
+#          window)
+#   c      yamux-peer client -> yamux-peer server (src/proto/yamux, -O2),
+#          with the library's default window auto-tuning (256 KiB growing
+#          to 4 MiB: --max-window 4194304)
+#   c256k  the same with the window fixed at 256 KiB, as Go's
 #
 # ROUNDS rounds, each running every pair once per measurement in a rotated
 # order (a slow period hits all three), for:
@@ -28,7 +33,10 @@
 #   YAMUX_PEER=build/yamux-peer GOPEER=/path/gopeer bench/yamux.sh
 #
 # Knobs: ROUNDS (5), TPUT_BYTES (1073741824), RR_COUNT (5000), IDLE_N (1000),
-# BUILD (build-bench: meson --buildtype=release, no sanitizer).
+# BUILD (build-bench: meson --buildtype=release, no sanitizer), CPUS (a
+# taskset list for every process, e.g. CPUS=0: both ends on one CPU; on a
+# VM a wakeup across CPUs can cost tens of microseconds, which a round
+# trip pays twice).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,20 +66,23 @@ echo "# C peer $YAMUX_PEER, Go peer $GOPEER ($(go version 2>/dev/null | cut -d' 
 	"hashicorp/yamux $(dpkg-query -W -f '${Version}' golang-github-hashicorp-yamux-dev 2>/dev/null || echo '?'))"
 echo "# ROUNDS=$ROUNDS TPUT_BYTES=$TPUT_BYTES RR_COUNT=$RR_COUNT IDLE_N=$IDLE_N"
 
-exec "$PY" - "$YAMUX_PEER" "$GOPEER" "$ROUNDS" "$TPUT_BYTES" "$RR_COUNT" "$IDLE_N" <<'EOF'
+echo "# CPUS=${CPUS:-any}"
+exec "$PY" - "$YAMUX_PEER" "$GOPEER" "$ROUNDS" "$TPUT_BYTES" "$RR_COUNT" "$IDLE_N" "${CPUS:-}" <<'EOF'
 import json, os, select, signal, statistics, subprocess, sys, time
 
 cpeer, gopeer = sys.argv[1], sys.argv[2]
 rounds, tput_bytes, rr_count, idle_n = (int(x) for x in sys.argv[3:7])
-PAIRS = {"raw": (cpeer, ["--raw"]), "go": (gopeer, []), "c": (cpeer, [])}
-ORDER = ["raw", "go", "c"]
+PIN = ["taskset", "-c", sys.argv[7]] if sys.argv[7] else []
+PAIRS = {"raw": (cpeer, ["--raw"]), "go": (gopeer, ["--plain"]),
+         "c": (cpeer, ["--max-window", "4194304"]), "c256k": (cpeer, [])}
+ORDER = ["raw", "go", "c", "c256k"]
 DEADLINE = 300
 
 
 class Proc:
     def __init__(self, argv):
         self.argv = argv
-        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        self.p = subprocess.Popen(PIN + argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE)
         self.buf = b""
 
@@ -181,14 +192,16 @@ for rnd in range(rounds):
 
 print("# load %s at the end" % " ".join(open("/proc/loadavg").read().split()[:3]))
 print()
-print("%-8s %-22s %12s %12s %12s   %7s %7s" % ("", "", "raw", "go", "c", "C/Go", "C/raw"))
+print("%-8s %-22s %12s %12s %12s %12s   %7s %7s %9s" % ("", "", "raw", "go", "c", "c256k", "C/Go",
+                                                      "C/raw", "c256k/Go"))
 for (kind, k), per in res.items():
     med = {n: statistics.median(xs) for n, xs in per.items()}
     cells = []
     for n in ORDER:
         cells.append("%12.3f" % med[n] if n in med else "%12s" % "-")
     ratio = lambda a, b: ("%7.2f" % (med[a] / med[b])) if a in med and b in med and med[b] else "%7s" % "-"
-    print("%-8s %-22s %s   %s %s" % (kind, k, " ".join(cells), ratio("c", "go"), ratio("c", "raw")))
+    print("%-8s %-22s %s   %s %s %9s" % (kind, k, " ".join(cells), ratio("c", "go"), ratio("c", "raw"),
+                                          ratio("c256k", "go").strip()))
 print()
 print("spread (min - max) per pair:")
 for (kind, k), per in res.items():

@@ -81,6 +81,14 @@ struct yamux_opts {
 	 * read it.  Default and minimum YAMUX_INITIAL_WINDOW; a larger one
 	 * is announced in the delta of the opening frame. */
 	uint32_t recv_window;
+	/* Auto-tuning: a stream whose peer used up the whole window while
+	 * its reader kept up gets the window doubled with the next update,
+	 * up to max_recv_window (default 4 MiB; equal to recv_window: no
+	 * tuning; at most 1 GiB), and the streams of a session together get
+	 * at most tune_budget bytes more than recv_window (default 64 MiB).
+	 * A stream whose reader lags keeps its window. */
+	uint32_t max_recv_window;
+	size_t tune_budget;
 	/* Streams open at once, both directions (default 4096); an inbound
 	 * open over it is refused with RST, an outbound one fails with
 	 * -EMFILE. */
@@ -176,8 +184,9 @@ struct yamux_stats {
 	uint64_t pings_sent, pings_answered, pings_received;
 	uint64_t bytes_out, bytes_in; /* stream payload */
 	uint64_t frames_out, frames_in;
-	size_t output_queued; /* bytes waiting for the socket */
-	size_t memory;	      /* bytes allocated by the session and its streams */
+	uint64_t window_grows; /* auto-tuning steps */
+	size_t output_queued;  /* bytes waiting for the socket */
+	size_t memory;	       /* bytes allocated by the session and its streams */
 	bool goaway_sent, goaway_received;
 };
 void yamux_session_get_stats(const struct yamux_session *s, struct yamux_stats *ret);

@@ -49,6 +49,8 @@
 #define DEFAULT_KA_TIMEOUT   30000u
 #define DEFAULT_OPEN_TIMEOUT 75000u
 #define DEFAULT_MAX_OUTPUT   ((size_t)1024 * 1024)
+#define DEFAULT_MAX_WINDOW   (4u * 1024 * 1024)
+#define DEFAULT_TUNE_BUDGET  ((size_t)64 * 1024 * 1024)
 #define CONTROL_SLACK	     ((size_t)4096)
 #define MAX_WINDOW	     (1u << 30)
 #define MAX_PRELOAD	     ((size_t)64 * 1024)
@@ -78,6 +80,7 @@ struct yamux_stream {
 	struct yamux_stream *oprev, *onext; /* s->open_queue (ST_QUEUED) */
 	bool in_table, dirty, waiting_out;
 	bool inbound;
+	bool starved;  /* the peer used the whole window since we last grew it */
 	bool offered;  /* inbound: the accept callback has had it (the user's from then on) */
 	bool need_ack; /* inbound: our next frame carries ACK */
 	bool reading;  /* between read_start and read_stop */
@@ -127,6 +130,7 @@ struct yamux_session {
 	struct yamux_stream *out_waiters;
 	struct yamux_stream *oq_head, *oq_tail; /* opens waiting for their SYN */
 	unsigned nopening;			/* SYN sent, no ACK or RST yet */
+	size_t tuned; /* receive window added by auto-tuning, all streams */
 	struct loop_defer kick;
 
 	/* keepalive */
@@ -240,6 +244,7 @@ static void table_del(struct yamux_session *s, struct yamux_stream *st)
 	st->hnext = NULL;
 	st->in_table = false;
 	s->nstreams--;
+	s->tuned -= st->recv_max - s->o.recv_window;
 	if (st->state == ST_PENDING) {
 		s->npending--;
 		st->state = ST_OPEN; /* counted once */
@@ -476,8 +481,29 @@ static void credit(struct yamux_stream *st)
 	uint32_t delta = st->recv_max - (uint32_t)buf_len(&st->rbuf) - st->recv_window;
 	if (delta < st->recv_max / 2)
 		return;
-	if (send_control(s, YAMUX_WINDOW_UPDATE, 0, st->id, delta) == 0)
-		st->recv_window += delta;
+	/* Auto-tuning: the peer ran out of window while our reader kept up
+	 * (nothing waits here): the window, not the reader, is what limits
+	 * the stream, so double it, up to the cap.  A stream whose reader
+	 * lags never grows (its bytes wait in rbuf), nor one that never
+	 * fills its window. */
+	uint32_t grow = 0;
+	if (st->starved && buf_len(&st->rbuf) == 0 && st->recv_max < s->o.max_recv_window) {
+		grow = s->o.max_recv_window - st->recv_max;
+		if (grow > st->recv_max)
+			grow = st->recv_max;
+		if (grow > s->o.tune_budget - s->tuned)
+			grow = (uint32_t)(s->o.tune_budget - s->tuned);
+	}
+	if (send_control(s, YAMUX_WINDOW_UPDATE, 0, st->id, delta + grow) < 0)
+		return;
+	if (grow) {
+		s->tuned += grow;
+		st->recv_max += grow;
+		buf_set_max(&st->rbuf, st->recv_max); /* growing: cannot fail */
+		st->starved = false;
+		s->st.window_grows++;
+	}
+	st->recv_window += delta + grow;
 }
 
 /* The stream is off the wire (reset either way, or both FINs): it leaves
@@ -700,6 +726,8 @@ static bool take_payload(struct yamux_session *s, const unsigned char *p, size_t
 	if (!st || st->closed || st->reset)
 		return true;
 	st->recv_window -= (uint32_t)n; /* on_frame checked the frame fits */
+	if (st->recv_window == 0)
+		st->starved = true;
 	/* straight to a reader with nothing queued */
 	while (n > 0 && st->reading && st->ep.cb && buf_len(&st->rbuf) == 0 && !st->closed &&
 	       !st->err) {
@@ -988,6 +1016,13 @@ int yamux_session_new(struct loop *loop, int fd, bool client, const struct yamux
 		o.recv_window = YAMUX_INITIAL_WINDOW;
 	if (o.recv_window < YAMUX_INITIAL_WINDOW || o.recv_window > MAX_WINDOW)
 		return -EINVAL;
+	if (o.max_recv_window == 0)
+		o.max_recv_window =
+		    o.recv_window > DEFAULT_MAX_WINDOW ? o.recv_window : DEFAULT_MAX_WINDOW;
+	if (o.max_recv_window < o.recv_window || o.max_recv_window > MAX_WINDOW)
+		return -EINVAL;
+	if (!o.tune_budget)
+		o.tune_budget = DEFAULT_TUNE_BUDGET;
 	if (!o.max_streams)
 		o.max_streams = DEFAULT_MAX_STREAMS;
 	if (!o.accept_backlog)

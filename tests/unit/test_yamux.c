@@ -477,8 +477,13 @@ static struct yamux_opts test_opts(void)
 	return (struct yamux_opts){.keepalive_off = true};
 }
 
-static void sess_init_opts(struct sess *c, bool client, const struct yamux_opts *o)
+static void sess_init_opts(struct sess *c, bool client, const struct yamux_opts *opts)
 {
+	/* no window auto-tuning unless a test asks for it: the window
+	 * arithmetic below is hashicorp's fixed window */
+	struct yamux_opts copy = *opts, *o = &copy;
+	if (!o->max_recv_window)
+		o->max_recv_window = o->recv_window ? o->recv_window : YAMUX_INITIAL_WINDOW;
 	memset(c, 0, sizeof *c);
 	ASSERT_EQ(loop_new(&c->l), 0);
 	int sv[2];
@@ -925,6 +930,52 @@ static void test_recv_window_update(void)
 	ASSERT(memcmp(t->rx, buf, WIN) == 0);
 	expect_updates(&c, 1, WIN, WIN);
 	expect_quiet(&c);
+	sess_fini(&c);
+	free(buf);
+}
+
+/* Auto-tuning: a peer that used the whole window while the reader had
+ * nothing waiting gets it doubled with the next update (up to the cap);
+ * it may send that much at once, and a stream that never runs dry keeps
+ * its window. */
+static void test_window_autotune(void)
+{
+	unsigned char *buf = pattern(2 * WIN, 5);
+	struct yamux_opts o = test_opts();
+	o.max_recv_window = 2 * WIN;
+	struct sess c;
+	sess_init_opts(&c, false, &o);
+	c.no_read = true;
+	raw_send(&c.r, YAMUX_WINDOW_UPDATE, YAMUX_SYN, 1, 0);
+	wait_accepts(&c, 1);
+	struct tstream *t = c.ts[0];
+	expect_frame(&c, YAMUX_WINDOW_UPDATE, YAMUX_ACK, 1, 0);
+	raw_data(&c.r, 0, 1, buf, WIN); /* the whole window: it runs dry */
+	expect_quiet(&c);
+	ts_read_start(t);
+	wait_rx(&c, t, WIN, false);
+	/* what was read, and the window doubled on top */
+	uint32_t sum = 0, v = 0x5eed0000u + ++c.r.ping_seq;
+	raw_send(&c.r, YAMUX_PING, YAMUX_SYN, 0, v);
+	for (;;) {
+		struct frame f;
+		next_frame(&c, &f);
+		if (f.type == YAMUX_PING)
+			break;
+		ASSERT_EQ(f.type, YAMUX_WINDOW_UPDATE);
+		sum += f.length;
+	}
+	ASSERT_EQ(sum, 2 * WIN);
+	struct yamux_stats st;
+	yamux_session_get_stats(c.s, &st);
+	ASSERT_EQ(st.window_grows, 1);
+	/* the new window, in one frame, is no protocol error */
+	raw_data(&c.r, 0, 1, buf, 2 * WIN);
+	wait_rx(&c, t, 3 * WIN, false);
+	ASSERT(memcmp(t->rx + WIN, buf, 2 * WIN) == 0);
+	yamux_session_get_stats(c.s, &st);
+	ASSERT_EQ(st.window_grows, 1); /* at the cap */
+	ASSERT_EQ(c.closed_calls, 0);
 	sess_fini(&c);
 	free(buf);
 }
@@ -1573,6 +1624,7 @@ int main(void)
 	RUN(test_send_window_deltas);
 	RUN(test_recv_window_update);
 	RUN(test_large_window);
+	RUN(test_window_autotune);
 	RUN(test_over_window);
 	RUN(test_unknown_stream);
 	RUN(test_duplicate_syn);

@@ -445,11 +445,12 @@ static void emit_stats(void)
 	     ",\"pings_answered\":%" PRIu64 ",\"pings_received\":%" PRIu64
 	     ",\"resets_sent\":%" PRIu64 ",\"resets_received\":%" PRIu64
 	     ",\"goaway_sent\":%s,\"goaway_received\":%s,\"bytes_in\":%" PRIu64
-	     ",\"bytes_out\":%" PRIu64 ",\"output_queued\":%zu,\"memory\":%zu}",
+	     ",\"bytes_out\":%" PRIu64 ",\"output_queued\":%zu,\"memory\":%zu,"
+	     "\"window_grows\":%" PRIu64 "}",
 	     st.streams, st.pending, st.opened, st.accepted, st.refused, st.pings_sent,
 	     st.pings_answered, st.pings_received, st.resets_sent, st.resets_received,
 	     st.goaway_sent ? "true" : "false", st.goaway_received ? "true" : "false", st.bytes_in,
-	     st.bytes_out, st.output_queued, st.memory);
+	     st.bytes_out, st.output_queued, st.memory, st.window_grows);
 }
 
 /* ---------- the client side's modes ---------- */
@@ -494,7 +495,14 @@ static void pattern(uint32_t *state, unsigned char *p, size_t n)
 	*state = x;
 }
 
-#define CHUNK (64 * 1024)
+#define CHUNK	  (64 * 1024)	/* --check-echo: written and checked this much at a time */
+#define BIG_CHUNK (1024 * 1024) /* --bench-throughput writes (raw and Yamux alike, as Go's) */
+
+/* Reads are checked or counted as they come, so every client reads into
+ * the same memory; only --check-echo needs a write buffer of its own (an
+ * idle stream should cost what the session makes it cost). */
+static unsigned char rshared[BIG_CHUNK];
+static const unsigned char zeros[BIG_CHUNK];
 
 struct client {
 	struct handler h;
@@ -502,9 +510,8 @@ struct client {
 	uint32_t id;
 	uint64_t total, wrote, got;
 	uint32_t wstate, rstate;
-	unsigned char wbuf[CHUNK];
+	unsigned char *wbuf; /* --check-echo: its own pattern; else `zeros` */
 	size_t wlen, woff;
-	unsigned char rbuf[CHUNK];
 	bool shut, eof, bad;
 	uint64_t t0;
 };
@@ -516,11 +523,17 @@ static unsigned rr_done;
 
 static void client_next(void);
 
+static void client_free(struct client *c)
+{
+	c->ep->ops->close(c->ep);
+	if (c->wbuf != zeros)
+		free(c->wbuf);
+	free(c);
+}
+
 static void client_destroy(struct handler *h)
 {
-	struct client *c = (struct client *)h;
-	c->ep->ops->close(c->ep);
-	free(c);
+	client_free((struct client *)h);
 }
 
 static void report(void)
@@ -591,8 +604,7 @@ static void client_end(struct client *c, bool ok)
 		lat_ns[rr_done++] = now_ns() - c->t0;
 	stream_ended(c->id, ok ? 0 : EIO);
 	handler_del(&c->h);
-	c->ep->ops->close(c->ep);
-	free(c);
+	client_free(c);
 	if (opt.bench == B_RR) {
 		if (rr_done + clients_failed >= opt.count)
 			report_rr();
@@ -617,7 +629,8 @@ static void client_pump(struct client *c)
 				}
 				break;
 			}
-			c->wlen = left < CHUNK ? (size_t)left : CHUNK;
+			size_t chunk = opt.bench == B_CHECK ? CHUNK : BIG_CHUNK;
+			c->wlen = left < chunk ? (size_t)left : chunk;
 			c->woff = 0;
 			if (opt.bench == B_CHECK)
 				pattern(&c->wstate, c->wbuf, c->wlen);
@@ -636,9 +649,8 @@ static void client_pump(struct client *c)
 
 static void client_alloc(struct relay_ep *ep, size_t suggested, void **ret, size_t *ret_len)
 {
-	struct client *c = ep->data;
-	*ret = c->rbuf;
-	*ret_len = sizeof c->rbuf;
+	*ret = rshared;
+	*ret_len = sizeof rshared;
 }
 
 static void client_read(struct relay_ep *ep, size_t n)
@@ -650,9 +662,9 @@ static void client_read(struct relay_ep *ep, size_t n)
 		return;
 	}
 	if (opt.bench == B_CHECK) {
-		unsigned char want[CHUNK];
+		static unsigned char want[BIG_CHUNK];
 		pattern(&c->rstate, want, n);
-		if (memcmp(want, c->rbuf, n) != 0)
+		if (memcmp(want, rshared, n) != 0)
 			c->bad = true;
 	}
 	c->got += n;
@@ -680,8 +692,11 @@ static int client_start(uint64_t total, uint32_t seed)
 	struct client *c = calloc(1, sizeof *c);
 	if (!c)
 		return -ENOMEM;
-	int err = open_ep(&c->ep, &c->id);
+	c->wbuf = opt.bench == B_CHECK ? malloc(CHUNK) : (unsigned char *)zeros;
+	int err = c->wbuf ? open_ep(&c->ep, &c->id) : -ENOMEM;
 	if (err < 0) {
+		if (c->wbuf != zeros)
+			free(c->wbuf);
 		free(c);
 		return err;
 	}
@@ -695,8 +710,7 @@ static int client_start(uint64_t total, uint32_t seed)
 	handler_add(&c->h, client_destroy);
 	if ((err = c->ep->ops->read_start(c->ep)) < 0) {
 		handler_del(&c->h);
-		c->ep->ops->close(c->ep);
-		free(c);
+		client_free(c);
 		return err;
 	}
 	client_pump(c);
@@ -861,7 +875,8 @@ static void on_stdin(struct loop *loop, int fd, unsigned events, void *data)
 static void usage(FILE *f)
 {
 	fputs("usage: yamux-peer (--listen HOST:PORT | --connect HOST:PORT) [--client|--server]\n"
-	      "  [--window BYTES] [--keepalive MS] [--keepalive-timeout MS] [--backlog N]\n"
+	      "  [--window BYTES] [--max-window BYTES] [--keepalive MS] [--keepalive-timeout MS] "
+	      "[--backlog N]\n"
 	      "  [--max-streams N] [--open-timeout MS] [--max-output BYTES] [--verbose]\n"
 	      "  [--accept echo|discard|forward:HOST:PORT|refuse|hold|stall-prefix:TEXT]\n"
 	      "  [--forward-listen HOST:PORT] [--raw]\n"
@@ -917,6 +932,7 @@ int main(int argc, char **argv)
 		O_CLIENT,
 		O_SERVER,
 		O_WINDOW,
+		O_MAXWIN,
 		O_KA,
 		O_KAT,
 		O_BACKLOG,
@@ -941,6 +957,7 @@ int main(int argc, char **argv)
 	    {"client", 0, 0, O_CLIENT},
 	    {"server", 0, 0, O_SERVER},
 	    {"window", 1, 0, O_WINDOW},
+	    {"max-window", 1, 0, O_MAXWIN},
 	    {"keepalive", 1, 0, O_KA},
 	    {"keepalive-timeout", 1, 0, O_KAT},
 	    {"backlog", 1, 0, O_BACKLOG},
@@ -978,6 +995,9 @@ int main(int argc, char **argv)
 			break;
 		case O_WINDOW:
 			opt.yo.recv_window = (uint32_t)num(optarg, "--window");
+			break;
+		case O_MAXWIN:
+			opt.yo.max_recv_window = (uint32_t)num(optarg, "--max-window");
 			break;
 		case O_KA:
 			opt.yo.keepalive_ms = (uint32_t)num(optarg, "--keepalive");
@@ -1041,6 +1061,9 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (!opt.yo.max_recv_window) /* the peer's default: no tuning unless --max-window */
+		opt.yo.max_recv_window =
+		    opt.yo.recv_window ? opt.yo.recv_window : YAMUX_INITIAL_WINDOW;
 	if (!!opt.listen == !!opt.connect || optind < argc) {
 		usage(stderr);
 		return 2;

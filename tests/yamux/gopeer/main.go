@@ -121,6 +121,7 @@ type options struct {
 	acceptArg          string
 	isClient           bool
 	runsClientWorkload bool
+	plain              bool
 }
 
 func parseOptions() *options {
@@ -139,6 +140,7 @@ func parseOptions() *options {
 	fs.StringVar(&o.accept, "accept", "echo", "echo|discard|forward:H:P|refuse|hold|stall-prefix:TEXT")
 	fs.StringVar(&o.forwardListen, "forward-listen", "", "HOST:PORT")
 	fs.BoolVar(&o.raw, "raw", false, "plain TCP, no Yamux")
+	fs.BoolVar(&o.plain, "plain", false, "benchmarks: hashicorp on the bare connection, without wire.go (no reset, refuse, FIN tracking or counters)")
 	fs.BoolVar(&o.verbose, "verbose", false, "stream events")
 	fs.Int64Var(&o.checkEcho, "check-echo", 0, "BYTES per stream")
 	fs.Int64Var(&o.benchThroughput, "bench-throughput", 0, "BYTES per stream")
@@ -220,10 +222,23 @@ type ystream struct {
 
 func (s ystream) closeWrite() error      { return s.Stream.Close() }
 func (s ystream) close() error           { return s.Stream.Close() }
-func (s ystream) reset()                 { s.w.reset(s.Stream.StreamID()) }
+func (s ystream) reset() {
+	if s.w != nil {
+		s.w.reset(s.Stream.StreamID())
+	}
+}
 func (s ystream) id() uint32             { return s.Stream.StreamID() }
-func (s ystream) endCh() <-chan struct{} { return s.w.endCh(s.Stream.StreamID()) }
-func (s ystream) forget()                { s.w.forget(s.Stream.StreamID()) }
+func (s ystream) endCh() <-chan struct{} {
+	if s.w == nil {
+		return nil // --plain: read to EOF instead
+	}
+	return s.w.endCh(s.Stream.StreamID())
+}
+func (s ystream) forget() {
+	if s.w != nil {
+		s.w.forget(s.Stream.StreamID())
+	}
+}
 
 type tstream struct {
 	*net.TCPConn
@@ -484,7 +499,7 @@ func (p *peer) closedReason(err error) interface{} {
 		err == yamux.ErrUnexpectedFlag:
 		return "EPROTO"
 	case err == io.EOF, errors.Is(err, io.ErrUnexpectedEOF):
-		if p.w.st.goawayReceived.Load() && p.w.st.goawayCode.Load() == 0 {
+		if p.w != nil && p.w.st.goawayReceived.Load() && p.w.st.goawayCode.Load() == 0 {
 			return nil
 		}
 		return "ECONNRESET"
@@ -513,6 +528,11 @@ func (p *peer) stats() {
 		emit("event", "stats", "streams", nil, "pending", nil, "pings_sent", nil,
 			"pings_answered", nil, "pings_received", nil, "resets_received", nil,
 			"goaway_received", nil, "opened", p.opened.Load())
+		return
+	}
+	if p.w == nil {
+		emit("event", "stats", "streams", p.sess.NumStreams(), "pending", nil,
+			"opened", p.opened.Load(), "accepted", p.accepted.Load())
 		return
 	}
 	st := &p.w.st
@@ -932,13 +952,17 @@ func main() {
 	cfg.ConnectionWriteTimeout = time.Duration(o.keepaliveTimeout) * time.Millisecond
 	cfg.LogOutput = os.Stderr
 
-	p.w = newWire(conn, o.acceptMode == "refuse", o.runsClientWorkload)
+	var rw io.ReadWriteCloser = conn
+	if !o.plain {
+		p.w = newWire(conn, o.acceptMode == "refuse", o.runsClientWorkload)
+		rw = p.w
+	}
 	var sess *yamux.Session
 	var err error
 	if o.isClient {
-		sess, err = yamux.Client(p.w, cfg)
+		sess, err = yamux.Client(rw, cfg)
 	} else {
-		sess, err = yamux.Server(p.w, cfg)
+		sess, err = yamux.Server(rw, cfg)
 	}
 	if err != nil {
 		fatalf("session: %v", err)
