@@ -1147,8 +1147,12 @@ int yamux_open(struct yamux_session *s, struct yamux_stream **ret)
 	if (s->nopening < s->o.max_opening) {
 		int err = send_syn(s, st);
 		if (err < 0) {
+			/* the failed SYN ended the session, which marked st
+			 * dirty with the others: off that list too */
+			unmark_dirty(s, st);
 			table_del(s, st);
 			LIST_UNLINK(s->streams, st);
+			buf_free(&st->rbuf);
 			free(st);
 			return err;
 		}

@@ -615,6 +615,36 @@ static void test_close_after_end(void)
 	sess_fini(&c);
 }
 
+/* --- bugs: each test names what it shows --- */
+
+/* An open whose SYN no longer fits the output (the peer reads nothing:
+ * control frames past max_output's slack) ends the session with ENOBUFS
+ * and fails; the stream it made must not stay on the session's lists
+ * (it was freed while still marked dirty: a use-after-free in kick). */
+static void test_open_enobufs(void)
+{
+	struct yamux_opts o = test_opts();
+	o.max_output = 1;
+	o.max_opening = 4096;
+	struct sess c;
+	sess_init_opts(&c, true, &o);
+	static struct yamux_stream *held[1000];
+	unsigned n = 0;
+	int err;
+	struct yamux_stream *st = NULL;
+	while ((err = yamux_open(c.s, &st)) == 0) {
+		ASSERT_LT(n, 1000);
+		held[n++] = st;
+	}
+	ASSERT_EQ(err, -ENOBUFS);
+	ASSERT_GT(n, 0);
+	run_until(c.l, sess_closed_cond, &c, DEADLINE);
+	ASSERT_EQ(c.closed_err, ENOBUFS);
+	for (unsigned i = 0; i < n; i++)
+		yamux_stream_close(held[i]);
+	sess_fini(&c);
+}
+
 /* --- the tuning budget is given back by every way a stream leaves --- */
 
 /* Pop frames up to our Ping's ACK; the window updates on `id` add up to
@@ -1048,6 +1078,7 @@ int main(int argc, char **argv)
 	RUN_IF(test_tune_budget_given_back);
 	RUN_IF(test_callback_matrix);
 	RUN_IF(test_close_after_end);
+	RUN_IF(test_open_enobufs);
 	relay_pool_flush();
 	return 0;
 }
