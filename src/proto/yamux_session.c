@@ -623,11 +623,16 @@ static bool stream_work(struct yamux_session *s, struct yamux_stream *st)
 {
 	if (st->closed)
 		return true;
-	if (st->state == ST_PENDING && !st->offered) {
-		/* a new inbound stream: offered once */
+	if (st->inbound && !st->offered) {
+		/* a new inbound stream: offered once.  One already off the
+		 * wire (reset, or the session ended, before the loop got here:
+		 * table_del made it ST_OPEN) nobody will ever see or close:
+		 * let it go now. */
 		st->offered = true;
-		if (!st->in_table)
+		if (!st->in_table) {
+			st_close(&st->ep);
 			return true;
+		}
 		if (!s->cb || !s->cb->accept) {
 			st_close(&st->ep);
 			return true;

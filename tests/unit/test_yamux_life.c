@@ -645,6 +645,37 @@ static void test_open_enobufs(void)
 	sess_fini(&c);
 }
 
+/* A peer that opens and resets streams faster than the loop offers them
+ * (SYN and RST in one read) must not make the session keep them: nobody
+ * will ever see or close them.  They stayed on s->streams until the
+ * session was freed: memory without bound, outside max_streams. */
+static void test_syn_rst_forgotten(void)
+{
+	struct sess c;
+	sess_init(&c, false);
+	expect_quiet(&c);
+	size_t base = sess_memory(&c);
+	for (uint32_t i = 0; i < 500; i++) {
+		uint32_t id = 1 + 2 * i;
+		raw_send(&c.r, YAMUX_WINDOW_UPDATE, YAMUX_SYN, id, 0);
+		raw_send(&c.r, YAMUX_WINDOW_UPDATE, YAMUX_RST, id, 0);
+	}
+	expect_quiet(&c);
+	ASSERT_EQ(c.accepts, 0); /* reset before offered: nothing to accept */
+	struct yamux_stats st;
+	yamux_session_get_stats(c.s, &st);
+	ASSERT_EQ(st.streams, 0);
+	ASSERT_EQ(st.pending, 0);
+	ASSERT_EQ(sess_memory(&c), base);
+	/* and the same when the session ends before it could offer them */
+	raw_send(&c.r, YAMUX_WINDOW_UPDATE, YAMUX_SYN, 2001, 0);
+	raw_send(&c.r, YAMUX_GO_AWAY, 0, 0, YAMUX_GOAWAY_INTERNAL);
+	run_until(c.l, sess_closed_cond, &c, DEADLINE);
+	ASSERT_EQ(c.accepts, 0);
+	ASSERT_LE(sess_memory(&c), base); /* the output buffer went too */
+	sess_fini(&c);
+}
+
 /* --- the tuning budget is given back by every way a stream leaves --- */
 
 /* Pop frames up to our Ping's ACK; the window updates on `id` add up to
@@ -1079,6 +1110,7 @@ int main(int argc, char **argv)
 	RUN_IF(test_callback_matrix);
 	RUN_IF(test_close_after_end);
 	RUN_IF(test_open_enobufs);
+	RUN_IF(test_syn_rst_forgotten);
 	relay_pool_flush();
 	return 0;
 }
