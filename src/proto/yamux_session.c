@@ -651,7 +651,9 @@ static bool stream_work(struct yamux_session *s, struct yamux_stream *st)
 		st->ep.cb->alloc(&st->ep, buf_len(&st->rbuf), &mem, &room);
 		if (session_gone(s))
 			return false;
-		if (st->closed || !st->reading || room == 0 || !mem)
+		/* alloc may have ended the session, which dropped rbuf: a
+		 * read of what is left then would be a read of 0, EOF */
+		if (st->closed || !st->reading || room == 0 || !mem || buf_len(&st->rbuf) == 0)
 			break;
 		size_t n = buf_len(&st->rbuf) < room ? buf_len(&st->rbuf) : room;
 		memcpy(mem, buf_data(&st->rbuf), n);

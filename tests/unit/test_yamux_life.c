@@ -676,6 +676,31 @@ static void test_syn_rst_forgotten(void)
 	sess_fini(&c);
 }
 
+static void hook_session_close(struct tstream *t, enum what w)
+{
+	if (w == W_ALLOC && t->c->s)
+		yamux_session_close(t->c->s);
+}
+
+/* The session closed from inside alloc while buffered bytes are being
+ * handed out: the bytes go with the session (its error follows), but no
+ * read of 0 may come: that is EOF, which the peer never sent. */
+static void test_close_in_alloc_no_eof(void)
+{
+	struct sess c;
+	sess_init(&c, true);
+	struct tstream *t = open_stream(&c, 1);
+	raw_send(&c.r, YAMUX_WINDOW_UPDATE, YAMUX_ACK, 1, 0);
+	raw_data(&c.r, 0, 1, "buffered", 8);
+	expect_quiet(&c); /* in the stream's buffer: it is not reading */
+	t->hook = hook_session_close;
+	ts_read_start(t);
+	run_until(c.l, ts_has_err, t, DEADLINE);
+	ASSERT(!t->eof);
+	ASSERT_EQ(t->err, ECONNABORTED);
+	sess_fini(&c);
+}
+
 /* --- the tuning budget is given back by every way a stream leaves --- */
 
 /* Pop frames up to our Ping's ACK; the window updates on `id` add up to
@@ -1111,6 +1136,7 @@ int main(int argc, char **argv)
 	RUN_IF(test_close_after_end);
 	RUN_IF(test_open_enobufs);
 	RUN_IF(test_syn_rst_forgotten);
+	RUN_IF(test_close_in_alloc_no_eof);
 	relay_pool_flush();
 	return 0;
 }
