@@ -1335,8 +1335,13 @@ static ssize_t st_write(struct relay_ep *ep, const void *bytes, size_t len)
 
 	if (!s)
 		return -ENOTCONN;
-	if (st->err_given || st->err)
-		return -EAGAIN; /* the error callback is on its way */
+	if (st->err_given || st->err) {
+		/* the error callback is on its way: make sure of it (it came
+		 * when no callbacks were set, and stream_work kept it) */
+		if (!st->err_given)
+			mark_dirty(st);
+		return -EAGAIN;
+	}
 	if (st->fin_sent)
 		return -EPIPE;
 	if (s->ended || st->reset)

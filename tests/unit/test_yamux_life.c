@@ -701,6 +701,28 @@ static void test_close_in_alloc_no_eof(void)
 	sess_fini(&c);
 }
 
+/* An error that comes while the user has set no callbacks (a stream held
+ * from the accept callback until, say, a local connect completes) is owed
+ * once they are set: a write that takes nothing promises a writable or
+ * the error, and neither came (the write said -EAGAIN "the error is on
+ * its way", but it was not). */
+static void test_error_while_unbound(void)
+{
+	struct sess c;
+	sess_init(&c, false);
+	c.hold = true;
+	struct tstream *t = peer_open(&c, 1);
+	raw_send(&c.r, YAMUX_WINDOW_UPDATE, YAMUX_RST, 1, 0);
+	expect_quiet(&c);
+	ts_bind(t);
+	ASSERT_EQ(ts_write1(t, "x", 1), -EAGAIN);
+	run_until(c.l, ts_has_err_or_writable, t, DEADLINE);
+	ASSERT_EQ(t->errors, 1);
+	ASSERT_EQ(t->err, ECONNRESET);
+	ASSERT_EQ(t->writables, 0);
+	sess_fini(&c);
+}
+
 /* --- the tuning budget is given back by every way a stream leaves --- */
 
 /* Pop frames up to our Ping's ACK; the window updates on `id` add up to
@@ -1137,6 +1159,7 @@ int main(int argc, char **argv)
 	RUN_IF(test_open_enobufs);
 	RUN_IF(test_syn_rst_forgotten);
 	RUN_IF(test_close_in_alloc_no_eof);
+	RUN_IF(test_error_while_unbound);
 	relay_pool_flush();
 	return 0;
 }
