@@ -623,11 +623,16 @@ static bool stream_work(struct yamux_session *s, struct yamux_stream *st)
 {
 	if (st->closed)
 		return true;
-	if (st->state == ST_PENDING && !st->offered) {
-		/* a new inbound stream: offered once */
+	if (st->inbound && !st->offered) {
+		/* a new inbound stream: offered once.  One already off the
+		 * wire (reset, or the session ended, before the loop got here:
+		 * table_del made it ST_OPEN) nobody will ever see or close:
+		 * let it go now. */
 		st->offered = true;
-		if (!st->in_table)
+		if (!st->in_table) {
+			st_close(&st->ep);
 			return true;
+		}
 		if (!s->cb || !s->cb->accept) {
 			st_close(&st->ep);
 			return true;
@@ -646,7 +651,9 @@ static bool stream_work(struct yamux_session *s, struct yamux_stream *st)
 		st->ep.cb->alloc(&st->ep, buf_len(&st->rbuf), &mem, &room);
 		if (session_gone(s))
 			return false;
-		if (st->closed || !st->reading || room == 0 || !mem)
+		/* alloc may have ended the session, which dropped rbuf: a
+		 * read of what is left then would be a read of 0, EOF */
+		if (st->closed || !st->reading || room == 0 || !mem || buf_len(&st->rbuf) == 0)
 			break;
 		size_t n = buf_len(&st->rbuf) < room ? buf_len(&st->rbuf) : room;
 		memcpy(mem, buf_data(&st->rbuf), n);
@@ -1147,8 +1154,12 @@ int yamux_open(struct yamux_session *s, struct yamux_stream **ret)
 	if (s->nopening < s->o.max_opening) {
 		int err = send_syn(s, st);
 		if (err < 0) {
+			/* the failed SYN ended the session, which marked st
+			 * dirty with the others: off that list too */
+			unmark_dirty(s, st);
 			table_del(s, st);
 			LIST_UNLINK(s->streams, st);
+			buf_free(&st->rbuf);
 			free(st);
 			return err;
 		}
@@ -1324,8 +1335,13 @@ static ssize_t st_write(struct relay_ep *ep, const void *bytes, size_t len)
 
 	if (!s)
 		return -ENOTCONN;
-	if (st->err_given || st->err)
-		return -EAGAIN; /* the error callback is on its way */
+	if (st->err_given || st->err) {
+		/* the error callback is on its way: make sure of it (it came
+		 * when no callbacks were set, and stream_work kept it) */
+		if (!st->err_given)
+			mark_dirty(st);
+		return -EAGAIN;
+	}
 	if (st->fin_sent)
 		return -EPIPE;
 	if (s->ended || st->reset)
