@@ -205,7 +205,7 @@ void yamux_session_get_stats(const struct yamux_session *s, struct yamux_stats *
 struct relay_ep *yamux_stream_ep(struct yamux_stream *st);
 
 /* Accept a pending inbound stream: queue its ACK (with the larger window's
- * delta).  A write before accepting carries the ACK too.  0, or -EINVAL
+ * delta).  A write or shutdown before accepting accepts first.  0, or -EINVAL
  * when not pending, -ENOTCONN when its session is gone. */
 int yamux_stream_accept(struct yamux_stream *st);
 

@@ -1365,8 +1365,11 @@ static ssize_t st_write(struct relay_ep *ep, const void *bytes, size_t len)
 	if (n == 0)
 		return -EAGAIN;
 
-	unsigned flags = take_ack(st);
-	struct yamux_hdr h = {YAMUX_VERSION, YAMUX_DATA, (uint16_t)flags, st->id, (uint32_t)n};
+	/* Written before it was accepted: accept it now, so the ACK carries
+	 * our window's delta (a Data|ACK could not). */
+	if (st->need_ack && yamux_stream_accept(st) < 0)
+		return -EAGAIN; /* the session is ending: its error follows */
+	struct yamux_hdr h = {YAMUX_VERSION, YAMUX_DATA, 0, st->id, (uint32_t)n};
 	unsigned char raw[YAMUX_HDR_LEN];
 	yamux_hdr_encode(&h, raw);
 	size_t sent = 0;
@@ -1411,7 +1414,9 @@ static int st_shutdown(struct relay_ep *ep)
 	st->fin_sent = true;
 	if (st->state == ST_QUEUED)
 		return 0; /* sent after its SYN */
-	int err = send_control(s, YAMUX_WINDOW_UPDATE, YAMUX_FIN | take_ack(st), st->id, 0);
+	int err = st->need_ack ? yamux_stream_accept(st) : 0;
+	if (err == 0)
+		err = send_control(s, YAMUX_WINDOW_UPDATE, YAMUX_FIN, st->id, 0);
 	if (st->fin_recv)
 		stream_done_on_wire(st);
 	return err < 0 ? err : 0;
