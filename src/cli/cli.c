@@ -195,6 +195,20 @@ static const struct cli_command commands[] = {
      "run $SHELL (or CMD) with the BRIDGE_* variables set",
      "Says on stderr how many variables it injected.  Exits with CMD's status\n"
      "(127 when CMD cannot be found).  Has no --json output (exit 2): stdout is CMD's."},
+    {"agent", cmd_agent,
+     "agent --namespace NS --service SVC --session SID --port SVCPORT:TARGETPORT ...",
+     "run the intercept agent (in the agent pod)",
+     "What the agent pod of `intercept` runs (docs/intercept.md).  Listens on every\n"
+     "TARGETPORT, on the control port (--control-port, 4200) and on the health port\n"
+     "(--health-port, 4201: GET /healthz).  The CLI authenticates on the control port\n"
+     "with the token in $DEVBRIDGE_AGENT_TOKEN (from the pod's Secret) and holds a\n"
+     "Yamux session; each cluster connection becomes a stream to it, headed by its\n"
+     "Service port.  When the session is gone for --grace seconds (10), or on\n"
+     "SIGTERM, the agent restores the Service's selector through the Kubernetes API\n"
+     "(the pod's ServiceAccount; $DEVBRIDGE_SA_DIR for another credentials directory)\n"
+     "and exits: 0 restored (or nothing to restore), 71 it could not.\n"
+     "  --keepalive MS, --keepalive-timeout MS   Yamux keepalive (10000, 30000)\n"
+     "  --bind-addr A                            listen address (0.0.0.0)"},
     {"__supervise", cmd_supervise, "__supervise NAME", NULL, NULL},
     {"__k8s-forward", cmd_k8s_forward, "__k8s-forward NAME ...", NULL, NULL},
 };

@@ -148,6 +148,7 @@ int cmd_disconnect(struct cli *c);
 int cmd_env(struct cli *c);
 int cmd_shell(struct cli *c);
 int cmd_k8s_forward(struct cli *c);
+int cmd_agent(struct cli *c);
 int cmd_unforward(struct cli *c);
 /* Like cli_load_config, but a missing config is an empty one (commands
  * that also serve the devcontainer world). */

@@ -1,10 +1,8 @@
 /* health.c - see health.h. */
 #include "core/health.h"
 
-/* Calls go through pointers from dlopen: no type-checking macros. */
-#define CURL_DISABLE_TYPECHECK 1
-#include <curl/curl.h>
-#include <dlfcn.h>
+#include "core/curl_dl.h"
+
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
@@ -18,45 +16,9 @@ static size_t discard(char *p, size_t size, size_t n, void *data)
 	return size * n;
 }
 
-/* libcurl is loaded on first use, not linked: a supervisor runs for days
- * and its HTTP checks run in a forked child, so the long-lived process
- * never maps libcurl and the ~30 libraries behind it (TLS, Kerberos, LDAP),
- * which would multiply its resident size. */
-struct curl_api {
-	CURL *(*easy_init)(void);
-	CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
-	CURLcode (*easy_perform)(CURL *);
-	CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
-	void (*easy_cleanup)(CURL *);
-	const char *(*easy_strerror)(CURLcode);
-};
-
-static const struct curl_api *curl_api(void)
-{
-	static struct curl_api api;
-	static int state; /* 0 untried, 1 loaded, -1 unavailable */
-	if (state)
-		return state > 0 ? &api : NULL;
-	state = -1;
-	void *h = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
-	if (!h)
-		return NULL;
-	*(void **)&api.easy_init = dlsym(h, "curl_easy_init");
-	*(void **)&api.easy_setopt = dlsym(h, "curl_easy_setopt");
-	*(void **)&api.easy_perform = dlsym(h, "curl_easy_perform");
-	*(void **)&api.easy_getinfo = dlsym(h, "curl_easy_getinfo");
-	*(void **)&api.easy_cleanup = dlsym(h, "curl_easy_cleanup");
-	*(void **)&api.easy_strerror = dlsym(h, "curl_easy_strerror");
-	if (!api.easy_init || !api.easy_setopt || !api.easy_perform || !api.easy_getinfo ||
-	    !api.easy_cleanup || !api.easy_strerror)
-		return NULL;
-	state = 1;
-	return &api;
-}
-
 static bool check_http(const struct cfg_health *h, char *detail, size_t n)
 {
-	const struct curl_api *cu = curl_api();
+	const struct curl_api *cu = curl_dl();
 	if (!cu) {
 		snprintf(detail, n, "libcurl (libcurl.so.4) is not available: install libcurl4");
 		return false;

@@ -29,7 +29,7 @@ enum accept_mode { ACC_ECHO, ACC_DISCARD, ACC_FORWARD, ACC_REFUSE, ACC_HOLD, ACC
 enum bench_mode { B_NONE, B_CHECK, B_TPUT, B_RR, B_IDLE };
 
 static struct {
-	const char *listen, *connect, *forward_listen;
+	const char *listen, *connect, *forward_listen, *hello;
 	int role; /* -1 default, 0 server, 1 client */
 	bool raw, verbose;
 	struct yamux_opts yo;
@@ -770,6 +770,34 @@ static int split_listen(const char *spec, uint16_t *ret_port)
 	return net_listen_tcp(host, (uint16_t)atoi(colon + 1), ret_port);
 }
 
+/* --hello LINE: one line before the session, and the peer's one-line
+ * answer, which must start with "OK" (the intercept agent's handshake). */
+static int hello(int fd)
+{
+	char line[512], reply[256];
+	size_t n = 0;
+	snprintf(line, sizeof line, "%s\n", opt.hello);
+	struct timeval tv = {5, 0};
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	if (send(fd, line, strlen(line), MSG_NOSIGNAL) != (ssize_t)strlen(line))
+		return -1;
+	while (n < sizeof reply - 1) {
+		ssize_t r = recv(fd, reply + n, 1, 0); /* byte by byte: the session follows */
+		if (r <= 0)
+			break;
+		if (reply[n++] == '\n')
+			break;
+	}
+	reply[n] = 0;
+	reply[strcspn(reply, "\r\n")] = 0;
+	if (strncmp(reply, "OK", 2) != 0) {
+		emit("{\"event\":\"denied\",\"reply\":\"%.64s\"}", reply);
+		return -1;
+	}
+	emit("{\"event\":\"hello\",\"reply\":\"%.64s\"}", reply);
+	return 0;
+}
+
 static void session_start(int fd)
 {
 	bool client = opt.role >= 0 ? opt.role == 1 : opt.connect != NULL;
@@ -879,7 +907,7 @@ static void usage(FILE *f)
 	      "[--backlog N]\n"
 	      "  [--max-streams N] [--open-timeout MS] [--max-output BYTES] [--verbose]\n"
 	      "  [--accept echo|discard|forward:HOST:PORT|refuse|hold|stall-prefix:TEXT]\n"
-	      "  [--forward-listen HOST:PORT] [--raw]\n"
+	      "  [--forward-listen HOST:PORT] [--raw] [--hello LINE]\n"
 	      "  [--check-echo BYTES | --bench-throughput BYTES | --bench-rr COUNT [--size N] |\n"
 	      "   --idle-streams N] [--streams N]\n"
 	      "See tests/yamux/PEER.md.\n",
@@ -933,6 +961,7 @@ int main(int argc, char **argv)
 		O_SERVER,
 		O_WINDOW,
 		O_MAXWIN,
+		O_HELLO,
 		O_KA,
 		O_KAT,
 		O_BACKLOG,
@@ -958,6 +987,7 @@ int main(int argc, char **argv)
 	    {"server", 0, 0, O_SERVER},
 	    {"window", 1, 0, O_WINDOW},
 	    {"max-window", 1, 0, O_MAXWIN},
+	    {"hello", 1, 0, O_HELLO},
 	    {"keepalive", 1, 0, O_KA},
 	    {"keepalive-timeout", 1, 0, O_KAT},
 	    {"backlog", 1, 0, O_BACKLOG},
@@ -995,6 +1025,9 @@ int main(int argc, char **argv)
 			break;
 		case O_WINDOW:
 			opt.yo.recv_window = (uint32_t)num(optarg, "--window");
+			break;
+		case O_HELLO:
+			opt.hello = optarg;
 			break;
 		case O_MAXWIN:
 			opt.yo.max_recv_window = (uint32_t)num(optarg, "--max-window");
@@ -1115,6 +1148,11 @@ int main(int argc, char **argv)
 			if (fd < 0) {
 				fprintf(stderr, "yamux-peer: connect %s: %s\n", opt.connect,
 					strerror(-fd));
+				return 1;
+			}
+			if (opt.hello && hello(fd) < 0) {
+				close(fd);
+				loop_free(L);
 				return 1;
 			}
 			session_start(fd);
