@@ -390,6 +390,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		yamux_session_free(c->s);
 	if (c->fd_open)
 		close(c->fd);
+	yamux_drain_flush();
 	loop_free(c->l);
 	relay_pool_flush();
 	free(c);

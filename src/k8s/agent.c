@@ -663,6 +663,7 @@ int agent_run(const struct agent_opts *o)
 		close(a.ctl_fd);
 	if (a.health_fd >= 0)
 		close(a.health_fd);
+	yamux_drain_flush();
 	loop_free(a.loop);
 	relay_pool_flush();
 	return bad ? 2 : a.code;

@@ -166,6 +166,12 @@ int yamux_session_goaway(struct yamux_session *s);
  * Queued output is sent first for up to a second. */
 void yamux_session_close(struct yamux_session *s);
 
+/* What a session had queued when it ended or was freed (a GoAway) is sent
+ * after it, for up to a second, by a small object on the loop that owns
+ * the socket from then on (then half-close, drop the peer's input to its
+ * EOF, close).  Close those at once, e.g. before exit or loop_free: */
+void yamux_drain_flush(void);
+
 /* Free the session and close its socket.  Streams the user still holds
  * stay valid until closed (every call on them then fails with -ENOTCONN).
  * NULL is a no-op; safe from the session's callbacks. */

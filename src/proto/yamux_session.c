@@ -144,8 +144,6 @@ struct yamux_session {
 	bool ended;	   /* no more streams, frames or input */
 	bool closed_given; /* the closed callback ran (or is not owed) */
 	int end_err;
-	bool draining; /* sending what is queued, then closing fd */
-	struct loop_timer drain_timer;
 	bool freed;
 	int depth;
 
@@ -266,7 +264,7 @@ static int sync_interest(struct yamux_session *s)
 	bool want = buf_len(&s->out) > 0;
 	if (want == s->want_write || s->fd < 0)
 		return 0;
-	unsigned ev = (s->draining ? 0 : LOOP_READ) | (want ? LOOP_WRITE : 0);
+	unsigned ev = LOOP_READ | (want ? LOOP_WRITE : 0);
 	int err = loop_mod_fd(s->loop, s->fd, ev);
 	if (err == 0)
 		s->want_write = want;
@@ -274,7 +272,6 @@ static int sync_interest(struct yamux_session *s)
 }
 
 static void wake_out_waiters(struct yamux_session *s);
-static void drain_timeout(struct loop *loop, void *data);
 
 /* Send what is queued, as much as the socket takes.  On a socket error the
  * session ends (reported from the loop). */
@@ -292,19 +289,7 @@ static void flush_now(struct yamux_session *s)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		buf_free(&s->out);
-		if (s->draining)
-			drain_timeout(s->loop, s);
-		else
-			session_end(s, ECONNRESET);
-		return;
-	}
-	if (buf_len(&s->out) == 0 && s->draining) {
-		loop_timer_stop(s->loop, &s->drain_timer);
-		s->draining = false;
-		loop_del_fd(s->loop, s->fd);
-		close(s->fd);
-		s->fd = -1;
-		s->want_write = false;
+		session_end(s, ECONNRESET);
 		return;
 	}
 	if (sync_interest(s) < 0)
@@ -332,7 +317,7 @@ static int queue_frame(struct yamux_session *s, unsigned type, unsigned flags, u
 	struct yamux_hdr h = {YAMUX_VERSION, (uint8_t)type, (uint16_t)flags, id, length};
 	unsigned char raw[YAMUX_HDR_LEN];
 
-	if (s->fd < 0 || (s->ended && !s->draining))
+	if (s->fd < 0 || s->ended)
 		return -ESHUTDOWN;
 	yamux_hdr_encode(&h, raw);
 	int err = buf_append(&s->out, raw, sizeof raw);
@@ -548,16 +533,104 @@ static void stream_release(struct loop *loop, void *data)
 
 /* --- the session's end --- */
 
-static void drain_timeout(struct loop *loop, void *data)
+/* A drainer: what a session had queued when it ended (a GoAway, say),
+ * sent after it, by itself, for up to DRAIN_MS; then a half-close, and the
+ * peer's input read and dropped until its EOF or the deadline, so the
+ * close sends a FIN, not a reset that could make the peer drop the
+ * GoAway unread.  It owns the socket and frees itself; the session (and
+ * its user) need not wait. */
+struct drainer {
+	struct drainer *prev, *next;
+	struct loop *loop;
+	int fd;
+	bool shut;
+	struct buf out;
+	struct loop_timer deadline;
+};
+
+static _Thread_local struct drainer *drainers;
+
+static void drainer_free(struct drainer *d)
 {
-	struct yamux_session *s = data;
-	s->draining = false;
-	buf_free(&s->out);
-	if (s->fd >= 0) {
-		loop_del_fd(s->loop, s->fd);
-		close(s->fd);
-		s->fd = -1;
+	loop_timer_stop(d->loop, &d->deadline);
+	loop_del_fd(d->loop, d->fd);
+	close(d->fd);
+	buf_free(&d->out);
+	LIST_UNLINK(drainers, d);
+	free(d);
+}
+
+static void drainer_deadline(struct loop *loop, void *data)
+{
+	drainer_free(data);
+}
+
+static void drainer_io(struct loop *loop, int fd, unsigned events, void *data)
+{
+	struct drainer *d = data;
+	unsigned char sink[4096];
+	for (int i = 0; i < 16; i++) {
+		ssize_t n = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+		if (n == 0 ||
+		    (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+			drainer_free(d); /* the peer is done (or gone) */
+			return;
+		}
+		if (n < 0)
+			break;
 	}
+	while (buf_len(&d->out) > 0) {
+		ssize_t n =
+		    send(fd, buf_data(&d->out), buf_len(&d->out), MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			buf_consume(&d->out, (size_t)n);
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		drainer_free(d);
+		return;
+	}
+	if (!d->shut) {
+		d->shut = true;
+		(void)shutdown(fd, SHUT_WR);
+		loop_mod_fd(d->loop, fd, LOOP_READ);
+	}
+}
+
+/* Hand fd and the session's output over; the fd is closed on failure. */
+static void drain_start(struct yamux_session *s)
+{
+	struct drainer *d = calloc(1, sizeof *d);
+	if (d) {
+		d->loop = s->loop;
+		d->fd = s->fd;
+		d->out = s->out; /* the memory moves with it */
+		buf_init(&s->out, 0);
+		if (loop_del_fd(s->loop, s->fd) == 0 &&
+		    loop_add_fd(s->loop, d->fd, LOOP_READ | LOOP_WRITE, drainer_io, d) == 0) {
+			LIST_PUSH(drainers, d);
+			loop_timer_start(s->loop, &d->deadline, DRAIN_MS, drainer_deadline, d);
+			s->fd = -1;
+			s->want_write = false;
+			/* the socket usually takes it all now: then even a user
+			 * who exits at once (yamux_drain_flush) has sent it */
+			drainer_io(d->loop, d->fd, LOOP_WRITE, d);
+			return;
+		}
+		buf_free(&d->out);
+		free(d);
+	}
+	loop_del_fd(s->loop, s->fd);
+	close(s->fd);
+	s->fd = -1;
+	buf_free(&s->out);
+}
+
+void yamux_drain_flush(void)
+{
+	while (drainers)
+		drainer_free(drainers);
 }
 
 /* End the session (once): streams get their errors and the user the
@@ -585,14 +658,7 @@ static void session_end(struct yamux_session *s, int err)
 	for (struct yamux_stream *st = s->streams; st; st = st->next)
 		st->waiting_out = false, st->wprev = st->wnext = NULL;
 	if (s->fd >= 0 && buf_len(&s->out) > 0 && err != ECONNRESET && err != ENOBUFS) {
-		s->draining = true;
-		s->want_write = false;
-		if (loop_mod_fd(s->loop, s->fd, LOOP_WRITE) == 0) {
-			s->want_write = true;
-			loop_timer_start(s->loop, &s->drain_timer, DRAIN_MS, drain_timeout, s);
-		} else {
-			drain_timeout(s->loop, s);
-		}
+		drain_start(s);
 	} else if (s->fd >= 0) {
 		buf_free(&s->out);
 		loop_del_fd(s->loop, s->fd);
@@ -955,7 +1021,7 @@ static void on_fd(struct loop *loop, int fd, unsigned events, void *data)
 	struct yamux_session *s = data;
 
 	s->depth++;
-	if ((events & LOOP_WRITE) || s->draining)
+	if (events & LOOP_WRITE)
 		flush_now(s);
 	if (!s->freed && s->fd >= 0 && !s->ended && (events & (LOOP_READ | LOOP_ERROR)))
 		on_readable(s);
@@ -1206,18 +1272,15 @@ void yamux_session_free(struct yamux_session *s)
 {
 	if (!s || s->freed)
 		return;
-	if (s->fd >= 0) {
-		/* what is queued gets one try */
-		if (buf_len(&s->out) > 0)
-			(void)send(s->fd, buf_data(&s->out), buf_len(&s->out),
-				   MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (s->fd >= 0 && buf_len(&s->out) > 0) {
+		drain_start(s); /* what is queued (a GoAway at exit) still goes */
+	} else if (s->fd >= 0) {
 		loop_del_fd(s->loop, s->fd);
 		close(s->fd);
 		s->fd = -1;
 	}
 	loop_timer_stop(s->loop, &s->ka_timer);
 	loop_timer_stop(s->loop, &s->ping_timer);
-	loop_timer_stop(s->loop, &s->drain_timer);
 	loop_defer_cancel(s->loop, &s->flush);
 	loop_defer_cancel(s->loop, &s->kick);
 	loop_defer_cancel(s->loop, &s->preload_run);

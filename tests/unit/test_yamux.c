@@ -514,6 +514,7 @@ static void sess_fini(struct sess *c)
 	close(c->r.fd);
 	free(c->r.rx);
 	free(c->r.tx);
+	yamux_drain_flush();
 	loop_free(c->l);
 }
 
@@ -1024,6 +1025,7 @@ static void test_large_window(void)
 	ASSERT(s == NULL);
 	close(sv[0]); /* still ours */
 	close(sv[1]);
+	yamux_drain_flush();
 	loop_free(l);
 	free(buf);
 }

@@ -470,6 +470,7 @@ static void sess_fini(struct sess *c)
 	close(c->r.fd);
 	free(c->r.rx);
 	free(c->r.tx);
+	yamux_drain_flush();
 	loop_free(c->l); /* runs the streams' releases: LSan sees the rest */
 }
 
@@ -611,7 +612,8 @@ static void test_close_after_end(void)
 	ASSERT_EQ(a->rx_len, 0); /* its bytes went with the session */
 	ts_close(a);
 	ts_close(b);
-	ASSERT_EQ(sess_memory(&c), base);
+	/* at most what it had: the output buffer left with the drainer */
+	ASSERT_LE(sess_memory(&c), base);
 	sess_fini(&c);
 }
 

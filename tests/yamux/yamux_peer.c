@@ -1152,6 +1152,7 @@ int main(int argc, char **argv)
 			}
 			if (opt.hello && hello(fd) < 0) {
 				close(fd);
+				yamux_drain_flush();
 				loop_free(L);
 				return 1;
 			}
@@ -1176,6 +1177,7 @@ int main(int argc, char **argv)
 		close(listen_fd);
 	if (fwd_listen_fd >= 0)
 		close(fwd_listen_fd);
+	yamux_drain_flush();
 	loop_free(L);
 	relay_pool_flush();
 	free(lat_ns);
