@@ -232,6 +232,7 @@ class PodRuntime:
         self.ip = None
         self.procs = []
         self.plans = []      # what each process runs as (Runtime._plan)
+        self.grace = 2.0
         self.deleted = False
         self.ready = False   # as last reported
         self.lock = threading.Lock()
@@ -248,6 +249,7 @@ class Runtime:
         self.lock = threading.Lock()
         self.net_lock = threading.Lock()
         self.bridge_ready = False
+        self.bridge_checked = 0.0
         self.proxies = {}       # (clusterIP, port) -> _ServiceProxy
         self.svc_ips = set()
         self.stopped = False
@@ -321,16 +323,31 @@ class Runtime:
                 pass
         _ip("netns", "del", netns, check=False)
 
-    def _ensure_bridge(self):
+    def _ensure_bridge(self, force=False):
+        """Create the bridge with GATEWAY if missing.  Checked again at every
+        pod start (force) and at most once a second otherwise: another sim
+        on the host (an older kubesim that did not see this one) may have
+        deleted it; its ClusterIP addresses are then added again."""
         with self.net_lock:
-            if self.bridge_ready:
+            now = time.monotonic()
+            if self.bridge_ready and not force and now - self.bridge_checked < 1.0:
                 return
-            if _ip("link", "show", BRIDGE, check=False).returncode != 0:
-                _ip("link", "add", BRIDGE, "type", "bridge")
-            r = _ip("-4", "addr", "show", "dev", BRIDGE)
+            self.bridge_checked = now
+            r = _ip("-4", "addr", "show", "dev", BRIDGE, check=False)
+            if r.returncode != 0:
+                if self.bridge_ready:
+                    log.warning("bridge %s disappeared; creating it again", BRIDGE)
+                    self.svc_ips.clear()
+                r2 = _ip("link", "add", BRIDGE, "type", "bridge", check=False)
+                if r2.returncode != 0 and "File exists" not in r2.stderr:
+                    raise RuntimeError("ip link add %s: %s" % (BRIDGE, r2.stderr.strip()))
+                r = _ip("-4", "addr", "show", "dev", BRIDGE)
             if GATEWAY + "/16" not in r.stdout:
-                _ip("addr", "add", GATEWAY + "/16", "dev", BRIDGE)
-            _ip("link", "set", BRIDGE, "up")
+                r2 = _ip("addr", "add", GATEWAY + "/16", "dev", BRIDGE, check=False)
+                if r2.returncode != 0 and "File exists" not in r2.stderr:
+                    raise RuntimeError("ip addr add %s: %s" % (GATEWAY, r2.stderr.strip()))
+            if "state UP" not in r.stdout and ",UP" not in r.stdout and "<UP" not in r.stdout:
+                _ip("link", "set", BRIDGE, "up")
             self.bridge_ready = True
 
     def _alloc_ip(self, pr):
@@ -367,6 +384,13 @@ class Runtime:
             if self.stopped or key in self.pods:
                 return
             pr = PodRuntime(key[0], key[1], m.get("uid", ""))
+            # SIGTERM, then SIGKILL after terminationGracePeriodSeconds
+            # (capped at 30; a process that exits on SIGTERM goes at once)
+            try:
+                pr.grace = min(30.0, max(0.0, float(
+                    (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 2))))
+            except (TypeError, ValueError):
+                pr.grace = 2.0
             self.pods[key] = pr
         threading.Thread(target=self._start_pod, args=(pr, pod),
                          name="pod-%s" % pr.name, daemon=True).start()
@@ -379,11 +403,11 @@ class Runtime:
             if pr is None or (m.get("uid") and pr.uid and m.get("uid") != pr.uid):
                 return
             del self.pods[key]
-        threading.Thread(target=self._stop_pod, args=(pr,),
+        threading.Thread(target=self._stop_pod, args=(pr, pr.grace),
                          name="stop-%s" % pr.name, daemon=True).start()
 
     def _setup_net(self, pr):
-        self._ensure_bridge()
+        self._ensure_bridge(force=True)
         self._alloc_ip(pr)
         _ip("netns", "add", pr.netns)
         _ip("link", "add", pr.veth, "type", "veth", "peer", "name", pr.peer)

@@ -471,6 +471,39 @@ def test_agent_image_runs_devbridge_bin(sim):
     assert sim.record(p, "agent")["uid"] == UID
 
 
+ON_TERM = r"""
+import http.client, os, signal, ssl, sys
+d = "/var/run/secrets/kubernetes.io/serviceaccount"
+got = []
+signal.signal(signal.SIGTERM, lambda *a: got.append(1))
+print("ready", flush=True)
+while not got:
+    signal.pause()
+ctx = ssl.create_default_context(cafile=d + "/ca.crt")
+c = http.client.HTTPSConnection(os.environ["KUBERNETES_SERVICE_HOST"],
+                                int(os.environ["KUBERNETES_SERVICE_PORT"]), context=ctx, timeout=10)
+c.request("GET", "/api/v1/namespaces/%s/configmaps/after-sigterm" % open(d + "/namespace").read(),
+          headers={"Authorization": "Bearer " + open(d + "/token").read()})
+print("status", c.getresponse().status, flush=True)
+"""
+
+
+@needs_runtime
+def test_sigterm_grace_lets_a_pod_call_the_api_before_it_goes(sim):
+    # what the agent does when its pod is deleted: restore through the API
+    p = pod("term", [{"name": "c", "image": "kubesim/pause", "command": py(ON_TERM),
+                      "securityContext": RESTRICTED}], sa="term", pod_sc=POD_RESTRICTED)
+    p["spec"]["terminationGracePeriodSeconds"] = 20
+    sim.apply(p)
+    sim.wait_phase("term", ("Running",))
+    wait_for(lambda: "ready" in sim.pod_log("term", "c"), 20, "the SIGTERM handler")
+    sim.ok("-n", NS, "delete", "pod", "term", "--wait=false")
+    line = "GET /api/v1/namespaces/%s/configmaps/after-sigterm 403 system:serviceaccount:%s:term" \
+        % (NS, NS)
+    wait_for(lambda: line in sim.requests(), 20, "the pod's request after SIGTERM")
+    wait_for(lambda: "status 403" in sim.pod_log("term", "c"), 20, "the pod's output")
+
+
 # ------------------------------------------------------------ in-process
 
 def test_agent_image_patterns(monkeypatch):
