@@ -100,13 +100,19 @@ class RuntimeSim:
         self.proc = None
         self.env = None
 
-    def start(self, timeout=30):
+    def start(self, timeout=30, env=None):
+        """env: extra variables for kubesim (e.g. KUBESIM_AGENT_IMAGE).  The
+        agent image runs $DEVBRIDGE_BIN: the binary under test by default."""
+        self.pod_logs = os.path.join(self.base, "pods")
+        senv = dict(os.environ, KUBESIM_POD_LOGS=self.pod_logs)
+        senv.setdefault("DEVBRIDGE_BIN", os.path.abspath(devbridge_bin()))
+        senv.update(env or {})
         logf = open(self.log_path, "wb")
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "kubesim", "--dir", self.dir, "--port", "0", "--runtime"],
                 cwd=TESTS_DIR, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                env=dict(os.environ, KUBESIM_POD_LOGS=os.path.join(self.base, "pods")))
+                env=senv)
         finally:
             logf.close()
 
@@ -232,7 +238,7 @@ class RealCluster(RuntimeSim):
         shutil.copyfile(kubeconfig, self.kubeconfig)
         os.chmod(self.kubeconfig, 0o600)
 
-    def start(self, timeout=30):
+    def start(self, timeout=30, env=None):
         self.env = dict(os.environ, HOME=self.home, KUBECONFIG=self.kubeconfig,
                         KUBECACHEDIR=os.path.join(self.home, "cache"))
         self.context = self.kubectl_ok("config", "current-context").strip()

@@ -40,7 +40,8 @@ def main(argv=None):
     sim = server.KubeSim(args.dir, args.port, args.host)
     if args.runtime:
         rt = importlib.import_module(__package__ + ".runtime")
-        rt.install(store=sim.store)
+        rt.install(store=sim.store, api=("127.0.0.1" if sim.host in ("0.0.0.0", "") else sim.host,
+                                          sim.port), ca_file=sim.paths["ca.crt"])
         # runtime.install chains SIGTERM to our handler; make sure we still stop
     sim.start()
     print("kubesim: listening on https://%s:%d (dir %s)" % (sim.host, sim.port, sim.dir),

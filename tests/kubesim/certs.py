@@ -1,5 +1,6 @@
 """Test PKI for kubesim: a self-signed CA and a server certificate for
-127.0.0.1/localhost, made with the ``openssl`` command line (no Python
+127.0.0.1/localhost and the addresses pods reach the API on (10.244.0.1,
+the pod bridge, and 10.96.0.1, the usual `kubernetes` ClusterIP), made with the ``openssl`` command line (no Python
 dependency).  Keys are EC P-256, valid for 10 days; nothing is reused
 between runs unless the files already exist in the directory.
 """
@@ -28,8 +29,9 @@ def ensure_certs(directory):
         f.write("basicConstraints=CA:FALSE\n"
                 "keyUsage=digitalSignature,keyEncipherment\n"
                 "extendedKeyUsage=serverAuth\n"
-                "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,"
-                "DNS:kubernetes.default,DNS:kubernetes.default.svc\n")
+                "subjectAltName=IP:127.0.0.1,IP:10.244.0.1,IP:10.96.0.1,DNS:localhost,"
+                "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,"
+                "DNS:kubernetes.default.svc.cluster.local\n")
     _run(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key"], directory)
     _run(["req", "-x509", "-new", "-key", "ca.key", "-sha256", "-days", "10",
           "-subj", "/CN=kubesim-ca", "-out", "ca.crt",

@@ -16,6 +16,18 @@ with `command` runs command+args as given (host filesystem, pod netns); with
 only `args`, they are appended to the image's argv.  An unknown image without
 a command runs "pause".
 
+What a kubelet gives a pod (see README.md, "What a pod gets"): the
+ServiceAccount files (token `sa:NS:NAME`, ca.crt, namespace) bind-mounted
+at /var/run/secrets/kubernetes.io/serviceaccount in a private mount
+namespace, KUBERNETES_SERVICE_HOST/PORT (the API, relayed from the bridge
+address 10.244.0.1), env from Secrets and ConfigMaps (a missing one keeps
+the pod Pending with CreateContainerConfigError, retried on every store
+change), runAsUser/runAsGroup/fsGroup/supplementalGroups and
+allowPrivilegeEscalation: false (no_new_privs); the rest of the
+securityContext is recorded in LOG_DIR/NS_POD_CONTAINER.json.  The devbridge
+agent image (KUBESIM_AGENT_IMAGE, default ghcr.io/devbridge/agent:*) runs
+$DEVBRIDGE_BIN.
+
 Run as a script, this file is also the code of the built-in images:
     runtime.py echo PORT...      TCP echo on every PORT (half-close aware)
     runtime.py greet NAME PORT...  the same, after a first line "NAME\n" per connection
@@ -24,16 +36,25 @@ Run as a script, this file is also the code of the built-in images:
     runtime.py http NAME PORT    HTTP page naming the pod on PORT
     runtime.py pause             sleep until killed
     runtime.py exit CODE         exit at once with CODE (Jobs)
+and of the container launcher (what runs between `ip netns exec` and the
+container's argv):
+    runtime.py podexec JSON -- ARGV...   new private mount namespace, the
+                                bind mounts, groups/gid/uid, no_new_privs,
+                                then exec ARGV
 """
 
 import atexit
+import base64
 import fcntl
+import fnmatch
 import hashlib
 import ipaddress
 import itertools
 import json
 import logging
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -51,6 +72,9 @@ POD_NET = ipaddress.ip_network("10.244.0.0/16")
 SVC_NET = ipaddress.ip_network("10.96.0.0/12")
 STATE_DIR = os.environ.get("KUBESIM_RUNTIME_STATE", "/run/kubesim")
 READY_TIMEOUT = 15.0
+SA_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+AGENT_IMAGE = "ghcr.io/devbridge/agent:*"
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
 IMAGES = {
     "kubesim/echo": ["{python}", "{runtime}", "echo", "{ports}"],
@@ -103,6 +127,63 @@ def _meta(obj):
     return obj.get("metadata") or {}
 
 
+def is_agent_image(image, pattern=None):
+    """True when IMAGE is the devbridge agent's: KUBESIM_AGENT_IMAGE (default
+    ghcr.io/devbridge/agent:*) as a shell pattern on the image without its
+    digest; a pattern without a tag matches any tag, and NAME:* also
+    matches NAME with no tag."""
+    pattern = pattern or os.environ.get("KUBESIM_AGENT_IMAGE") or AGENT_IMAGE
+    image = (image or "").split("@")[0]
+    if not image:
+        return False
+    repo = _image_key(image)
+    if ":" not in pattern.rsplit("/", 1)[-1]:
+        return fnmatch.fnmatchcase(repo, pattern)
+    if pattern.endswith(":*") and fnmatch.fnmatchcase(repo, pattern[:-2]):
+        return True
+    return fnmatch.fnmatchcase(image, pattern)
+
+
+def _sa_name(pod):
+    spec = pod.get("spec") or {}
+    return spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
+
+
+class ConfigError(Exception):
+    """A container cannot be started yet: the pod stays Pending with this
+    waiting reason (CreateContainerConfigError, ErrImagePull)."""
+
+    def __init__(self, reason, message):
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
+def _security(pod, c):
+    """The effective securityContext of container C (the container's
+    fields over the pod's)."""
+    psc = (pod.get("spec") or {}).get("securityContext") or {}
+    csc = c.get("securityContext") or {}
+
+    def pick(k):
+        return csc[k] if csc.get(k) is not None else psc.get(k)
+    return {"runAsUser": pick("runAsUser"), "runAsGroup": pick("runAsGroup"),
+            "runAsNonRoot": pick("runAsNonRoot"),
+            "fsGroup": psc.get("fsGroup"),
+            "supplementalGroups": list(psc.get("supplementalGroups") or []),
+            "readOnlyRootFilesystem": bool(csc.get("readOnlyRootFilesystem")),
+            "allowPrivilegeEscalation": csc.get("allowPrivilegeEscalation"),
+            "privileged": bool(csc.get("privileged")),
+            "capabilities": csc.get("capabilities"),
+            "seccompProfile": pick("seccompProfile")}
+
+
+def _sanitizer_opts(value):
+    """ASAN_OPTIONS/UBSAN_OPTIONS for a pod: kubesim's own, without log_path
+    (the pod may run as a uid that cannot write there: reports go to
+    stderr, i.e. the container's log file)."""
+    return ":".join(o for o in value.split(":") if o and not o.startswith("log_path="))
+
+
 def _pod_ready(pod):
     st = pod.get("status") or {}
     if st.get("phase") != "Running" or not st.get("podIP"):
@@ -150,25 +231,32 @@ class PodRuntime:
         self.peer = "ksp" + short
         self.ip = None
         self.procs = []
+        self.plans = []      # what each process runs as (Runtime._plan)
+        self.grace = 2.0
         self.deleted = False
         self.ready = False   # as last reported
         self.lock = threading.Lock()
 
 
 class Runtime:
-    def __init__(self, store=None, log_dir=None):
+    def __init__(self, store=None, log_dir=None, api=None, ca_file=None):
         self.store = store
         self.log_dir = log_dir
+        self.api = api              # (host, port) of the HTTPS API server
+        self.ca_file = ca_file      # its CA (the pods' ca.crt)
+        self.api_forward = None     # the relay GATEWAY:port -> api
         self.pods = {}
         self.lock = threading.Lock()
         self.net_lock = threading.Lock()
         self.bridge_ready = False
+        self.bridge_checked = 0.0
         self.proxies = {}       # (clusterIP, port) -> _ServiceProxy
         self.svc_ips = set()
         self.stopped = False
         self.rr = itertools.count()
         self.poller = None
         self.tmp_log_dir = None
+        self.owner_file = os.path.join(STATE_DIR, "sim-%d.owner" % os.getpid())
 
     # -- state files shared by sims on this host ------------------------
     def _locked_state(self):
@@ -201,10 +289,30 @@ class Runtime:
                 netns = n[:-5]
                 self._kill_netns(netns)
                 _ip("link", "del", "ksv" + netns[3:], check=False)
+                shutil.rmtree(os.path.join(STATE_DIR, "pods", netns), ignore_errors=True)
                 try:
                     os.unlink(os.path.join(STATE_DIR, n))
                 except OSError:
                     pass
+            for n in self._owner_files():
+                if not _alive(self._owner_pid(n)):
+                    try:
+                        os.unlink(os.path.join(STATE_DIR, n))
+                    except OSError:
+                        pass
+
+    def _owner_files(self):
+        try:
+            return [n for n in os.listdir(STATE_DIR) if n.endswith(".owner")]
+        except FileNotFoundError:
+            return []
+
+    @staticmethod
+    def _owner_pid(n):
+        try:
+            return int(n[len("sim-"):-len(".owner")])
+        except ValueError:
+            return 0
 
     def _kill_netns(self, netns):
         r = _ip("netns", "pids", netns, check=False)
@@ -215,16 +323,31 @@ class Runtime:
                 pass
         _ip("netns", "del", netns, check=False)
 
-    def _ensure_bridge(self):
+    def _ensure_bridge(self, force=False):
+        """Create the bridge with GATEWAY if missing.  Checked again at every
+        pod start (force) and at most once a second otherwise: another sim
+        on the host (an older kubesim that did not see this one) may have
+        deleted it; its ClusterIP addresses are then added again."""
         with self.net_lock:
-            if self.bridge_ready:
+            now = time.monotonic()
+            if self.bridge_ready and not force and now - self.bridge_checked < 1.0:
                 return
-            if _ip("link", "show", BRIDGE, check=False).returncode != 0:
-                _ip("link", "add", BRIDGE, "type", "bridge")
-            r = _ip("-4", "addr", "show", "dev", BRIDGE)
+            self.bridge_checked = now
+            r = _ip("-4", "addr", "show", "dev", BRIDGE, check=False)
+            if r.returncode != 0:
+                if self.bridge_ready:
+                    log.warning("bridge %s disappeared; creating it again", BRIDGE)
+                    self.svc_ips.clear()
+                r2 = _ip("link", "add", BRIDGE, "type", "bridge", check=False)
+                if r2.returncode != 0 and "File exists" not in r2.stderr:
+                    raise RuntimeError("ip link add %s: %s" % (BRIDGE, r2.stderr.strip()))
+                r = _ip("-4", "addr", "show", "dev", BRIDGE)
             if GATEWAY + "/16" not in r.stdout:
-                _ip("addr", "add", GATEWAY + "/16", "dev", BRIDGE)
-            _ip("link", "set", BRIDGE, "up")
+                r2 = _ip("addr", "add", GATEWAY + "/16", "dev", BRIDGE, check=False)
+                if r2.returncode != 0 and "File exists" not in r2.stderr:
+                    raise RuntimeError("ip addr add %s: %s" % (GATEWAY, r2.stderr.strip()))
+            if "state UP" not in r.stdout and ",UP" not in r.stdout and "<UP" not in r.stdout:
+                _ip("link", "set", BRIDGE, "up")
             self.bridge_ready = True
 
     def _alloc_ip(self, pr):
@@ -261,6 +384,13 @@ class Runtime:
             if self.stopped or key in self.pods:
                 return
             pr = PodRuntime(key[0], key[1], m.get("uid", ""))
+            # SIGTERM, then SIGKILL after terminationGracePeriodSeconds
+            # (capped at 30; a process that exits on SIGTERM goes at once)
+            try:
+                pr.grace = min(30.0, max(0.0, float(
+                    (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 2))))
+            except (TypeError, ValueError):
+                pr.grace = 2.0
             self.pods[key] = pr
         threading.Thread(target=self._start_pod, args=(pr, pod),
                          name="pod-%s" % pr.name, daemon=True).start()
@@ -273,11 +403,11 @@ class Runtime:
             if pr is None or (m.get("uid") and pr.uid and m.get("uid") != pr.uid):
                 return
             del self.pods[key]
-        threading.Thread(target=self._stop_pod, args=(pr,),
+        threading.Thread(target=self._stop_pod, args=(pr, pr.grace),
                          name="stop-%s" % pr.name, daemon=True).start()
 
     def _setup_net(self, pr):
-        self._ensure_bridge()
+        self._ensure_bridge(force=True)
         self._alloc_ip(pr)
         _ip("netns", "add", pr.netns)
         _ip("link", "add", pr.veth, "type", "veth", "peer", "name", pr.peer)
@@ -301,6 +431,20 @@ class Runtime:
         subst = {"python": sys.executable, "runtime": RUNTIME, "pod": pr.name,
                  "namespace": pr.ns, "podIP": pr.ip or "",
                  "port": ports[0] if ports else "80"}
+        if is_agent_image(c.get("image")):
+            # the agent image's entrypoint is the devbridge binary: the one
+            # under test, $DEVBRIDGE_BIN (from kubesim's own environment)
+            argv = list(c.get("command") or ["devbridge"]) + list(c.get("args") or [])
+            if argv and os.path.basename(argv[0]) == "devbridge":
+                binary = os.environ.get("DEVBRIDGE_BIN")
+                if not binary:
+                    raise ConfigError("ErrImagePull", "kubesim: image %s runs $DEVBRIDGE_BIN, "
+                                      "which is not set in kubesim's environment" % c.get("image"))
+                if not os.access(binary, os.X_OK):
+                    raise ConfigError("ErrImagePull", "kubesim: image %s: DEVBRIDGE_BIN=%s is not "
+                                      "an executable" % (c.get("image"), binary))
+                argv[0] = os.path.abspath(binary)
+            return argv
         if c.get("command"):
             return list(c["command"]) + list(c.get("args") or [])
         tmpl = IMAGES.get(_image_key(c.get("image")), IMAGES["kubesim/pause"])
@@ -314,22 +458,224 @@ class Runtime:
                 argv.append(w.format(**subst))
         return argv + list(c.get("args") or [])
 
-    def _env(self, pr, pod, c):
-        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
-               "HOME": "/root", "HOSTNAME": pr.name,
-               "KUBESIM_POD_NAME": pr.name, "KUBESIM_POD_NAMESPACE": pr.ns,
-               "KUBESIM_POD_IP": pr.ip or "", "PYTHONUNBUFFERED": "1"}
+    # -- configuration: env from Secrets/ConfigMaps ------------------------
+    def _source(self, kind, ns, name):
+        """{key: bytes} of Secret/ConfigMap NS/NAME, or None if absent."""
+        obj = self.store.find(_res("secrets" if kind == "Secret" else "configmaps"), ns, name)
+        if obj is None:
+            return None
+        out = {}
+        if kind == "Secret":
+            for k, v in (obj.get("data") or {}).items():
+                try:
+                    out[k] = base64.b64decode(v or "")
+                except (ValueError, TypeError):
+                    out[k] = b""
+            for k, v in (obj.get("stringData") or {}).items():
+                out[k] = str(v).encode()
+        else:
+            for k, v in (obj.get("data") or {}).items():
+                out[k] = str(v).encode()
+            for k, v in (obj.get("binaryData") or {}).items():
+                try:
+                    out[k] = base64.b64decode(v or "")
+                except (ValueError, TypeError):
+                    out[k] = b""
+        return out
+
+    def _key_ref(self, pr, kind, ref):
+        """The value of a secretKeyRef/configMapKeyRef, None when optional
+        and missing; raises ConfigError (as the kubelet's messages)."""
+        name, key = ref.get("name") or "", ref.get("key") or ""
+        data = self._source(kind, pr.ns, name)
+        if data is None:
+            if ref.get("optional"):
+                return None
+            raise ConfigError("CreateContainerConfigError",
+                              '%s "%s" not found' % (kind.lower(), name))
+        if key not in data:
+            if ref.get("optional"):
+                return None
+            raise ConfigError("CreateContainerConfigError", "couldn't find key %s in %s %s/%s"
+                              % (key, kind, pr.ns, name))
+        return data[key].decode("utf-8", "surrogateescape")
+
+    def _env(self, pr, pod, c, uid=None):
+        env = {}
+        # envFrom, then env (later wins); the service variables only where
+        # the container did not define them, as the kubelet does
+        for ef in c.get("envFrom") or []:
+            prefix = ef.get("prefix") or ""
+            for kind, field in (("Secret", "secretRef"), ("ConfigMap", "configMapRef")):
+                ref = ef.get(field)
+                if ref is None:
+                    continue
+                data = self._source(kind, pr.ns, ref.get("name") or "")
+                if data is None:
+                    if ref.get("optional"):
+                        continue
+                    raise ConfigError("CreateContainerConfigError",
+                                      '%s "%s" not found' % (kind.lower(), ref.get("name") or ""))
+                for k, v in sorted(data.items()):
+                    if _ENV_NAME.match(prefix + k):
+                        env[prefix + k] = v.decode("utf-8", "surrogateescape")
         fields = {"metadata.name": pr.name, "metadata.namespace": pr.ns,
                   "metadata.uid": pr.uid, "status.podIP": pr.ip or "",
-                  "spec.nodeName": "kubesim", "status.hostIP": GATEWAY}
+                  "spec.nodeName": "kubesim", "status.hostIP": GATEWAY,
+                  "spec.serviceAccountName": _sa_name(pod)}
         for e in c.get("env") or []:
             if "value" in e:
                 env[e["name"]] = str(e["value"])
-            else:
-                ref = ((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
-                if ref in fields:
-                    env[e["name"]] = fields[ref]
+                continue
+            vf = e.get("valueFrom") or {}
+            if "secretKeyRef" in vf or "configMapKeyRef" in vf:
+                kind = "Secret" if "secretKeyRef" in vf else "ConfigMap"
+                v = self._key_ref(pr, kind, vf.get("secretKeyRef") or vf.get("configMapKeyRef") or {})
+                if v is not None:
+                    env[e["name"]] = v
+                continue
+            ref = (vf.get("fieldRef") or {}).get("fieldPath")
+            if ref in fields:
+                env[e["name"]] = fields[ref]
+            elif "valueFrom" not in e:
+                env[e["name"]] = ""
+        base = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+                "HOME": "/root" if not uid else "/", "HOSTNAME": pr.name,
+                "KUBESIM_POD_NAME": pr.name, "KUBESIM_POD_NAMESPACE": pr.ns,
+                "KUBESIM_POD_IP": pr.ip or "", "PYTHONUNBUFFERED": "1"}
+        for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"):
+            if os.environ.get(var):
+                base[var] = _sanitizer_opts(os.environ[var])
+        if self.api_forward is not None:
+            host, port = GATEWAY, self.api_forward.port
+            base.update({"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": str(port),
+                         "KUBERNETES_SERVICE_PORT_HTTPS": str(port),
+                         "KUBERNETES_PORT": "tcp://%s:%d" % (host, port),
+                         "KUBERNETES_PORT_%d_TCP" % port: "tcp://%s:%d" % (host, port),
+                         "KUBERNETES_PORT_%d_TCP_PROTO" % port: "tcp",
+                         "KUBERNETES_PORT_%d_TCP_PORT" % port: str(port),
+                         "KUBERNETES_PORT_%d_TCP_ADDR" % port: host})
+        for k, v in base.items():
+            env.setdefault(k, v)
         return env
+
+    def _plan(self, pr, pod):
+        """What to run for each container: argv, env, credentials.  Raises
+        ConfigError while the pod cannot start (missing Secret, key,
+        binary, runAsNonRoot without a uid)."""
+        plans = []
+        for c in (pod.get("spec") or {}).get("containers") or []:
+            sc = _security(pod, c)
+            uid = sc["runAsUser"]
+            if sc["runAsNonRoot"] and not uid:
+                raise ConfigError("CreateContainerConfigError",
+                                  'container has runAsNonRoot and image will run as root '
+                                  '(pod: "%s_%s(%s)", container: %s)'
+                                  % (pr.name, pr.ns, pr.uid, c.get("name")))
+            gid = sc["runAsGroup"]
+            if gid is None and uid is not None:
+                gid = 0   # a numeric uid without an image user: group root, as runc
+            groups = [g for g in [sc["fsGroup"]] + sc["supplementalGroups"] if g is not None]
+            argv = self._argv(pr, pod, c)
+            env = self._env(pr, pod, c, uid)
+            plans.append({"container": c, "argv": argv, "env": env, "uid": uid, "gid": gid,
+                          "groups": groups, "security": sc, "serviceAccountName": _sa_name(pod),
+                          "nnp": sc["allowPrivilegeEscalation"] is False})
+        return plans
+
+    def _wait_plan(self, pr, pod):
+        """The plans, once the configuration resolves; until then the pod is
+        Pending with the reason, re-tried on every store change (a Secret
+        created later starts the pod).  None if the pod went away."""
+        store = self.store
+        shown = None
+        while not pr.deleted and not self.stopped:
+            rv = store.rv
+            try:
+                return self._plan(pr, pod)
+            except ConfigError as e:
+                if (e.reason, e.message) != shown:
+                    shown = (e.reason, e.message)
+                    log.info("pod %s/%s: %s: %s", pr.ns, pr.name, e.reason, e.message)
+                    _update_status(store, pr.ns, pr.name, podIP=pr.ip, ready=False,
+                                   waiting=(e.reason, e.message))
+            with store.cond:
+                store.cond.wait_for(lambda: store.rv != rv or pr.deleted or self.stopped,
+                                    timeout=1.0)
+        return None
+
+    # -- the ServiceAccount volume ---------------------------------------
+    def _sa_dir(self, pr):
+        return os.path.join(STATE_DIR, "pods", pr.netns, "serviceaccount")
+
+    def _mount_sa(self, pr, pod, plans):
+        """Write the pod's ServiceAccount files (token sa:NS:NAME, ca.crt,
+        namespace) to a per-pod directory; returns it, or None when the pod
+        (or its ServiceAccount) sets automountServiceAccountToken: false."""
+        spec = pod.get("spec") or {}
+        name = _sa_name(pod)
+        auto = spec.get("automountServiceAccountToken")
+        if auto is None:
+            sa = self.store.find(_res("serviceaccounts"), pr.ns, name)
+            auto = (sa or {}).get("automountServiceAccountToken")
+        if auto is False:
+            return None
+        d = self._sa_dir(pr)
+        os.makedirs(os.path.dirname(d), mode=0o700, exist_ok=True)
+        os.chmod(os.path.dirname(os.path.dirname(d)), 0o700)
+        os.makedirs(d, exist_ok=True)
+        ca = b""
+        if self.ca_file:
+            with open(self.ca_file, "rb") as f:
+                ca = f.read()
+        # readable by the pod's uid (owner: the first container's uid/gid or
+        # fsGroup), 0644 as the kubelet's default mode
+        owner = next((p for p in plans if p["uid"] is not None), None)
+        uid = owner["uid"] if owner else 0
+        gid = (owner["security"]["fsGroup"] if owner and owner["security"]["fsGroup"] is not None
+               else owner["gid"] if owner else 0)
+        for fn, data in (("token", ("sa:%s:%s" % (pr.ns, name)).encode()), ("ca.crt", ca),
+                         ("namespace", pr.ns.encode())):
+            path = os.path.join(d, fn)
+            with open(path + ".tmp", "wb") as f:
+                f.write(data)
+            os.chmod(path + ".tmp", 0o644)
+            os.chown(path + ".tmp", uid, gid)
+            os.replace(path + ".tmp", path)
+        os.chmod(d, 0o755)
+        os.chown(d, uid, gid)
+        os.makedirs(SA_MOUNT, exist_ok=True)   # the mountpoint (empty on the host)
+        return d
+
+    @staticmethod
+    def _launcher(plan, mounts):
+        spec = {"mounts": mounts, "uid": plan["uid"], "gid": plan["gid"],
+                "groups": plan["groups"], "nnp": plan["nnp"]}
+        return [sys.executable, RUNTIME, "podexec", json.dumps(spec), "--"]
+
+    def _record(self, pr, plan, proc, mounts):
+        """LOG_DIR/NS_POD_CONTAINER.json: what the container runs as (the
+        securityContext fields kubesim does not enforce are recorded here)."""
+        c, sc = plan["container"], plan["security"]
+        rec = {"pod": pr.name, "namespace": pr.ns, "container": c.get("name"),
+               "image": c.get("image"), "pid": proc.pid, "argv": plan["argv"],
+               "uid": plan["uid"] if plan["uid"] is not None else 0,
+               "gid": plan["gid"] if plan["gid"] is not None else 0, "groups": plan["groups"],
+               "noNewPrivs": plan["nnp"], "serviceAccountName": plan["serviceAccountName"],
+               "serviceAccountMount": SA_MOUNT if mounts else None,
+               "env": sorted(plan["env"]),
+               "readOnlyRootFilesystem": sc["readOnlyRootFilesystem"],
+               "runAsNonRoot": sc["runAsNonRoot"], "privileged": sc["privileged"],
+               "capabilities": sc["capabilities"], "seccompProfile": sc["seccompProfile"],
+               "enforced": ["runAsUser", "runAsGroup", "fsGroup", "supplementalGroups",
+                            "allowPrivilegeEscalation"]}
+        path = os.path.splitext(self._log_path(pr, c))[0] + ".json"
+        try:
+            with open(path + ".tmp", "w") as f:
+                json.dump(rec, f, indent=1)
+            os.replace(path + ".tmp", path)
+        except OSError as e:
+            log.warning("record %s: %s", path, e)
 
     def _log_path(self, pr, c):
         d = self.log_dir
@@ -339,7 +685,6 @@ class Runtime:
 
     def _start_pod(self, pr, pod):
         store = self.store
-        containers = (pod.get("spec") or {}).get("containers") or []
         try:
             # pr.lock is held through the setup so that a delete arriving
             # meanwhile waits for it and then tears everything down.
@@ -347,15 +692,32 @@ class Runtime:
                 if pr.deleted:
                     return
                 self._setup_net(pr)
-                for c in containers:
-                    path = self._log_path(pr, c)
+        except Exception as e:
+            log.error("pod %s/%s failed to start: %s", pr.ns, pr.name, e)
+            if not pr.deleted:
+                _update_status(store, pr.ns, pr.name, phase="Failed", podIP=pr.ip,
+                               ready=False, reason="StartError", message=str(e))
+            return
+        plans = self._wait_plan(pr, pod)
+        if plans is None:
+            return
+        try:
+            with pr.lock:
+                if pr.deleted:
+                    return
+                sa = self._mount_sa(pr, pod, plans)
+                mounts = [[sa, SA_MOUNT, True]] if sa else []
+                for plan in plans:
+                    path = self._log_path(pr, plan["container"])
                     with open(path, "ab") as out:
                         p = subprocess.Popen(
-                            ["ip", "netns", "exec", pr.netns] + self._argv(pr, pod, c),
+                            ["ip", "netns", "exec", pr.netns] + self._launcher(plan, mounts)
+                            + plan["argv"],
                             stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                            env=self._env(pr, pod, c), cwd="/",
-                            start_new_session=True)
+                            env=plan["env"], cwd="/", start_new_session=True)
                     pr.procs.append(p)
+                    pr.plans.append(plan)
+                    self._record(pr, plan, p, mounts)
         except Exception as e:
             log.error("pod %s/%s failed to start: %s", pr.ns, pr.name, e)
             if not pr.deleted:
@@ -404,7 +766,7 @@ class Runtime:
         try:
             if "exec" in probe:
                 cmd = (probe["exec"] or {}).get("command") or []
-                r = subprocess.run(["ip", "netns", "exec", pr.netns] + list(cmd),
+                r = subprocess.run(self._exec_argv(pr, c) + list(cmd),
                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, timeout=timeout)
                 return r.returncode == 0
@@ -425,6 +787,15 @@ class Runtime:
         except (OSError, subprocess.TimeoutExpired, TypeError, ValueError):
             return False
         return False
+
+    def _exec_argv(self, pr, c):
+        """The prefix that runs a command inside container C: its network
+        and mount namespaces, its uid/gid (an exec probe, as the kubelet's)."""
+        for p, plan in zip(list(pr.procs), list(pr.plans)):
+            if plan["container"].get("name") == c.get("name") and p.poll() is None:
+                return (["nsenter", "--target", str(p.pid), "--net", "--mount", "--"]
+                        + self._launcher(plan, []))
+        return ["ip", "netns", "exec", pr.netns]
 
     def _readiness(self, pr, pod):
         store = self.store
@@ -503,6 +874,7 @@ class Runtime:
                 p.wait()
         self._kill_netns(pr.netns)   # also anything else left in the netns
         _ip("link", "del", pr.veth, check=False)
+        shutil.rmtree(os.path.join(STATE_DIR, "pods", pr.netns), ignore_errors=True)
         self._free_state(pr)
 
     # -- services (ClusterIP proxy) ---------------------------------------
@@ -608,6 +980,20 @@ class Runtime:
     # -- lifecycle -----------------------------------------------------------
     def start(self):
         self.reap_stale()
+        with self._locked_state():
+            with open(self.owner_file, "w") as f:
+                f.write("%d\n" % os.getpid())
+        if self.api is not None:
+            # The API as pods see it: GATEWAY (the bridge, always there) on
+            # the API's port when free, relayed to the server (TLS passes
+            # through; the certificate has GATEWAY as a SAN).
+            self._ensure_bridge()
+            for port in (self.api[1], 0):
+                try:
+                    self.api_forward = _Forward(GATEWAY, port, self.api)
+                    break
+                except OSError as e:
+                    log.warning("API relay on %s:%d: %s", GATEWAY, port, e)
         self.poller = threading.Thread(target=self._poll_services,
                                        name="kube-proxy", daemon=True)
         self.poller.start()
@@ -621,6 +1007,8 @@ class Runtime:
             self.pods.clear()
         for k in list(self.proxies):
             self.proxies.pop(k).stop()
+        if self.api_forward is not None:
+            self.api_forward.stop()
         threads = [threading.Thread(target=self._stop_pod, args=(pr, 1.0)) for pr in pods]
         for t in threads:
             t.start()
@@ -629,10 +1017,16 @@ class Runtime:
         for ip in list(self.svc_ips):
             _ip("addr", "del", ip + "/32", "dev", BRIDGE, check=False)
         self.svc_ips.clear()
-        if self.bridge_ready:
-            with self._locked_state():
+        with self._locked_state():
+            try:
+                os.unlink(self.owner_file)
+            except OSError:
+                pass
+            if self.bridge_ready:
+                # another live sim (with pods or not) still needs the bridge
                 others = [n for n in self._state_files()
                           if _alive((self._read_state(n) or {}).get("owner", 0))]
+                others += [n for n in self._owner_files() if _alive(self._owner_pid(n))]
                 if not others:
                     _ip("link", "del", BRIDGE, check=False)
         if self.tmp_log_dir:
@@ -688,6 +1082,24 @@ class _ServiceProxy:
         relay(c, b)
 
 
+class _Forward(_ServiceProxy):
+    """A TCP relay from ip:port (0: any) to a fixed backend (the API)."""
+
+    def __init__(self, ip, port, backend):
+        self.backend = backend
+        super().__init__(None, ip, port, None)
+        self.port = self.sock.getsockname()[1]
+
+    def _serve(self, c):
+        try:
+            b = socket.create_connection(self.backend, timeout=5)
+            b.settimeout(None)
+        except OSError:
+            c.close()
+            return
+        relay(c, b)
+
+
 def _pump(src, dst):
     try:
         while True:
@@ -718,10 +1130,12 @@ def relay(a, b):
 RUNTIME_INSTANCE = None
 
 
-def install(store_module=None, store=None, log_dir=None):
+def install(store_module=None, store=None, log_dir=None, api=None, ca_file=None):
     """Register the hooks with store.HOOKS; clean up at exit and on SIGTERM.
     Container output goes to LOG_DIR/NS_POD_CONTAINER.log (default: a
-    temporary directory removed at shutdown; env KUBESIM_POD_LOGS)."""
+    temporary directory removed at shutdown; env KUBESIM_POD_LOGS).
+    api=(host, port) of the API server and ca_file its CA: pods get them
+    (KUBERNETES_SERVICE_HOST/PORT, the ServiceAccount's ca.crt)."""
     global RUNTIME_INSTANCE
     if RUNTIME_INSTANCE is not None:
         return RUNTIME_INSTANCE
@@ -732,7 +1146,7 @@ def install(store_module=None, store=None, log_dir=None):
         from . import store as store_module
     load_images()
     log_dir = log_dir or os.environ.get("KUBESIM_POD_LOGS")
-    rt = Runtime(store, log_dir)
+    rt = Runtime(store, log_dir, api=api, ca_file=ca_file)
     if log_dir is None:
         rt.log_dir = tempfile.mkdtemp(prefix="kubesim-pods-")
         rt.tmp_log_dir = rt.log_dir
@@ -817,7 +1231,61 @@ def _http_main(pod, port):
     http.server.ThreadingHTTPServer(("0.0.0.0", int(port)), H).serve_forever()
 
 
+def _podexec(spec, argv):
+    """The container launcher: runs in the pod's netns (ip netns exec),
+    makes a private mount namespace with the bind mounts, drops to the
+    container's groups/gid/uid, sets no_new_privs, and execs ARGV with the
+    environment it was given."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def check(r, what):
+        if r != 0:
+            e = ctypes.get_errno()
+            sys.stderr.write("kubesim podexec: %s: %s\n" % (what, os.strerror(e)))
+            sys.stderr.flush()
+            os._exit(126)
+    ms_rdonly, ms_remount, ms_bind, ms_rec, ms_private = 1, 32, 4096, 16384, 1 << 18
+    if spec.get("mounts"):
+        check(libc.unshare(0x00020000), "unshare(CLONE_NEWNS)")   # CLONE_NEWNS
+        check(libc.mount(b"none", b"/", None, ms_rec | ms_private, None),
+              "mount --make-rprivate /")
+        for src, dst, ro in spec["mounts"]:
+            check(libc.mount(os.fsencode(src), os.fsencode(dst), None, ms_bind, None),
+                  "bind %s on %s" % (src, dst))
+            if ro:
+                check(libc.mount(b"none", os.fsencode(dst), None,
+                                 ms_remount | ms_bind | ms_rdonly, None), "remount ro " + dst)
+    try:
+        if spec.get("uid") is not None or spec.get("gid") is not None or spec.get("groups"):
+            os.setgroups([int(g) for g in spec.get("groups") or []])
+        if spec.get("gid") is not None:
+            os.setgid(int(spec["gid"]))
+        if spec.get("uid") is not None:
+            os.setuid(int(spec["uid"]))
+    except OSError as e:
+        sys.stderr.write("kubesim podexec: credentials: %s\n" % e)
+        os._exit(126)
+    if spec.get("nnp"):
+        check(libc.prctl(38, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+    if not argv:
+        sys.stderr.write("kubesim podexec: no command\n")
+        os._exit(127)
+    try:
+        os.execvpe(argv[0], argv, os.environ)
+    except OSError as e:
+        sys.stderr.write("kubesim podexec: exec %s: %s\n" % (argv[0], e))
+        sys.stderr.flush()
+        os._exit(127 if isinstance(e, FileNotFoundError) else 126)
+
+
 def main(argv):
+    if argv[:1] == ["podexec"]:
+        rest = argv[2:]
+        if rest[:1] == ["--"]:
+            rest = rest[1:]
+        _podexec(json.loads(argv[1]), rest)
+        return
     if not argv:
         sys.exit("usage: runtime.py echo PORT... | greet NAME PORT... | http NAME PORT | pause | "
                  "exit CODE")

@@ -198,7 +198,7 @@ PB_SCHEMAS = {
             2: ("spec", {1: ("parallelism", _INT), 2: ("completions", _INT),
                          3: ("activeDeadlineSeconds", _INT),
                          6: ("template", {1: ("metadata", _META), 2: ("spec", _PODSPEC)}),
-                         7: ("backoffLimit", _INT)})},
+                         7: ("backoffLimit", _INT), 8: ("ttlSecondsAfterFinished", _INT)})},
     "SelfSubjectAccessReview": {
         1: ("metadata", _META),
         2: ("spec", {1: ("resourceAttributes", _RESATTR),

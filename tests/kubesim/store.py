@@ -397,10 +397,13 @@ class Store:
         return out
 
     def update_pod_status(self, ns, name, phase=None, podIP=None, ready=None,
-                          exit_code=None, reason=None, message=None):
-        """Called by the pod runtime. Returns the new pod, or None if it is gone."""
+                          exit_code=None, reason=None, message=None, waiting=None):
+        """Called by the pod runtime. Returns the new pod, or None if it is gone.
+        ``waiting=(reason, message)``: the containers of a pod that is not
+        running yet wait for that reason (e.g. CreateContainerConfigError)
+        instead of ContainerCreating."""
         return self._public(self._update_pod_status, ns, name, phase, podIP, ready,
-                            exit_code, reason, message)
+                            exit_code, reason, message, waiting)
 
     def fake_run(self, ns, name, ip):
         """Mark a pod Running and Ready with ``ip`` (tests without a runtime)."""
@@ -763,7 +766,8 @@ class Store:
         return out
 
     # ---- pods
-    def _update_pod_status(self, ns, name, phase, podIP, ready, exit_code, reason, message):
+    def _update_pod_status(self, ns, name, phase, podIP, ready, exit_code, reason, message,
+                           waiting=None):
         cur = self.objects.get((POD.key, ns, name))
         if cur is None:
             return None
@@ -809,6 +813,10 @@ class Store:
                 s["state"] = {"terminated": {"exitCode": code,
                                              "reason": "Completed" if code == 0 else "Error",
                                              "startedAt": st.get("startTime", ts), "finishedAt": ts}}
+            elif waiting:
+                s["state"] = {"waiting": {"reason": waiting[0]}}
+                if waiting[1]:
+                    s["state"]["waiting"]["message"] = waiting[1]
             else:
                 s["state"] = {"waiting": {"reason": "ContainerCreating"}}
             cstat.append(s)
@@ -933,8 +941,39 @@ class Store:
                 st.pop(k, None)
             else:
                 st[k] = v
-        return self._replace(JOB, cur["metadata"]["namespace"], cur["metadata"]["name"], new,
-                             subresource="status", _cur=cur)
+        was_finished = self._job_finished(cur)
+        out = self._replace(JOB, cur["metadata"]["namespace"], cur["metadata"]["name"], new,
+                            subresource="status", _cur=cur)
+        if not was_finished and self._job_finished(out):
+            self._job_ttl_arm(out)
+        return out
+
+    # ttlSecondsAfterFinished (the TTL-after-finished controller): that many
+    # seconds after the Job got its Complete or Failed condition, the Job is
+    # deleted with propagation Background (its pods go with it).
+    def _job_ttl_arm(self, job):
+        ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+        if ttl is None:
+            return
+        try:
+            ttl = max(0.0, float(ttl))
+        except (TypeError, ValueError):
+            return
+        md = job["metadata"]
+        t = threading.Timer(ttl, self._job_ttl_expired, (md["namespace"], md["name"], md["uid"]))
+        t.daemon = True
+        self._timers.append(t)
+        t.start()
+
+    def _job_ttl_expired(self, ns, name, uid):
+        with self.lock:
+            try:
+                job = self.objects.get((JOB.key, ns, name))
+                if job is not None and job["metadata"]["uid"] == uid and self._job_finished(job):
+                    self._delete(JOB, ns, name, "Background")
+            finally:
+                pend = self._finish()
+        self._run_hooks(pend)
 
     def _job_start(self, job):
         self._job_spawn_pod(job)
