@@ -189,9 +189,19 @@ static void list_ports(const json_t *ports, char *buf, size_t n)
 	text_sanitize(buf);
 }
 
+/* A non-empty map of strings (what the API server's spec.selector is). */
 static bool selector_ok(const json_t *sel)
 {
-	return json_is_object(sel) && json_object_size(sel) > 0;
+	const char *k;
+	json_t *v;
+	if (!json_is_object(sel) || json_object_size(sel) == 0)
+		return false;
+	json_object_foreach((json_t *)sel, k, v)
+	{
+		if (!json_is_string(v))
+			return false;
+	}
+	return true;
 }
 
 enum icpt_verdict icpt_check_service(const json_t *svc, const struct icpt_spec *specs,
@@ -216,7 +226,12 @@ enum icpt_verdict icpt_check_service(const json_t *svc, const struct icpt_spec *
 			 shown[0] ? shown : "no name");
 		return ICPT_NOT_INTERCEPTABLE;
 	}
-	if (!selector_ok(json_object_get(spec, "selector"))) {
+	const json_t *sel = json_object_get(spec, "selector");
+	if (json_object_size(sel) > 0 && !selector_ok(sel)) {
+		snprintf(detail, n, "spec.selector is not a map of strings");
+		return ICPT_BAD_JSON;
+	}
+	if (!selector_ok(sel)) {
 		snprintf(detail, n,
 			 "it has no pod selector (its endpoints are managed by hand): there is no "
 			 "selector to swap");
@@ -746,11 +761,7 @@ int icpt_restored_service(const json_t *svc, const char *sid, json_t **ret)
 	if (!orig || !json_is_object(json_object_get(svc, "spec")))
 		return -EINVAL;
 	json_t *sel = json_loads(orig, JSON_REJECT_DUPLICATES, NULL);
-	const char *k;
-	json_t *v;
-	bool ok = selector_ok(sel);
-	json_object_foreach(sel, k, v) ok &= json_is_string(v);
-	if (!ok) {
+	if (!selector_ok(sel)) {
 		json_decref(sel);
 		return -EINVAL;
 	}
