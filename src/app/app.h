@@ -174,6 +174,47 @@ struct k8s_entry;
  * died without saying so. */
 int app_k8s_entries(const struct app *a, struct k8s_entry **ret, size_t *ret_n, struct err *e);
 
+/* --- Kubernetes: intercept (intercept.c) --- */
+
+/* What `intercept` was asked for. */
+struct app_intercept_opts {
+	const char *service;	  /* NULL: the one entry of bridge.intercepts (profile applied) */
+	int mode;		  /* enum intercept_mode, or -1: not given (a config entry's) */
+	const char *const *ports; /* -p specs (PORT, NAME, PORT:LOCAL, NAME:LOCAL) */
+	size_t n_ports;
+	int local_port;		 /* 0: not given */
+	const char *agent_image; /* NULL: bridge.agent_image, the default */
+	const char *kubeconfig, *context, *namespace, *profile; /* NULL: not given */
+	unsigned timeout_s;
+	uint64_t start_ms; /* --timeout counts from here */
+};
+#define APP_INTERCEPT_TIMEOUT_S 60
+
+/* What an intercept would do, validated against the cluster: the Service
+ * as read (its resourceVersion), the ports with every targetPort a
+ * number, a fresh session id and token, the objects to create and the
+ * Service after the swap.  Nothing in the cluster is created or changed
+ * by making it. */
+struct app_iplan;
+/* Resolve the kubeconfig and context, then validate touching nothing
+ * (docs/intercept.md, "The CLI's order", step 1): 60-63, 72, 70, 69, 68
+ * (every missing right named), 2 (ports that cannot be served), 3 (a bad
+ * bridge.intercepts entry), 1.  *ret on success. */
+int app_intercept_plan(const struct app *a, const struct app_intercept_opts *o,
+		       struct app_iplan **ret, struct err *e);
+void app_iplan_free(struct app_iplan *p);
+/* The plan as a document: {dry_run, kubeconfig, context, namespace,
+ * service, mode, session, image, resolved_from, ports[{port, name,
+ * target_port, target_port_name, local_port}], objects[ServiceAccount,
+ * Role, RoleBinding, Secret, Job], service_after, warnings[]}.  The
+ * Secret's token is replaced by "REDACTED" with `redact`. */
+json_t *app_intercept_describe(const struct app_iplan *p, bool redact);
+/* `intercept`: create the objects, wait for the agent, swap the selector,
+ * tunnel (steps 2-5).  Not in this version: returns EXIT_ERROR with e
+ * saying so, having created nothing. */
+int app_intercept(const struct app *a, struct app_iplan *p, bool foreground, json_t **ret_doc,
+		  struct err *e);
+
 /* --- containers (container.c) --- */
 
 /* Rows of kind "container" from a live host daemon's state file. */

@@ -5,6 +5,7 @@
 #include "app/app.h"
 #include "core/errcode.h"
 #include "app/config.h"
+#include "app/kube.h"
 #include "core/log.h"
 #include "core/net.h"
 #include "core/state.h"
@@ -26,8 +27,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define KCTL_TIMEOUT_MS 20000
-
 /* --- connect --- */
 
 struct target {
@@ -43,12 +42,8 @@ struct target {
  * use-context` or another $KUBECONFIG cannot move a bridge to another
  * cluster. */
 struct app_kplan {
-	struct kctl k;
-	char kubeconfig[PATH_MAX]; /* given, bridge.kubeconfig, $KUBECONFIG or ~/.kube/config */
-	char context[256];	   /* given, bridge.context, or the kubeconfig's current one */
-	char namespace[64];	   /* the default for targets */
-	unsigned max_attempts, health_interval, timeout_s;
-	uint64_t deadline_ms; /* --timeout bounds the whole connect, pre-checks included */
+	struct app_kube kube; /* kubectl, kubeconfig, context, namespace, deadline */
+	unsigned max_attempts, health_interval;
 	struct target t[APP_MAX_TARGETS];
 	size_t n;
 };
@@ -96,174 +91,6 @@ static int add_cfg_target(const struct app *a, struct app_kplan *p, const struct
 	return 0;
 }
 
-/* Milliseconds left before --timeout, for the next kubectl round. */
-static int time_left_ms(const struct app_kplan *p)
-{
-	uint64_t now = now_mono_ms();
-	if (now >= p->deadline_ms)
-		return 1;
-	uint64_t left = p->deadline_ms - now;
-	return left < KCTL_TIMEOUT_MS ? (int)left : KCTL_TIMEOUT_MS;
-}
-
-static bool says(const char *err, const char *what)
-{
-	return strstr(err, what) != NULL;
-}
-
-static const char *timed_out(const struct app_kplan *p, char *buf, size_t n)
-{
-	if (now_mono_ms() + 50 >= p->deadline_ms)
-		snprintf(buf, n, "no answer within --timeout %u s", p->timeout_s);
-	else
-		snprintf(buf, n, "kubectl timed out");
-	return buf;
-}
-
-/* The kubeconfig as recorded: a given path made absolute (the supervisors
- * outlive this directory), else $KUBECONFIG (a ':' list stays a list and
- * reaches kubectl through the environment), else ~/.kube/config.  Then
- * it must exist (60). */
-static int resolve_kubeconfig(struct app_kplan *p, const char *given, struct err *e)
-{
-	char abs[PATH_MAX];
-	const char *kc = given;
-	if (kc && kc[0] != '/' && realpath(kc, abs))
-		kc = abs;
-	if (kc)
-		snprintf(p->kubeconfig, sizeof p->kubeconfig, "%s", kc);
-	else
-		kctl_default_kubeconfig(p->kubeconfig, sizeof p->kubeconfig);
-	if (!given && !strchr(p->kubeconfig, ':') && p->kubeconfig[0] != '/' &&
-	    realpath(p->kubeconfig, abs))
-		snprintf(p->kubeconfig, sizeof p->kubeconfig, "%s", abs);
-	if (kctl_kubeconfig_is_list(p->kubeconfig))
-		setenv("KUBECONFIG", p->kubeconfig, 1);
-	if (!kctl_kubeconfig_exists(p->kubeconfig))
-		return err_set(e, EXIT_K8S_KUBECONFIG_NOT_FOUND,
-			       "kubeconfig not found: %s (give --kubeconfig, set bridge.kubeconfig "
-			       "or $KUBECONFIG)",
-			       p->kubeconfig);
-	p->k.kubeconfig = p->kubeconfig;
-	return 0;
-}
-
-/* The context (given, or the kubeconfig's current one) and its namespace,
- * from the kubeconfig alone (no cluster is asked): exit code or 0. */
-static int resolve_context(struct app_kplan *p, struct err *e)
-{
-	static const char *const view[] = {
-	    "config",
-	    "view",
-	    "--minify",
-	    "-o",
-	    "jsonpath={.current-context}{\"\\n\"}{.contexts[0].context.namespace}",
-	    NULL};
-	struct kctl_job job = {.args = view, .max = 4096};
-	p->k.context = p->context[0] ? p->context : NULL;
-	kctl_run_all(&p->k, &job, 1, time_left_ms(p));
-	int code = 0;
-	char msg[512], tb[80];
-	kctl_message(job.err, msg, sizeof msg);
-	if (job.status == -ENOENT) {
-		code = err_set(e, EXIT_ERROR, "kubectl not found on PATH: install kubectl");
-	} else if (job.status == -ETIMEDOUT) {
-		/* (/usr/bin/kubectl as a version dispatcher asks the server
-		 * first, with the context's credentials) */
-		code =
-		    err_set(e, EXIT_K8S_CONTEXT_UNREACHABLE, "cannot resolve the context of %s: %s",
-			    p->kubeconfig, timed_out(p, tb, sizeof tb));
-	} else if (job.status != 0 && p->context[0] &&
-		   (says(job.err, "cannot locate context") || says(job.err, "does not exist"))) {
-		code = err_set(e, EXIT_K8S_CONTEXT_UNREACHABLE, "no context '%s' in kubeconfig %s",
-			       p->context, p->kubeconfig);
-	} else if (job.status != 0 && says(job.err, "current-context must exist")) {
-		code = err_set(e, EXIT_K8S_CONTEXT_UNREACHABLE,
-			       "kubeconfig %s has no current context: give --context NAME (or "
-			       "bridge.context), or run `kubectl config use-context NAME`",
-			       p->kubeconfig);
-	} else if (job.status != 0) {
-		code = err_set(e, EXIT_K8S_CONTEXT_UNREACHABLE, "cannot use kubeconfig %s: %s",
-			       p->kubeconfig, *msg ? msg : "kubectl failed");
-	} else {
-		char *out = job.out ? job.out : "";
-		size_t l = strcspn(out, "\n");
-		if (l == 0)
-			code =
-			    err_set(e, EXIT_K8S_CONTEXT_UNREACHABLE,
-				    "kubeconfig %s has no current context: give --context NAME "
-				    "(or bridge.context), or run `kubectl config use-context NAME`",
-				    p->kubeconfig);
-		else if (l >= sizeof p->context)
-			code = err_set(e, EXIT_K8S_CONTEXT_UNREACHABLE,
-				       "the current context of %s is longer than %zu bytes: give a "
-				       "shorter --context",
-				       p->kubeconfig, sizeof p->context - 1);
-		else
-			snprintf(p->context, sizeof p->context, "%.*s", (int)l, out);
-		if (!code && !p->namespace[0] && out[l] == '\n') {
-			char *ns = out + l + 1;
-			ns[strcspn(ns, "\n")] = '\0';
-			if (k8s_dns_label(ns))
-				snprintf(p->namespace, sizeof p->namespace, "%s", ns);
-		}
-	}
-	free(job.out);
-	p->k.context = p->context;
-	return code;
-}
-
-/* The errors every get can give that are not about the object. */
-static int get_error(const struct app_kplan *p, const char *err, const char *what, struct err *e)
-{
-	char msg[512];
-	kctl_message(err, msg, sizeof msg);
-	if (says(err, "Forbidden") || says(err, "forbidden"))
-		return err_set(e, EXIT_K8S_RBAC_INSUFFICIENT,
-			       "not allowed to read %s: %s (see `devbridge rbac`)", what, msg);
-	if (says(err, "Unauthorized") || says(err, "must be logged in"))
-		return err_set(e, EXIT_K8S_CONTEXT_UNREACHABLE,
-			       "the cluster refused the credentials of context %s: %s", p->context,
-			       msg);
-	return err_set(e, EXIT_K8S_CONTEXT_UNREACHABLE, "cannot read %s: %s", what,
-		       *msg ? msg : "kubectl failed");
-}
-
-/* The API server answers (61). */
-static int check_cluster(const struct app_kplan *p, const struct kctl_job *j, struct err *e)
-{
-	char msg[512], tb[80];
-	if (j->status == 0)
-		return 0;
-	if (j->status == -ENOENT)
-		return err_set(e, EXIT_ERROR, "kubectl not found on PATH: install kubectl");
-	kctl_message(j->err, msg, sizeof msg);
-	return err_set(e, EXIT_K8S_CONTEXT_UNREACHABLE, "cluster of context %s unreachable: %s",
-		       p->context,
-		       j->status == -ETIMEDOUT ? timed_out(p, tb, sizeof tb)
-		       : *msg		       ? msg
-					       : "kubectl failed");
-}
-
-/* Namespace exists (62)?  A user who may not read namespaces is not
- * stopped here: the service check that follows still speaks. */
-static int check_namespace(const struct app_kplan *p, const char *ns, const struct kctl_job *j,
-			   struct err *e)
-{
-	char tb[80];
-	if (j->status == 0 || says(j->err, "Forbidden") || says(j->err, "forbidden"))
-		return 0;
-	if (j->status == -ETIMEDOUT)
-		return err_set(e, EXIT_K8S_CONTEXT_UNREACHABLE, "cannot read namespace %s: %s", ns,
-			       timed_out(p, tb, sizeof tb));
-	if (says(j->err, "NotFound") || says(j->err, "not found"))
-		return err_set(e, EXIT_K8S_NAMESPACE_NOT_FOUND,
-			       "namespace '%s' not found in context %s", ns, p->context);
-	char what[128];
-	snprintf(what, sizeof what, "namespace %s", ns);
-	return get_error(p, j->err, what, e);
-}
-
 /* Service exists with that port and a selector (63); RBAC (68). */
 static int check_service(const struct app_kplan *p, struct target *t, const struct kctl_job *j,
 			 struct err *e)
@@ -272,13 +99,13 @@ static int check_service(const struct app_kplan *p, struct target *t, const stru
 	snprintf(what, sizeof what, "service %s/%s", t->k.namespace, t->k.service);
 	if (j->status == -ETIMEDOUT)
 		return err_set(e, EXIT_K8S_CONTEXT_UNREACHABLE, "cannot read %s: %s", what,
-			       timed_out(p, tb, sizeof tb));
+			       kube_timed_out(&p->kube, tb, sizeof tb));
 	if (j->status != 0) {
-		if (says(j->err, "NotFound") || says(j->err, "not found"))
+		if (kube_says(j->err, "NotFound") || kube_says(j->err, "not found"))
 			return err_set(e, EXIT_K8S_SERVICE_NOT_FOUND,
 				       "service '%s' not found in namespace '%s'", t->k.service,
 				       t->k.namespace);
-		return get_error(p, j->err, what, e);
+		return kube_get_error(&p->kube, j->err, what, e);
 	}
 	char detail[300];
 	const char *out = j->out ? j->out : "";
@@ -319,10 +146,11 @@ static int check_endpoints(const struct app_kplan *p, struct target *t, const st
 	memset(&t->ep, 0, sizeof t->ep);
 	if (j->status == -ETIMEDOUT)
 		return err_set(e, EXIT_K8S_CONTEXT_UNREACHABLE, "cannot read %s: %s", what,
-			       timed_out(p, tb, sizeof tb));
-	bool missing = j->status != 0 && (says(j->err, "NotFound") || says(j->err, "not found"));
+			       kube_timed_out(&p->kube, tb, sizeof tb));
+	bool missing =
+	    j->status != 0 && (kube_says(j->err, "NotFound") || kube_says(j->err, "not found"));
 	if (j->status != 0 && !missing)
-		return get_error(p, j->err, what, e);
+		return kube_get_error(&p->kube, j->err, what, e);
 	const char *out = j->out ? j->out : "";
 	if (!missing && k8s_endpoints_view(out, strlen(out), t->port_name, NULL, &t->ep) < 0)
 		return err_set(e, EXIT_ERROR, "cannot make sense of kubectl's answer for %s", what);
@@ -351,17 +179,17 @@ static int check_session(const struct app *a, const struct app_kplan *p, struct 
 		return 0;
 	int r = 0;
 	for (size_t i = 0; i < n && !r; i++) {
-		if (strcmp(v[i].kubeconfig, p->kubeconfig) == 0 &&
-		    strcmp(v[i].context, p->context) == 0)
+		if (strcmp(v[i].kubeconfig, p->kube.kubeconfig) == 0 &&
+		    strcmp(v[i].context, p->kube.context) == 0)
 			continue;
 		r = err_set(e, EXIT_ERROR,
 			    "a session with context %s (kubeconfig %s) is active (%zu bridge%s); "
 			    "this connect would use context %s%s%s: `devbridge disconnect` first",
 			    v[i].context[0] ? v[i].context : "(none)",
 			    v[i].kubeconfig[0] ? v[i].kubeconfig : "(default)", n,
-			    n == 1 ? "" : "s", p->context,
-			    strcmp(v[i].kubeconfig, p->kubeconfig) ? " of " : "",
-			    strcmp(v[i].kubeconfig, p->kubeconfig) ? p->kubeconfig : "");
+			    n == 1 ? "" : "s", p->kube.context,
+			    strcmp(v[i].kubeconfig, p->kube.kubeconfig) ? " of " : "",
+			    strcmp(v[i].kubeconfig, p->kube.kubeconfig) ? p->kube.kubeconfig : "");
 	}
 	free(v);
 	return r;
@@ -373,7 +201,7 @@ static int check_session(const struct app *a, const struct app_kplan *p, struct 
  * been asked one by one. */
 static int precheck(const struct app *a, struct app_kplan *p, struct err *e)
 {
-	int r = resolve_context(p, e);
+	int r = kube_resolve_context(&p->kube, e);
 	if (r)
 		return r;
 	if ((r = check_session(a, p, e)))
@@ -396,7 +224,7 @@ static int precheck(const struct app *a, struct app_kplan *p, struct err *e)
 		struct target *t = &p->t[i];
 		if (!t->k.namespace[0])
 			snprintf(t->k.namespace, sizeof t->k.namespace, "%s",
-				 p->namespace[0] ? p->namespace : "default");
+				 p->kube.namespace[0] ? p->kube.namespace : "default");
 		if (!t->k.local)
 			t->k.local = t->k.port;
 		k8s_bridge_name(t->name, sizeof t->name, t->k.service, t->k.namespace, t->k.port);
@@ -428,12 +256,13 @@ static int precheck(const struct app *a, struct app_kplan *p, struct err *e)
 		nj++;
 	}
 	if (!r) {
-		kctl_run_all(&p->k, jobs, nj, time_left_ms(p));
-		r = check_cluster(p, &jobs[0], e);
+		kctl_run_all(&p->kube.k, jobs, nj, kube_time_left_ms(&p->kube));
+		r = kube_check_cluster(&p->kube, &jobs[0], e);
 	}
 	for (size_t i = 0; i < p->n && !r; i++) {
 		if (ns_job[i] >= 0)
-			r = check_namespace(p, p->t[i].k.namespace, &jobs[ns_job[i]], e);
+			r = kube_check_namespace(&p->kube, p->t[i].k.namespace, &jobs[ns_job[i]],
+						 e);
 		if (!r)
 			r = check_service(p, &p->t[i], &jobs[svc_job[i]], e);
 		if (!r)
@@ -473,9 +302,9 @@ static void forward_args(const struct app *a, const struct app_kplan *p, const s
 	args[n++] = "--health-interval";
 	args[n++] = nums[3];
 	args[n++] = "--kubeconfig";
-	args[n++] = (char *)p->kubeconfig;
+	args[n++] = (char *)p->kube.kubeconfig;
 	args[n++] = "--context";
-	args[n++] = (char *)p->context;
+	args[n++] = (char *)p->kube.context;
 	args[n++] = "--state-dir";
 	args[n++] = (char *)a->state_dir;
 	args[n++] = a->verbose >= 2 ? "-vv" : "-v";
@@ -487,8 +316,8 @@ json_t *app_connect_dry_run(const struct app_kplan *p)
 	json_t *rows = json_array();
 	for (size_t i = 0; i < p->n; i++) {
 		const struct target *t = &p->t[i];
-		struct k8s_fwd f = {.kubeconfig = p->kubeconfig,
-				    .context = p->context,
+		struct k8s_fwd f = {.kubeconfig = p->kube.kubeconfig,
+				    .context = p->kube.context,
 				    .namespace = t->k.namespace,
 				    .service = t->k.service,
 				    .remote_port = t->k.port,
@@ -507,8 +336,8 @@ json_t *app_connect_dry_run(const struct app_kplan *p)
 						"pod", t->ep.pod[0] ? t->ep.pod : NULL,
 						"ready_pods", (int)t->ep.ready));
 	}
-	return json_pack("{s:b, s:s, s:s, s:o}", "dry_run", 1, "kubeconfig", p->kubeconfig,
-			 "context", p->context, "bridges", rows);
+	return json_pack("{s:b, s:s, s:s, s:o}", "dry_run", 1, "kubeconfig", p->kube.kubeconfig,
+			 "context", p->kube.context, "bridges", rows);
 }
 
 int app_connect(const struct app *a, struct app_kplan *p, bool foreground, json_t **ret_doc,
@@ -536,7 +365,8 @@ int app_connect(const struct app *a, struct app_kplan *p, bool foreground, json_
 	}
 	/* What --timeout leaves after the pre-checks (at least a second). */
 	uint64_t now = now_mono_ms();
-	int wait_s = now < p->deadline_ms ? (int)((p->deadline_ms - now + 999) / 1000) : 1;
+	int wait_s =
+	    now < p->kube.deadline_ms ? (int)((p->kube.deadline_ms - now + 999) / 1000) : 1;
 	app_wait_ready(sv, p->n, wait_s);
 	for (size_t i = 0; i < p->n; i++)
 		if (sv[i].fd >= 0) {
@@ -573,7 +403,7 @@ int app_connect(const struct app *a, struct app_kplan *p, bool foreground, json_
 			snprintf(s->message, sizeof s->message,
 				 "not connected after %u s%s; still trying in the background "
 				 "(`devbridge logs %s`)",
-				 p->timeout_s, dd, s->name);
+				 p->kube.timeout_s, dd, s->name);
 		}
 		if (code == EXIT_OK && s->code != 0)
 			code = s->code;
@@ -594,10 +424,10 @@ int app_connect(const struct app *a, struct app_kplan *p, bool foreground, json_
 	char sf[PATH_MAX + 16], ef[PATH_MAX + 16];
 	snprintf(sf, sizeof sf, "%s/session.json", a->state_dir);
 	snprintf(ef, sizeof ef, "%s/bridge.env", a->state_dir);
-	*ret_doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I}", "context", p->context,
-			     "kubeconfig", p->kubeconfig, "namespace",
-			     p->namespace[0] ? p->namespace : "default", "session_file", sf,
-			     "env_file", ef, "bridges", rows, "exported", (json_int_t)nexp);
+	*ret_doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I}", "context", p->kube.context,
+			     "kubeconfig", p->kube.kubeconfig, "namespace",
+			     p->kube.namespace[0] ? p->kube.namespace : "default", "session_file",
+			     sf, "env_file", ef, "bridges", rows, "exported", (json_int_t)nexp);
 	if (ret_started) {
 		*ret_started = sv;
 		*ret_n = p->n;
@@ -635,18 +465,18 @@ int app_connect_plan(const struct app *a, const struct app_connect_opts *o, stru
 		return err_set(e, EXIT_ERROR, "out of memory");
 	p->max_attempts = o->max_attempts;
 	p->health_interval = o->health_interval;
-	p->timeout_s = o->timeout_s;
-	p->deadline_ms = o->start_ms + (uint64_t)o->timeout_s * 1000;
+	p->kube.timeout_s = o->timeout_s;
+	p->kube.deadline_ms = o->start_ms + (uint64_t)o->timeout_s * 1000;
 	int r = 0;
 	const char *cx = o->context ? o->context : b.context;
 	if (cx)
-		snprintf(p->context, sizeof p->context, "%s", cx);
+		snprintf(p->kube.context, sizeof p->kube.context, "%s", cx);
 	const char *dns = o->namespace ? o->namespace : b.namespace;
 	if (dns && !k8s_dns_label(dns))
 		r = err_set(e, EXIT_CONFIG, "bridge.namespace '%s': not a valid namespace name",
 			    clean(dns, shown, sizeof shown));
 	else if (dns)
-		snprintf(p->namespace, sizeof p->namespace, "%s", dns);
+		snprintf(p->kube.namespace, sizeof p->kube.namespace, "%s", dns);
 	if (!r && o->n_targets) {
 		if (o->n_targets > APP_MAX_TARGETS)
 			r = err_set(e, EXIT_USAGE, "at most %d targets", APP_MAX_TARGETS);
@@ -673,7 +503,8 @@ int app_connect_plan(const struct app *a, const struct app_connect_opts *o, stru
 				    a->config_path);
 	}
 	if (!r)
-		r = resolve_kubeconfig(p, o->kubeconfig ? o->kubeconfig : b.kubeconfig, e);
+		r = kube_resolve_kubeconfig(&p->kube, o->kubeconfig ? o->kubeconfig : b.kubeconfig,
+					    e);
 	if (!r)
 		r = precheck(a, p, e);
 	if (r) {

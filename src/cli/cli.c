@@ -129,13 +129,13 @@ static const struct cli_command commands[] = {
     {"ensure", cmd_ensure, "ensure [--control-port N] [--data-port N]",
      "make sure a host daemon runs here (start one if not)", NULL},
     {"rbac", cmd_rbac, "rbac [-n NS] [--user U | --group G | --serviceaccount NS:NAME] [--name N]",
-     "print the minimum RBAC manifest for connect (and the coming intercept) (YAML)",
+     "print the minimum RBAC manifest for connect and intercept (YAML)",
      "Prints only YAML, for `devbridge rbac -n NS --user me | kubectl apply -f -`:\n"
      "a Role in NS (-n) or a ClusterRole (no -n) named devbridge (--name), and with a\n"
      "subject also its RoleBinding/ClusterRoleBinding.  The rules: batch/jobs, service\n"
-     "accounts, roles and rolebindings (the objects of intercept's agent: intercept\n"
-     "is coming, not in this version; with get/patch\n"
-     "for kubectl apply); services get/list/watch/update/patch (selector swap); pods\n"
+     "accounts, roles, rolebindings and secrets create/delete (the objects of\n"
+     "intercept's agent; jobs also get/list/watch, and get/patch for kubectl apply);\n"
+     "services get/list/watch/update/patch (selector swap); pods\n"
      "get/list/watch; pods/portforward create; endpoints get/list/watch; and, cluster-wide,\n"
      "namespaces get."},
     {"connect", cmd_connect,
@@ -176,6 +176,38 @@ static const struct cli_command commands[] = {
      "running pod; 64 port-forward failed after retries; 68 RBAC forbids; 70 UDP port;\n"
      "47 not connected within --timeout (still trying; the message says what it waits\n"
      "for); 1 kubectl missing, or a session of another context is active."},
+    {"intercept", cmd_intercept,
+     "intercept SVC (--steal|--mirror) [-p PORT[:LOCAL]]... [--local-port N] [--agent-image IMG] "
+     "[--kubeconfig F] [--context C] [-n NS] [-F]",
+     "route a Service's cluster traffic here (so far: validation and --dry-run)",
+     "Validates, touching nothing in the cluster: the Service exists, has a selector\n"
+     "and is not ExternalName (72), no port to intercept is UDP (70), it is not\n"
+     "intercepted already (annotation devbridge.dev/session: 69), and you hold every\n"
+     "right intercept uses (a SelfSubjectAccessReview each; 68 names each missing\n"
+     "one).  Named targetPorts are resolved from a Ready pod of the selector.\n"
+     "--dry-run then prints the agent's ServiceAccount, Role, RoleBinding, Secret and\n"
+     "Job, and the Service after the selector swap (docs/intercept.md), as YAML (one\n"
+     "JSON document with --json; the Secret's token shown as REDACTED).  Creating the\n"
+     "agent and swapping the selector is not in this version: without --dry-run,\n"
+     "intercept validates and exits 1, having changed nothing.\n\n"
+     "  --steal              the Service's connections come here instead\n"
+     "  --mirror             its pods still serve them; a copy of each comes here\n"
+     "  -p, --port P         a Service port (number or name) to intercept, optionally\n"
+     "                       P:LOCAL_PORT (repeatable; default: every TCP port)\n"
+     "  --local-port N       where a single port's connections go (default: the\n"
+     "                       Service port)\n"
+     "  --agent-image IMG    (else bridge.agent_image, ghcr.io/devbridge/agent:VERSION)\n"
+     "  --kubeconfig FILE    (else bridge.kubeconfig, $KUBECONFIG, ~/.kube/config)\n"
+     "  --context NAME       (else bridge.context, the kubeconfig's current context)\n"
+     "  -n, --namespace NS   (else the bridge.intercepts entry's, bridge.namespace, the\n"
+     "                       context's, default)\n"
+     "  --timeout SECONDS    how long the checks take at most (default 60)\n"
+     "  -F, --foreground     stay attached (for the coming real run)\n\n"
+     "Without SVC, the config's only bridge.intercepts entry; an entry for SVC gives\n"
+     "the port, local_port and mode the flags do not.\n\n"
+     "Exit: 0 valid (--dry-run); 1 a real run (not in this version); 60-63 as for\n"
+     "connect; 68 rights missing; 69 already intercepted; 70 UDP port; 72 ExternalName\n"
+     "or no selector; 2 ports that cannot be served as asked."},
     {"disconnect", cmd_disconnect, "disconnect [-y] [--dry-run]",
      "stop every Kubernetes bridge started by connect",
      "Stops each connect bridge's supervisor and its kubectl, and removes session.json\n"
@@ -483,10 +515,6 @@ int cli_run(struct cli *c)
 		return EXIT_USAGE;
 	}
 	const struct cli_command *cmd = find_command(c->command);
-	if (!cmd && strcmp(c->command, "intercept") == 0)
-		return cli_error(c, EXIT_USAGE,
-				 "intercept is coming: it is not in this version of devbridge "
-				 "(connect is)");
 	if (!cmd) {
 		const char *best = NULL;
 		int bestd = 3;

@@ -144,6 +144,7 @@ int cmd_ensure(struct cli *c);
 int cmd_forward(struct cli *c);
 int cmd_rbac(struct cli *c);
 int cmd_connect(struct cli *c);
+int cmd_intercept(struct cli *c);
 int cmd_disconnect(struct cli *c);
 int cmd_env(struct cli *c);
 int cmd_shell(struct cli *c);

@@ -212,8 +212,9 @@ static void print_intercept(const char *indent, const struct cfg_intercept *i, c
 	if (i->local_port || i->port)
 		snprintf(local, sizeof local, " -> local %d",
 			 i->local_port ? i->local_port : i->port);
-	printf("%sintercept %s/%s: %s%s, %s (intercept: coming, not in this release)\n", indent,
-	       ns_or(i->namespace, dns), i->service, port, local, cfg_mode_name(i->mode));
+	printf("%sintercept %s/%s: %s%s, %s (`devbridge intercept`: validation and --dry-run so "
+	       "far)\n",
+	       indent, ns_or(i->namespace, dns), i->service, port, local, cfg_mode_name(i->mode));
 }
 
 /* `dns`: the namespace of targets without one (with a profile: as

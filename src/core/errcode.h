@@ -13,7 +13,8 @@
 #include <stddef.h>
 
 /* A code that is part of the vocabulary (names and numbers taken) but that
- * this version never returns: intercept's, which is coming. */
+ * this version never returns: those of intercept's real run (agent,
+ * selector swap, tunnel), which is coming; its validation's are live. */
 #define ERRCODE_RESERVED 1
 
 /* X(ENUM, number, "json_name", "help text", flags) */
@@ -55,12 +56,10 @@
 	X(EXIT_K8S_SELECTOR_PATCH_FAILED, 67, "selector_patch_failed", "selector patch failed",   \
 	  ERRCODE_RESERVED)                                                                        \
 	X(EXIT_K8S_RBAC_INSUFFICIENT, 68, "rbac_insufficient", "RBAC insufficient", 0)            \
-	X(EXIT_K8S_INTERCEPT_ACTIVE, 69, "intercept_active", "already intercepted",               \
-	  ERRCODE_RESERVED)                                                                        \
+	X(EXIT_K8S_INTERCEPT_ACTIVE, 69, "intercept_active", "already intercepted", 0)            \
 	X(EXIT_K8S_UNSUPPORTED_PROTOCOL, 70, "unsupported_protocol", "unsupported protocol", 0)   \
 	X(EXIT_K8S_TUNNEL_FAILED, 71, "tunnel_failed", "Yamux tunnel failed", ERRCODE_RESERVED)   \
-	X(EXIT_K8S_NOT_INTERCEPTABLE, 72, "service_not_interceptable", "not interceptable",       \
-	  ERRCODE_RESERVED)
+	X(EXIT_K8S_NOT_INTERCEPTABLE, 72, "service_not_interceptable", "not interceptable", 0)
 /* clang-format on */
 
 enum errcode {

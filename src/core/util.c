@@ -267,6 +267,28 @@ int random_bytes(void *buf, size_t n)
 	return 0;
 }
 
+int random_hex(char *buf, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[64];
+	size_t done = 0;
+	while (done < len) {
+		size_t want = (len - done + 1) / 2;
+		if (want > sizeof raw)
+			want = sizeof raw;
+		int r = random_bytes(raw, want);
+		if (r < 0) {
+			explicit_bzero(buf, len + 1);
+			return r;
+		}
+		for (size_t i = 0; i < want * 2 && done < len; i++, done++)
+			buf[done] = hex[i % 2 ? raw[i / 2] & 15 : raw[i / 2] >> 4];
+	}
+	buf[len] = '\0';
+	explicit_bzero(raw, sizeof raw);
+	return 0;
+}
+
 void text_sanitize(char *s)
 {
 	for (; *s; s++)

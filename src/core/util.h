@@ -58,6 +58,9 @@ bool const_time_eq(const void *a, size_t alen, const void *b, size_t blen);
 
 /* Random bytes from getrandom(); falls back to /dev/urandom. */
 int random_bytes(void *buf, size_t n);
+/* `len` random lowercase hex characters and a NUL into buf (len + 1
+ * bytes): session ids, tokens.  0 or -errno (buf is zeroed then). */
+int random_hex(char *buf, size_t len);
 
 /* Replace control characters (and DEL) in s with '?', in place: text a
  * peer chose must not drive the terminal that later shows it. */

@@ -5,6 +5,7 @@
  *   batch/jobs                      create delete get list watch patch
  *   serviceaccounts                 create delete get patch
  *   rbac roles, rolebindings        create delete get patch
+ *   secrets                         create delete  (the agent's token; never read)
  *   services                        get list watch update patch
  *   pods                            get list watch
  *   pods/portforward                create
@@ -28,6 +29,7 @@ static const struct rule rules[] = {
     {"batch", "jobs", "create, delete, get, list, watch, patch"},
     {"", "serviceaccounts", "create, delete, get, patch"},
     {"rbac.authorization.k8s.io", "roles, rolebindings", "create, delete, get, patch"},
+    {"", "secrets", "create, delete"},
     {"", "services", "get, list, watch, update, patch"},
     {"", "pods", "get, list, watch"},
     {"", "pods/portforward", "create"},

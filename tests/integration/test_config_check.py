@@ -201,3 +201,29 @@ def test_tunnel_beside_a_service_of_its_name_is_refused(db_nosshd):
     d = err["diagnostics"]
     assert len(d) == 1 and (d[0]["line"], d[0]["column"]) == (12, 11), d
     assert "service name 'api' is taken by the tunnel at line 2" in d[0]["message"], d
+
+
+def test_bridge_intercepts_errors_carry_their_position(db_nosshd):
+    db = db_nosshd
+    _write(db, "bridge:\n  agent_image: reg/agent:v1\n  intercepts:\n    - port: 80\n"
+           "    - service: web\n      mode: sideways\n      local_port: 70000\n")
+    for args in (("config", "check"), ("intercept", "web", "--steal", "--dry-run")):
+        r = db.run(*args)
+        assert r.returncode == 3, r
+        for want in ("%s:4:7: bridge.intercepts[0]: missing required field 'service'",
+                     "%s:6:13: bridge.intercepts[1].mode: expected 'steal' or 'mirror', got "
+                     "\"sideways\"",
+                     "%s:7:19: bridge.intercepts[1].local_port: expected an integer 1-65535"):
+            assert want % db.config in r.stderr, (args, r)
+    # a valid entry: the plan says what intercept takes from it
+    _write(db, "bridge:\n  namespace: team\n  agent_image: reg/agent:v1\n  intercepts:\n"
+           "    - service: web\n      port: 80\n      local_port: 18080\n      mode: mirror\n")
+    r = db.run("config", "check")
+    assert r.returncode == 0, r
+    assert ("intercept team/web: port 80 -> local 18080, mirror (`devbridge intercept`: "
+            "validation and --dry-run so far)") in r.stdout, r
+    doc = db.run("--json", "config", "check").json()
+    assert doc["bridge"]["intercepts"] == [{"service": "web", "namespace": None, "port": 80,
+                                            "local_port": 18080,
+                                            "mode": "mirror"}], doc
+    assert doc["bridge"]["agent_image"] == "reg/agent:v1", doc

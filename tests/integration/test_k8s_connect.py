@@ -1139,11 +1139,12 @@ def test_messages_and_codes(kb, tmp_path, cluster):
     # shell --json: a JSON error, not nothing
     r = kb.run("--json", "shell", "--", "true")
     assert r.returncode == 2 and r.json()["error"]["name"] == "usage", r
-    # intercept is not there yet, and says so
+    # intercept validates, and says that its real run is not there yet
     r = kb.run("intercept", "echo", "--steal")
-    assert r.returncode == 2 and "coming" in r.stderr, r
+    assert r.returncode == 1 and "not in this version" in r.stderr, r
+    assert "nothing was created" in r.stderr, r
     r = kb.run("--help")
-    assert "coming" in r.stdout and "intercept" in r.stdout, r
+    assert "intercept" in r.stdout and "so far: validation and --dry-run" in r.stdout, r
 
 
 def test_deleted_pod_is_not_target_refused(kb, cluster):

@@ -20,6 +20,14 @@ def can_i(kubectl, verb, resource, ns, who="dev"):
     return r.stdout.strip() == "yes"
 
 
+INTERCEPT_RIGHTS = [(v, "jobs.batch") for v in ("create", "delete", "get", "list")] + \
+    [(v, r) for r in ("serviceaccounts", "roles.rbac.authorization.k8s.io",
+                      "rolebindings.rbac.authorization.k8s.io", "secrets")
+     for v in ("create", "delete")] + \
+    [(v, "services") for v in ("get", "update", "patch")] + \
+    [("get", "pods"), ("list", "pods"), ("create", "pods/portforward")]
+
+
 def test_rbac_namespaced_applies_and_grants_exactly(sim):
     assert sim("create", "namespace", "team").returncode == 0
     r = rbac("-n", "team", "--user", "dev")
@@ -35,10 +43,16 @@ def test_rbac_namespaced_applies_and_grants_exactly(sim):
                       ("create", "serviceaccounts"), ("create", "roles.rbac.authorization.k8s.io"),
                       ("list", "pods"), ("get", "endpoints"), ("watch", "endpoints")]:
         assert can_i(sim, verb, res, "team"), (verb, res)
+    # every right `intercept` asks about (docs/intercept.md, "The CLI's order",
+    # step 1), as its SelfSubjectAccessReviews do
+    for verb, res in INTERCEPT_RIGHTS:
+        assert can_i(sim, verb, res, "team"), (verb, res)
     # nothing more, and nowhere else
     assert not can_i(sim, "delete", "services", "team")
     assert not can_i(sim, "create", "pods", "team")
-    assert not can_i(sim, "get", "secrets", "team")
+    assert not can_i(sim, "get", "secrets", "team")  # the agent's token: created, never read
+    assert not can_i(sim, "list", "secrets", "team")
+    assert not can_i(sim, "update", "secrets", "team")
     assert not can_i(sim, "create", "pods/portforward", "default")
     # applying again changes nothing
     a = sim("apply", "-f", "-", stdin=r.stdout)
@@ -55,6 +69,8 @@ def test_rbac_cluster_wide_without_subject(sim):
     assert b.returncode == 0, b.stderr
     assert can_i(sim, "create", "pods/portforward", "default")
     assert can_i(sim, "get", "namespaces", "default")
+    for verb, res in INTERCEPT_RIGHTS:
+        assert can_i(sim, verb, res, "default"), (verb, res)
 
 
 def test_rbac_bad_input():
