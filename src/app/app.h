@@ -209,11 +209,18 @@ void app_iplan_free(struct app_iplan *p);
  * Role, RoleBinding, Secret, Job], service_after, warnings[]}.  The
  * Secret's token is replaced by "REDACTED" with `redact`. */
 json_t *app_intercept_describe(const struct app_iplan *p, bool redact);
-/* `intercept`: create the objects, wait for the agent, swap the selector,
- * tunnel (steps 2-5).  Not in this version: returns EXIT_ERROR with e
- * saying so, having created nothing. */
-int app_intercept(const struct app *a, struct app_iplan *p, bool foreground, json_t **ret_doc,
-		  struct err *e);
+/* Progress of a long operation: a step, a detail (may be NULL), the
+ * milliseconds since it began.  The app layer never prints: the CLI
+ * renders these (the MCP server can send notifications). */
+typedef void (*app_progress_fn)(void *data, const char *step, const char *detail, unsigned ms);
+/* `intercept` (steps 2-5 of docs/intercept.md): create the agent's
+ * objects, wait for its pod (65 failed, 66 not Ready in time), swap the
+ * selector (67), then tunnel in this process until SIGINT/SIGTERM or the
+ * agent is gone (71); then restore the selector and delete the objects,
+ * also after a failure of any step.  --steal only in this version (2 for
+ * --mirror, nothing created).  *ret_doc: what ran. */
+int app_intercept(const struct app *a, struct app_iplan *p, bool foreground,
+		  app_progress_fn progress, void *pdata, json_t **ret_doc, struct err *e);
 
 /* --- containers (container.c) --- */
 

@@ -7,11 +7,16 @@
 #include "app/kube.h"
 #include "core/errcode.h"
 #include "core/util.h"
+#include "k8s/icept.h"
 #include "k8s/intercept.h"
 #include "k8s/kubectl.h"
 #include "k8s/target.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -480,15 +485,313 @@ json_t *app_intercept_describe(const struct app_iplan *p, bool redact)
 			 objects, "service_after", after, "warnings", p->warnings);
 }
 
-int app_intercept(const struct app *a, struct app_iplan *p, bool foreground, json_t **ret_doc,
-		  struct err *e)
+/* --- the real run: steps 2-5 of docs/intercept.md --- */
+
+#define POLL_MS		300
+#define RESTORE_TRIES	3
+#define STEP_TIMEOUT_MS 20000
+
+struct irun {
+	const struct app_iplan *p;
+	app_progress_fn progress;
+	void *pdata;
+	uint64_t t0;
+	char pod[254];	 /* as struct k8s_fwd's */
+	char label[128]; /* devbridge.dev/session=SID */
+};
+
+static void step(struct irun *r, const char *what, const char *detail)
+{
+	if (r->progress)
+		r->progress(r->pdata, what, detail, (unsigned)(now_mono_ms() - r->t0));
+}
+
+/* `obj` (JSON) to a new 0600 file (a Secret's token is in it); the path
+ * into buf.  0 or -errno. */
+static int write_temp(const json_t *obj, char *buf, size_t n)
+{
+	const char *dir = getenv("TMPDIR");
+	snprintf(buf, n, "%s/devbridge-intercept-XXXXXX", dir && *dir ? dir : "/tmp");
+	int fd = mkstemp(buf);
+	if (fd < 0)
+		return -errno;
+	char *text = json_dumps(obj, JSON_COMPACT);
+	size_t len = text ? strlen(text) : 0;
+	int err = text && write(fd, text, len) == (ssize_t)len ? 0 : -EIO;
+	if (text) {
+		explicit_bzero(text, len);
+		free(text);
+	}
+	if (close(fd) < 0 && err == 0)
+		err = -errno;
+	if (err < 0)
+		unlink(buf);
+	return err;
+}
+
+/* kubectl ARGS (-n NS added); stdout kept (max) when ret_out. */
+static int kubectl1(struct irun *r, const char *const *args, size_t max, char **ret_out, char *msg,
+		    size_t msgn)
+{
+	const char *v[24];
+	size_t n = 0;
+	v[n++] = "-n";
+	v[n++] = r->p->kube.namespace;
+	for (size_t i = 0; args[i] && n < ARRAY_SIZE(v) - 1; i++)
+		v[n++] = args[i];
+	v[n] = NULL;
+	struct kctl_job j = {.args = v, .max = max};
+	kctl_run_all(&r->p->kube.k, &j, 1, STEP_TIMEOUT_MS);
+	if (j.status != 0)
+		kctl_message(j.err, msg, msgn);
+	if (ret_out)
+		*ret_out = j.out;
+	else
+		free(j.out);
+	return j.status;
+}
+
+/* kubectl VERB -f (obj in a 0600 file, removed after). */
+static int kubectl_obj(struct irun *r, const char *verb, const json_t *obj, char *msg, size_t n)
+{
+	char path[PATH_MAX];
+	int err = write_temp(obj, path, sizeof path);
+	if (err < 0) {
+		snprintf(msg, n, "a temporary file: %s", strerror(-err));
+		return err;
+	}
+	/* the server validates (kubectl's client-side schema check needs the
+	 * OpenAPI documents, which not every API server serves in full) */
+	const char *args[] = {verb, "-f", path, "-o", "name", "--validate=false", NULL};
+	int st = kubectl1(r, args, 4096, NULL, msg, n);
+	unlink(path);
+	return st;
+}
+
+/* Delete everything labelled with the session (a Job's pod goes with it). */
+static void remove_objects(struct irun *r)
+{
+	const char *args[] = {"delete",
+			      "job,secret,rolebinding,role,serviceaccount",
+			      "-l",
+			      r->label,
+			      "--ignore-not-found",
+			      "--wait=false",
+			      NULL};
+	char msg[256];
+	if (kubectl1(r, args, 0, NULL, msg, sizeof msg) != 0)
+		step(r, "could not remove the agent's objects", msg);
+	else
+		step(r, "agent removed", NULL);
+}
+
+/* The selector back, exactly (and our annotations gone): 1 restored, 0
+ * nothing to restore (the agent did), -1 failed (msg). */
+static int restore_service(struct irun *r, char *msg, size_t n)
+{
+	const char *args[] = {"get", "service", r->p->service, "-o", "json", NULL};
+	for (int i = 0; i < RESTORE_TRIES; i++) {
+		char *out = NULL;
+		if (kubectl1(r, args, 4 << 20, &out, msg, n) != 0) {
+			free(out);
+			return kube_says(msg, "NotFound") || kube_says(msg, "not found") ? 0 : -1;
+		}
+		json_t *svc = out ? json_loads(out, 0, NULL) : NULL, *back = NULL;
+		free(out);
+		int rr = svc ? icpt_restored_service(svc, r->p->sid, &back) : -EINVAL;
+		json_decref(svc);
+		if (rr == 1)
+			return 0;
+		if (rr < 0) {
+			snprintf(msg, n, "the Service's original selector cannot be read back");
+			return -1;
+		}
+		int st = kubectl_obj(r, "replace", back, msg, n);
+		json_decref(back);
+		if (st == 0)
+			return 1;
+		if (!kube_says(msg, "Conflict") && !kube_says(msg, "modified"))
+			return -1;
+	}
+	return -1;
+}
+
+/* The agent's pod once Ready (into r->pod): 0; or 65 (the Job failed) /
+ * 66 (not Ready in time) with e set. */
+static int wait_agent(struct irun *r, struct err *e)
+{
+	char name[64], msg[512] = "";
+	icpt_object_name(name, sizeof name, r->p->sid);
+	uint64_t deadline =
+	    now_mono_ms() + (uint64_t)(r->p->kube.timeout_s ? r->p->kube.timeout_s : 60) * 1000;
+	const char *pods[] = {"get", "pods", "-l", r->label, "-o", "json", NULL};
+	const char *job[] = {"get", "job", name, "-o", "json", NULL};
+	for (;;) {
+		char *out = NULL, *jout = NULL;
+		kubectl1(r, pods, 4 << 20, &out, msg, sizeof msg);
+		kubectl1(r, job, 1 << 20, &jout, msg, sizeof msg);
+		json_t *list = out ? json_loads(out, 0, NULL) : NULL;
+		json_t *jj = jout ? json_loads(jout, 0, NULL) : NULL;
+		free(out);
+		free(jout);
+		const json_t *ready = list ? icpt_ready_pod(list) : NULL;
+		const char *pn = ready ? json_string_value(json_object_get(
+					     json_object_get(ready, "metadata"), "name"))
+				       : NULL;
+		if (pn)
+			snprintf(r->pod, sizeof r->pod, "%s", pn);
+		/* why a pod is not running, as the kubelet says it */
+		char why[256] = "";
+		size_t i;
+		json_t *pod;
+		json_array_foreach(json_object_get(list, "items"), i, pod)
+		{
+			json_t *cs = json_array_get(
+			    json_object_get(json_object_get(pod, "status"), "containerStatuses"),
+			    0);
+			json_t *w = json_object_get(json_object_get(cs, "state"), "waiting");
+			if (json_string_value(json_object_get(w, "reason")))
+				snprintf(why, sizeof why, "%s: %s",
+					 json_string_value(json_object_get(w, "reason")),
+					 json_string_value(json_object_get(w, "message"))
+					     ? json_string_value(json_object_get(w, "message"))
+					     : "");
+		}
+		long failed =
+		    json_integer_value(json_object_get(json_object_get(jj, "status"), "failed"));
+		json_decref(list);
+		json_decref(jj);
+		if (pn)
+			return 0;
+		if (failed > 0)
+			return err_set(e, EXIT_K8S_AGENT_DEPLOY_FAILED,
+				       "the agent Job %s failed%s%s", name, why[0] ? ": " : "",
+				       why);
+		if (now_mono_ms() >= deadline)
+			return err_set(e, EXIT_K8S_AGENT_HEALTH_FAILED,
+				       "the agent pod was not Ready within %u s%s%s",
+				       r->p->kube.timeout_s ? r->p->kube.timeout_s : 60,
+				       why[0] ? ": " : "", why);
+		sigset_t pend;
+		if (sigpending(&pend) == 0 &&
+		    (sigismember(&pend, SIGINT) || sigismember(&pend, SIGTERM)))
+			return err_set(e, EXIT_ERROR, "interrupted while waiting for the agent");
+		struct timespec ts = {0, POLL_MS * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void on_tunnel_ready(void *data)
+{
+	struct irun *r = data;
+	step(r, "tunnel up", r->pod);
+}
+
+int app_intercept(const struct app *a, struct app_iplan *p, bool foreground,
+		  app_progress_fn progress, void *pdata, json_t **ret_doc, struct err *e)
 {
 	(void)a;
-	(void)foreground;
+	(void)foreground; /* the run is in the foreground in this version */
 	*ret_doc = NULL;
-	return err_set(e, EXIT_ERROR,
-		       "service %s/%s can be intercepted, but creating the agent is not in this "
-		       "version of devbridge yet (validation and --dry-run are): nothing was "
-		       "created or changed",
-		       p->kube.namespace, p->service);
+	if (p->mode != INTERCEPT_STEAL)
+		return err_set(e, EXIT_USAGE,
+			       "--mirror: the agent does not mirror in this version (--dry-run "
+			       "shows the objects); use --steal");
+	struct irun r = {.p = p, .progress = progress, .pdata = pdata, .t0 = now_mono_ms()};
+	snprintf(r.label, sizeof r.label, "%s=%s", ICPT_LABEL_SESSION, p->sid);
+	/* Ctrl+C from here on is noticed between steps and cleans up */
+	sigset_t mask, old;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, &old);
+
+	char msg[512] = "";
+	int code = 0;
+	json_t *list =
+	    json_pack("{s:s, s:s, s:O}", "apiVersion", "v1", "kind", "List", "items", p->objects);
+	int st = list ? kubectl_obj(&r, "create", list, msg, sizeof msg) : -ENOMEM;
+	json_decref(list);
+	if (st != 0) {
+		code = err_set(e, EXIT_K8S_AGENT_DEPLOY_FAILED, "creating the agent's objects: %s",
+			       msg);
+		remove_objects(&r);
+		goto out;
+	}
+	step(&r, "agent objects created", p->sid);
+	if ((code = wait_agent(&r, e)) != 0) {
+		remove_objects(&r);
+		goto out;
+	}
+	step(&r, "agent ready", r.pod);
+	/* the swap: one update with the resourceVersion read when planning */
+	if (kubectl_obj(&r, "replace", p->swapped, msg, sizeof msg) != 0) {
+		code = err_set(e, EXIT_K8S_SELECTOR_PATCH_FAILED,
+			       "replacing the selector of service %s: %s%s", p->service, msg,
+			       kube_says(msg, "Conflict") || kube_says(msg, "modified")
+				   ? " (it changed since it was read: run intercept again)"
+				   : "");
+		remove_objects(&r);
+		goto out;
+	}
+	step(&r, "selector swapped", p->service);
+
+	struct icept_opts io = {
+	    .fwd = {.kubectl = p->kube.k.kubectl,
+		    .kubeconfig = p->kube.k.kubeconfig,
+		    .context = p->kube.k.context,
+		    .namespace = p->kube.namespace,
+		    .service = p->service,
+		    .origin = "intercept"},
+	    .token = p->token,
+	    .session = p->sid,
+	    .on_ready = on_tunnel_ready,
+	    .data = &r,
+	};
+	int control = ICPT_CONTROL_PORT, health = ICPT_HEALTH_PORT;
+	icpt_agent_ports(p->found.ports, p->found.n_ports, &control, &health);
+	snprintf(io.fwd.pod, sizeof io.fwd.pod, "%s", r.pod);
+	io.fwd.target_port = control;
+	for (size_t i = 0; i < p->found.n_ports && i < ICEPT_MAX_PORTS; i++) {
+		io.maps[i].service = (uint16_t)p->found.ports[i].port;
+		io.maps[i].local = (uint16_t)p->found.ports[i].local;
+		io.n_maps++;
+	}
+	sigset_t pend;
+	int run = 0;
+	if (sigpending(&pend) == 0 && (sigismember(&pend, SIGINT) || sigismember(&pend, SIGTERM)))
+		run = 0; /* interrupted before the tunnel: straight to the restore */
+	else
+		run = icept_run(&io);
+	step(&r, run == 0 ? "stopping" : "the agent is gone", NULL);
+
+	int rs = restore_service(&r, msg, sizeof msg);
+	if (rs > 0)
+		step(&r, "selector restored", p->service);
+	else if (rs == 0)
+		step(&r, "selector already restored (by the agent)", p->service);
+	remove_objects(&r);
+	if (rs < 0)
+		code = err_set(e, EXIT_K8S_SELECTOR_PATCH_FAILED,
+			       "restoring the selector of service %s: %s (the agent restores it "
+			       "within its grace period)",
+			       p->service, msg);
+	else if (run != 0)
+		code = err_set(e, run,
+			       "the tunnel to the agent failed: it is gone (the Service "
+			       "was restored)");
+	json_t *ports = json_array();
+	for (size_t i = 0; i < p->found.n_ports; i++)
+		json_array_append_new(ports, json_pack("{s:i, s:i}", "port", p->found.ports[i].port,
+						       "local_port", p->found.ports[i].local));
+	*ret_doc = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:b}", "namespace", p->kube.namespace,
+			     "service", p->service, "mode", cfg_mode_name(p->mode), "session",
+			     p->sid, "agent_pod", r.pod, "ports", ports, "restored", rs >= 0);
+out:;
+	/* what was pressed while we cleaned up is consumed, not re-raised */
+	struct timespec zero = {0, 0};
+	while (sigtimedwait(&mask, NULL, &zero) > 0)
+		;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return code;
 }

@@ -183,6 +183,14 @@ static void print_warnings(const json_t *doc)
 	}
 }
 
+/* Each step of the real run, with its time, on stderr (stdout is for
+ * --json). */
+static void show_step(void *data, const char *step, const char *detail, unsigned ms)
+{
+	fprintf(stderr, "[%5.1fs] %s%s%s\n", ms / 1000.0, step, detail ? ": " : "",
+		detail ? detail : "");
+}
+
 int cmd_intercept(struct cli *c)
 {
 	uint64_t start_ms = now_mono_ms();
@@ -276,7 +284,8 @@ int cmd_intercept(struct cli *c)
 		return r;
 	}
 	json_t *doc = NULL;
-	int code = app_intercept(cli_app(c), p, foreground, &doc, &e);
+	int code =
+	    app_intercept(cli_app(c), p, foreground, c->json ? NULL : show_step, c, &doc, &e);
 	app_iplan_free(p);
 	if (!doc)
 		return cli_fail(c, &e);

@@ -250,11 +250,9 @@ static int connect_agent(struct icept *ic, int port)
 	ic->failures = 0;
 	ic->retry_ms = RETRY_FIRST_MS;
 	log_info("intercept: connected to the agent (pod %s)", ic->o->fwd.pod);
-	if (!ic->ready_sent && ic->o->ready_fd > 2) {
-		(void)write(ic->o->ready_fd, "ready\n", 6);
-		close(ic->o->ready_fd);
-		ic->ready_sent = true;
-	}
+	if (!ic->ready_sent && ic->o->on_ready)
+		ic->o->on_ready(ic->o->data);
+	ic->ready_sent = true;
 	return 0;
 }
 
@@ -446,7 +444,5 @@ int icept_run(const struct icept_opts *o)
 	yamux_drain_flush();
 	loop_free(ic.loop);
 	relay_pool_flush();
-	if (o->ready_fd > 2 && !ic.ready_sent)
-		close(o->ready_fd);
 	return ic.code;
 }

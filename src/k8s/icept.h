@@ -31,9 +31,9 @@ struct icept_opts {
 	struct icept_map maps[ICEPT_MAX_PORTS];
 	size_t n_maps;
 	uint32_t keepalive_ms, keepalive_timeout_ms; /* 0: 10000, 30000 */
-	/* > 2: one line is written here when the first session is up
-	 * ("ready\n"), then it is closed */
-	int ready_fd;
+	/* Optional: called once, when the first session is up. */
+	void (*on_ready)(void *data);
+	void *data;
 };
 
 /* Run until SIGTERM/SIGINT (returns 0), or until the agent is gone or

@@ -1,0 +1,235 @@
+"""`devbridge intercept SVC --steal` end to end against kubesim --runtime:
+the real kubectl creates the agent's objects, kubesim runs the agent Job's
+pod (`devbridge agent`, the binary under test, as uid 65532 with the
+service account's token mounted), the CLI swaps the selector, tunnels
+through a real `kubectl port-forward` to the agent's control port, and a
+client calling the Service's ClusterIP gets this machine's answers.  Then
+the selector must be exactly the original again: after Ctrl+C (the CLI
+restores and removes everything), and after the CLI is SIGKILLed (the
+agent restores it alone, through the API, as its service account).  A
+killed port-forward is re-established with no restore in between."""
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from helpers import descendants, proc_cmdline, wait_for
+from k8s_helpers import echo_pod, kb, rsim, service  # noqa: F401
+
+CLUSTER_IP = "10.96.214.10"
+ORIGINAL = {"app": "web"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster(rsim):  # noqa: F811
+    if not rsim.is_sim:
+        pytest.skip("needs the agent image on the cluster (deploy/agent/Dockerfile)")
+    rsim.apply(echo_pod("web-1", "default", dict(ORIGINAL)),
+               service("web", "default", ORIGINAL, [(80, 8080)], CLUSTER_IP))
+    rsim.wait_pods_ready("default", "web-1")
+    yield rsim
+
+
+class Laptop:
+    """The developer's server: answers b"LAPTOP " + everything it read."""
+
+    def __init__(self):
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(64)
+        self.port = self.ls.getsockname()[1]
+        self.requests = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(c,), daemon=True).start()
+
+    def _one(self, c):
+        data = b""
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            data += b
+        self.requests.append(data)
+        c.sendall(b"LAPTOP " + data)
+        c.close()
+
+    def close(self):
+        self.ls.close()
+
+
+def call(data, timeout=20):
+    """A cluster client: the Service's ClusterIP, data, half-close, the reply."""
+    s = socket.create_connection((CLUSTER_IP, 80), timeout=timeout)
+    out = []
+
+    def reader():
+        while True:
+            b = s.recv(65536)
+            if not b:
+                return
+            out.append(b)
+    t = threading.Thread(target=reader)
+    t.start()
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    t.join(timeout)
+    s.close()
+    return b"".join(out)
+
+
+class Intercept:
+    def __init__(self, kb, laptop, *extra):  # noqa: F811
+        self.kb = kb
+        self.err = open(os.path.join(kb.tmp, "intercept.err"), "w+")
+        self.p = subprocess.Popen([kb.bin, "--state-dir", kb.state_dir, "intercept", "web",
+                                   "--steal", "-p", "80:%d" % laptop.port, *extra],
+                                  env=kb.env(), stdout=subprocess.PIPE,
+                                  stderr=self.err, text=True)
+
+    def stderr(self):
+        self.err.flush()
+        with open(self.err.name) as f:
+            return f.read()
+
+    def wait_step(self, text, timeout=60):
+        def seen():
+            return text in self.stderr() or self.p.poll() is not None
+        wait_for(seen, timeout, "intercept: %s" % text)
+        assert text in self.stderr(), "intercept exited %s:\n%s" % (self.p.poll(), self.stderr())
+
+    def session(self):
+        for line in self.stderr().splitlines():
+            if "agent objects created: " in line:
+                return line.split("agent objects created: ")[1].strip()
+        return None
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait(10)
+
+
+def svc(rsim):  # noqa: F811
+    return json.loads(rsim.kubectl_ok("get", "service", "web", "-o", "json"))
+
+
+def assert_original(rsim):  # noqa: F811
+    s = svc(rsim)
+    assert s["spec"]["selector"] == ORIGINAL, s["spec"]
+    ann = s["metadata"].get("annotations", {})
+    assert not any(k.startswith("devbridge.dev/") for k in ann), ann
+
+
+def leftovers(rsim, sid):  # noqa: F811
+    r = rsim.kubectl_ok("get", "jobs,secrets,roles,rolebindings,serviceaccounts", "-l",
+                        "devbridge.dev/session=%s" % sid, "-o", "name")
+    return r.split()
+
+
+@pytest.fixture
+def laptop():
+    lt = Laptop()
+    yield lt
+    lt.close()
+
+
+def test_steal_then_ctrl_c_restores_and_cleans_up(kb, rsim, laptop):  # noqa: F811
+    ic = Intercept(kb, laptop)
+    try:
+        ic.wait_step("tunnel up")
+        sid = ic.session()
+        assert sid and len(sid) == 10, ic.stderr()
+        s = svc(rsim)
+        assert s["spec"]["selector"] == {"devbridge.dev/intercept": sid}
+        assert s["metadata"]["annotations"]["devbridge.dev/session"] == sid
+        # the cluster's clients get this machine's answers: 1 MiB intact
+        blob = os.urandom(1 << 20)
+        got = call(blob)
+        assert got[:7] == b"LAPTOP ", got[:40]
+        assert hashlib.sha256(got[7:]).digest() == hashlib.sha256(blob).digest()
+        # 20 at once
+        res = [None] * 20
+        ts = [threading.Thread(target=lambda i=i: res.__setitem__(i, call(b"req%d" % i)))
+              for i in range(20)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        assert res == [b"LAPTOP req%d" % i for i in range(20)]
+        ic.p.send_signal(signal.SIGINT)
+        assert ic.p.wait(60) == 0, ic.stderr()
+        err = ic.stderr()
+        assert "selector restored" in err and "agent removed" in err, err
+        assert_original(rsim)
+        wait_for(lambda: leftovers(rsim, sid) == [], 30, "the agent's objects gone")
+        # and the original pod answers again
+        assert call(b"x") == b"x"
+    finally:
+        ic.stop()
+
+
+def test_sigkill_cli_the_agent_restores(kb, rsim, laptop):  # noqa: F811
+    ic = Intercept(kb, laptop)
+    try:
+        ic.wait_step("tunnel up")
+        sid = ic.session()
+        assert call(b"hi") == b"LAPTOP hi"
+        t0 = time.monotonic()
+        ic.p.kill()  # no cleanup by the CLI: its kubectl dies with it
+        ic.p.wait(10)
+        # grace 10 s: the agent restores it through the API on its own
+        wait_for(lambda: svc(rsim)["spec"]["selector"] == ORIGINAL, 30, "the agent's restore")
+        took = time.monotonic() - t0
+        assert took < 10 + 10, "restored %.1f s after the CLI died" % took
+        assert_original(rsim)
+        who = "system:serviceaccount:default:devbridge-agent-%s" % sid
+        log = open(os.path.join(rsim.dir, "requests.log")).read()
+        assert any(line.startswith("PUT /api/v1/namespaces/default/services/web ") and who in line
+                   for line in log.splitlines()), log[-3000:]
+        assert call(b"y") == b"y"
+    finally:
+        ic.stop()
+        rsim.kubectl("delete", "jobs,secrets,roles,rolebindings,serviceaccounts", "-l",
+                     "app.kubernetes.io/managed-by=devbridge", "--ignore-not-found")
+
+
+def test_port_forward_killed_reconnects_without_restore(kb, rsim, laptop):  # noqa: F811
+    ic = Intercept(kb, laptop)
+    try:
+        ic.wait_step("tunnel up")
+        sid = ic.session()
+        assert call(b"one") == b"LAPTOP one"
+        pf = [p for p in descendants(ic.p.pid) if "port-forward" in proc_cmdline(p)]
+        assert pf, "no kubectl port-forward under the CLI"
+        os.kill(pf[0], signal.SIGKILL)
+        # traffic resumes through a new port-forward, and the selector never
+        # went back in between (the agent's grace period covers the gap)
+        deadline = time.monotonic() + 30
+        while True:
+            assert svc(rsim)["spec"]["selector"] == {"devbridge.dev/intercept": sid}
+            try:
+                if call(b"two", timeout=3) == b"LAPTOP two":
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, ic.stderr()
+        ic.p.send_signal(signal.SIGINT)
+        assert ic.p.wait(60) == 0, ic.stderr()
+        assert_original(rsim)
+    finally:
+        ic.stop()
