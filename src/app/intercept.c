@@ -600,8 +600,8 @@ static int restore_service(struct irun *r, char *msg, size_t n)
 		free(out);
 		int rr = svc ? icpt_restored_service(svc, r->p->sid, &back) : -EINVAL;
 		json_decref(svc);
-		if (rr == 1)
-			return 0;
+		if (rr == -ENOENT)
+			return 0; /* not (or no longer) ours: the agent restored it */
 		if (rr < 0) {
 			snprintf(msg, n, "the Service's original selector cannot be read back");
 			return -1;

@@ -287,8 +287,10 @@ int cmd_intercept(struct cli *c)
 	int code =
 	    app_intercept(cli_app(c), p, foreground, c->json ? NULL : show_step, c, &doc, &e);
 	app_iplan_free(p);
-	if (!doc)
+	if (!doc || (code != 0 && !c->json)) {
+		json_decref(doc);
 		return cli_fail(c, &e);
+	}
 	if (c->json)
 		return cli_json_result(c, code, doc, e.message);
 	json_decref(doc);

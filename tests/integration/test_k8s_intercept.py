@@ -233,3 +233,22 @@ def test_port_forward_killed_reconnects_without_restore(kb, rsim, laptop):  # no
         assert_original(rsim)
     finally:
         ic.stop()
+
+
+def test_agent_pod_deleted_cli_restores_and_exits_71(kb, rsim, laptop):  # noqa: F811
+    ic = Intercept(kb, laptop)
+    try:
+        ic.wait_step("tunnel up")
+        sid = ic.session()
+        assert call(b"a") == b"LAPTOP a"
+        pod = json.loads(rsim.kubectl_ok("get", "pods", "-l", "devbridge.dev/session=" + sid,
+                                         "-o", "json"))["items"][0]["metadata"]["name"]
+        rsim.kubectl_ok("delete", "pod", pod, "--wait=false")
+        assert ic.p.wait(60) == 71, ic.stderr()
+        err = ic.stderr()
+        assert "gone" in err, err
+        assert_original(rsim)
+        wait_for(lambda: leftovers(rsim, sid) == [], 30, "the agent's objects gone")
+        assert call(b"b") == b"b"
+    finally:
+        ic.stop()
