@@ -252,3 +252,25 @@ def test_agent_pod_deleted_cli_restores_and_exits_71(kb, rsim, laptop):  # noqa:
         assert call(b"b") == b"b"
     finally:
         ic.stop()
+
+
+def test_sigstop_cli_the_agent_restores_after_keepalive(kb, rsim, laptop):  # noqa: F811
+    """A stopped CLI (laptop asleep) keeps its TCP connection: the agent's
+    pings go unanswered, and it restores after the keepalive timeout (30 s)
+    and the grace period (10 s)."""
+    ic = Intercept(kb, laptop)
+    try:
+        ic.wait_step("tunnel up")
+        assert call(b"z") == b"LAPTOP z"
+        t0 = time.monotonic()
+        os.kill(ic.p.pid, signal.SIGSTOP)
+        wait_for(lambda: svc(rsim)["spec"]["selector"] == ORIGINAL, 60, "the agent's restore")
+        took = time.monotonic() - t0
+        assert took < 10 + 30 + 10 + 5, "restored %.1f s after SIGSTOP" % took
+        assert_original(rsim)
+    finally:
+        if ic.p.poll() is None:
+            os.kill(ic.p.pid, signal.SIGCONT)
+        ic.stop()
+        rsim.kubectl("delete", "jobs,secrets,roles,rolebindings,serviceaccounts", "-l",
+                     "app.kubernetes.io/managed-by=devbridge", "--ignore-not-found")
