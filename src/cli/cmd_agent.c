@@ -99,7 +99,15 @@ int cmd_agent(struct cli *c)
 		return cli_error(c, EXIT_NO_TOKEN,
 				 "DEVBRIDGE_AGENT_TOKEN: not set, or not %d-%d characters",
 				 AGENT_TOKEN_MIN, AGENT_TOKEN_MAX);
-	/* the token is read; the environment need not keep it for children */
+	/* Keep a copy and scrub the environment's: /proc/PID/environ shows
+	 * the process's initial environment, which is where getenv points. */
+	char token[AGENT_TOKEN_MAX + 1];
+	char *env_tok = getenv("DEVBRIDGE_AGENT_TOKEN");
+	snprintf(token, sizeof token, "%s", env_tok);
+	explicit_bzero(env_tok, strlen(env_tok));
+	unsetenv("DEVBRIDGE_AGENT_TOKEN");
+	o.token = token;
 	r = agent_run(&o);
+	explicit_bzero(token, sizeof token);
 	return r == 0 ? 0 : r == 2 ? EXIT_USAGE : EXIT_K8S_TUNNEL_FAILED;
 }

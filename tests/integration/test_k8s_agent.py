@@ -333,3 +333,11 @@ def test_bad_options(agent):
         r = subprocess.run(base + args, env=env, capture_output=True, text=True, timeout=30)
         assert r.returncode == 2 and what in r.stderr, (args, r.stderr)
     assert TOKEN not in r.stderr
+
+
+def test_token_not_in_the_agent_environment(agent):
+    a = agent["start"]()
+    environ = open("/proc/%d/environ" % a.p.pid, "rb").read()
+    assert TOKEN.encode() not in environ
+    cmdline = open("/proc/%d/cmdline" % a.p.pid, "rb").read()
+    assert TOKEN.encode() not in cmdline
