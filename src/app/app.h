@@ -222,6 +222,20 @@ typedef void (*app_progress_fn)(void *data, const char *step, const char *detail
 int app_intercept(const struct app *a, struct app_iplan *p, bool foreground,
 		  app_progress_fn progress, void *pdata, json_t **ret_doc, struct err *e);
 
+/* --- Kubernetes: intercept readiness, for doctor (intercept_ready.c) --- */
+
+struct cfg_bridge;
+/* Whether `intercept` could run in the cluster of bridge `b` (NULL: kubectl's
+ * defaults): its kubeconfig and context (or the current one), the first
+ * bridge.intercepts entry's namespace and Service, else bridge.namespace
+ * (or the context's, or default) and any Service.  Appends rows {check,
+ * ok, detail} to `rows`: "intercept rights" (every right intercept's
+ * pre-checks ask for, by the same SelfSubjectAccessReviews) and "pod
+ * security" (the namespace's pod-security.kubernetes.io/enforce level; the
+ * agent meets restricted).  Changes nothing.  0; -EINVAL when the
+ * kubeconfig or context cannot be resolved (one row says why); -ENOMEM. */
+int app_intercept_ready(const struct cfg_bridge *b, json_t *rows);
+
 /* --- containers (container.c) --- */
 
 /* Rows of kind "container" from a live host daemon's state file. */

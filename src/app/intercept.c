@@ -39,6 +39,8 @@ struct app_iplan {
 	json_t *objects;	 /* ServiceAccount, Role, RoleBinding, Secret, Job */
 	json_t *swapped;	 /* the Service after the swap */
 	json_t *warnings;	 /* strings */
+	json_t *ns_obj;		 /* the namespace as read (NULL: not readable) */
+	json_t *pods;		 /* the pods of the selector (NULL: not readable) */
 };
 
 /* A user's text, safe to echo on a terminal. */
@@ -57,6 +59,8 @@ void app_iplan_free(struct app_iplan *p)
 	json_decref(p->objects);
 	json_decref(p->swapped);
 	json_decref(p->warnings);
+	json_decref(p->ns_obj);
+	json_decref(p->pods);
 	explicit_bzero(p->token, sizeof p->token);
 	free(p);
 }
@@ -260,10 +264,10 @@ static int check_rights(struct app_iplan *p, const struct kctl_job *jobs, size_t
 	size_t off = 0, nmissing = 0, nr;
 	const struct icpt_right *rt = icpt_rights(&nr);
 	for (size_t i = 0; i < n && i < nr; i++) {
-		const char *out = jobs[i].out ? jobs[i].out : "";
-		if (jobs[i].status == 0 && strncmp(out, "yes", 3) == 0)
+		int yes = icpt_can_i_answer(jobs[i].status, jobs[i].out);
+		if (yes == 1)
 			continue;
-		if (strncmp(out, "no", 2) != 0) {
+		if (yes < 0) {
 			/* not an answer: kubectl could not ask */
 			icpt_right_str(&rt[i], p->service, one, sizeof one);
 			kctl_message(jobs[i].err, msg, sizeof msg);
@@ -286,7 +290,9 @@ static int check_rights(struct app_iplan *p, const struct kctl_job *jobs, size_t
 		       missing, p->kube.namespace);
 }
 
-/* Round 2: named targetPorts from a Ready pod of the selector (63). */
+/* Round 2: the pods of the selector (kept for the mesh check), and named
+ * targetPorts from a Ready one (63); without named targetPorts, pods that
+ * cannot be read only leave the mesh check out. */
 static int resolve_named(struct app_iplan *p, struct err *e)
 {
 	char sel[1024], what[200], detail[400], tb[80];
@@ -299,7 +305,9 @@ static int resolve_named(struct app_iplan *p, struct err *e)
 	struct kctl_job j = {.args = args, .max = 8 << 20};
 	kctl_run_all(&p->kube.k, &j, 1, kube_time_left_ms(&p->kube));
 	int r = 0;
-	if (j.status == -ETIMEDOUT) {
+	if (!p->found.named_targets) {
+		p->pods = j.status == 0 ? json_loads(j.out ? j.out : "", 0, NULL) : NULL;
+	} else if (j.status == -ETIMEDOUT) {
 		r = err_set(e, EXIT_K8S_CONTEXT_UNREACHABLE, "cannot read %s: %s", what,
 			    kube_timed_out(&p->kube, tb, sizeof tb));
 	} else if (j.status != 0) {
@@ -323,7 +331,7 @@ static int resolve_named(struct app_iplan *p, struct err *e)
 			clean(json_string_value(
 				  json_object_get(json_object_get(pod, "metadata"), "name")),
 			      p->pod, sizeof p->pod);
-		json_decref(list);
+		p->pods = list;
 	}
 	free(j.out);
 	return r;
@@ -348,28 +356,15 @@ static int validate(struct app_iplan *p, struct err *e)
 	}
 	const char *ns = p->kube.namespace;
 	const char *ver[] = {"get", "--raw", "/version", "--request-timeout=10s", NULL};
-	const char *nsg[] = {"get", "namespace", ns, "-o", "name", NULL};
+	const char *nsg[] = {"get", "namespace", ns, "-o", "json", NULL};
 	const char *svg[] = {"get", "service", "--namespace", ns, "-o", "json", p->service, NULL};
 	memcpy(args[0], ver, sizeof ver);
 	memcpy(args[1], nsg, sizeof nsg);
 	memcpy(args[2], svg, sizeof svg);
+	jobs[1].max = 1 << 20;
 	jobs[2].max = 1 << 20;
 	for (size_t i = 0; i < nr; i++) {
-		size_t a = 0;
-		snprintf(res[i], sizeof res[i], "%s%s%s%s%s", rt[i].resource,
-			 rt[i].group[0] ? "." : "", rt[i].group, rt[i].named ? "/" : "",
-			 rt[i].named ? p->service : "");
-		args[3 + i][a++] = "auth";
-		args[3 + i][a++] = "can-i";
-		args[3 + i][a++] = rt[i].verb;
-		args[3 + i][a++] = res[i];
-		args[3 + i][a++] = "--namespace";
-		args[3 + i][a++] = ns;
-		if (rt[i].subresource) {
-			args[3 + i][a++] = "--subresource";
-			args[3 + i][a++] = rt[i].subresource;
-		}
-		args[3 + i][a] = NULL;
+		icpt_can_i_args(&rt[i], p->service, ns, res[i], sizeof res[i], args[3 + i]);
 		jobs[3 + i].max = 64;
 	}
 	for (size_t i = 0; i < nj; i++)
@@ -378,6 +373,8 @@ static int validate(struct app_iplan *p, struct err *e)
 	int r = kube_check_cluster(&p->kube, &jobs[0], e);
 	if (!r)
 		r = kube_check_namespace(&p->kube, ns, &jobs[1], e);
+	if (!r && jobs[1].status == 0)
+		p->ns_obj = json_loads(jobs[1].out ? jobs[1].out : "", 0, NULL);
 	if (!r) {
 		r = check_service(p, &jobs[2], e);
 		/* Not allowed to read the Service: say every right that lacks. */
@@ -391,7 +388,7 @@ static int validate(struct app_iplan *p, struct err *e)
 	free(jobs);
 	free(args);
 	free(res);
-	if (!r && p->found.named_targets)
+	if (!r)
 		r = resolve_named(p, e);
 	char detail[400];
 	if (!r && icpt_check_targets(&p->found, detail, sizeof detail) < 0)
@@ -420,6 +417,7 @@ static int build(struct app_iplan *p, struct err *e)
 	if (!p->objects || !p->swapped || !p->warnings)
 		return err_set(e, EXIT_ERROR, "out of memory");
 	icpt_port_warnings(p->svc, &p->found, p->warnings);
+	icpt_mesh_warnings(p->ns_obj, p->pods, p->warnings);
 	return 0;
 }
 

@@ -1,5 +1,6 @@
 /* cmd_config.c - `config check` and `doctor`. */
 #include "cli/cli.h"
+#include "app/app.h"
 #include "app/config.h"
 #include "core/spawn.h"
 #include "core/state.h"
@@ -523,6 +524,24 @@ static void doctor_k8s(struct doc_row *d, const struct cfg *cfg, const char *pro
 			 r == -ETIMEDOUT ? "kubectl timed out" : (*msg ? msg : "unreachable"));
 	report(d, "cluster reachable", r == 0, buf, required);
 	free(kubectl);
+	if (r != 0)
+		return;
+	/* intercept: its rights count when the config lists intercepts; the
+	 * Pod Security level is information (the agent meets restricted) */
+	json_t *rows = json_array();
+	bool icpt_required = required && b.n_intercepts > 0;
+	if (rows && app_intercept_ready(&b, rows) != -ENOMEM) {
+		size_t i;
+		json_t *row;
+		json_array_foreach(rows, i, row)
+		{
+			const char *check = json_string_value(json_object_get(row, "check"));
+			report(d, check, json_is_true(json_object_get(row, "ok")),
+			       json_string_value(json_object_get(row, "detail")),
+			       icpt_required && strcmp(check, "intercept rights") == 0);
+		}
+	}
+	json_decref(rows);
 }
 
 int cmd_doctor(struct cli *c)

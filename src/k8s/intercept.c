@@ -380,6 +380,131 @@ void icpt_port_warnings(const json_t *svc, const struct icpt_found *f, json_t *w
 	}
 }
 
+/* --- service meshes --- */
+
+enum { MESH_ISTIO, MESH_LINKERD, N_MESH };
+
+static const struct mesh {
+	const char *name, *proxy; /* the mesh, its sidecar container */
+} meshes[N_MESH] = {
+    [MESH_ISTIO] = {"Istio", "istio-proxy"},
+    [MESH_LINKERD] = {"Linkerd", "linkerd-proxy"},
+};
+
+/* What was seen of one mesh: the first few pieces of evidence. */
+struct mesh_seen {
+	char why[400];
+	size_t n;
+};
+
+static void mesh_note(struct mesh_seen *m, const char *fmt, const char *a, const char *b,
+		      const char *c)
+{
+	char one[200], ca[80], cb[80], cc[80];
+	copy_clean(ca, sizeof ca, a);
+	copy_clean(cb, sizeof cb, b);
+	copy_clean(cc, sizeof cc, c);
+	if (m->n++ >= 3)
+		return; /* enough to say why */
+	snprintf(one, sizeof one, fmt, ca, cb, cc);
+	size_t len = strlen(m->why);
+	snprintf(m->why + len, sizeof m->why - len, "%s%s", len ? "; " : "", one);
+}
+
+/* metadata.labels[key] or metadata.annotations[key] of obj (a string),
+ * and which of the two in *where. */
+static const char *meta_value(const json_t *obj, const char *key, const char **where)
+{
+	const json_t *md = json_object_get(obj, "metadata");
+	const char *v = json_string_value(json_object_get(json_object_get(md, "labels"), key));
+	*where = "label";
+	if (v)
+		return v;
+	*where = "annotation";
+	return json_string_value(json_object_get(json_object_get(md, "annotations"), key));
+}
+
+static const char *obj_name(const json_t *obj)
+{
+	const char *s =
+	    json_string_value(json_object_get(json_object_get(obj, "metadata"), "name"));
+	return s ? s : "?";
+}
+
+/* Injection asked for on obj (a namespace or a pod): key=value, for the
+ * values that turn it on. */
+static void mesh_injection(const json_t *obj, const char *what, struct mesh_seen *seen)
+{
+	static const struct {
+		int mesh;
+		const char *key, *on; /* on: NULL = any value */
+	} keys[] = {
+	    {MESH_ISTIO, "istio-injection", "enabled"},
+	    {MESH_ISTIO, "istio.io/rev", NULL},
+	    {MESH_ISTIO, "sidecar.istio.io/inject", "true"},
+	    {MESH_LINKERD, "linkerd.io/inject", "enabled"},
+	    {MESH_LINKERD, "linkerd.io/inject", "ingress"},
+	};
+	for (size_t k = 0; k < ARRAY_SIZE(keys); k++) {
+		const char *where, *v = meta_value(obj, keys[k].key, &where);
+		if (!v || (keys[k].on && strcmp(v, keys[k].on) != 0))
+			continue;
+		char fmt[64];
+		snprintf(fmt, sizeof fmt, "%s %%s has %s %%s=%%s", what, where);
+		mesh_note(&seen[keys[k].mesh], fmt, obj_name(obj), keys[k].key, v);
+	}
+}
+
+void icpt_mesh_warnings(const json_t *ns, const json_t *pods, json_t *warnings)
+{
+	struct mesh_seen seen[N_MESH] = {0};
+	if (ns)
+		mesh_injection(ns, "namespace", seen);
+	size_t i;
+	const json_t *pod;
+	json_array_foreach(json_object_get(pods, "items"), i, pod)
+	{
+		static const char *const lists[] = {"containers", "initContainers"};
+		const json_t *spec = json_object_get(pod, "spec");
+		for (size_t l = 0; l < ARRAY_SIZE(lists); l++) {
+			size_t k;
+			const json_t *c;
+			json_array_foreach(json_object_get(spec, lists[l]), k, c)
+			{
+				const char *cn = json_string_value(json_object_get(c, "name"));
+				for (int m = 0; cn && m < N_MESH; m++)
+					if (strcmp(cn, meshes[m].proxy) == 0)
+						mesh_note(&seen[m], "pod %s has container %s",
+							  obj_name(pod), cn, "");
+			}
+		}
+		mesh_injection(pod, "pod", seen);
+	}
+	for (int m = 0; m < N_MESH; m++) {
+		if (!seen[m].n)
+			continue;
+		char *s = strdup_printf(
+		    "service mesh %s (%s%s): devbridge does not support service meshes in this "
+		    "version and goes on anyway. The mesh may inject a %s sidecar into the "
+		    "agent's pod too, and may override or ignore the selector swap; clients "
+		    "whose sidecars speak mTLS reach the agent, and so this machine, encrypted "
+		    "(or are refused: the agent has no mesh identity). Exclude the agent from "
+		    "injection or intercept a Service outside the mesh",
+		    meshes[m].name, seen[m].why, seen[m].n > 3 ? "; ..." : "", meshes[m].proxy);
+		if (s)
+			json_array_append_new(warnings, json_string(s));
+		free(s);
+	}
+}
+
+void icpt_pod_security(const json_t *ns, char *buf, size_t n)
+{
+	const char *v = json_string_value(
+	    json_object_get(json_object_get(json_object_get(ns, "metadata"), "labels"),
+			    "pod-security.kubernetes.io/enforce"));
+	copy_clean(buf, n, v ? v : "");
+}
+
 /* Label keys ([prefix/]name) and values: letters, digits, '-', '_', '.',
  * and '/' in keys. */
 static bool label_chars_ok(const char *s, bool key)
@@ -820,6 +945,34 @@ void icpt_right_str(const struct icpt_right *r, const char *service, char *buf, 
 		 r->subresource	       ? r->subresource
 		 : r->named && service ? service
 				       : "");
+}
+
+void icpt_can_i_args(const struct icpt_right *r, const char *service, const char *ns, char *res,
+		     size_t n, const char **args)
+{
+	size_t a = 0;
+	bool named = r->named && service;
+	snprintf(res, n, "%s%s%s%s%s", r->resource, r->group[0] ? "." : "", r->group,
+		 named ? "/" : "", named ? service : "");
+	args[a++] = "auth";
+	args[a++] = "can-i";
+	args[a++] = r->verb;
+	args[a++] = res;
+	args[a++] = "--namespace";
+	args[a++] = ns;
+	if (r->subresource) {
+		args[a++] = "--subresource";
+		args[a++] = r->subresource;
+	}
+	args[a] = NULL;
+}
+
+int icpt_can_i_answer(int status, const char *out)
+{
+	out = out ? out : "";
+	if (status == 0 && strncmp(out, "yes", 3) == 0)
+		return 1;
+	return strncmp(out, "no", 2) == 0 ? 0 : -1;
 }
 
 const char *icpt_default_image(void)

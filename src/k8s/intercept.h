@@ -83,6 +83,22 @@ enum icpt_verdict icpt_check_service(const json_t *svc, const struct icpt_spec *
  * to `warnings` (an array). */
 void icpt_port_warnings(const json_t *svc, const struct icpt_found *f, json_t *warnings);
 
+/* Service-mesh sidecars: Istio or Linkerd on the Service's pods (`pods`,
+ * a `kubectl get pods -o json` list of its selector; a container, init
+ * container included, named istio-proxy / linkerd-proxy, or an injection
+ * label or annotation: sidecar.istio.io/inject, linkerd.io/inject) or
+ * injection asked for by the namespace (`ns`, `kubectl get namespace -o
+ * json`: istio-injection=enabled, istio.io/rev, linkerd.io/inject).
+ * Either may be NULL.  One sentence per mesh found, saying what it
+ * breaks, appended to `warnings` (an array): an intercept proceeds. */
+void icpt_mesh_warnings(const json_t *ns, const json_t *pods, json_t *warnings);
+
+/* The namespace's Pod Security Admission level: the value of its label
+ * pod-security.kubernetes.io/enforce ("privileged", "baseline",
+ * "restricted"), sanitized into buf; "" when unlabelled.  The agent's pod
+ * meets "restricted", so every level admits it. */
+void icpt_pod_security(const json_t *ns, char *buf, size_t n);
+
 /* The Service's selector as a label selector for `kubectl get pods -l`:
  * "k=v,k2=v2".  0, or -EINVAL (none, or a key or value with characters a
  * label cannot have: nothing that could change the selector's meaning is
@@ -157,6 +173,18 @@ const struct icpt_right *icpt_rights(size_t *n);
 /* "create jobs.batch", "create pods/portforward", "update services/NAME"
  * into buf, for messages. */
 void icpt_right_str(const struct icpt_right *r, const char *service, char *buf, size_t n);
+
+/* `kubectl auth can-i` for right r in namespace ns: the arguments,
+ * NULL-terminated, into args (at least ICPT_CAN_I_ARGS entries), with the
+ * resource word ("services/NAME", "jobs.batch") written into res (n
+ * bytes), which args points into.  service: the Service a named right is
+ * about; NULL asks about every Service. */
+#define ICPT_CAN_I_ARGS 10
+void icpt_can_i_args(const struct icpt_right *r, const char *service, const char *ns, char *res,
+		     size_t n, const char **args);
+/* kubectl's answer to it (exit status, stdout): 1 yes, 0 no, -1 no
+ * answer (kubectl could not ask). */
+int icpt_can_i_answer(int status, const char *out);
 
 /* The agent image when none is given: ghcr.io/devbridge/agent:VERSION. */
 const char *icpt_default_image(void);

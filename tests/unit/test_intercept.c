@@ -521,6 +521,155 @@ static void test_rights(void)
 	}
 }
 
+static void test_can_i(void)
+{
+	size_t n;
+	const struct icpt_right *r = icpt_rights(&n);
+	char res[160];
+	const char *args[ICPT_CAN_I_ARGS];
+	bool seen_named = false, seen_sub = false;
+	for (size_t i = 0; i < n; i++) {
+		icpt_can_i_args(&r[i], "web", "shop", res, sizeof res, args);
+		ASSERT_STR_EQ(args[0], "auth");
+		ASSERT_STR_EQ(args[1], "can-i");
+		ASSERT_STR_EQ(args[2], r[i].verb);
+		ASSERT(args[3] == res);
+		ASSERT_STR_EQ(args[4], "--namespace");
+		ASSERT_STR_EQ(args[5], "shop");
+		if (r[i].named && strcmp(r[i].verb, "update") == 0) {
+			ASSERT_STR_EQ(res, "services/web");
+			/* no Service: about every one */
+			icpt_can_i_args(&r[i], NULL, "shop", res, sizeof res, args);
+			ASSERT_STR_EQ(res, "services");
+			seen_named = true;
+		}
+		if (r[i].subresource) {
+			ASSERT_STR_EQ(res, "pods");
+			ASSERT_STR_EQ(args[6], "--subresource");
+			ASSERT_STR_EQ(args[7], "portforward");
+			ASSERT(args[8] == NULL);
+			seen_sub = true;
+		} else {
+			ASSERT(args[6] == NULL);
+		}
+		if (strcmp(r[i].resource, "jobs") == 0)
+			ASSERT_STR_EQ(res, "jobs.batch");
+	}
+	ASSERT(seen_named && seen_sub);
+	ASSERT_EQ(icpt_can_i_answer(0, "yes\n"), 1);
+	ASSERT_EQ(icpt_can_i_answer(1, "no\n"), 0);
+	ASSERT_EQ(icpt_can_i_answer(1, "no - RBAC: ...\n"), 0);
+	ASSERT_EQ(icpt_can_i_answer(1, ""), -1);
+	ASSERT_EQ(icpt_can_i_answer(1, NULL), -1);
+	ASSERT_EQ(icpt_can_i_answer(1, "yes\n"), -1); /* "yes" with a failure: not an answer */
+}
+
+static const char *mesh_warning(json_t *w, const char *mesh)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(w, i, v)
+	{
+		const char *s = json_string_value(v);
+		char head[64];
+		snprintf(head, sizeof head, "service mesh %s (", mesh);
+		if (s && strncmp(s, head, strlen(head)) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+static void test_mesh_warnings(void)
+{
+	/* none: nothing said */
+	json_t *w = json_array();
+	json_t *ns = parse("{\"metadata\":{\"name\":\"shop\",\"labels\":{\"istio-injection\":"
+			   "\"disabled\"},\"annotations\":{\"linkerd.io/inject\":\"disabled\"}}}");
+	json_t *pl = parse("{\"items\":[{\"metadata\":{\"name\":\"web-1\",\"annotations\":{"
+			   "\"sidecar.istio.io/inject\":\"false\"}},\"spec\":{\"containers\":[{"
+			   "\"name\":\"app\"}]}}]}");
+	icpt_mesh_warnings(ns, pl, w);
+	icpt_mesh_warnings(NULL, NULL, w);
+	ASSERT_EQ(json_array_size(w), 0);
+	json_decref(ns);
+	json_decref(pl);
+
+	/* Istio by the namespace label and the sidecar; one warning per mesh */
+	ns = parse(
+	    "{\"metadata\":{\"name\":\"shop\",\"labels\":{\"istio-injection\":\"enabled\"}}}");
+	pl =
+	    parse("{\"items\":["
+		  "{\"metadata\":{\"name\":\"web-1\"},\"spec\":{\"containers\":[{\"name\":\"app\"},"
+		  "{\"name\":\"istio-proxy\"}]}},"
+		  "{\"metadata\":{\"name\":\"web-2\"},\"spec\":{\"initContainers\":[{\"name\":"
+		  "\"istio-proxy\"}],\"containers\":[{\"name\":\"app\"}]}},"
+		  "{\"metadata\":{\"name\":\"web-3\"},\"spec\":{\"containers\":[{\"name\":"
+		  "\"istio-proxy\"}]}}]}");
+	icpt_mesh_warnings(ns, pl, w);
+	ASSERT_EQ(json_array_size(w), 1);
+	const char *s = mesh_warning(w, "Istio");
+	ASSERT(s);
+	ASSERT_STR_CONTAINS(s, "namespace shop has label istio-injection=enabled; pod web-1 has "
+			       "container istio-proxy; pod web-2 has container istio-proxy; ...)");
+	ASSERT(!strstr(s, "web-3")); /* three pieces of evidence are enough */
+	ASSERT_STR_CONTAINS(s, "goes on anyway");
+	ASSERT_STR_CONTAINS(s, "inject a istio-proxy sidecar into the agent's pod");
+	ASSERT_STR_CONTAINS(s, "mTLS");
+	ASSERT_STR_CONTAINS(s, "encrypted");
+	json_decref(ns);
+	json_decref(pl);
+	json_decref(w);
+
+	/* Linkerd by annotation (namespace) and pod label; Istio by revision
+	 * and the pod's annotation: both said */
+	w = json_array();
+	ns = parse("{\"metadata\":{\"name\":\"ld\",\"annotations\":{\"linkerd.io/inject\":"
+		   "\"enabled\"},\"labels\":{\"istio.io/rev\":\"canary\"}}}");
+	pl = parse("{\"items\":[{\"metadata\":{\"name\":\"web-1\",\"labels\":{"
+		   "\"sidecar.istio.io/inject\":\"true\"}},\"spec\":{\"containers\":[{\"name\":"
+		   "\"linkerd-proxy\"}]}}]}");
+	icpt_mesh_warnings(ns, pl, w);
+	ASSERT_EQ(json_array_size(w), 2);
+	s = mesh_warning(w, "Istio");
+	ASSERT(s);
+	ASSERT_STR_CONTAINS(s, "(namespace ld has label istio.io/rev=canary; pod web-1 has label "
+			       "sidecar.istio.io/inject=true)");
+	s = mesh_warning(w, "Linkerd");
+	ASSERT(s);
+	ASSERT_STR_CONTAINS(s, "(namespace ld has annotation linkerd.io/inject=enabled; pod web-1 "
+			       "has container linkerd-proxy)");
+	ASSERT_STR_CONTAINS(s, "linkerd-proxy sidecar");
+	json_decref(ns);
+	json_decref(pl);
+	json_decref(w);
+
+	/* a peer's text is cleaned */
+	w = json_array();
+	pl = parse("{\"items\":[{\"metadata\":{\"name\":\"a\\u001b[31mb\",\"labels\":{"
+		   "\"linkerd.io/inject\":\"ingress\"}}}]}");
+	icpt_mesh_warnings(NULL, pl, w);
+	ASSERT_EQ(json_array_size(w), 1);
+	ASSERT(!strchr(json_string_value(json_array_get(w, 0)), 0x1b));
+	json_decref(pl);
+	json_decref(w);
+}
+
+static void test_pod_security(void)
+{
+	char b[64];
+	json_t *ns = parse("{\"metadata\":{\"labels\":{\"pod-security.kubernetes.io/enforce\":"
+			   "\"restricted\",\"pod-security.kubernetes.io/warn\":\"baseline\"}}}");
+	icpt_pod_security(ns, b, sizeof b);
+	ASSERT_STR_EQ(b, "restricted");
+	json_decref(ns);
+	ns = parse("{\"metadata\":{\"labels\":{\"x\":\"y\"}}}");
+	icpt_pod_security(ns, b, sizeof b);
+	ASSERT_STR_EQ(b, "");
+	icpt_pod_security(NULL, b, sizeof b);
+	ASSERT_STR_EQ(b, "");
+	json_decref(ns);
+}
+
 static void test_ids(void)
 {
 	char a[ICPT_SID_LEN + 1], b[ICPT_TOKEN_LEN + 1];
@@ -557,6 +706,9 @@ int main(void)
 	RUN(test_objects);
 	RUN(test_swap_and_restore);
 	RUN(test_rights);
+	RUN(test_can_i);
+	RUN(test_mesh_warnings);
+	RUN(test_pod_security);
 	RUN(test_ids);
 	return 0;
 }
