@@ -372,6 +372,9 @@ class SpdySession:
             host, tport = self.resolve(port)
             sock = socket.create_connection((host, tport), timeout=CONNECT_TIMEOUT)
             sock.settimeout(None)
+            # as the kubelet (Go sets TCP_NODELAY on every TCP connection):
+            # without it small frames wait for delayed ACKs (~40 ms each)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except LookupError as e:
             self._error(st, port, str(e))
             return
@@ -498,6 +501,7 @@ def handle_portforward(handler, store, namespace, pod_name):
     handler.wfile.flush()
     _log_request(handler, 101)
     conn = handler.connection
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as the API server (Go)
     try:
         conn.settimeout(None)
     except OSError:

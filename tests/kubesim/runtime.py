@@ -1079,6 +1079,7 @@ class _ServiceProxy:
         except OSError:
             c.close()
             return
+        _nodelay(c, b)
         relay(c, b)
 
 
@@ -1097,7 +1098,18 @@ class _Forward(_ServiceProxy):
         except OSError:
             c.close()
             return
+        _nodelay(c, b)
         relay(c, b)
+
+
+def _nodelay(*socks):
+    """kube-proxy forwards in the kernel: a user-space stand-in must not
+    add Nagle's delays (~40 ms per small write waiting on a delayed ACK)."""
+    for x in socks:
+        try:
+            x.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
 
 
 def _pump(src, dst):
