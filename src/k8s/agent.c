@@ -225,6 +225,12 @@ int agent_selector_query(const char *service_json, char *buf, size_t len)
 	json_t *ann = json_object_get(json_object_get(root, "metadata"), "annotations");
 	const char *orig = json_string_value(json_object_get(ann, AGENT_ANN_ORIGINAL));
 	json_t *sel = orig ? json_loads(orig, JSON_REJECT_DUPLICATES, &je) : NULL;
+	/* not swapped yet (the CLI swaps once we are Ready): the selector is
+	 * still the original */
+	json_t *cur = json_object_get(json_object_get(root, "spec"), "selector");
+	if (!orig && !json_object_get(ann, AGENT_ANN_SESSION) && json_is_object(cur) &&
+	    !json_object_get(cur, AGENT_LABEL))
+		sel = json_incref(cur);
 	size_t n = json_is_object(sel) ? json_object_size(sel) : 0;
 	const char **keys = n ? calloc(n, sizeof *keys) : NULL;
 	size_t i = 0, at = 0;

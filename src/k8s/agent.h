@@ -91,9 +91,12 @@ int agent_restore_body(const char *service_json, const char *session, char **ret
 
 /* --mode mirror: the Service as read (JSON) -> the query that lists the
  * original pods, "labelSelector=K%3DV%2CK2%3DV2" (keys sorted,
- * percent-encoded), from the original-selector annotation.  0 with the
- * query in buf; -EINVAL (not a Service, no annotation, or not a JSON
- * object of strings), -ENAMETOOLONG (over len). */
+ * percent-encoded), from the original-selector annotation; or, before
+ * the swap (no session nor original-selector annotation, and a selector
+ * without our label: the agent starts before the CLI swaps), from
+ * spec.selector.  0 with the query in buf; -EINVAL (not a Service, no
+ * selector to use, or not a JSON object of strings), -ENAMETOOLONG
+ * (over len). */
 int agent_selector_query(const char *service_json, char *buf, size_t len);
 
 /* A pod list (JSON) -> the addresses of its Ready pods: phase Running, a

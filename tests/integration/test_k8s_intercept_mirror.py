@@ -61,6 +61,12 @@ def from_a_pod(got, data):
     return name.decode() in PODS and rest == data
 
 
+def agent_log(rsim, sid):  # noqa: F811
+    r = rsim.kubectl("logs", "-l", "devbridge.dev/session=" + sid, "--tail", "50")
+    log = open(os.path.join(rsim.dir, "requests.log")).read()
+    return r.stdout + r.stderr + "\n--- requests:\n" + log[-3000:]
+
+
 def svc(rsim):  # noqa: F811
     return json.loads(rsim.kubectl_ok("get", "service", "mweb", "-o", "json"))
 
@@ -86,7 +92,7 @@ def test_mirror_original_answers_laptop_gets_the_bytes(kb, rsim):  # noqa: F811
         assert s["metadata"]["annotations"]["devbridge.dev/mode"] == "mirror"
         blob = os.urandom(1 << 20)
         got = call(blob)
-        assert from_a_pod(got, blob), got[:40]
+        assert from_a_pod(got, blob), (got[:40], agent_log(rsim, sid))
         wait_for(lambda: any(hashlib.sha256(r).digest() == hashlib.sha256(blob).digest()
                              for r in laptop.requests), 30, "the laptop's 1 MiB copy")
         res = [None] * 20

@@ -175,10 +175,19 @@ static void test_selector_query(void)
 	/* too long for the buffer */
 	ASSERT_EQ(agent_selector_query(ANN_SVC("\"{\\\"app\\\":\\\"web\\\"}\""), q, 20),
 		  -ENAMETOOLONG);
+	/* before the swap: the selector itself, unless it is already ours */
+	ASSERT_EQ(agent_selector_query("{\"metadata\":{},\"spec\":{\"selector\":{\"app\":\"w\"}}}",
+				       q, sizeof q),
+		  0);
+	ASSERT_STR_EQ(q, "labelSelector=app%3Dw");
 	static const char *const bad[] = {
 	    "not json",
 	    "{}",
 	    "{\"metadata\":{}}",
+	    "{\"metadata\":{},\"spec\":{\"selector\":{\"devbridge.dev/intercept\":\"x\"}}}",
+	    "{\"metadata\":{\"annotations\":{\"devbridge.dev/session\":\"x\"}},"
+	    "\"spec\":{\"selector\":{\"app\":\"w\"}}}",
+	    "{\"metadata\":{},\"spec\":{\"selector\":{}}}",
 	    ANN_SVC("\"{}\""),
 	    ANN_SVC("\"{\\\"a\\\":1}\""),
 	    ANN_SVC("\"[]\""),
