@@ -1,7 +1,8 @@
 /* Fuzz what the intercept agent parses from the network and the API: the
  * control port's hello, the health port's request head (both from anyone
- * who can reach the pod), and the Service JSON it restores from.  The
- * first byte picks the parser. */
+ * who can reach the pod), the Service JSON it restores from, and with
+ * --mode mirror the selector query and the pod list.  The first byte picks
+ * the parser. */
 #include "k8s/agent.h"
 
 #include <stdint.h>
@@ -15,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	const char *s = (const char *)data + 1;
 	size_t n = size - 1;
-	switch (data[0] % 3) {
+	switch (data[0] % 5) {
 	case 0: {
 		const char *tok;
 		size_t tl;
@@ -34,6 +35,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r > 0 && ((size_t)r > n || (size_t)r > AGENT_HTTP_HEAD_MAX || ml == 0 ||
 			      pl == 0 || p[0] != '/' || p + pl > s + r))
 			abort();
+		break;
+	}
+	case 3:
+	case 4: {
+		char *j = malloc(n + 1);
+		if (!j)
+			return 0;
+		memcpy(j, s, n);
+		j[n] = 0;
+		if (data[0] % 5 == 3) {
+			char q[64];
+			int r = agent_selector_query(j, q, sizeof q);
+			if (r == 0 &&
+			    (strncmp(q, "labelSelector=", 14) != 0 || strlen(q) >= sizeof q))
+				abort();
+		} else {
+			char ips[4][AGENT_IP_MAX];
+			size_t k = 99;
+			int r = agent_ready_pods(j, ips, 4, &k);
+			if ((r == 0 && k > 4) || (r < 0 && k != 0))
+				abort();
+			for (size_t i = 0; r == 0 && i < k; i++)
+				if (!memchr(ips[i], 0, AGENT_IP_MAX))
+					abort();
+		}
+		free(j);
 		break;
 	}
 	default: {

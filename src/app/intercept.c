@@ -691,10 +691,6 @@ int app_intercept(const struct app *a, struct app_iplan *p, bool foreground,
 	(void)a;
 	(void)foreground; /* the run is in the foreground in this version */
 	*ret_doc = NULL;
-	if (p->mode != INTERCEPT_STEAL)
-		return err_set(e, EXIT_USAGE,
-			       "--mirror: the agent does not mirror in this version (--dry-run "
-			       "shows the objects); use --steal");
 	struct irun r = {.p = p, .progress = progress, .pdata = pdata, .t0 = now_mono_ms()};
 	snprintf(r.label, sizeof r.label, "%s=%s", ICPT_LABEL_SESSION, p->sid);
 	/* Ctrl+C from here on is noticed between steps and cleans up */
@@ -743,6 +739,7 @@ int app_intercept(const struct app *a, struct app_iplan *p, bool foreground,
 		    .origin = "intercept"},
 	    .token = p->token,
 	    .session = p->sid,
+	    .mirror = p->mode == INTERCEPT_MIRROR,
 	    .on_ready = on_tunnel_ready,
 	    .data = &r,
 	};

@@ -71,8 +71,6 @@ int cmd_agent(struct cli *c)
 	if (mode && strcmp(mode, "steal") && strcmp(mode, "mirror"))
 		return cli_error(c, EXIT_USAGE, "--mode: steal or mirror, not %s", mode);
 	o.mirror = mode && !strcmp(mode, "mirror");
-	if (o.mirror)
-		return cli_error(c, EXIT_USAGE, "--mode mirror: not in this version of the agent");
 	unsigned long v;
 	int r;
 	if (cport && (r = parse_num(c, "--control-port", cport, 65535, &v)))

@@ -13,11 +13,15 @@
 #include "core/net.h"
 #include "core/relay.h"
 #include "core/util.h"
+#include "core/work.h"
 #include "k8s/kapi.h"
+#include "k8s/mirror.h"
 #include "proto/yamux.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,6 +36,9 @@
 #define MAX_CONNS	 256 /* hellos and health checks at once */
 #define API_TIMEOUT_MS	 10000
 #define RESTORE_TRIES	 5
+#define PODS_REFRESH_MS	 2000 /* --mode mirror: the Ready original pods, this often */
+#define PODS_SOON_MS	 500  /* at the earliest again, when a connection found none */
+#define QUERY_MAX	 1024
 
 /* --- pure parts --- */
 
@@ -183,6 +190,128 @@ out:
 	return rc;
 }
 
+static int pct_append(char *buf, size_t len, size_t *at, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		bool plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			     (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' ||
+			     ch == '~';
+		if (*at + (plain ? 1 : 3) >= len)
+			return -ENAMETOOLONG;
+		if (plain) {
+			buf[(*at)++] = (char)ch;
+		} else {
+			buf[(*at)++] = '%';
+			buf[(*at)++] = hex[ch >> 4];
+			buf[(*at)++] = hex[ch & 15];
+		}
+	}
+	buf[*at] = 0;
+	return 0;
+}
+
+static int cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+int agent_selector_query(const char *service_json, char *buf, size_t len)
+{
+	json_error_t je;
+	int rc = -EINVAL;
+	json_t *root = json_loads(service_json, JSON_REJECT_DUPLICATES, &je);
+	json_t *ann = json_object_get(json_object_get(root, "metadata"), "annotations");
+	const char *orig = json_string_value(json_object_get(ann, AGENT_ANN_ORIGINAL));
+	json_t *sel = orig ? json_loads(orig, JSON_REJECT_DUPLICATES, &je) : NULL;
+	/* not swapped yet (the CLI swaps once we are Ready): the selector is
+	 * still the original */
+	json_t *cur = json_object_get(json_object_get(root, "spec"), "selector");
+	if (!orig && !json_object_get(ann, AGENT_ANN_SESSION) && json_is_object(cur) &&
+	    !json_object_get(cur, AGENT_LABEL))
+		sel = json_incref(cur);
+	size_t n = json_is_object(sel) ? json_object_size(sel) : 0;
+	const char **keys = n ? calloc(n, sizeof *keys) : NULL;
+	size_t i = 0, at = 0;
+	const char *k;
+	json_t *v;
+	if (!keys || len < sizeof "labelSelector=")
+		goto out;
+	json_object_foreach(sel, k, v)
+	{
+		if (!json_is_string(v) || !*k)
+			goto out;
+		keys[i++] = k;
+	}
+	qsort(keys, n, sizeof *keys, cmp_str);
+	at = (size_t)snprintf(buf, len, "labelSelector=");
+	for (i = 0; i < n; i++) {
+		if ((i && (rc = pct_append(buf, len, &at, ",")) < 0) ||
+		    (rc = pct_append(buf, len, &at, keys[i])) < 0 ||
+		    (rc = pct_append(buf, len, &at, "=")) < 0 ||
+		    (rc = pct_append(buf, len, &at,
+				     json_string_value(json_object_get(sel, keys[i])))) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	free(keys);
+	json_decref(sel);
+	json_decref(root);
+	return rc;
+}
+
+static bool is_ip(const char *s)
+{
+	unsigned char a[16];
+	return s && strlen(s) < AGENT_IP_MAX &&
+	       (inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1);
+}
+
+static bool pod_ready(json_t *pod)
+{
+	json_t *meta = json_object_get(pod, "metadata");
+	json_t *st = json_object_get(pod, "status");
+	const char *phase = json_string_value(json_object_get(st, "phase"));
+	if (!json_is_object(pod) || json_object_get(meta, "deletionTimestamp") || !phase ||
+	    strcmp(phase, "Running") != 0)
+		return false;
+	size_t i;
+	json_t *c;
+	json_array_foreach(json_object_get(st, "conditions"), i, c)
+	{
+		const char *t = json_string_value(json_object_get(c, "type"));
+		const char *v = json_string_value(json_object_get(c, "status"));
+		if (t && v && !strcmp(t, "Ready"))
+			return !strcmp(v, "True");
+	}
+	return false;
+}
+
+int agent_ready_pods(const char *list_json, char (*ips)[AGENT_IP_MAX], size_t max, size_t *n)
+{
+	json_error_t je;
+	json_t *root = json_loads(list_json, 0, &je);
+	json_t *items = json_object_get(root, "items");
+	*n = 0;
+	if (!json_is_array(items)) {
+		json_decref(root);
+		return -EINVAL;
+	}
+	size_t i;
+	json_t *pod;
+	json_array_foreach(items, i, pod)
+	{
+		const char *ip =
+		    json_string_value(json_object_get(json_object_get(pod, "status"), "podIP"));
+		if (*n < max && pod_ready(pod) && is_ip(ip))
+			snprintf(ips[(*n)++], AGENT_IP_MAX, "%s", ip);
+	}
+	json_decref(root);
+	return 0;
+}
+
 /* --- the running agent --- */
 
 struct agent;
@@ -213,6 +342,20 @@ struct afwd {
 	struct relay *r;
 };
 
+/* One refresh of the original pods, on a thread (core/work.h): it has
+ * copies of all it needs, since an agent that exits abandons it. */
+struct pods_job {
+	struct agent *a; /* read on the loop thread only, in done */
+	struct kapi k;
+	char svc_path[600], pods_path[600];
+	char query[QUERY_MAX];
+	bool have_query;
+	char ips[AGENT_PODS_MAX][AGENT_IP_MAX];
+	size_t n;
+	bool ok;
+	char why[300];
+};
+
 struct agent {
 	struct loop *loop;
 	const struct agent_opts *o;
@@ -227,6 +370,16 @@ struct agent {
 	bool ever_connected;
 	int code;
 	uint64_t streams;
+	/* --mode mirror */
+	struct kapi kapi;
+	bool have_kapi, have_query;
+	char query[QUERY_MAX];
+	char pods[AGENT_PODS_MAX][AGENT_IP_MAX];
+	size_t n_pods, next_pod;
+	bool pods_failing;
+	struct work *pods_work;
+	struct loop_timer pods_timer;
+	uint64_t pods_done_ms;
 };
 
 /* One JSON object per line on stderr: ts, event, then the fields given as
@@ -459,6 +612,221 @@ static void fwd_done(struct relay *r, void *data)
 	free(f);
 }
 
+/* --- --mode mirror: the original pods --- */
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* On the worker thread (or at start, before the loop runs): the selector
+ * once, then the pods. */
+static void pods_fetch(void *arg)
+{
+	struct pods_job *j = arg;
+	long st = 0;
+	char *resp = NULL;
+	j->ok = false;
+	if (!j->have_query) {
+		if (kapi_request(&j->k, "GET", j->svc_path, NULL, API_TIMEOUT_MS, &st, &resp,
+				 j->why, sizeof j->why) < 0)
+			return;
+		if (st != 200) {
+			snprintf(j->why, sizeof j->why, "GET the Service: status %ld", st);
+			free(resp);
+			return;
+		}
+		int r = agent_selector_query(resp, j->query, sizeof j->query);
+		free(resp);
+		resp = NULL;
+		if (r < 0) {
+			snprintf(j->why, sizeof j->why, "the Service has no usable %s annotation",
+				 AGENT_ANN_ORIGINAL);
+			return;
+		}
+		j->have_query = true;
+	}
+	char path[sizeof j->pods_path + QUERY_MAX + 2];
+	snprintf(path, sizeof path, "%s?%s", j->pods_path, j->query);
+	if (kapi_request(&j->k, "GET", path, NULL, API_TIMEOUT_MS, &st, &resp, j->why,
+			 sizeof j->why) < 0)
+		return;
+	if (st != 200 || agent_ready_pods(resp, j->ips, AGENT_PODS_MAX, &j->n) < 0)
+		snprintf(j->why, sizeof j->why, "list pods: status %ld", st);
+	else
+		j->ok = true;
+	free(resp);
+}
+
+static void pods_job_free(void *arg)
+{
+	struct pods_job *j = arg;
+	kapi_free(&j->k);
+	free(j);
+}
+
+static struct pods_job *pods_job_new(struct agent *a)
+{
+	struct pods_job *j = calloc(1, sizeof *j);
+	if (!j)
+		return NULL;
+	j->a = a;
+	j->k = a->kapi;
+	j->k.token = strdup(a->kapi.token);
+	if (!j->k.token) {
+		free(j);
+		return NULL;
+	}
+	snprintf(j->svc_path, sizeof j->svc_path, "/api/v1/namespaces/%s/services/%s",
+		 a->o->namespace, a->o->service);
+	snprintf(j->pods_path, sizeof j->pods_path, "/api/v1/namespaces/%s/pods", a->o->namespace);
+	j->have_query = a->have_query;
+	memcpy(j->query, a->query, sizeof j->query);
+	return j;
+}
+
+static void pods_apply(struct agent *a, const struct pods_job *j)
+{
+	a->pods_done_ms = mono_ms();
+	if (!j->ok) {
+		if (!a->pods_failing)
+			alog("pods_failed", "reason", j->why, NULL);
+		a->pods_failing = true;
+		return; /* the last list stays: better a pod that was Ready than none */
+	}
+	if (j->have_query && !a->have_query) {
+		memcpy(a->query, j->query, sizeof a->query);
+		a->have_query = true;
+	}
+	bool same = j->n == a->n_pods;
+	for (size_t i = 0; same && i < j->n; i++)
+		same = !strcmp(a->pods[i], j->ips[i]);
+	if (!same || a->pods_failing) {
+		char n[16];
+		snprintf(n, sizeof n, "%zu", j->n);
+		alog("pods", "ready", n, "first", j->n ? j->ips[0] : NULL, NULL);
+	}
+	a->pods_failing = false;
+	memcpy(a->pods, j->ips, sizeof a->pods);
+	a->n_pods = j->n;
+}
+
+static void pods_refresh(struct agent *a);
+
+static void pods_timer_fire(struct loop *loop, void *data)
+{
+	pods_refresh(data);
+}
+
+static void pods_done(struct loop *loop, void *arg)
+{
+	struct pods_job *j = arg;
+	struct agent *a = j->a;
+	a->pods_work = NULL; /* the loop frees the handle */
+	pods_apply(a, j);
+	pods_job_free(j);
+	loop_timer_start(a->loop, &a->pods_timer, PODS_REFRESH_MS, pods_timer_fire, a);
+}
+
+static void pods_refresh(struct agent *a)
+{
+	loop_timer_stop(a->loop, &a->pods_timer);
+	if (a->pods_work)
+		return;
+	struct pods_job *j = pods_job_new(a);
+	if (!j || work_start(a->loop, pods_fetch, pods_done, j, &a->pods_work) < 0) {
+		if (j)
+			pods_job_free(j);
+		a->pods_work = NULL;
+		loop_timer_start(a->loop, &a->pods_timer, PODS_REFRESH_MS, pods_timer_fire, a);
+		return;
+	}
+}
+
+static void on_mirror_dropped(void *data, int err)
+{
+	alog("mirror_dropped", "reason", strerror(err), NULL);
+}
+
+static int pod_addr(const char *ip, uint16_t port, struct sockaddr_storage *ss, socklen_t *sl)
+{
+	struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+	memset(ss, 0, sizeof *ss);
+	if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons(port);
+		*sl = sizeof *v4;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons(port);
+		*sl = sizeof *v6;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* A mirrored connection: relayed to an original pod, its client's bytes
+ * copied to a stream to the CLI when there is a session (and best
+ * effort: the tee drops the copy rather than wait for it). */
+static void mirror_conn(struct agent *a, int fd, size_t i)
+{
+	if (a->n_pods == 0) {
+		close(fd);
+		alog("no_ready_pod", "service", a->o->service, NULL);
+		if (!a->pods_work && mono_ms() - a->pods_done_ms >= PODS_SOON_MS)
+			pods_refresh(a);
+		return;
+	}
+	const char *ip = a->pods[a->next_pod++ % a->n_pods];
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int pfd = pod_addr(ip, a->o->ports[i].target, &ss, &sl) < 0
+		      ? -EINVAL
+		      : net_connect_nb((struct sockaddr *)&ss, sl);
+	struct relay_ep *ce = NULL, *pe = NULL, *front;
+	if (pfd < 0 || relay_ep_fd_new(a->loop, fd, &ce) < 0) {
+		if (pfd >= 0)
+			close(pfd);
+		close(fd);
+		return;
+	}
+	/* a connect still under way: the fd endpoint's writes wait for it,
+	 * and a refusal is its error */
+	if (relay_ep_fd_new(a->loop, pfd, &pe) < 0) {
+		close(pfd);
+		ce->ops->close(ce);
+		return;
+	}
+	front = ce;
+	struct yamux_stream *st = NULL;
+	if (a->current && yamux_open(a->current->s, &st) == 0) {
+		uint16_t sp = a->o->ports[i].service;
+		unsigned char hdr[AGENT_HDR_LEN] = {AGENT_HDR_MAGIC, AGENT_HDR_VERSION,
+						    (unsigned char)(sp >> 8), (unsigned char)sp};
+		struct mirror_tee_opts mo = {.dropped = on_mirror_dropped, .data = a};
+		if (mirror_tee_new(a->loop, ce, yamux_stream_ep(st), hdr, sizeof hdr, &mo, &front) <
+		    0) {
+			yamux_stream_close(st);
+			front = ce;
+		}
+	}
+	struct afwd *f = calloc(1, sizeof *f);
+	if (!f || relay_new_ep(a->loop, front, pe, NULL, fwd_done, f, &f->r) < 0) {
+		free(f);
+		front->ops->close(front);
+		pe->ops->close(pe);
+		return;
+	}
+	f->a = a;
+	LIST_PUSH(a->fwds, f);
+	a->streams++;
+}
+
 /* A cluster connection on target port i: a stream to the CLI, headed by
  * the Service port. */
 static void on_target(struct loop *loop, int lfd, unsigned events, void *data)
@@ -471,6 +839,10 @@ static void on_target(struct loop *loop, int lfd, unsigned events, void *data)
 	if (fd < 0 || i == a->o->n_ports) {
 		if (fd >= 0)
 			close(fd);
+		return;
+	}
+	if (a->o->mirror) {
+		mirror_conn(a, fd, i);
 		return;
 	}
 	struct yamux_stream *st = NULL;
@@ -629,6 +1001,25 @@ int agent_run(const struct agent_opts *o)
 		bad = listen_on(&a, o->ports[i].target, on_target, &a.lfd[i]) < 0;
 	bad = bad || listen_on(&a, o->control_port, on_ctl_listen, &a.ctl_fd) < 0 ||
 	      listen_on(&a, o->health_port, on_health_listen, &a.health_fd) < 0;
+	if (!bad && o->mirror) {
+		/* the original pods, once before the first connection */
+		char why[300];
+		int err = kapi_incluster(&a.kapi, why, sizeof why);
+		if (err < 0) {
+			fprintf(stderr, "devbridge agent: --mode mirror needs the API: %s\n", why);
+			bad = 1;
+		} else {
+			a.have_kapi = true;
+			struct pods_job *j = pods_job_new(&a);
+			if (j) {
+				pods_fetch(j);
+				pods_apply(&a, j);
+				pods_job_free(j);
+			}
+			loop_timer_start(a.loop, &a.pods_timer, PODS_REFRESH_MS, pods_timer_fire,
+					 &a);
+		}
+	}
 	if (!bad) {
 		char ports[AGENT_MAX_PORTS * 12 + 1] = "";
 		for (size_t i = 0; i < o->n_ports; i++)
@@ -642,12 +1033,18 @@ int agent_run(const struct agent_opts *o)
 		loop_run(a.loop);
 	}
 	loop_timer_stop(a.loop, &a.grace);
+	loop_timer_stop(a.loop, &a.pods_timer);
+	if (a.pods_work)
+		work_abandon(a.pods_work, pods_job_free); /* a call still under way */
+	if (a.have_kapi)
+		kapi_free(&a.kapi);
 	while (a.fwds) {
 		struct afwd *f = a.fwds;
 		LIST_UNLINK(a.fwds, f);
 		relay_free(f->r);
 		free(f);
 	}
+	mirror_linger_flush();
 	while (a.sessions) {
 		struct asess *as = a.sessions;
 		LIST_UNLINK(a.sessions, as);

@@ -6,7 +6,13 @@
  * control port, and every cluster connection becomes a stream to it,
  * headed by the Service port it came in on.  When the session is gone for
  * longer than the grace period, or on SIGTERM/SIGINT, the agent restores
- * the Service's selector itself through the API and exits. */
+ * the Service's selector itself through the API and exits.
+ *
+ * With --mode mirror, the original pods keep answering: each cluster
+ * connection is relayed to a Ready pod of the original selector (a list
+ * the agent refreshes through the API every few seconds, on a thread),
+ * and the bytes the client sends are copied to a stream to the CLI, best
+ * effort (k8s/mirror.h). */
 #ifndef DEVBRIDGE_K8S_AGENT_H
 #define DEVBRIDGE_K8S_AGENT_H
 
@@ -82,5 +88,23 @@ int agent_parse_port(const char *s, struct agent_port *ret);
  * original selector is not a JSON object of strings). */
 int agent_restore_body(const char *service_json, const char *session, char **ret, char *why,
 		       size_t why_len);
+
+/* --mode mirror: the Service as read (JSON) -> the query that lists the
+ * original pods, "labelSelector=K%3DV%2CK2%3DV2" (keys sorted,
+ * percent-encoded), from the original-selector annotation; or, before
+ * the swap (no session nor original-selector annotation, and a selector
+ * without our label: the agent starts before the CLI swaps), from
+ * spec.selector.  0 with the query in buf; -EINVAL (not a Service, no
+ * selector to use, or not a JSON object of strings), -ENAMETOOLONG
+ * (over len). */
+int agent_selector_query(const char *service_json, char *buf, size_t len);
+
+/* A pod list (JSON) -> the addresses of its Ready pods: phase Running, a
+ * Ready condition "True", no deletionTimestamp, and a status.podIP that is
+ * a numeric IPv4 or IPv6 address.  At most `max` are written to ips (each
+ * NUL-terminated); *n says how many.  0 or -EINVAL (not a list). */
+#define AGENT_IP_MAX   46 /* INET6_ADDRSTRLEN */
+#define AGENT_PODS_MAX 64
+int agent_ready_pods(const char *list_json, char (*ips)[AGENT_IP_MAX], size_t max, size_t *n);
 
 #endif

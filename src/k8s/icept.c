@@ -9,6 +9,7 @@
 #include "core/spawn.h"
 #include "core/util.h"
 #include "k8s/agent.h"
+#include "k8s/mirror.h"
 #include "proto/yamux.h"
 
 #include <arpa/inet.h>
@@ -128,8 +129,20 @@ static void istream_route(struct istream *is)
 		istream_free(is);
 		return;
 	}
-	if (relay_new_ep(ic->loop, fe, sep, NULL, on_relay_done, is, &is->r) < 0) {
+	/* mirror: the stream's side of the relay takes the local answers and
+	 * drops them; it owns the stream from here on */
+	struct relay_ep *other = sep;
+	if (ic->o->mirror && mirror_sink_new(sep, &other) < 0) {
 		fe->ops->close(fe);
+		istream_free(is);
+		return;
+	}
+	if (relay_new_ep(ic->loop, fe, other, NULL, on_relay_done, is, &is->r) < 0) {
+		fe->ops->close(fe);
+		if (other != sep) {
+			other->ops->close(other); /* and the stream with it */
+			is->st = NULL;
+		}
 		istream_free(is);
 		return;
 	}

@@ -10,6 +10,7 @@
 #ifndef DEVBRIDGE_K8S_ICEPT_H
 #define DEVBRIDGE_K8S_ICEPT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,10 @@ struct icept_opts {
 	struct icept_map maps[ICEPT_MAX_PORTS];
 	size_t n_maps;
 	uint32_t keepalive_ms, keepalive_timeout_ms; /* 0: 10000, 30000 */
+	/* --mirror: the streams are copies of what cluster clients send (the
+	 * original pods answer them); the local server gets the bytes, and
+	 * what it answers is read and thrown away (k8s/mirror.h). */
+	bool mirror;
 	/* Optional: called once, when the first session is up. */
 	void (*on_ready)(void *data);
 	void *data;

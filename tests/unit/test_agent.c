@@ -155,12 +155,117 @@ static void test_restore_body(void)
 	}
 }
 
+#define ANN_SVC(sel)                                                                               \
+	"{\"metadata\":{\"annotations\":{\"devbridge.dev/original-selector\":" sel "}},"           \
+	"\"spec\":{}}"
+
+static void test_selector_query(void)
+{
+	char q[256];
+	/* sorted keys, the separators and anything unusual percent-encoded */
+	ASSERT_EQ(
+	    agent_selector_query(ANN_SVC("\"{\\\"tier\\\":\\\"be\\\",\\\"app\\\":\\\"web\\\"}\""),
+				 q, sizeof q),
+	    0);
+	ASSERT_STR_EQ(q, "labelSelector=app%3Dweb%2Ctier%3Dbe");
+	ASSERT_EQ(agent_selector_query(
+		      ANN_SVC("\"{\\\"app.kubernetes.io/name\\\":\\\"a b&c\\\"}\""), q, sizeof q),
+		  0);
+	ASSERT_STR_EQ(q, "labelSelector=app.kubernetes.io%2Fname%3Da%20b%26c");
+	/* too long for the buffer */
+	ASSERT_EQ(agent_selector_query(ANN_SVC("\"{\\\"app\\\":\\\"web\\\"}\""), q, 20),
+		  -ENAMETOOLONG);
+	/* before the swap: the selector itself, unless it is already ours */
+	ASSERT_EQ(agent_selector_query("{\"metadata\":{},\"spec\":{\"selector\":{\"app\":\"w\"}}}",
+				       q, sizeof q),
+		  0);
+	ASSERT_STR_EQ(q, "labelSelector=app%3Dw");
+	static const char *const bad[] = {
+	    "not json",
+	    "{}",
+	    "{\"metadata\":{}}",
+	    "{\"metadata\":{},\"spec\":{\"selector\":{\"devbridge.dev/intercept\":\"x\"}}}",
+	    "{\"metadata\":{\"annotations\":{\"devbridge.dev/session\":\"x\"}},"
+	    "\"spec\":{\"selector\":{\"app\":\"w\"}}}",
+	    "{\"metadata\":{},\"spec\":{\"selector\":{}}}",
+	    ANN_SVC("\"{}\""),
+	    ANN_SVC("\"{\\\"a\\\":1}\""),
+	    ANN_SVC("\"[]\""),
+	    ANN_SVC("\"not json\""),
+	    ANN_SVC("{\"app\":\"web\"}"),
+	    ANN_SVC("\"{\\\"\\\":\\\"x\\\"}\""),
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		ASSERT_EQ(agent_selector_query(bad[i], q, sizeof q), -EINVAL);
+}
+
+#define POD(ip, phase, ready, extra)                                                               \
+	"{\"metadata\":{\"name\":\"p\"" extra "},\"status\":{\"phase\":\"" phase                   \
+	"\",\"podIP\":\"" ip "\",\"conditions\":[{\"type\":\"Initialized\",\"status\":\"True\"},"  \
+	"{\"type\":\"Ready\",\"status\":\"" ready "\"}]}}"
+
+static void test_ready_pods(void)
+{
+	char ips[3][AGENT_IP_MAX];
+	size_t n = 99;
+	const char *list = "{\"kind\":\"PodList\",\"items\":[" POD("10.0.0.1", "Running", "True", "") "," POD(
+	    "10.0.0.2", "Running", "False",
+	    "") "," POD("10.0.0.3", "Pending", "True",
+			"") "," POD("10.0.0.4", "Running", "True",
+				    ",\"deletionTimestamp\":\"2024-01-01T00:00:"
+				    "00Z\"") "," POD("not-an-ip", "Running", "True",
+						     "") "," POD("fd00::5", "Running", "True",
+								 "") ",{\"status\":"
+								     "{\"phase\":"
+								     "\"Running\","
+								     "\"podIP\":"
+								     "\"10.0.0.6\"}"
+								     "}"
+								     "," POD(
+									 "10.0.0.7", "Running",
+									 "True",
+									 "") "," POD("10.0.0.8",
+										     "Running",
+										     "True",
+										     "") "," POD("1"
+												 "0"
+												 "."
+												 "0"
+												 "."
+												 "0"
+												 "."
+												 "9",
+												 "R"
+												 "u"
+												 "n"
+												 "n"
+												 "i"
+												 "n"
+												 "g",
+												 "T"
+												 "r"
+												 "u"
+												 "e",
+												 "") "]}";
+	ASSERT_EQ(agent_ready_pods(list, ips, 3, &n), 0);
+	ASSERT_EQ(n, 3); /* at most max */
+	ASSERT_STR_EQ(ips[0], "10.0.0.1");
+	ASSERT_STR_EQ(ips[1], "fd00::5");
+	ASSERT_STR_EQ(ips[2], "10.0.0.7");
+	ASSERT_EQ(agent_ready_pods("{\"items\":[]}", ips, 3, &n), 0);
+	ASSERT_EQ(n, 0);
+	ASSERT_EQ(agent_ready_pods("{\"items\":{}}", ips, 3, &n), -EINVAL);
+	ASSERT_EQ(agent_ready_pods("nope", ips, 3, &n), -EINVAL);
+}
+
 int main(void)
 {
 	test_hello();
 	test_http_head();
 	test_port();
 	test_restore_body();
+	test_selector_query();
+	test_ready_pods();
 	printf("ok - agent\n");
 	return 0;
 }
