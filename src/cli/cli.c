@@ -243,6 +243,7 @@ static const struct cli_command commands[] = {
      "  --bind-addr A                            listen address (0.0.0.0)"},
     {"__supervise", cmd_supervise, "__supervise NAME", NULL, NULL},
     {"__k8s-forward", cmd_k8s_forward, "__k8s-forward NAME ...", NULL, NULL},
+    {"__intercept", cmd_intercept_hold, "__intercept NAME", NULL, NULL},
 };
 
 static void print_usage(FILE *f)
