@@ -74,12 +74,17 @@ struct app_started {
  * detached (its own session; output to STATE_DIR/NAME.out), with a ready
  * pipe on its fd 3; with `foreground` it dies with us.  0 or -errno. */
 int app_spawn_supervisor(const struct app *a, struct app_started *s, char **argv, bool foreground);
+/* The same with stdin_fd as its stdin (-1: /dev/null): a secret for it. */
+int app_spawn_supervisor_stdin(const struct app *a, struct app_started *s, char **argv,
+			       bool foreground, int stdin_fd);
 /* Wait for each supervisor's first line on its ready pipe, or the deadline
  * (then result "timeout", EXIT_TIMEOUT). */
 void app_wait_ready(struct app_started *v, size_t n, int timeout_s);
 /* Stop NAME's supervisor (SIGTERM through a pidfd, SIGKILL after a grace
  * period); 1 if it was running, 0 if not, -errno on error. */
 int app_stop_bridge(const struct app *a, const char *name);
+/* The same, waiting up to wait_ms before the SIGKILL. */
+int app_stop_bridge_wait(const struct app *a, const char *name, int wait_ms);
 
 /* `down`: stop the named bridges (all running ones when n is 0); rows
  * {name, result: stopped|not running|error} (with dry_run {name,
@@ -165,9 +170,11 @@ bool app_k8s_check_row(const struct app *a, json_t *row, char *detail, size_t n)
 /* The bridges `disconnect` takes down: live standalone ones, and dead ones
  * whose state is left (a failure can be cleared). */
 json_t *app_k8s_bridges(const struct app *a);
-/* `disconnect`: stop them, remove their files and the session files. Rows
- * {name, result: stopped|cleared|error|would_stop|would_clear}. */
-int app_disconnect(const struct app *a, json_t **ret_rows, struct err *e);
+/* `disconnect`: stop them (those named, by name, service or NS/SERVICE;
+ * all when n is 0) and the intercepts (app_intercept_disconnect), remove
+ * their files, rewrite the session files.  Rows {name, result:
+ * stopped|cleared|removed|error|would_stop|would_clear}. */
+int app_disconnect(const struct app *a, int n, char **names, json_t **ret_rows, struct err *e);
 
 struct k8s_entry;
 /* The session's live entries, after taking out those whose supervisor
@@ -235,6 +242,49 @@ struct cfg_bridge;
  * agent meets restricted).  Changes nothing.  0; -EINVAL when the
  * kubeconfig or context cannot be resolved (one row says why); -ENOMEM. */
 int app_intercept_ready(const struct cfg_bridge *b, json_t *rows);
+
+/* Without `foreground` the tunnel is held by a detached process
+ * (`__intercept NAME`, NAME "intercept-SVC") once the selector is
+ * swapped: app_intercept returns when it is up ({name, pid, state,
+ * detached: true, ...}), and that process restores and cleans up on
+ * SIGTERM.  Either way NAME.state (kind "intercept") says what is held:
+ * namespace, service, session, agent_pod, ports[{port, local_port}],
+ * original_selector, state; `status` shows it, session.json lists it. */
+void app_intercept_name(const char *service, char *buf, size_t n);
+/* `__intercept NAME`: hold NAME's intercept (its state file, the token
+ * read by the caller) in this process until SIGTERM, then restore the
+ * selector and delete the objects; ready_fd gets the first outcome. */
+int app_intercept_hold(const struct app *a, const char *name, const char *token, int ready_fd,
+		       struct err *e);
+/* Stop NAME's intercept: SIGTERM its process and wait for it (it
+ * restores and cleans up); when that process is gone, restore (if the
+ * Service still carries its session) and delete from the state file
+ * here.  1 stopped, 0 cleaned up without it, -1 failed (e set). */
+int app_intercept_stop(const struct app *a, const char *name, struct err *e);
+/* The intercepts with a state file here, live or not (names, sorted as
+ * the directory lists them). */
+json_t *app_intercept_names(const struct app *a);
+bool app_is_intercept(const struct app *a, const char *name);
+/* Leftovers in namespace ns: sessions recorded here whose process is
+ * gone, and sessions labelled app.kubernetes.io/managed-by=devbridge that
+ * no process here holds and whose agent is gone (its Job finished, or no
+ * Job and nothing newer than a minute): the Service restored if it still
+ * carries the session's annotation, the objects deleted.  Each session id
+ * removed is appended to `removed`.  0 or -EIO (kubectl failed). */
+struct kctl;
+int app_intercept_sweep(const struct app *a, const struct kctl *k, const char *ns,
+			app_progress_fn progress, void *pdata, json_t *removed);
+/* Leftovers everywhere this machine knows of: every namespace of an
+ * intercept state file here (with its kubeconfig and context), and ns
+ * with kube (when not NULL).  For disconnect and doctor --fix. */
+int app_intercept_sweep_all(const struct app *a, const struct kctl *k, const char *ns,
+			    json_t *removed);
+
+/* disconnect's part for intercepts: stop those named (by name or
+ * service; all when n is 0), then remove leftovers in every namespace an
+ * intercept here was in.  Rows {name, kind: intercept|leftover, result:
+ * stopped|cleared|removed|error|would_stop|would_clear} appended. */
+int app_intercept_disconnect(const struct app *a, int n, char **names, json_t *rows, struct err *e);
 
 /* --- containers (container.c) --- */
 

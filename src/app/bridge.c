@@ -110,10 +110,12 @@ json_t *app_status_row(const struct app *a, const char *name, const struct cfg_t
 				    t ? json_string(dir) : jstr_or(st, "direction", ""));
 	json_object_set_new(row, "actor", t ? json_string(t->actor) : jstr_or(st, "actor", ""));
 	/* What other worlds' supervisors add (k8s: the service and ports). */
-	static const char *const extra[] = {
-	    "service",	   "namespace",	 "remote_port", "local_port", "requested_port",
-	    "kubectl_pid", "pod",	 "target_port", "origin",     "context",
-	    "kubeconfig",  "started_at", "connected_at"};
+	static const char *const extra[] = {"service",	    "namespace",	 "remote_port",
+					    "local_port",   "requested_port",	 "kubectl_pid",
+					    "pod",	    "target_port",	 "origin",
+					    "context",	    "kubeconfig",	 "started_at",
+					    "connected_at", "session",		 "agent_pod",
+					    "ports",	    "original_selector", "mode"};
 	for (size_t k = 0; !t && st && k < ARRAY_SIZE(extra); k++) {
 		json_t *x = json_object_get(st, extra[k]);
 		bool run = !strcmp(extra[k], "kubectl_pid") || !strcmp(extra[k], "pod") ||
@@ -268,6 +270,12 @@ static int self_exe(char *buf, size_t n)
 
 int app_spawn_supervisor(const struct app *a, struct app_started *s, char **argv, bool foreground)
 {
+	return app_spawn_supervisor_stdin(a, s, argv, foreground, -1);
+}
+
+int app_spawn_supervisor_stdin(const struct app *a, struct app_started *s, char **argv,
+			       bool foreground, int stdin_fd)
+{
 	char exe[PATH_MAX], out[PATH_MAX];
 	int r = self_exe(exe, sizeof exe);
 	if (r < 0)
@@ -285,7 +293,7 @@ int app_spawn_supervisor(const struct app *a, struct app_started *s, char **argv
 		return r;
 	}
 	struct spawn_opts o = {.argv = argv,
-			       .stdin_fd = -1,
+			       .stdin_fd = stdin_fd,
 			       .stdout_fd = outfd,
 			       .stderr_fd = outfd,
 			       .new_session = true,
@@ -388,6 +396,11 @@ static int pidfd_open_(pid_t pid)
 /* Stop NAME's supervisor; 1 if it was running, 0 if not, <0 on error. */
 int app_stop_bridge(const struct app *a, const char *name)
 {
+	return app_stop_bridge_wait(a, name, STOP_WAIT_MS);
+}
+
+int app_stop_bridge_wait(const struct app *a, const char *name, int wait_ms)
+{
 	pid_t pid = state_probe(a->state_dir, name);
 	if (!pid)
 		return 0;
@@ -406,14 +419,14 @@ int app_stop_bridge(const struct app *a, const char *name)
 		return e;
 	}
 	struct pollfd p = {.fd = pfd, .events = POLLIN};
-	uint64_t deadline = now_mono_ms() + STOP_WAIT_MS;
+	uint64_t deadline = now_mono_ms() + (uint64_t)wait_ms;
 	while (now_mono_ms() < deadline) {
 		if (poll(&p, 1, (int)(deadline - now_mono_ms())) > 0)
 			break;
 	}
 	if (!(p.revents & POLLIN)) {
 		log_warn("%s: supervisor pid %ld did not stop in %d s; killing it", name, (long)pid,
-			 STOP_WAIT_MS / 1000);
+			 wait_ms / 1000);
 		syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
 		poll(&p, 1, 2000);
 	}
@@ -430,7 +443,8 @@ int app_down(const struct app *a, int n, char **names, json_t **ret_rows, struct
 		extra_names(a, list);
 	}
 	for (int i = 0; i < n; i++) {
-		if (!cfg_find_tunnel(a->cfg, names[i]) && !state_probe(a->state_dir, names[i])) {
+		if (!cfg_find_tunnel(a->cfg, names[i]) && !state_probe(a->state_dir, names[i]) &&
+		    !app_is_intercept(a, names[i])) {
 			json_decref(list);
 			return unknown_name(a, names[i], e);
 		}
@@ -448,6 +462,21 @@ int app_down(const struct app *a, int n, char **names, json_t **ret_rows, struct
 			json_array_append_new(rows,
 					      json_pack("{s:s, s:b, s:I}", "name", name, "running",
 							pid != 0, "pid", (json_int_t)pid));
+			continue;
+		}
+		if (app_is_intercept(a, name)) {
+			/* its process restores and cleans up; gone, we do */
+			struct err e1 = {0};
+			int s = app_intercept_stop(a, name, &e1);
+			json_t *row = json_pack("{s:s, s:s}", "name", name, "result",
+						s > 0	 ? "stopped"
+						: s == 0 ? "cleaned up"
+							 : "error");
+			if (s < 0) {
+				code = err_set(e, e1.code ? e1.code : EXIT_ERROR, "%s", e1.message);
+				json_object_set_new(row, "message", json_string(e1.message));
+			}
+			json_array_append_new(rows, row);
 			continue;
 		}
 		int r = app_stop_bridge(a, name);

@@ -679,16 +679,27 @@ static void remove_bridge_files(const struct app *a, const char *name)
 			unlink(path);
 }
 
-int app_disconnect(const struct app *a, json_t **ret_rows, struct err *e)
+int app_disconnect(const struct app *a, int n, char **pick, json_t **ret_rows, struct err *e)
 {
 	json_t *names = app_k8s_bridges(a);
 	json_t *rows = json_array();
 	int code = EXIT_OK;
 	size_t i;
 	json_t *v;
+	struct k8s_entry *ents = NULL;
+	size_t nent = 0;
+	if (n)
+		(void)k8s_session_list(a->state_dir, true, &ents, &nent);
 	json_array_foreach(names, i, v)
 	{
 		const char *name = json_string_value(v);
+		bool picked = n == 0;
+		for (int k = 0; k < n; k++)
+			for (size_t j = 0; j < nent; j++)
+				picked |=
+				    strcmp(ents[j].name, name) == 0 && k8s_named(&ents[j], pick[k]);
+		if (!picked)
+			continue;
 		pid_t pid = state_probe(a->state_dir, name);
 		const char *what;
 		if (a->dry_run) {
@@ -711,8 +722,13 @@ int app_disconnect(const struct app *a, json_t **ret_rows, struct err *e)
 		json_array_append_new(rows, json_pack("{s:s, s:s}", "name", name, "result", what));
 	}
 	json_decref(names);
-	if (!a->dry_run && code == EXIT_OK)
-		k8s_session_remove(a->state_dir);
+	free(ents);
+	int ic = app_intercept_disconnect(a, n, pick, rows, e);
+	if (code == EXIT_OK)
+		code = ic;
+	/* what is still live (those not named) stays in the session files */
+	if (!a->dry_run)
+		(void)k8s_session_write(a->state_dir, NULL);
 	*ret_rows = rows;
 	return code;
 }

@@ -33,7 +33,9 @@ static const struct cli_command commands[] = {
     {"down", cmd_down, "down [NAME...]", "stop supervised bridges",
      "Stops the named bridges (all running bridges when no name is given): the\n"
      "supervisor sends ssh SIGTERM, then SIGKILL after 5 s, records bridge_stopped and\n"
-     "exits.  Stopping a bridge that is not running is not an error."},
+     "exits.  Stopping a bridge that is not running is not an error.  An intercept\n"
+     "(intercept-SVC): its process restores the Service's selector and deletes the\n"
+     "agent's objects; when it is gone, down does both from the saved state."},
     {"restart", cmd_restart, "restart [NAME...] [--timeout SECONDS]",
      "stop, then start bridges again", NULL},
     {"status", cmd_status, "status [NAME...]", "show each bridge's state",
@@ -58,10 +60,16 @@ static const struct cli_command commands[] = {
      "forwards an ssh_config file adds (from `ssh -G`), a reverse tunnel's health\n"
      "check aimed at its remote port.  Exit 3 on any error, each printed as\n"
      "FILE:LINE:COLUMN: message."},
-    {"doctor", cmd_doctor, "doctor", "check this machine's readiness",
+    {"doctor", cmd_doctor, "doctor [--fix]", "check this machine's readiness",
      "Reports: ssh client on PATH, config valid, key files readable with safe\n"
      "permissions, state directory usable; kubectl on PATH, kubeconfig readable, the\n"
-     "API server answering (these count only when the config has a bridge: section).\n"
+     "API server answering (these count only when the config has a bridge: section);\n"
+     "intercepts recorded here whose process is gone (not counted against readiness).\n"
+     "  --fix   remove what dead intercept sessions left: in every namespace an\n"
+     "          intercept here was in (and bridge.namespace), objects labelled\n"
+     "          app.kubernetes.io/managed-by=devbridge of a session no process here\n"
+     "          holds and whose agent is gone, the Service restored first when it\n"
+     "          still carries that session's annotation\n"
      "Exit 0 when everything is ready, 1 if not."},
     {"host-daemon", cmd_host_daemon,
      "host-daemon [--control-port N] [--data-port N] [--bind-addr A] [--no-auth] ...",
@@ -179,17 +187,25 @@ static const struct cli_command commands[] = {
     {"intercept", cmd_intercept,
      "intercept SVC (--steal|--mirror) [-p PORT[:LOCAL]]... [--local-port N] [--agent-image IMG] "
      "[--kubeconfig F] [--context C] [-n NS] [-F]",
-     "route a Service's cluster traffic here (so far: validation and --dry-run)",
-     "Validates, touching nothing in the cluster: the Service exists, has a selector\n"
-     "and is not ExternalName (72), no port to intercept is UDP (70), it is not\n"
-     "intercepted already (annotation devbridge.dev/session: 69), and you hold every\n"
-     "right intercept uses (a SelfSubjectAccessReview each; 68 names each missing\n"
-     "one).  Named targetPorts are resolved from a Ready pod of the selector.\n"
-     "--dry-run then prints the agent's ServiceAccount, Role, RoleBinding, Secret and\n"
-     "Job, and the Service after the selector swap (docs/intercept.md), as YAML (one\n"
-     "JSON document with --json; the Secret's token shown as REDACTED).  Creating the\n"
-     "agent and swapping the selector is not in this version: without --dry-run,\n"
-     "intercept validates and exits 1, having changed nothing.\n\n"
+     "route a Service's cluster traffic here (--steal)",
+     "First removes what dead intercept sessions left in the namespace (a session\n"
+     "recorded here whose process is gone; objects labelled app.kubernetes.io/\n"
+     "managed-by=devbridge of a session no process here holds and whose agent is\n"
+     "gone: the Service restored if it still carries that session's annotation).\n"
+     "Then validates, touching nothing: the Service exists, has a selector and is not\n"
+     "ExternalName (72), no port to intercept is UDP (70), it is not intercepted\n"
+     "already (annotation devbridge.dev/session: 69), and you hold every right\n"
+     "intercept uses (a SelfSubjectAccessReview each; 68 names each missing one).\n"
+     "Named targetPorts are resolved from a Ready pod of the selector.  --dry-run\n"
+     "prints the agent's ServiceAccount, Role, RoleBinding, Secret and Job, and the\n"
+     "Service after the selector swap (docs/intercept.md), as YAML (one JSON document\n"
+     "with --json; the Secret's token shown as REDACTED), and creates nothing.\n"
+     "Otherwise it creates the agent, waits for its pod, swaps the selector and\n"
+     "returns once the tunnel is up, leaving a detached process (intercept-SVC in\n"
+     "`status`) that carries the Service's connections to the local ports; `devbridge\n"
+     "down intercept-SVC` or `devbridge disconnect` stops it: the selector is restored\n"
+     "exactly and the agent's objects deleted.  Each step goes to stderr with its\n"
+     "time.  --mirror is not in this version (2).\n\n"
      "  --steal              the Service's connections come here instead\n"
      "  --mirror             its pods still serve them; a copy of each comes here\n"
      "  -p, --port P         a Service port (number or name) to intercept, optionally\n"
@@ -201,18 +217,26 @@ static const struct cli_command commands[] = {
      "  --context NAME       (else bridge.context, the kubeconfig's current context)\n"
      "  -n, --namespace NS   (else the bridge.intercepts entry's, bridge.namespace, the\n"
      "                       context's, default)\n"
-     "  --timeout SECONDS    how long the checks take at most (default 60)\n"
-     "  -F, --foreground     stay attached (for the coming real run)\n\n"
+     "  --timeout SECONDS    checks and the agent's start (default 60)\n"
+     "  -F, --foreground     hold the tunnel in this process: Ctrl+C (or SIGTERM)\n"
+     "                       restores and cleans up\n\n"
      "Without SVC, the config's only bridge.intercepts entry; an entry for SVC gives\n"
      "the port, local_port and mode the flags do not.\n\n"
-     "Exit: 0 valid (--dry-run); 1 a real run (not in this version); 60-63 as for\n"
-     "connect; 68 rights missing; 69 already intercepted; 70 UDP port; 72 ExternalName\n"
-     "or no selector; 2 ports that cannot be served as asked."},
-    {"disconnect", cmd_disconnect, "disconnect [-y] [--dry-run]",
-     "stop every Kubernetes bridge started by connect",
-     "Stops each connect bridge's supervisor and its kubectl, and removes session.json\n"
-     "and bridge.env (audit logs are kept).  Asks first on a terminal (any answer but\n"
-     "y stops nothing: exit 1); elsewhere it needs -y (exit 2 without).  --dry-run\n"
+     "Exit: 0 the tunnel is up (or valid, with --dry-run); 60-63 as for connect; 65\n"
+     "the agent Job failed; 66 its pod not Ready in time; 67 the selector could not\n"
+     "be swapped or restored; 68 rights missing; 69 already intercepted; 70 UDP port;\n"
+     "71 the tunnel to the agent failed; 72 ExternalName or no selector; 2 ports that\n"
+     "cannot be served as asked."},
+    {"disconnect", cmd_disconnect, "disconnect [NAME...] [-y] [--dry-run]",
+     "stop the Kubernetes bridges and intercepts",
+     "Stops each connect bridge's supervisor and its kubectl, and each intercept (its\n"
+     "process restores the Service's selector and deletes the agent's objects; when\n"
+     "that process is gone, disconnect does both from the saved state, restoring only\n"
+     "a Service that still carries the session's annotation), then removes what dead\n"
+     "intercept sessions left in those namespaces, and rewrites session.json and\n"
+     "bridge.env (audit logs are kept).  NAMEs (a bridge or intercept name, a service,\n"
+     "NS/SERVICE) pick some; none: all.  Asks first on a terminal (any answer but y\n"
+     "stops nothing: exit 1); elsewhere it needs -y (exit 2 without).  --dry-run\n"
      "lists what it would stop."},
     {"env", cmd_env, "env [--format sh|fish|json|dotenv]",
      "print the BRIDGE_* variables of the connected Kubernetes bridges",
@@ -243,6 +267,7 @@ static const struct cli_command commands[] = {
      "  --bind-addr A                            listen address (0.0.0.0)"},
     {"__supervise", cmd_supervise, "__supervise NAME", NULL, NULL},
     {"__k8s-forward", cmd_k8s_forward, "__k8s-forward NAME ...", NULL, NULL},
+    {"__intercept", cmd_intercept_hold, "__intercept NAME", NULL, NULL},
 };
 
 static void print_usage(FILE *f)

@@ -135,6 +135,7 @@ int cmd_status(struct cli *c);
 int cmd_logs(struct cli *c);
 int cmd_check(struct cli *c);
 int cmd_supervise(struct cli *c);
+int cmd_intercept_hold(struct cli *c);
 int cmd_config(struct cli *c);
 int cmd_doctor(struct cli *c);
 int cmd_host_daemon(struct cli *c);

@@ -544,9 +544,54 @@ static void doctor_k8s(struct doc_row *d, const struct cfg *cfg, const char *pro
 	json_decref(rows);
 }
 
+/* What dead intercept sessions left: reported, and with --fix removed
+ * (the Service restored when it still carries the session), in every
+ * namespace an intercept here was in and in the config's namespace. */
+static void doctor_leftovers(struct doc_row *d, const struct cfg *cfg, const char *profile,
+			     const char *config_path, char *dir, bool fix)
+{
+	struct app a = {.cfg = (struct cfg *)cfg,
+			.config_path = config_path ? config_path : APP_NO_CONFIG,
+			.state_dir = dir};
+	char buf[600];
+	json_t *names = app_intercept_names(&a);
+	size_t dead = 0, i;
+	json_t *v;
+	json_array_foreach(names, i, v) dead += state_probe(dir, json_string_value(v)) == 0;
+	json_decref(names);
+	if (!fix) {
+		if (dead)
+			snprintf(
+			    buf, sizeof buf,
+			    "%zu intercept%s here without its process: `devbridge doctor --fix` "
+			    "restores and removes what %s left",
+			    dead, dead == 1 ? "" : "s", dead == 1 ? "it" : "they");
+		else
+			snprintf(buf, sizeof buf, "none here (--fix also looks in the cluster)");
+		report(d, "intercept leftovers", dead == 0, buf, false);
+		return;
+	}
+	struct cfg_bridge b = {0};
+	if (cfg && cfg_bridge_resolve(cfg, profile, &b) < 0)
+		memset(&b, 0, sizeof b);
+	struct kctl k = {.kubeconfig = b.kubeconfig, .context = b.context};
+	const char *ns = b.namespace && *b.namespace ? b.namespace : "default";
+	json_t *removed = json_array();
+	int r = app_intercept_sweep_all(&a, cfg && cfg->has_bridge ? &k : NULL, ns, removed);
+	size_t n = json_array_size(removed);
+	if (r < 0)
+		snprintf(buf, sizeof buf, "could not list the cluster's devbridge objects");
+	else
+		snprintf(buf, sizeof buf, "%zu leftover session%s removed", n, n == 1 ? "" : "s");
+	report(d, "intercept leftovers", r == 0, buf, false);
+	json_decref(removed);
+}
+
 int cmd_doctor(struct cli *c)
 {
-	if (cli_scan_opts(c, NULL, 0) < 0)
+	bool fix = false;
+	const struct cli_opt opts[] = {{"--fix", 0, false, NULL, &fix}};
+	if (cli_scan_opts(c, opts, ARRAY_SIZE(opts)) < 0)
 		return EXIT_USAGE;
 	struct doc_row d = {.rows = json_array(), .all_ok = true, .json = c->json};
 	if (!c->json)
@@ -611,6 +656,8 @@ int cmd_doctor(struct cli *c)
 		snprintf(buf, sizeof buf, "%s%s%s", dir, r ? ": " : " (0700)",
 			 r ? strerror(-r) : "");
 		report(&d, "state directory", r == 0, buf, true);
+		if (r == 0)
+			doctor_leftovers(&d, cfg, c->profile, path, dir, fix);
 	}
 	free(dir);
 	free(path);

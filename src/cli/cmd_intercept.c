@@ -2,6 +2,7 @@
  * rendering of its plan (--dry-run: the objects as YAML for a person, one
  * JSON document with --json).  The operation is src/app's (intercept.c). */
 #include "cli/cli.h"
+#include "core/schema.h"
 #include "core/state.h"
 #include "core/util.h"
 #include "k8s/intercept.h"
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A user's text, safe to echo on a terminal. */
 static const char *clean(const char *s, char *buf, size_t n)
@@ -191,6 +193,25 @@ static void show_step(void *data, const char *step, const char *detail, unsigned
 		detail ? detail : "");
 }
 
+/* What a detached intercept tells the person who started it. */
+static void print_detached(const json_t *doc)
+{
+	const char *name = json_string_value(json_object_get(doc, "name"));
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(doc, "ports"), i, p)
+	    printf("%s/%s:%lld -> 127.0.0.1:%lld intercepted (steal)\n",
+		   json_string_value(json_object_get(doc, "namespace")),
+		   json_string_value(json_object_get(doc, "service")),
+		   (long long)json_integer_value(json_object_get(p, "port")),
+		   (long long)json_integer_value(json_object_get(p, "local_port")));
+	printf("%s: agent %s, session %s, pid %lld; `devbridge down %s` or `devbridge "
+	       "disconnect` restores the Service\n",
+	       name, json_string_value(json_object_get(doc, "agent_pod")),
+	       json_string_value(json_object_get(doc, "session")),
+	       (long long)json_integer_value(json_object_get(doc, "pid")), name);
+}
+
 int cmd_intercept(struct cli *c)
 {
 	uint64_t start_ms = now_mono_ms();
@@ -261,6 +282,9 @@ int cmd_intercept(struct cli *c)
 				       .profile = c->profile,
 				       .timeout_s = timeout_s,
 				       .start_ms = start_ms};
+	/* the sweep before the checks reads the state directory */
+	if (!c->dry_run && (r = cli_state_dir(c)))
+		return r;
 	struct app_iplan *p;
 	struct err e = {0};
 	if (app_intercept_plan(cli_app(c), &o, &p, &e))
@@ -293,6 +317,41 @@ int cmd_intercept(struct cli *c)
 	}
 	if (c->json)
 		return cli_json_result(c, code, doc, e.message);
+	if (code)
+		cli_fail(c, &e);
+	else if (json_is_true(json_object_get(doc, "detached")))
+		print_detached(doc);
 	json_decref(doc);
 	return code;
+}
+
+/* --- __intercept: the detached process that holds an intercept --- */
+
+int cmd_intercept_hold(struct cli *c)
+{
+	if (c->argc != 1 || !cfg_name_valid(c->argv[0]))
+		return cli_error(c, EXIT_USAGE, "__intercept: bad arguments");
+	int ready = cli_supervisor_begin(c);
+	int r = cli_state_dir(c);
+	if (r)
+		return r;
+	/* the token: one line on stdin (a pipe from the command that started
+	 * us), never on the command line */
+	char token[ICPT_TOKEN_LEN + 2] = "";
+	size_t got = 0;
+	while (got < sizeof token - 1) {
+		ssize_t n = read(STDIN_FILENO, token + got, sizeof token - 1 - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	token[strcspn(token, "\n")] = '\0';
+	if (!icpt_hex_ok(token, ICPT_TOKEN_LEN)) {
+		explicit_bzero(token, sizeof token);
+		return cli_error(c, EXIT_USAGE, "__intercept: no token on stdin");
+	}
+	struct err e = {0};
+	r = app_intercept_hold(cli_app(c), c->argv[0], token, ready, &e);
+	explicit_bzero(token, sizeof token);
+	return r ? cli_fail(c, &e) : EXIT_OK;
 }

@@ -375,14 +375,15 @@ int cmd_disconnect(struct cli *c)
 {
 	if (cli_scan_opts(c, NULL, 0) < 0)
 		return EXIT_USAGE;
-	if (c->argc)
-		return cli_error(c, EXIT_USAGE, "disconnect takes no arguments");
 	int r = cli_state_dir(c);
 	if (r)
 		return r;
 	struct app *a = cli_app(c);
 	json_t *names = app_k8s_bridges(a);
 	size_t n = json_array_size(names);
+	json_decref(names);
+	names = app_intercept_names(a);
+	n += json_array_size(names);
 	json_decref(names);
 	if (!c->dry_run && !c->yes && n > 0) {
 		if (!isatty(STDIN_FILENO))
@@ -397,7 +398,7 @@ int cmd_disconnect(struct cli *c)
 	}
 	json_t *rows;
 	struct err e = {0};
-	int code = app_disconnect(a, &rows, &e);
+	int code = app_disconnect(a, c->argc, c->argv, &rows, &e);
 	size_t i;
 	json_t *row;
 	json_array_foreach(rows, i, row)
@@ -412,10 +413,14 @@ int cmd_disconnect(struct cli *c)
 			printf("%s: would %s\n", name,
 			       strcmp(what, "would_stop") == 0 ? "stop it (and its kubectl)"
 							       : "clear its failed state");
+		else if (strcmp(row_str(row, "kind"), "leftover") == 0)
+			printf("session %s: leftover objects removed\n", name);
+		else if (strcmp(row_str(row, "kind"), "intercept") == 0)
+			printf("%s: %s (the Service restored, the agent removed)\n", name, what);
 		else
 			printf("%s: %s\n", name, what);
 	}
-	if (!c->json && n == 0)
+	if (!c->json && n == 0 && json_array_size(rows) == 0)
 		printf("no Kubernetes bridges to disconnect\n");
 	if (c->json) {
 		json_t *doc = json_pack("{s:b, s:o}", "dry_run", c->dry_run, "bridges", rows);

@@ -83,7 +83,13 @@ void cli_print_status_table(struct cli *c, json_t *rows)
 				off += (size_t)wr;
 			}
 		}
-		if (strcmp(row_str(row, "direction"), "reverse") == 0)
+		if (strcmp(row_str(row, "kind"), "intercept") == 0)
+			/* the cluster's traffic comes here: Service ports -> local ports */
+			snprintf(lr, lrn, "%s -> %s%s%s%s", row_str(row, "remote"),
+				 row_str(row, "local"),
+				 *row_str(row, "agent_pod") ? " (agent " : "",
+				 row_str(row, "agent_pod"), *row_str(row, "agent_pod") ? ")" : "");
+		else if (strcmp(row_str(row, "direction"), "reverse") == 0)
 			snprintf(lr, lrn, "%s <- %s", row_str(row, "local"),
 				 row_str(row, "remote"));
 		const char *reason = row_str(row, "reason");

@@ -282,32 +282,87 @@ json_t *k8s_entry_json(const struct k8s_entry *e)
 
 /* --- the files --- */
 
+/* The live intercepts (kind "intercept" state files whose holder has the
+ * lock; `self` live without a probe, as for list()), as session.json
+ * lists them. */
+static json_t *intercepts(const char *dir, const char *self)
+{
+	json_t *out = json_array();
+	DIR *d = opendir(dir);
+	if (!d)
+		return out;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+		if (len <= 6 || len - 6 >= 80 || strcmp(de->d_name + len - 6, ".state"))
+			continue;
+		char name[80];
+		snprintf(name, sizeof name, "%.*s", (int)(len - 6), de->d_name);
+		json_t *st = NULL;
+		if (state_read(dir, name, &st) < 0 || !st)
+			continue;
+		const char *kind = json_string_value(json_object_get(st, "kind"));
+		pid_t live = 0;
+		if (kind && strcmp(kind, "intercept") == 0)
+			live = self && strcmp(self, name) == 0 ? getpid() : state_probe(dir, name);
+		if (live) {
+			json_t *e = json_object();
+			static const char *const keys[] = {
+			    "name",  "namespace", "service",	"session",
+			    "mode",  "agent_pod", "ports",	"original_selector",
+			    "state", "context",	  "kubeconfig", "started_at"};
+			for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+				json_t *v = json_object_get(st, keys[i]);
+				if (v)
+					json_object_set(e, keys[i], v);
+			}
+			json_object_set_new(e, "pid", json_integer(live));
+			json_array_append_new(out, e);
+		}
+		json_decref(st);
+	}
+	closedir(d);
+	return out;
+}
+
 static int dir_file(char *buf, size_t n, const char *dir, const char *name)
 {
 	int r = snprintf(buf, n, "%s/%s", dir, name);
 	return r < 0 || (size_t)r >= n ? -ENAMETOOLONG : 0;
 }
 
-static int write_files(const char *dir, const struct k8s_entry *v, size_t n)
+static int write_files(const char *dir, const struct k8s_entry *v, size_t n, json_t *icpts)
 {
 	char path[PATH_MAX];
 	int r;
-	if (n == 0) {
+	size_t ni = json_array_size(icpts);
+	if (n == 0 && ni == 0) {
 		k8s_session_remove(dir);
+		json_decref(icpts);
 		return 0;
 	}
-	/* session.json: seed 000's fields. */
-	const char *started = v[0].started_at;
+	/* session.json: seed 000's fields; with only intercepts, the first
+	 * one's cluster. */
+	json_t *i0 = json_array_get(icpts, 0);
+	const char *kc = n ? v[0].kubeconfig : json_string_value(json_object_get(i0, "kubeconfig"));
+	const char *cx = n ? v[0].context : json_string_value(json_object_get(i0, "context"));
+	const char *started = n ? v[0].started_at : NULL;
 	for (size_t i = 1; i < n; i++)
 		if (strcmp(v[i].started_at, started) < 0)
 			started = v[i].started_at;
+	for (size_t i = 0; i < ni; i++) {
+		const char *s =
+		    json_string_value(json_object_get(json_array_get(icpts, i), "started_at"));
+		if (s && (!started || strcmp(s, started) < 0))
+			started = s;
+	}
 	json_t *entries = json_array();
 	for (size_t i = 0; i < n; i++)
 		json_array_append_new(entries, k8s_entry_json(&v[i]));
-	json_t *doc = json_pack("{s:s?, s:s?, s:s, s:o, s:[]}", "kubeconfig",
-				v[0].kubeconfig[0] ? v[0].kubeconfig : NULL, "context",
-				v[0].context[0] ? v[0].context : NULL, "started_at", started,
-				"entries", entries, "intercepts");
+	json_t *doc =
+	    json_pack("{s:s?, s:s?, s:s, s:o, s:o}", "kubeconfig", kc && kc[0] ? kc : NULL,
+		      "context", cx && cx[0] ? cx : NULL, "started_at", started ? started : "",
+		      "entries", entries, "intercepts", icpts);
 	if (!doc)
 		return -ENOMEM;
 	char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -362,7 +417,7 @@ static int write_session(const char *dir, const char *self, bool wait)
 	size_t n;
 	r = list(dir, self, true, false, &v, &n);
 	if (r == 0)
-		r = write_files(dir, v, n);
+		r = write_files(dir, v, n, intercepts(dir, self));
 	free(v);
 	close(fd);
 	return r;
@@ -391,12 +446,14 @@ int k8s_session_prune(const char *dir)
 	bool stale = false;
 	size_t i;
 	json_t *e;
-	json_array_foreach(json_object_get(doc, "entries"), i, e)
-	{
-		const char *name = json_string_value(json_object_get(e, "name"));
-		if (name && cfg_name_valid(name) && state_probe(dir, name) == 0)
-			stale = true;
-	}
+	static const char *const lists[] = {"entries", "intercepts"};
+	for (size_t l = 0; l < 2; l++)
+		json_array_foreach(json_object_get(doc, lists[l]), i, e)
+		{
+			const char *name = json_string_value(json_object_get(e, "name"));
+			if (name && cfg_name_valid(name) && state_probe(dir, name) == 0)
+				stale = true;
+		}
 	json_decref(doc);
 	return stale ? k8s_session_write(dir, NULL) : 0;
 }

@@ -97,7 +97,7 @@ class Intercept:
         self.kb = kb
         self.err = open(os.path.join(kb.tmp, "intercept.err"), "w+")
         self.p = subprocess.Popen([kb.bin, "--state-dir", kb.state_dir, "intercept", "web",
-                                   "--steal", "-p", "80:%d" % laptop.port, *extra],
+                                   "--steal", "--foreground", "-p", "80:%d" % laptop.port, *extra],
                                   env=kb.env(), stdout=subprocess.PIPE,
                                   stderr=self.err, text=True)
 
