@@ -74,7 +74,7 @@ def svc(rsim):  # noqa: F811
 def test_mirror_original_answers_laptop_gets_the_bytes(kb, rsim):  # noqa: F811
     laptop = Laptop()
     err = open(os.path.join(kb.tmp, "intercept.err"), "w+")
-    p = subprocess.Popen([kb.bin, "--state-dir", kb.state_dir, "intercept", "mweb", "--mirror",
+    p = subprocess.Popen([kb.bin, "--state-dir", kb.state_dir, "intercept", "mweb", "--mirror", "--foreground",
                           "-p", "80:%d" % laptop.port], env=kb.env(), stdout=subprocess.PIPE,
                          stderr=err, text=True)
 
