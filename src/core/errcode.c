@@ -129,8 +129,7 @@ size_t errcode_usage(char *buf, size_t size, size_t width)
 	}
 	if (rl) {
 		words(&o, reserved, "");
-		words(&o, "are reserved for intercept, which is coming (not in this version).",
-		      "\n");
+		words(&o, "are reserved for a later version.", "\n");
 	}
 	return o.len;
 }

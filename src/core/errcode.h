@@ -13,8 +13,8 @@
 #include <stddef.h>
 
 /* A code that is part of the vocabulary (names and numbers taken) but that
- * this version never returns: those of intercept's real run (agent,
- * selector swap, tunnel), which is coming; its validation's are live. */
+ * this version never returns (none at present: intercept's 65-67 and 71
+ * were, until it ran for real). */
 #define ERRCODE_RESERVED 1
 
 /* X(ENUM, number, "json_name", "help text", flags) */
@@ -49,16 +49,13 @@
 	X(EXIT_K8S_NAMESPACE_NOT_FOUND, 62, "namespace_not_found", "namespace not found", 0)      \
 	X(EXIT_K8S_SERVICE_NOT_FOUND, 63, "service_not_found", "service not found", 0)            \
 	X(EXIT_K8S_PORT_FORWARD_FAILED, 64, "port_forward_failed", "port-forward failed", 0)      \
-	X(EXIT_K8S_AGENT_DEPLOY_FAILED, 65, "agent_deploy_failed", "agent deploy failed",         \
-	  ERRCODE_RESERVED)                                                                        \
-	X(EXIT_K8S_AGENT_HEALTH_FAILED, 66, "agent_health_failed", "agent health check failed",   \
-	  ERRCODE_RESERVED)                                                                        \
-	X(EXIT_K8S_SELECTOR_PATCH_FAILED, 67, "selector_patch_failed", "selector patch failed",   \
-	  ERRCODE_RESERVED)                                                                        \
+	X(EXIT_K8S_AGENT_DEPLOY_FAILED, 65, "agent_deploy_failed", "agent deploy failed", 0)                                                                        \
+	X(EXIT_K8S_AGENT_HEALTH_FAILED, 66, "agent_health_failed", "agent health check failed", 0)                                                                        \
+	X(EXIT_K8S_SELECTOR_PATCH_FAILED, 67, "selector_patch_failed", "selector patch failed", 0)                                                                        \
 	X(EXIT_K8S_RBAC_INSUFFICIENT, 68, "rbac_insufficient", "RBAC insufficient", 0)            \
 	X(EXIT_K8S_INTERCEPT_ACTIVE, 69, "intercept_active", "already intercepted", 0)            \
 	X(EXIT_K8S_UNSUPPORTED_PROTOCOL, 70, "unsupported_protocol", "unsupported protocol", 0)   \
-	X(EXIT_K8S_TUNNEL_FAILED, 71, "tunnel_failed", "Yamux tunnel failed", ERRCODE_RESERVED)   \
+	X(EXIT_K8S_TUNNEL_FAILED, 71, "tunnel_failed", "Yamux tunnel failed", 0)   \
 	X(EXIT_K8S_NOT_INTERCEPTABLE, 72, "service_not_interceptable", "not interceptable", 0)
 /* clang-format on */
 

@@ -967,6 +967,75 @@ void icpt_can_i_args(const struct icpt_right *r, const char *service, const char
 	args[a] = NULL;
 }
 
+json_t *icpt_ssar_list(const char *service, const char *ns)
+{
+	size_t nr;
+	const struct icpt_right *rt = icpt_rights(&nr);
+	json_t *items = json_array();
+	for (size_t i = 0; items && i < nr; i++) {
+		json_t *ra = json_pack("{s:s, s:s, s:s, s:s}", "namespace", ns, "verb", rt[i].verb,
+				       "group", rt[i].group, "resource", rt[i].resource);
+		if (ra && rt[i].subresource)
+			json_object_set_new(ra, "subresource", json_string(rt[i].subresource));
+		if (ra && rt[i].named && service)
+			json_object_set_new(ra, "name", json_string(service));
+		json_t *o =
+		    ra ? json_pack("{s:s, s:s, s:{s:o}}", "apiVersion", "authorization.k8s.io/v1",
+				   "kind", "SelfSubjectAccessReview", "spec", "resourceAttributes",
+				   ra)
+		       : NULL;
+		if (!o || json_array_append_new(items, o) < 0) {
+			json_decref(items);
+			return NULL;
+		}
+	}
+	return items ? json_pack("{s:s, s:s, s:o}", "apiVersion", "v1", "kind", "List", "items",
+				 items)
+		     : NULL;
+}
+
+int icpt_ssar_answers(const char *out, int *answers, size_t n)
+{
+	/* kubectl prints the created objects one after the other (not as a
+	 * List); a List is taken too */
+	json_t *items = json_array();
+	size_t len = out ? strlen(out) : 0, off = 0;
+	int r = items && out ? 0 : -EINVAL;
+	while (r == 0) {
+		while (off < len && (out[off] == ' ' || out[off] == '\n' || out[off] == '\t' ||
+				     out[off] == '\r'))
+			off++;
+		if (off == len)
+			break;
+		json_error_t je;
+		json_t *v = json_loadb(out + off, len - off, JSON_DISABLE_EOF_CHECK, &je);
+		if (!v || je.position <= 0) {
+			json_decref(v);
+			r = -EINVAL;
+			break;
+		}
+		off += (size_t)je.position;
+		json_t *list = json_object_get(v, "items");
+		if (json_is_array(list))
+			json_array_extend(items, list);
+		else
+			json_array_append(items, v);
+		json_decref(v);
+	}
+	if (r == 0 && json_array_size(items) != n)
+		r = -EINVAL;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		json_t *st =
+		    json_object_get(json_object_get(json_array_get(items, i), "status"), "allowed");
+		if (!json_is_boolean(st))
+			r = -EINVAL;
+		else
+			answers[i] = json_is_true(st) ? 1 : 0;
+	}
+	json_decref(items);
+	return r;
+}
+
 int icpt_can_i_answer(int status, const char *out)
 {
 	out = out ? out : "";

@@ -186,6 +186,14 @@ void icpt_can_i_args(const struct icpt_right *r, const char *service, const char
  * answer (kubectl could not ask). */
 int icpt_can_i_answer(int status, const char *out);
 
+/* The same questions as one document, a List of SelfSubjectAccessReviews
+ * in icpt_rights order, for a single `kubectl create -f FILE -o json` (one
+ * kubectl instead of one per right). */
+json_t *icpt_ssar_list(const char *service, const char *ns);
+/* kubectl's answer to it: answers[i] 1 allowed, 0 not.  0, or -EINVAL
+ * when it is not n reviews with a status. */
+int icpt_ssar_answers(const char *out, int *answers, size_t n);
+
 /* The agent image when none is given: ghcr.io/devbridge/agent:VERSION. */
 const char *icpt_default_image(void);
 

@@ -24,6 +24,7 @@ from helpers import descendants, proc_cmdline, wait_for
 from k8s_helpers import echo_pod, kb, rsim, service  # noqa: F401
 
 CLUSTER_IP = "10.96.214.10"
+CLUSTER_IP2 = "10.96.214.11"  # web2: two ports
 ORIGINAL = {"app": "web"}
 
 
@@ -32,15 +33,20 @@ def cluster(rsim):  # noqa: F811
     if not rsim.is_sim:
         pytest.skip("needs the agent image on the cluster (deploy/agent/Dockerfile)")
     rsim.apply(echo_pod("web-1", "default", dict(ORIGINAL)),
-               service("web", "default", ORIGINAL, [(80, 8080)], CLUSTER_IP))
-    rsim.wait_pods_ready("default", "web-1")
+               echo_pod("web2-1", "default", {"app": "web2"}),
+               service("web", "default", ORIGINAL, [(80, 8080)], CLUSTER_IP),
+               service("web2", "default", {"app": "web2"}, [(80, 8080), (81, 8081)],
+                       CLUSTER_IP2))
+    rsim.wait_pods_ready("default", "web-1", "web2-1")
     yield rsim
 
 
 class Laptop:
-    """The developer's server: answers b"LAPTOP " + everything it read."""
+    """The developer's server: answers b"LAPTOP " (or `prefix`) + everything
+    it read."""
 
-    def __init__(self):
+    def __init__(self, prefix=b"LAPTOP "):
+        self.prefix = prefix
         self.ls = socket.socket()
         self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.ls.bind(("127.0.0.1", 0))
@@ -65,16 +71,16 @@ class Laptop:
                 break
             data += b
         self.requests.append(data)
-        c.sendall(b"LAPTOP " + data)
+        c.sendall(self.prefix + data)
         c.close()
 
     def close(self):
         self.ls.close()
 
 
-def call(data, timeout=20):
+def call(data, timeout=20, ip=CLUSTER_IP, port=80):
     """A cluster client: the Service's ClusterIP, data, half-close, the reply."""
-    s = socket.create_connection((CLUSTER_IP, 80), timeout=timeout)
+    s = socket.create_connection((ip, port), timeout=timeout)
     out = []
 
     def reader():
@@ -93,11 +99,12 @@ def call(data, timeout=20):
 
 
 class Intercept:
-    def __init__(self, kb, laptop, *extra):  # noqa: F811
+    def __init__(self, kb, laptop, *extra, svc="web"):  # noqa: F811
         self.kb = kb
         self.err = open(os.path.join(kb.tmp, "intercept.err"), "w+")
-        self.p = subprocess.Popen([kb.bin, "--state-dir", kb.state_dir, "intercept", "web",
-                                   "--steal", "--foreground", "-p", "80:%d" % laptop.port, *extra],
+        ports = ["-p", "80:%d" % laptop.port] if laptop else []
+        self.p = subprocess.Popen([kb.bin, "--state-dir", kb.state_dir, "intercept", svc,
+                                   "--steal", "--foreground", *ports, *extra],
                                   env=kb.env(), stdout=subprocess.PIPE,
                                   stderr=self.err, text=True)
 
@@ -162,15 +169,15 @@ def test_steal_then_ctrl_c_restores_and_cleans_up(kb, rsim, laptop):  # noqa: F8
         got = call(blob)
         assert got[:7] == b"LAPTOP ", got[:40]
         assert hashlib.sha256(got[7:]).digest() == hashlib.sha256(blob).digest()
-        # 20 at once
-        res = [None] * 20
+        # 50 at once
+        res = [None] * 50
         ts = [threading.Thread(target=lambda i=i: res.__setitem__(i, call(b"req%d" % i)))
-              for i in range(20)]
+              for i in range(50)]
         for t in ts:
             t.start()
         for t in ts:
             t.join(60)
-        assert res == [b"LAPTOP req%d" % i for i in range(20)]
+        assert res == [b"LAPTOP req%d" % i for i in range(50)]
         ic.p.send_signal(signal.SIGINT)
         assert ic.p.wait(60) == 0, ic.stderr()
         err = ic.stderr()
@@ -274,3 +281,23 @@ def test_sigstop_cli_the_agent_restores_after_keepalive(kb, rsim, laptop):  # no
         ic.stop()
         rsim.kubectl("delete", "jobs,secrets,roles,rolebindings,serviceaccounts", "-l",
                      "app.kubernetes.io/managed-by=devbridge", "--ignore-not-found")
+
+
+def test_two_port_service_reaches_two_local_ports(kb, rsim):  # noqa: F811
+    """Each stream names its Service port, so a two-port Service reaches the
+    right local port for each."""
+    a, b = Laptop(b"EIGHTY "), Laptop(b"EIGHTYONE ")
+    ic = Intercept(kb, None, "-p", "80:%d" % a.port, "-p", "81:%d" % b.port, svc="web2")
+    try:
+        ic.wait_step("tunnel up")
+        for i in range(5):
+            assert call(b"x%d" % i, ip=CLUSTER_IP2, port=80) == b"EIGHTY x%d" % i
+            assert call(b"y%d" % i, ip=CLUSTER_IP2, port=81) == b"EIGHTYONE y%d" % i
+        ic.p.send_signal(signal.SIGINT)
+        assert ic.p.wait(60) == 0, ic.stderr()
+        s = json.loads(rsim.kubectl_ok("get", "service", "web2", "-o", "json"))
+        assert s["spec"]["selector"] == {"app": "web2"}
+    finally:
+        ic.stop()
+        a.close()
+        b.close()

@@ -692,9 +692,57 @@ static void test_ids(void)
 	ASSERT_STR_CONTAINS(icpt_default_image(), "ghcr.io/devbridge/agent:");
 }
 
+/* The rights as one List of SelfSubjectAccessReviews, and its answers. */
+static void test_ssar_list(void)
+{
+	size_t nr;
+	const struct icpt_right *rt = icpt_rights(&nr);
+	json_t *l = icpt_ssar_list("web", "default");
+	ASSERT(l);
+	json_t *items = json_object_get(l, "items");
+	ASSERT_EQ(json_array_size(items), nr);
+	for (size_t i = 0; i < nr; i++) {
+		json_t *ra = json_object_get(json_object_get(json_array_get(items, i), "spec"),
+					     "resourceAttributes");
+		ASSERT(!strcmp(json_string_value(json_object_get(ra, "verb")), rt[i].verb));
+		ASSERT(!strcmp(json_string_value(json_object_get(ra, "namespace")), "default"));
+		ASSERT_EQ(json_object_get(ra, "name") != NULL, rt[i].named);
+		ASSERT_EQ(json_object_get(ra, "subresource") != NULL, rt[i].subresource != NULL);
+	}
+	/* kubectl's answer: a List of the reviews with a status */
+	for (size_t i = 0; i < nr; i++)
+		json_object_set_new(json_array_get(items, i), "status",
+				    json_pack("{s:b}", "allowed", i != 2));
+	char *out = json_dumps(l, 0);
+	int ans[64];
+	ASSERT_EQ(icpt_ssar_answers(out, ans, nr), 0);
+	for (size_t i = 0; i < nr; i++)
+		ASSERT_EQ(ans[i], i != 2);
+	ASSERT_EQ(icpt_ssar_answers(out, ans, nr + 1), -EINVAL);
+	/* as kubectl prints them: one object after the other */
+	char seq[8192] = "";
+	for (size_t i = 0; i < nr; i++) {
+		char *one = json_dumps(json_array_get(items, i), JSON_INDENT(4));
+		strcat(seq, one);
+		strcat(seq, "\n");
+		free(one);
+	}
+	memset(ans, 0xff, sizeof ans);
+	ASSERT_EQ(icpt_ssar_answers(seq, ans, nr), 0);
+	for (size_t i = 0; i < nr; i++)
+		ASSERT_EQ(ans[i], i != 2);
+	ASSERT_EQ(icpt_ssar_answers("{\"status\":{\"allowed\":true}} junk", ans, 1), -EINVAL);
+	ASSERT_EQ(icpt_ssar_answers("{\"items\":[{}]}", ans, 1), -EINVAL);
+	ASSERT_EQ(icpt_ssar_answers("not json", ans, 1), -EINVAL);
+	ASSERT_EQ(icpt_ssar_answers(NULL, ans, 1), -EINVAL);
+	free(out);
+	json_decref(l);
+}
+
 int main(void)
 {
 	RUN(test_spec_parse);
+	RUN(test_ssar_list);
 	RUN(test_not_interceptable);
 	RUN(test_ports_default_every_tcp_port);
 	RUN(test_ports_chosen);
