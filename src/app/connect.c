@@ -444,22 +444,9 @@ int app_connect_plan(const struct app *a, const struct app_connect_opts *o, stru
 {
 	char shown[200];
 	struct cfg_bridge b;
-	if (cfg_bridge_resolve(a->cfg, o->profile, &b) < 0) {
-		const char *near = cfg_profile_suggest(a->cfg, o->profile);
-		if (app_no_config(a))
-			return err_set(e, EXIT_CONFIG,
-				       "no profile '%s': no config file was found (give --config "
-				       "FILE)",
-				       clean(o->profile, shown, sizeof shown));
-		return err_set(e, EXIT_CONFIG, "no profile '%s' in %s%s%s%s",
-			       clean(o->profile, shown, sizeof shown), a->config_path,
-			       near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
-	}
-	if (!o->context && b.context && !*b.context)
-		return err_set(e, EXIT_CONFIG,
-			       "%s: bridge.context is empty; remove it to use the kubeconfig's "
-			       "current context",
-			       a->config_path);
+	int br = kube_bridge(a, o->profile, o->context, &b, e);
+	if (br)
+		return br;
 	struct app_kplan *p = calloc(1, sizeof *p);
 	if (!p)
 		return err_set(e, EXIT_ERROR, "out of memory");

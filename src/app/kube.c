@@ -3,6 +3,8 @@
  * once, the deadline of the pre-checks, and the errors of any kubectl get
  * (60-62, 68, 1).  See kube.h. */
 #include "app/kube.h"
+#include "app/app.h"
+#include "app/config.h"
 #include "core/util.h"
 #include "k8s/target.h"
 
@@ -15,6 +17,30 @@
 #define KCTL_TIMEOUT_MS 20000
 
 /* Milliseconds left before --timeout, for the next kubectl round. */
+int kube_bridge(const struct app *a, const char *profile, const char *context, struct cfg_bridge *b,
+		struct err *e)
+{
+	char shown[200];
+	if (cfg_bridge_resolve(a->cfg, profile, b) < 0) {
+		const char *near = cfg_profile_suggest(a->cfg, profile);
+		snprintf(shown, sizeof shown, "%s", profile ? profile : "");
+		text_sanitize(shown);
+		if (app_no_config(a))
+			return err_set(e, EXIT_CONFIG,
+				       "no profile '%s': no config file was found (give --config "
+				       "FILE)",
+				       shown);
+		return err_set(e, EXIT_CONFIG, "no profile '%s' in %s%s%s%s", shown, a->config_path,
+			       near ? " (did you mean '" : "", near ? near : "", near ? "'?)" : "");
+	}
+	if (!context && b->context && !*b->context)
+		return err_set(e, EXIT_CONFIG,
+			       "%s: bridge.context is empty; remove it to use the kubeconfig's "
+			       "current context",
+			       a->config_path);
+	return 0;
+}
+
 int kube_time_left_ms(const struct app_kube *p)
 {
 	uint64_t now = now_mono_ms();

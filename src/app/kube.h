@@ -23,6 +23,15 @@ struct app_kube {
 	uint64_t deadline_ms; /* --timeout bounds the whole command, pre-checks included */
 };
 
+struct app;
+struct cfg_bridge;
+/* The config's bridge: for `profile` (NULL: none) into *b, checked as
+ * connect and intercept need it: an unknown profile (suggesting a near
+ * one) or an empty bridge.context that no --context (`context`)
+ * overrides is exit 3.  0, or the code with e set. */
+int kube_bridge(const struct app *a, const char *profile, const char *context, struct cfg_bridge *b,
+		struct err *e);
+
 /* Milliseconds left before the deadline for the next kubectl round (at
  * most 20 s, at least 1). */
 int kube_time_left_ms(const struct app_kube *p);
