@@ -5,6 +5,7 @@
 #include "core/num.h"
 #include "core/util.h"
 #include "k8s/agent.h"
+#include "k8s/intercept.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -48,8 +49,8 @@ int cmd_agent(struct cli *c)
 	    .namespace = ns,
 	    .service = svc,
 	    .session = sid,
-	    .control_port = AGENT_CONTROL_PORT,
-	    .health_port = AGENT_HEALTH_PORT,
+	    .control_port = ICPT_CONTROL_PORT,
+	    .health_port = ICPT_HEALTH_PORT,
 	    .bind_addr = bind,
 	    .grace_s = 10,
 	    .keepalive_ms = 10000,
@@ -60,9 +61,9 @@ int cmd_agent(struct cli *c)
 		return cli_error(c, EXIT_USAGE,
 				 "agent: --namespace, --service, --session and "
 				 "at least one --port SVCPORT:TARGETPORT are needed");
-	if (strlen(sid) != AGENT_SID_LEN || strspn(sid, "0123456789abcdef") != AGENT_SID_LEN)
+	if (strlen(sid) != ICPT_SID_LEN || strspn(sid, "0123456789abcdef") != ICPT_SID_LEN)
 		return cli_error(c, EXIT_USAGE, "--session: %d lowercase hex characters",
-				 AGENT_SID_LEN);
+				 ICPT_SID_LEN);
 	for (size_t i = 0; i < n_ports; i++)
 		if (agent_parse_port(ports[i], &o.ports[i]) < 0)
 			return cli_error(c, EXIT_USAGE,

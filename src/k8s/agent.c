@@ -7,6 +7,7 @@
  * restore at the end is a few blocking HTTPS calls: the agent is exiting,
  * and nothing else needs the loop by then. */
 #include "k8s/agent.h"
+#include "k8s/intercept.h"
 
 #include "core/list.h"
 #include "core/loop.h"
@@ -135,57 +136,37 @@ int agent_parse_port(const char *s, struct agent_port *ret)
 int agent_restore_body(const char *service_json, const char *session, char **ret, char *why,
 		       size_t why_len)
 {
-	json_error_t je;
-	int rc = -EINVAL;
 	*ret = NULL;
-	json_t *root = json_loads(service_json, JSON_REJECT_DUPLICATES, &je);
-	json_t *meta = root ? json_object_get(root, "metadata") : NULL;
-	json_t *spec = root ? json_object_get(root, "spec") : NULL;
-	if (!json_is_object(root) || !json_is_object(meta) || !json_is_object(spec)) {
+	json_t *root = json_loads(service_json, JSON_REJECT_DUPLICATES, NULL);
+	json_t *back = NULL;
+	int rc = -EINVAL;
+	if (!json_is_object(root) || !json_is_object(json_object_get(root, "metadata")) ||
+	    !json_is_object(json_object_get(root, "spec"))) {
 		snprintf(why, why_len, "not a Service object");
 		goto out;
 	}
-	json_t *ann = json_object_get(meta, "annotations");
-	const char *sess = json_string_value(json_object_get(ann, AGENT_ANN_SESSION));
-	if (!sess || strcmp(sess, session) != 0) {
+	/* the CLI's restore, exactly (k8s/intercept.c) */
+	int r = icpt_restored_service(root, session, &back);
+	if (r == -ENOENT) {
+		const char *sess = json_string_value(json_object_get(
+		    json_object_get(json_object_get(root, "metadata"), "annotations"),
+		    ICPT_ANN_SESSION));
 		if (sess)
 			snprintf(why, why_len, "the Service belongs to session %.32s now", sess);
 		else
 			snprintf(why, why_len, "the Service carries no session annotation");
 		rc = 1;
-		goto out;
-	}
-	const char *orig = json_string_value(json_object_get(ann, AGENT_ANN_ORIGINAL));
-	json_t *sel = orig ? json_loads(orig, JSON_REJECT_DUPLICATES, &je) : NULL;
-	bool ok = json_is_object(sel) && json_object_size(sel) > 0;
-	const char *k;
-	json_t *v;
-	json_object_foreach(sel, k, v)
-	{
-		if (!json_is_string(v))
-			ok = false;
-	}
-	if (!ok) {
-		json_decref(sel);
+	} else if (r == -EINVAL) {
 		snprintf(why, why_len, "annotation %s is not a selector (a JSON object of strings)",
-			 AGENT_ANN_ORIGINAL);
-		goto out;
-	}
-	if (json_object_set_new(spec, "selector", sel) < 0) {
+			 ICPT_ANN_ORIGINAL);
+	} else if (r < 0 || !(*ret = json_dumps(back, JSON_COMPACT))) {
 		snprintf(why, why_len, "out of memory");
 		rc = -ENOMEM;
-		goto out;
+	} else {
+		rc = 0;
 	}
-	json_object_del(ann, AGENT_ANN_SESSION);
-	json_object_del(ann, AGENT_ANN_ORIGINAL);
-	json_object_del(ann, AGENT_ANN_MODE);
-	if (json_object_size(ann) == 0)
-		json_object_del(meta, "annotations");
-	*ret = json_dumps(root, JSON_COMPACT);
-	rc = *ret ? 0 : -ENOMEM;
-	if (!*ret)
-		snprintf(why, why_len, "out of memory");
 out:
+	json_decref(back);
 	json_decref(root);
 	return rc;
 }
@@ -223,13 +204,13 @@ int agent_selector_query(const char *service_json, char *buf, size_t len)
 	int rc = -EINVAL;
 	json_t *root = json_loads(service_json, JSON_REJECT_DUPLICATES, &je);
 	json_t *ann = json_object_get(json_object_get(root, "metadata"), "annotations");
-	const char *orig = json_string_value(json_object_get(ann, AGENT_ANN_ORIGINAL));
+	const char *orig = json_string_value(json_object_get(ann, ICPT_ANN_ORIGINAL));
 	json_t *sel = orig ? json_loads(orig, JSON_REJECT_DUPLICATES, &je) : NULL;
 	/* not swapped yet (the CLI swaps once we are Ready): the selector is
 	 * still the original */
 	json_t *cur = json_object_get(json_object_get(root, "spec"), "selector");
-	if (!orig && !json_object_get(ann, AGENT_ANN_SESSION) && json_is_object(cur) &&
-	    !json_object_get(cur, AGENT_LABEL))
+	if (!orig && !json_object_get(ann, ICPT_ANN_SESSION) && json_is_object(cur) &&
+	    !json_object_get(cur, ICPT_LABEL_POD))
 		sel = json_incref(cur);
 	size_t n = json_is_object(sel) ? json_object_size(sel) : 0;
 	const char **keys = n ? calloc(n, sizeof *keys) : NULL;
@@ -643,7 +624,7 @@ static void pods_fetch(void *arg)
 		resp = NULL;
 		if (r < 0) {
 			snprintf(j->why, sizeof j->why, "the Service has no usable %s annotation",
-				 AGENT_ANN_ORIGINAL);
+				 ICPT_ANN_ORIGINAL);
 			return;
 		}
 		j->have_query = true;

@@ -20,18 +20,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AGENT_MAX_PORTS	   32
-#define AGENT_CONTROL_PORT 4200
-#define AGENT_HEALTH_PORT  4201
-#define AGENT_TOKEN_MIN	   32
-#define AGENT_TOKEN_MAX	   128
-#define AGENT_SID_LEN	   10
+#define AGENT_MAX_PORTS 32
+#define AGENT_TOKEN_MIN 32
+#define AGENT_TOKEN_MAX 128
 
-/* The annotations and label of docs/intercept.md. */
-#define AGENT_ANN_SESSION  "devbridge.dev/session"
-#define AGENT_ANN_ORIGINAL "devbridge.dev/original-selector"
-#define AGENT_ANN_MODE	   "devbridge.dev/mode"
-#define AGENT_LABEL	   "devbridge.dev/intercept"
+/* Names, ports and the session id's length: k8s/intercept.h (ICPT_*),
+ * shared with the CLI. */
 
 /* A stream's first bytes: magic, version, the Service port. */
 #define AGENT_HDR_LEN	  4
