@@ -24,6 +24,7 @@ import time
 
 import pytest
 
+import intercept_helpers
 from helpers import devbridge_bin, free_port, kill_pid, sanitizer_report, wait_for
 from k8s_helpers import sim  # noqa: F401  (fixture)
 
@@ -175,23 +176,7 @@ def http_get(port, path):
 
 
 def roundtrip(port, payload):
-    """Send payload, half-close, read to EOF."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    got = []
-
-    def reader():
-        while True:
-            b = s.recv(65536)
-            if not b:
-                return
-            got.append(b)
-    t = threading.Thread(target=reader)
-    t.start()
-    s.sendall(payload)
-    s.shutdown(socket.SHUT_WR)
-    t.join(30)
-    s.close()
-    return b"".join(got)
+    return intercept_helpers.roundtrip("127.0.0.1", port, payload, 20)
 
 
 def assert_restored(ctx):

@@ -24,6 +24,7 @@ import threading
 import pytest
 
 from helpers import devbridge_bin, free_port, sanitizer_report, wait_for
+from intercept_helpers import TagServer
 from k8s_helpers import sim  # noqa: F401  (fixture)
 from test_k8s_agent import Proc, roundtrip, yamux_peer_bin
 
@@ -32,51 +33,6 @@ TOKEN = "t" * 40 + "0123456789abcdef0123456789"
 ORIGINAL = {"app": "web", "tier": "backend"}
 POD_IP = "127.0.0.2"
 SVC_PORT = 0x4142  # the stream header is then b"\xdb\x01AB": a stall-prefix
-
-
-class Server:
-    """A TCP server on addr: reads to EOF, records it, answers tag + data."""
-
-    def __init__(self, addr, port, tag):
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind((addr, port))
-        self.ls.listen(64)
-        self.port = self.ls.getsockname()[1]
-        self.tag = tag
-        self.got = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(c,), daemon=True).start()
-
-    def _one(self, c):
-        data = b""
-        while True:
-            b = c.recv(65536)
-            if not b:
-                break
-            data += b
-        with self.lock:
-            self.got.append(data)
-        try:
-            c.sendall(self.tag + data)
-        except OSError:
-            pass
-        c.close()
-
-    def requests(self):
-        with self.lock:
-            return list(self.got)
-
-    def close(self):
-        self.ls.close()
 
 
 def ready_pod(sim, name, labels, ip, ready=True, phase="Running"):  # noqa: F811
@@ -147,7 +103,7 @@ def mirror(sim, tmp_path):  # noqa: F811
         return p
 
     def server(addr, port, tag):
-        s = Server(addr, port, tag)
+        s = TagServer(tag, addr, port)
         servers.append(s)
         return s
 

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -21,6 +20,7 @@ import time
 import pytest
 
 from helpers import descendants, proc_cmdline, wait_for
+from intercept_helpers import TagServer, roundtrip
 from k8s_helpers import echo_pod, kb, rsim, service  # noqa: F401
 
 CLUSTER_IP = "10.96.214.10"
@@ -41,61 +41,14 @@ def cluster(rsim):  # noqa: F811
     yield rsim
 
 
-class Laptop:
-    """The developer's server: answers b"LAPTOP " (or `prefix`) + everything
-    it read."""
-
-    def __init__(self, prefix=b"LAPTOP "):
-        self.prefix = prefix
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(64)
-        self.port = self.ls.getsockname()[1]
-        self.requests = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(c,), daemon=True).start()
-
-    def _one(self, c):
-        data = b""
-        while True:
-            b = c.recv(65536)
-            if not b:
-                break
-            data += b
-        self.requests.append(data)
-        c.sendall(self.prefix + data)
-        c.close()
-
-    def close(self):
-        self.ls.close()
+def Laptop(prefix=b"LAPTOP "):
+    """The developer's server: answers `prefix` + everything it read."""
+    return TagServer(prefix)
 
 
 def call(data, timeout=20, ip=CLUSTER_IP, port=80):
     """A cluster client: the Service's ClusterIP, data, half-close, the reply."""
-    s = socket.create_connection((ip, port), timeout=timeout)
-    out = []
-
-    def reader():
-        while True:
-            b = s.recv(65536)
-            if not b:
-                return
-            out.append(b)
-    t = threading.Thread(target=reader)
-    t.start()
-    s.sendall(data)
-    s.shutdown(socket.SHUT_WR)
-    t.join(timeout)
-    s.close()
-    return b"".join(out)
+    return roundtrip(ip, port, data, timeout)
 
 
 class Intercept:

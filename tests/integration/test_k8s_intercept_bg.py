@@ -10,12 +10,11 @@ what a dead session left in the cluster is removed by the next
 import json
 import os
 import signal
-import socket
-import threading
 
 import pytest
 
 from helpers import proc_alive, wait_for
+from intercept_helpers import TagServer, roundtrip
 from k8s_helpers import echo_pod, kb, rsim, service  # noqa: F401
 
 CLUSTER_IP = "10.96.215.10"
@@ -33,54 +32,15 @@ def cluster(rsim):  # noqa: F811
     yield rsim
 
 
-class Laptop:
-    """The developer's server: b"LAPTOP " + what it read."""
-
-    def __init__(self):
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(16)
-        self.port = self.ls.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._one, args=(c,), daemon=True).start()
-
-    def _one(self, c):
-        data = b""
-        while True:
-            b = c.recv(65536)
-            if not b:
-                break
-            data += b
-        c.sendall(b"LAPTOP " + data)
-        c.close()
-
-
 @pytest.fixture
 def laptop():
-    lt = Laptop()
+    lt = TagServer()
     yield lt
-    lt.ls.close()
+    lt.close()
 
 
 def call(data, timeout=10):
-    s = socket.create_connection((CLUSTER_IP, 80), timeout=timeout)
-    s.sendall(data)
-    s.shutdown(socket.SHUT_WR)
-    out = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
-    s.close()
-    return out
+    return roundtrip(CLUSTER_IP, 80, data, timeout)
 
 
 def reaches_laptop(data, timeout=20):

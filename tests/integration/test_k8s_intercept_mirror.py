@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 
@@ -20,7 +19,7 @@ import pytest
 
 from helpers import wait_for
 from k8s_helpers import greet_pod, kb, rsim, service  # noqa: F401
-from test_k8s_intercept import Laptop
+from intercept_helpers import TagServer as Laptop, roundtrip
 
 CLUSTER_IP = "10.96.216.20"
 ORIGINAL = {"app": "mweb"}
@@ -38,22 +37,7 @@ def cluster(rsim):  # noqa: F811
 
 
 def call(data, timeout=20):
-    s = socket.create_connection((CLUSTER_IP, 80), timeout=timeout)
-    out = []
-
-    def reader():
-        while True:
-            b = s.recv(65536)
-            if not b:
-                return
-            out.append(b)
-    t = threading.Thread(target=reader)
-    t.start()
-    s.sendall(data)
-    s.shutdown(socket.SHUT_WR)
-    t.join(timeout)
-    s.close()
-    return b"".join(out)
+    return roundtrip(CLUSTER_IP, 80, data, timeout)
 
 
 def from_a_pod(got, data):
@@ -94,7 +78,7 @@ def test_mirror_original_answers_laptop_gets_the_bytes(kb, rsim):  # noqa: F811
         got = call(blob)
         assert from_a_pod(got, blob), (got[:40], agent_log(rsim, sid))
         wait_for(lambda: any(hashlib.sha256(r).digest() == hashlib.sha256(blob).digest()
-                             for r in laptop.requests), 30, "the laptop's 1 MiB copy")
+                             for r in laptop.requests()), 30, "the laptop's 1 MiB copy")
         res = [None] * 20
         ts = [threading.Thread(target=lambda i=i: res.__setitem__(i, call(b"req%d" % i)))
               for i in range(20)]
@@ -103,7 +87,7 @@ def test_mirror_original_answers_laptop_gets_the_bytes(kb, rsim):  # noqa: F811
         for t in ts:
             t.join(60)
         assert all(from_a_pod(res[i], b"req%d" % i) for i in range(20)), res
-        wait_for(lambda: all(b"req%d" % i in laptop.requests for i in range(20)), 30,
+        wait_for(lambda: all(b"req%d" % i in laptop.requests() for i in range(20)), 30,
                  "20 copies")
         p.send_signal(signal.SIGINT)
         assert p.wait(60) == 0, stderr()

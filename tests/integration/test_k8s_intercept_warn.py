@@ -8,7 +8,6 @@ plan's warnings with --json.  kubesim without --runtime: the pods are only
 objects, which is all the check reads."""
 
 import json
-import os
 import subprocess
 
 import pytest
