@@ -264,6 +264,9 @@ static const struct cli_command commands[] = {
      "SIGTERM, the agent restores the Service's selector through the Kubernetes API\n"
      "(the pod's ServiceAccount; $DEVBRIDGE_SA_DIR for another credentials directory)\n"
      "and exits: 0 restored (or nothing to restore), 71 it could not.\n"
+     "  --mode steal|mirror                      mirror: each connection goes to a Ready\n"
+     "                                           pod of the original selector, a copy of\n"
+     "                                           its bytes to the CLI (default steal)\n"
      "  --keepalive MS, --keepalive-timeout MS   Yamux keepalive (10000, 30000)\n"
      "  --bind-addr A                            listen address (0.0.0.0)"},
     {"__supervise", cmd_supervise, "__supervise NAME", NULL, NULL},
