@@ -29,8 +29,7 @@ struct app;
 int app_catalog_domains(const struct app *a, json_t **ret_doc, struct err *e);
 /* `targets [--domain D]`: {catalog_path, targets:[{id, domain, host,
  * ssh_user, ssh_port, ssh_key, description, tags[]}]}; domain NULL: all. */
-int app_catalog_targets(const struct app *a, const char *domain, json_t **ret_doc,
-			struct err *e);
+int app_catalog_targets(const struct app *a, const char *domain, json_t **ret_doc, struct err *e);
 /* `targets show ID`: {target:{... as a row ..., file, bridges:[ids]}}. */
 int app_catalog_target(const struct app *a, const char *id, json_t **ret_doc, struct err *e);
 /* `catalog show ID`: {bridge:{id, domain, file, target, host, remote_port,
