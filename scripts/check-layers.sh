@@ -33,7 +33,7 @@ for dir in src/*/; do
 			echo "$file:$line: $layer includes $inc (a $layer file may include: $ok)"
 			bad=1 ;;
 		esac
-	done < <(grep -n '^#include "[a-z]*/' "$dir"*.[ch] | sed 's/^\([^:]*\):\([0-9]*\):#include "\([^"]*\)".*/\1:\2:\3/')
+	done < <(grep -Hn '^#include "[a-z]*/' "$dir"*.[ch] | sed 's/^\([^:]*\):\([0-9]*\):#include "\([^"]*\)".*/\1:\2:\3/')
 done
 [ "$bad" = 0 ] && echo "layers: ok"
 exit "$bad"
