@@ -1373,7 +1373,8 @@ int app_intercept_sweep(const struct app *a, const struct kctl *k, const char *n
 				: (double)now.tv_sec - sess[s].newest < LEFTOVER_AGE_S)
 			continue;
 		r.sid = sess[s].sid;
-		snprintf(r.label, sizeof r.label, "%s=%s", ICPT_LABEL_SESSION, r.sid);
+		snprintf(r.label, sizeof r.label, "%s=%.*s", ICPT_LABEL_SESSION, ICPT_SID_LEN,
+			 r.sid);
 		/* the Service that still carries this session's annotation */
 		if (!svcs) {
 			const char *gs[] = {"get", "services", "-o", "json", NULL};
