@@ -497,6 +497,28 @@ def test_resources(mcp, db_nosshd):
     assert m.close() == 0
 
 
+def test_catalog_resources(mcp, db_nosshd):
+    cfg = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "catalogs", "valid",
+                       "config.yaml")
+    m = mcp("--config", cfg)
+    m.initialize()
+    uris = [r["uri"] for r in m.result("resources/list")["resources"]]
+    assert uris == ["bridge://status", "catalog://domains", "catalog://targets"]
+    for uri, cmd in (("catalog://domains", ["catalog", "list"]), ("catalog://targets", ["targets"])):
+        c = m.result("resources/read", {"uri": uri})["contents"][0]
+        r = db_nosshd.run("--config", cfg, "--json", *cmd)
+        assert r.returncode == 0, r
+        assert json.loads(c["text"]) == r.json(), uri
+    assert m.close() == 0
+    # no catalog_path: the operation's error, its envelope in data
+    m = mcp()
+    m.initialize()
+    err = m.error("resources/read", {"uri": "catalog://targets"}, -32603)
+    assert err["data"]["error"]["name"] == "invalid_config", err
+    assert "catalog_path" in err["message"], err
+    assert m.close() == 0
+
+
 def test_subscribe_hears_a_bridge_change_state(mcp, db_nosshd):
     db = db_nosshd
     offline_tunnel(db)
