@@ -22,9 +22,16 @@ static int status_doc(const struct app *a, int n, char **names, json_t **ret_doc
 
 static int bridge_status(struct mcp_call *c, json_t **ret_doc, struct err *e)
 {
-	const char *name = json_string_value(json_object_get(c->args, "name"));
-	char *names[] = {(char *)name};
-	return status_doc(c->app, name ? 1 : 0, names, ret_doc, e);
+	json_t *v = json_object_get(c->args, "names");
+	char *names[64];
+	size_t i, n = 0;
+	json_t *x;
+	json_array_foreach(v, i, x)
+	{
+		if (n < ARRAY_SIZE(names))
+			names[n++] = (char *)json_string_value(x);
+	}
+	return status_doc(c->app, (int)n, names, ret_doc, e);
 }
 
 static bool all_in(json_t *doc, json_t *states)
@@ -73,15 +80,15 @@ static int bridge_wait(struct mcp_call *c, json_t **ret_doc, struct err *e)
 	"\"session\":{\"type\":\"object\"}},\"required\":[\"bridges\"]}"
 
 const struct mcp_tool mcp_tools[] = {
-    {"bridge_status", "Bridge status", "Every bridge's state (or one bridge's).",
-     "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"}},"
-     "\"additionalProperties\":false}",
+    {"bridge_status", "Bridge status", "Every bridge's state (or those named).",
+     "{\"type\":\"object\",\"properties\":{\"names\":{\"type\":\"array\",\"maxItems\":64,"
+     "\"items\":{\"type\":\"string\"}}},\"additionalProperties\":false}",
      STATUS_OUT, MCP_READ_ONLY | MCP_IDEMPOTENT, bridge_status},
     {"bridge_wait", "Wait for a bridge state",
      "Wait until bridge NAME is in one of STATES (or the timeout).",
      "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},"
      "\"states\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}},"
-     "\"timeout\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":300}},"
+     "\"timeout\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":50}},"
      "\"required\":[\"name\"],\"additionalProperties\":false}",
      STATUS_OUT, MCP_READ_ONLY | MCP_IDEMPOTENT, bridge_wait},
 };

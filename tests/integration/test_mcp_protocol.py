@@ -337,8 +337,9 @@ def test_tool_errors(mcp):
     m.error("tools/call", {"name": "bridge_status", "arguments": [1]}, -32602)
     m.error("tools/call", {"name": "bridge_status", "arguments": "x"}, -32602)
     # arguments against the inputSchema: tool execution errors (2025-11-25)
-    for args, words in [({"name": 3}, ["'name'", "string", "integer"]),
-                        ({"nmae": "x"}, ["'nmae'", "'name'"])]:
+    for args, words in [({"names": "t1"}, ["'names'", "an array", "a string"]),
+                        ({"names": [3]}, ["'names[0]'", "a string", "an integer"]),
+                        ({"nmae": "x"}, ["'nmae'", "'names'"])]:
         res = m.tool("bridge_status", args)
         assert res["isError"] is True, res
         assert "structuredContent" not in res, res
@@ -347,7 +348,7 @@ def test_tool_errors(mcp):
         for w in words:
             assert w in env["error"]["message"], (w, env)
     res = m.tool("bridge_wait", {"name": "t1", "timeout": 0})
-    assert "between 1 and 300, got 0" in json.loads(res["content"][0]["text"])["error"]["message"]
+    assert "between 1 and 50, got 0" in json.loads(res["content"][0]["text"])["error"]["message"]
     res = m.tool("bridge_wait", {})
     assert "'name' is required" in json.loads(res["content"][0]["text"])["error"]["message"]
     # the tool's own failure: the --json envelope, no structuredContent
@@ -369,7 +370,7 @@ def test_cancel_the_call_in_flight_and_a_queued_one(mcp, db_nosshd):
     m.initialize()
     slow = m.start("tools/call", {"name": "bridge_wait", "_meta": {"progressToken": "tok"},
                                   "arguments": {"name": "t1", "states": ["connected"],
-                                                "timeout": 60}})
+                                                "timeout": 50}})
     # progress while it waits: only because a token was given
     p = m.next(lambda x: x.get("method") == "notifications/progress", what="progress")
     assert p["params"]["progressToken"] == "tok"
@@ -408,7 +409,7 @@ def start_wait(m):
     progress report came."""
     id = m.start("tools/call", {"name": "bridge_wait", "_meta": {"progressToken": 1},
                                 "arguments": {"name": "t1", "states": ["connected"],
-                                              "timeout": 60}})
+                                              "timeout": 50}})
     m.next(lambda x: x.get("method") == "notifications/progress", what="the call to run")
     return id
 
@@ -460,7 +461,7 @@ def test_stdout_carries_only_json_rpc(mcp, db_nosshd):
     m.initialize()
     m.result("tools/list")
     m.tool("bridge_status")
-    m.tool("bridge_status", {"name": 3})
+    m.tool("bridge_status", {"names": 3})
     m.call("resources/read", {"uri": "bridge://t1/log"})
     m.send_raw(b"garbage\n")
     m.next(lambda x: x.get("id") is None and "error" in x)
