@@ -269,6 +269,20 @@ static const struct cli_command commands[] = {
      "                                           its bytes to the CLI (default steal)\n"
      "  --keepalive MS, --keepalive-timeout MS   Yamux keepalive (10000, 30000)\n"
      "  --bind-addr A                            listen address (0.0.0.0)"},
+    /* Run by main.c (the mcp layer sits beside cli, not below it); this
+     * entry is its help. */
+    {"mcp", NULL, "mcp [config]", "serve MCP on stdio: every bridge operable by AI agents",
+     "Speaks the Model Context Protocol (JSON-RPC 2.0, one message per line) on stdin\n"
+     "and stdout until stdin closes; logs go to stderr (-v, -vv for more).  Revisions:\n"
+     "2025-11-25, 2025-06-18, 2025-03-26 and 2024-11-05, through `initialize`; a\n"
+     "2026-07-28 request (no initialize, the revision in _meta) is refused with\n"
+     "-32022 and those four.  Tools: bridge_*, catalog_*, k8s_*, intercept_*; resources:\n"
+     "bridge://status, bridge://NAME/log, catalog://domains, catalog://targets, with\n"
+     "subscriptions (docs/mcp.md).\n\n"
+     "  config   print the .mcp.json entry for this binary, config and state directory,\n"
+     "           and the `claude mcp add` line that registers it (--json: the JSON only)\n\n"
+     "Register it: `devbridge mcp config` and paste the entry into .mcp.json, or run\n"
+     "the `claude mcp add` line it prints."},
     {"__supervise", cmd_supervise, "__supervise NAME", NULL, NULL},
     {"__k8s-forward", cmd_k8s_forward, "__k8s-forward NAME ...", NULL, NULL},
     {"__intercept", cmd_intercept_hold, "__intercept NAME", NULL, NULL},
@@ -288,6 +302,8 @@ static void print_usage(FILE *f)
 			fprintf(f, "\nDevcontainers:\n");
 		else if (strcmp(commands[i].name, "rbac") == 0)
 			fprintf(f, "\nKubernetes:\n");
+		else if (strcmp(commands[i].name, "mcp") == 0)
+			fprintf(f, "\nAI agents:\n");
 		fprintf(f, "  %-18s %s\n", commands[i].name, commands[i].summary);
 	}
 	fprintf(
