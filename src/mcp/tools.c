@@ -712,7 +712,12 @@ const struct mcp_tool mcp_tools[] = {
 					   "maximum" : 65535,
 					   "description" : "the local port, for a single port"
 				   },
-				   "agent_image" : {"type" : "string", "minLength" : 1, "maxLength" : 1024},)
+				   "agent_image" : {
+					   "type" : "string",
+					   "minLength" : 1,
+					   "maxLength" : 1024,
+					   "description" : "the agent image (else bridge.agent_image, the default)"
+				   },)
 			       KUBE_ARGS J(, "timeout" : {
 				   "type" : "integer",
 				   "minimum" : 1,

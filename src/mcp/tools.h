@@ -22,7 +22,8 @@ bool tool_bool(const json_t *args, const char *key, bool dflt);
  * absent.  0, or EXIT_ERROR with e set. */
 int tool_strv(const json_t *args, const char *key, char ***ret, int *ret_n, struct err *e);
 /* A supervisor or holder started by a tool is this server's child: reap
- * it once it exits (tool_reap, at each call), so none is left a zombie. */
+ * it once it has exited (tool_reap: after a stop, and at status), so none
+ * is left a zombie. */
 void tool_adopt(pid_t pid);
 void tool_reap(void);
 

@@ -78,6 +78,7 @@ int tool_bridge_down(struct mcp_call *c, json_t **ret_doc, struct err *e)
 	json_t *rows = NULL;
 	if (r == 0)
 		r = app_down(c->app, n, names, &rows, e);
+	tool_reap();
 	if (rows)
 		r = app_down_doc(c->app, r, rows, ret_doc, e);
 	free(names);
@@ -91,6 +92,7 @@ int tool_bridge_restart(struct mcp_call *c, json_t **ret_doc, struct err *e)
 	json_t *rows = NULL;
 	if (r == 0)
 		r = app_down(c->app, n, names, &rows, e);
+	tool_reap();
 	if (r && rows) /* as `restart --json`: down's document when it failed */
 		r = app_down_doc(c->app, r, rows, ret_doc, e);
 	else
@@ -105,6 +107,7 @@ int tool_bridge_status(struct mcp_call *c, json_t **ret_doc, struct err *e)
 {
 	char **names;
 	int n, r = tool_strv(c->args, "names", &names, &n, e);
+	tool_reap(); /* a supervisor that gave up on its own */
 	if (r == 0)
 		r = app_status_doc(c->app, n, names, ret_doc, e);
 	free(names);

@@ -74,6 +74,7 @@ int tool_k8s_disconnect(struct mcp_call *c, json_t **ret_doc, struct err *e)
 	json_t *rows = NULL;
 	if (r == 0)
 		r = app_disconnect(&a, n, names, &rows, e);
+	tool_reap();
 	if (rows)
 		r = app_disconnect_doc(&a, r, rows, ret_doc, e);
 	free(names);
@@ -146,6 +147,7 @@ int tool_intercept_stop(struct mcp_call *c, json_t **ret_doc, struct err *e)
 	app_intercept_name(svc, name, sizeof name);
 	json_t *rows = NULL;
 	int r = app_down(c->app, 1, names, &rows, e);
+	tool_reap();
 	if (rows)
 		r = app_down_doc(c->app, r, rows, ret_doc, e);
 	return r;
