@@ -71,6 +71,29 @@ static const struct cli_command commands[] = {
      "          holds and whose agent is gone, the Service restored first when it\n"
      "          still carries that session's annotation\n"
      "Exit 0 when everything is ready, 1 if not."},
+    {"targets", cmd_targets, "targets [--domain DOMAIN] | targets show ID",
+     "list the OpsCatalog's targets (catalog_path), or show one",
+     "Reads the catalog the config's catalog_path names (docs/catalog.md): each target\n"
+     "with its domain, ssh user@host, port and tags.  `targets show ID` (ID or\n"
+     "DOMAIN/ID): its fields, its file and the bridges that use it.\n\n"
+     "  -d, --domain DOMAIN  only that domain's targets\n\n"
+     "Exit: 0; 3 no catalog_path, or the config or catalog is invalid (`catalog\n"
+     "validate` lists every problem); 57 no such target or domain (with a \"did you\n"
+     "mean\")."},
+    {"catalog", cmd_catalog, "catalog list | catalog validate | catalog show ID",
+     "the OpsCatalog: its domains and bridges, a check of all of it, one bridge",
+     "  list       the domains (owner, description, how many targets and bridges) and\n"
+     "             the bridges (target, direction, ports)\n"
+     "  validate   read every file and report every problem, each as\n"
+     "             FILE:LINE:COLUMN: message on stderr: bad fields, an unknown target,\n"
+     "             a duplicate id across domains, an actor the config does not define,\n"
+     "             two bridges (or a bridge and an inline tunnel) on one port\n"
+     "  show ID    one bridge as the tunnel it becomes (target, host, ports, actor,\n"
+     "             health check, reconnect), and whether an inline tunnel shadows it\n\n"
+     "Catalog bridges are tunnels: `up`, `down`, `status`, `logs` and `check` take\n"
+     "their ids; an inline tunnel of the same name wins (`config check` warns).\n"
+     "Exit: 0; 3 no catalog_path, an invalid config, or (validate, and the others)\n"
+     "an invalid catalog; 48 no such bridge (with a \"did you mean\")."},
     {"host-daemon", cmd_host_daemon,
      "host-daemon [--control-port N] [--data-port N] [--bind-addr A] [--no-auth] ...",
      "run the devcontainer bridge's host daemon (foreground)",
@@ -655,7 +678,7 @@ int cli_load_config(struct cli *c)
 		}
 	}
 	struct cfg_diags d = {0};
-	r = cfg_load(c->config_path, &c->cfg, &d);
+	r = cfg_load_flags(c->config_path, c->no_catalog ? CFG_LOAD_NO_CATALOG : 0, &c->cfg, &d);
 	if (r < 0) {
 		int code;
 		if (d.n > 0)
