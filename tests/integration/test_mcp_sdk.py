@@ -13,6 +13,7 @@ the same input: both are compared with the CLI run here.
 import json
 import os
 import select
+import shutil
 import subprocess
 
 import pytest
@@ -21,7 +22,7 @@ from helpers import REPO_ROOT, free_port, proc_state, sanitizer_report, wait_for
 
 MCP_DIR = os.path.join(REPO_ROOT, "tests", "mcp")
 SDK_CLIENT = os.path.join(MCP_DIR, "sdk_client.mjs")
-CATALOG = os.path.join(REPO_ROOT, "tests", "catalogs", "valid")
+CATALOGS = os.path.join(REPO_ROOT, "tests", "catalogs")
 
 TOOLS = {
     "bridge_up", "bridge_down", "bridge_restart", "bridge_status", "bridge_logs",
@@ -169,6 +170,18 @@ def wait_only_server_left(db, client, timeout, what):
         wait_for(pred, timeout, what)
     except AssertionError:
         raise AssertionError("%s; still running:\n%s" % (what, "\n".join(db.describe(left["pids"]))))
+
+
+def use_catalog(db, name):
+    """The config of fixture catalog `name` (tests/catalogs/NAME), its
+    catalog_path made absolute."""
+    fixture = os.path.join(CATALOGS, name)
+    assert os.path.isdir(fixture), "no fixture catalog at %s" % fixture
+    with open(os.path.join(fixture, "config.yaml")) as f:
+        text = f.read()
+    text = text.replace("catalog_path: catalog", "catalog_path: %s/catalog" % fixture)
+    with open(db.config, "w") as f:
+        f.write(text)
 
 
 def cli_json(db, *args):
@@ -367,9 +380,8 @@ def test_errors_carry_the_cli_envelope(db_nosshd, sdk, tmp_path):
 
 
 def test_catalog_tools_on_the_fixture_catalog(db_nosshd, sdk):
-    assert os.path.isdir(CATALOG), "no fixture catalog at %s" % CATALOG
     db = db_nosshd
-    db.write_config(offline_tunnel(), extra_text="catalog_path: %s\n" % CATALOG)
+    use_catalog(db, "valid")
     c = sdk(db)
     c.list()
     domains = c.ok("catalog_list_domains")
@@ -394,18 +406,28 @@ def test_catalog_tools_on_the_fixture_catalog(db_nosshd, sdk):
                       "nope")
 
 
-def test_catalog_validate_error_carries_the_diagnostics(db_nosshd, sdk):
-    broken = os.path.join(REPO_ROOT, "tests", "catalogs")
-    cases = sorted(d for d in os.listdir(broken) if d != "valid" and
-                   os.path.isdir(os.path.join(broken, d))) if os.path.isdir(broken) else []
+def test_catalog_validate_error_carries_the_diagnostics(db_nosshd, sdk, tmp_path):
+    """The catalog is read afresh by each call: broken after the server
+    started (a server does not start on a broken one), validate finds it."""
+    cases = sorted(d for d in os.listdir(CATALOGS) if d != "valid" and
+                   os.path.isdir(os.path.join(CATALOGS, d, "catalog")))
     assert cases, "no broken fixture catalogs in tests/catalogs"
     db = db_nosshd
-    db.write_config(offline_tunnel(),
-                    extra_text="catalog_path: %s\n" % os.path.join(broken, cases[0]))
+    live = str(tmp_path / "catalog")
+    shutil.copytree(os.path.join(CATALOGS, "valid", "catalog"), live)
+    with open(os.path.join(CATALOGS, "valid", "config.yaml")) as f:
+        text = f.read().replace("catalog_path: catalog", "catalog_path: %s" % live)
+    with open(db.config, "w") as f:
+        f.write(text)
     c = sdk(db)
     c.list()
-    got = assert_same_error(c, db, "catalog_validate", {}, "catalog", "validate")
-    assert got["error"]["code"] == 3 and got["diagnostics"], got
+    assert c.ok("catalog_validate")["valid"] is True
+    for case in cases:
+        shutil.rmtree(live)
+        shutil.copytree(os.path.join(CATALOGS, case, "catalog"), live)
+        got = assert_same_error(c, db, "catalog_validate", {}, "catalog", "validate")
+        assert got["error"]["code"] == 3 and got["diagnostics"], (case, got)
+        assert got["valid"] is False, (case, got)
 
 
 def test_sdk_client_waits_for_the_server(db_nosshd, sdk):

@@ -5,6 +5,7 @@
 #include "test.h"
 #include "app/config.h"
 #include "core/diag.h"
+#include "mcp/argcheck.h"
 #include "mcp/mcp.h"
 
 #include <jansson.h>
@@ -40,6 +41,10 @@ static void test_table(void)
 		ASSERT(mcp_tool_find(t->name) == t);
 		json_t *in = parse(t->input_schema, "input_schema", t->name);
 		ASSERT(json_is_false(json_object_get(in, "additionalProperties")));
+		/* only what the server checks arguments with */
+		char msg[300];
+		if (argcheck_schema_ok(in, msg, sizeof msg) < 0)
+			TEST_FAIL_("input_schema of %s: %s", t->name, msg);
 		/* every required argument is described */
 		size_t k;
 		json_t *req;
