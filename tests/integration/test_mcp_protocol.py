@@ -490,7 +490,11 @@ def test_resources(mcp, db_nosshd):
     assert c["uri"] == "bridge://status" and c["mimeType"] == "application/json"
     assert json.loads(c["text"]) == db_nosshd.status()
     c = m.result("resources/read", {"uri": "bridge://t1/log"})["contents"][0]
-    assert json.loads(c["text"]) == {"events": []}
+    assert json.loads(c["text"]) == {"name": "t1", "events": []}
+    db_nosshd.run("up", "t1", "--timeout", "2")  # some events
+    c = m.result("resources/read", {"uri": "bridge://t1/log"})["contents"][0]
+    r = db_nosshd.run("--json", "logs", "t1", "-n", "100")
+    assert json.loads(c["text"]) == r.json() and r.json()["events"], r
     for uri in ("bridge://ghost/log", "bridge://../log", "file:///etc/passwd", "bridge://"):
         err = m.error("resources/read", {"uri": uri}, -32002)
         assert err["data"]["uri"] == uri, err
