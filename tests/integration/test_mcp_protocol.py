@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from helpers import free_port, proc_alive, sanitizer_report
+from helpers import free_port, proc_alive, sanitizer_report, wait_for
 
 REVISIONS = ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"]
 META_VERSION = "io.modelcontextprotocol/protocolVersion"
@@ -279,6 +279,50 @@ def test_huge_line_is_answered_and_discarded(mcp):
     m.send_raw(ok)
     assert m.reply(1001)["result"] == {}
     assert m.close() == 0
+
+
+def test_a_client_slow_to_read_loses_nothing(db_nosshd):
+    """16 MiB of requests whose replies (37 KB each) the client reads only
+    after writing them all: the server stops reading stdin while its
+    replies wait (over 1 MiB), so the writer blocks instead of the server
+    queueing without end; then every reply comes, in order."""
+    db = db_nosshd
+    p = db.popen("mcp", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                 stderr=subprocess.DEVNULL, env={"DEVBRIDGE_CONFIG": None})
+    n = 400
+    pad = "x" * (40 << 10)
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                       "clientInfo": {"name": "slow", "version": "1"}}}
+    written = []
+
+    def writer():
+        p.stdin.write(json.dumps(init).encode() + b"\n")
+        for i in range(1, n + 1):
+            p.stdin.write(json.dumps({"jsonrpc": "2.0", "id": i, "method": "tools/list",
+                                      "params": {"pad": pad}}).encode() + b"\n")
+            written.append(i)
+        p.stdin.close()
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    # the writer gets stuck well before the end: the server stopped reading
+    seen = {"n": -1, "since": time.monotonic()}
+
+    def stuck():
+        if len(written) != seen["n"]:
+            seen.update(n=len(written), since=time.monotonic())
+        return len(written) == n or time.monotonic() - seen["since"] > 0.5
+
+    wait_for(stuck, 20, "the writer to stop advancing")
+    held = len(written)
+    ids = []
+    for raw in p.stdout:
+        ids.append(json.loads(raw)["id"])
+    t.join(10)
+    assert p.wait(timeout=20) == 0
+    assert ids == list(range(n + 1))
+    assert held < n / 2, "the writer got %d of %d requests in before anything was read" % (held, n)
 
 
 def test_ping(mcp):
