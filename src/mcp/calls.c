@@ -275,22 +275,32 @@ void mcp_jobs_free(struct mcp_server *s)
 	s->wake_r = s->wake_w = -1;
 }
 
+/* content: the document as one text item. */
+static json_t *text_result(json_t *doc, bool is_error)
+{
+	char *text = json_dumps(doc, JSON_COMPACT);
+	json_t *res = text ? json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text",
+				       text, "isError", is_error)
+			   : NULL;
+	free(text);
+	return res;
+}
+
+json_t *mcp_tool_error(int code, const char *message, json_t *doc)
+{
+	json_t *env = mcp_error_envelope(code, message, doc);
+	json_t *res = text_result(env, true);
+	json_decref(env);
+	return res;
+}
+
 json_t *mcp_tool_result(const struct mcp_job *j)
 {
-	json_t *doc = json_incref(j->doc);
-	bool failed = j->code != 0;
-	if (failed) {
-		/* No structuredContent: the SDK checks it against the
-		 * outputSchema even on errors (typescript-sdk #1943). */
-		doc =
-		    mcp_error_envelope(j->code, j->err.message[0] ? j->err.message : "failed", doc);
-	}
-	char *text = json_dumps(doc, JSON_COMPACT);
-	json_t *res = json_pack("{s:[{s:s, s:s}], s:b}", "content", "type", "text", "text",
-				text ? text : "{}", "isError", failed);
-	free(text);
-	if (res && !failed)
-		json_object_set(res, "structuredContent", doc);
-	json_decref(doc);
+	if (j->code)
+		return mcp_tool_error(j->code, j->err.message[0] ? j->err.message : "failed",
+				      json_incref(j->doc));
+	json_t *res = text_result(j->doc, false);
+	if (res)
+		json_object_set(res, "structuredContent", j->doc);
 	return res;
 }

@@ -57,6 +57,13 @@ static const char instructions[] =
 static void on_stdout(struct loop *l, int fd, unsigned events, void *data);
 static void read_stdin(struct mcp_server *s);
 
+static void on_resume(struct loop *l, void *data)
+{
+	struct mcp_server *s = data;
+	if (!s->in_events && !s->eof && !s->stopping)
+		read_stdin(s);
+}
+
 /* Stop at once: stdout is gone or the output cannot be queued. */
 static void fail_session(struct mcp_server *s, const char *why)
 {
@@ -93,8 +100,10 @@ static void flush_out(struct mcp_server *s)
 			loop_del_fd(s->loop, s->out_fd);
 		s->out_watched = want;
 	}
-	if (buf_len(&s->out) <= MCP_OUT_HIGH && !s->in_events && !s->eof)
-		read_stdin(s); /* back under the mark: read again */
+	/* Back under the mark: read again, once this callback is through
+	 * (the lines already buffered are delivered first). */
+	if (buf_len(&s->out) <= MCP_OUT_HIGH && !s->in_events && !s->eof && !s->stopping)
+		loop_defer(s->loop, &s->resume, on_resume, s);
 	if (!want)
 		mcp_maybe_finish(s);
 }
@@ -152,8 +161,13 @@ void mcp_maybe_finish(struct mcp_server *s)
 static void on_grace(struct loop *l, void *data)
 {
 	struct mcp_server *s = data;
-	log_warn("mcp: stdin closed %d ms ago: leaving the call in flight, dropping %zu queued",
-		 MCP_EXIT_GRACE_MS, s->n_queued);
+	if (s->running)
+		log_warn("mcp: stdin closed %d ms ago: leaving the call in flight, dropping %zu "
+			 "queued",
+			 MCP_EXIT_GRACE_MS, s->n_queued);
+	else
+		log_warn("mcp: stdin closed %d ms ago: %zu bytes of replies not read",
+			 MCP_EXIT_GRACE_MS, buf_len(&s->out));
 	mcp_jobs_shutdown(s);
 	mcp_jobs_abandon(s);
 	s->stopping = true;
@@ -165,8 +179,9 @@ static void on_grace(struct loop *l, void *data)
  * an app operation half-way through finishes its bookkeeping), and a
  * tool that waits is told to stop (mcp_call.cancelled) and answers with
  * what it has.  Then the call still in flight is left to end with the
- * process, the queued ones are dropped, and we exit: the SDK sends
- * SIGTERM 2 s after closing stdin, so we are gone before that. */
+ * process, the queued ones and replies not read are dropped, and we exit:
+ * the SDK sends SIGTERM 2 s after closing stdin, so we are gone before
+ * that. */
 static void on_eof(struct mcp_server *s)
 {
 	if (s->eof)
@@ -177,9 +192,9 @@ static void on_eof(struct mcp_server *s)
 		loop_del_fd(s->loop, s->in_fd);
 	s->in_events = 0;
 	mcp_jobs_stop(s);
-	if (s->running || s->queue)
-		loop_timer_start(s->loop, &s->grace, MCP_EXIT_GRACE_MS, on_grace, s);
 	mcp_maybe_finish(s);
+	if (!s->stopping)
+		loop_timer_start(s->loop, &s->grace, MCP_EXIT_GRACE_MS, on_grace, s);
 }
 
 static void on_signal(struct loop *l, int signo, void *data)
@@ -336,25 +351,20 @@ static void do_tools_call(struct mcp_server *s, json_t *id, json_t *params)
 		return;
 	}
 	size_t i = (size_t)(t - mcp_tools);
-	json_t *empty = json_object();
+	/* A copy: the worker thread will own it, nothing else holds it. */
+	json_t *own = args ? json_deep_copy(args) : json_object();
 	char why[512];
-	if (argcheck(s->in_schema[i], args ? args : empty, why, sizeof why) < 0) {
-		json_decref(empty);
+	if (own && argcheck(s->in_schema[i], own, why, sizeof why) < 0) {
+		json_decref(own);
 		char msg[600];
 		snprintf(msg, sizeof msg, "invalid arguments: %s", why);
 		log_info("mcp: tools/call %s: %s", name, msg);
-		json_t *env = mcp_error_envelope(EXIT_USAGE, msg, NULL);
-		char *text = json_dumps(env, JSON_COMPACT);
-		json_decref(env);
-		mcp_send(s, jsonrpc_result(id, json_pack("{s:[{s:s, s:s}], s:b}", "content", "type",
-							 "text", "text", text ? text : msg,
-							 "isError", 1)));
-		free(text);
+		mcp_send(s, jsonrpc_result(id, mcp_tool_error(EXIT_USAGE, msg, NULL)));
 		return;
 	}
-	struct mcp_job *j = mcp_job_new(s, id, params);
+	struct mcp_job *j = own ? mcp_job_new(s, id, params) : NULL;
 	if (!j) {
-		json_decref(empty);
+		json_decref(own);
 		mcp_send_error(s, id, JSONRPC_INTERNAL_ERROR, "Internal error: out of memory",
 			       NULL);
 		return;
@@ -362,9 +372,7 @@ static void do_tools_call(struct mcp_server *s, json_t *id, json_t *params)
 	j->tool = t;
 	j->run = run_tool;
 	j->finish = finish_tool;
-	/* A copy: the worker thread owns it, nothing else holds a reference. */
-	j->call.args = args ? json_deep_copy(args) : json_incref(empty);
-	json_decref(empty);
+	j->call.args = own;
 	mcp_job_submit(s, j);
 }
 
@@ -637,6 +645,7 @@ int mcp_serve(struct app *a)
 	mcp_resources_free(&s);
 	if (s.loop) {
 		loop_timer_stop(s.loop, &s.grace);
+		loop_defer_cancel(s.loop, &s.resume);
 		if (s.in_events)
 			loop_del_fd(s.loop, s.in_fd);
 		if (s.out_watched)

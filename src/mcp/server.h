@@ -47,6 +47,7 @@ struct mcp_server {
 	bool stopping;	    /* loop_stop called */
 	int exit_code;
 	struct loop_timer grace;
+	struct loop_defer resume; /* read stdin again (backpressure over) */
 	/* the session */
 	const char *version;		  /* negotiated by initialize; NULL before */
 	bool initialized;		  /* notifications/initialized seen */
@@ -131,8 +132,13 @@ void mcp_jobs_abandon(struct mcp_server *s);
 int mcp_jobs_init(struct mcp_server *s);
 void mcp_jobs_free(struct mcp_server *s);
 
-/* tools/call's outcome as a CallToolResult. */
+/* tools/call's outcome as a CallToolResult: the document as text and as
+ * structuredContent, or mcp_tool_error's. */
 json_t *mcp_tool_result(const struct mcp_job *j);
+/* A failed call: isError, the --json error envelope (mcp_error_envelope,
+ * takes doc) as text, and no structuredContent: the SDK checks that
+ * against the outputSchema even on errors (typescript-sdk #1943). */
+json_t *mcp_tool_error(int code, const char *message, json_t *doc);
 
 /* --- resources.c --- */
 
