@@ -60,7 +60,7 @@ static void read_stdin(struct mcp_server *s);
 static void on_resume(struct loop *l, void *data)
 {
 	struct mcp_server *s = data;
-	if (!s->in_events && !s->eof && !s->stopping)
+	if ((!s->in_events || s->in_file) && !s->eof && !s->stopping)
 		read_stdin(s);
 }
 
@@ -188,7 +188,7 @@ static void on_eof(struct mcp_server *s)
 		return;
 	s->eof = true;
 	log_info("mcp: stdin closed");
-	if (s->in_events)
+	if (s->in_events && !s->in_file)
 		loop_del_fd(s->loop, s->in_fd);
 	s->in_events = 0;
 	mcp_jobs_stop(s);
@@ -518,17 +518,26 @@ static void on_stdin(struct loop *l, int fd, unsigned events, void *data)
 
 static void read_stdin(struct mcp_server *s)
 {
-	if (!s->in_events) {
-		if (loop_add_fd(s->loop, s->in_fd, LOOP_READ, on_stdin, s) < 0) {
+	if (!s->in_events && !s->in_file) {
+		int r = loop_add_fd(s->loop, s->in_fd, LOOP_READ, on_stdin, s);
+		/* epoll refuses a regular file and /dev/null: both are always
+		 * readable, so they are read from deferred calls instead. */
+		if (r == -EPERM) {
+			s->in_file = true;
+		} else if (r < 0) {
 			fail_session(s, "cannot watch stdin");
 			return;
 		}
-		s->in_events = LOOP_READ;
 	}
+	s->in_events = LOOP_READ;
 	int r = jsonl_read(s->in, s->in_fd, on_line, s);
-	if (r == -ECANCELED) {
+	if (r == 0 && s->in_file) {
+		loop_defer(s->loop, &s->resume, on_resume,
+			   s); /* the rest, after what else is due */
+	} else if (r == -ECANCELED) {
 		if (!s->stopping) { /* backpressure: wait for stdout */
-			loop_del_fd(s->loop, s->in_fd);
+			if (!s->in_file)
+				loop_del_fd(s->loop, s->in_fd);
 			s->in_events = 0;
 		}
 	} else if (r < 0) {
@@ -646,7 +655,7 @@ int mcp_serve(struct app *a)
 	if (s.loop) {
 		loop_timer_stop(s.loop, &s.grace);
 		loop_defer_cancel(s.loop, &s.resume);
-		if (s.in_events)
+		if (s.in_events && !s.in_file)
 			loop_del_fd(s.loop, s.in_fd);
 		if (s.out_watched)
 			loop_del_fd(s.loop, s.out_fd);

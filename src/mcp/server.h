@@ -42,6 +42,7 @@ struct mcp_server {
 	struct jsonl_reader *in;
 	struct buf out;
 	unsigned in_events; /* what stdin is watched for (0: not) */
+	bool in_file;	    /* stdin is a file: read from deferred calls, not watched */
 	bool out_watched;   /* waiting for stdout to take more */
 	bool eof;	    /* stdin closed: finishing */
 	bool stopping;	    /* loop_stop called */

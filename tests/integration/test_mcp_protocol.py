@@ -513,6 +513,27 @@ def test_replies_to_what_was_asked_before_stdin_closed(mcp):
     assert ids == [1, 2, 3], m.lines
 
 
+def test_stdin_a_file(db_nosshd, tmp_path):
+    """`devbridge mcp < requests.jsonl` (epoll refuses files): every
+    request answered, then exit."""
+    req = tmp_path / "requests.jsonl"
+    req.write_text("".join(json.dumps(x) + "\n" for x in [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+         "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                    "clientInfo": {"name": "file", "version": "0"}}},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 3, "method": "resources/read", "params": {"uri": "bridge://status"}},
+    ]))
+    with open(req, "rb") as f:
+        p = db_nosshd.popen("mcp", stdin=f, env={"DEVBRIDGE_CONFIG": None})
+        out, err = p.communicate(timeout=20)
+    assert p.returncode == 0, err
+    assert [json.loads(x)["id"] for x in out.splitlines()] == [1, 2, 3]
+    p = db_nosshd.popen("mcp", env={"DEVBRIDGE_CONFIG": None})  # stdin /dev/null
+    out, err = p.communicate(timeout=20)
+    assert (p.returncode, out) == (0, b""), err
+
+
 def test_sigterm_exits_promptly_mid_call(mcp, db_nosshd):
     offline_tunnel(db_nosshd)
     m = mcp()
