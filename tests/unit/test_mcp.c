@@ -1,13 +1,19 @@
 /* Unit tests for src/mcp: every tool's schemas load and stay within what
  * the argument checker checks (a bad schema text is a programming error,
  * caught here, never at a user's); the checker itself; the `mcp config`
- * document. */
+ * document; the state directory watch. */
+#include "core/util.h"
 #include "mcp/argcheck.h"
 #include "mcp/mcp.h"
+#include "mcp/watch.h"
+#include "run_until.h"
 #include "test.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void test_every_tool_schema(void)
 {
@@ -168,11 +174,57 @@ static void test_register_doc(void)
 	json_decref(doc);
 }
 
+struct seen {
+	char names[16][64];
+	int n;
+};
+
+static void on_seen(void *data, const char *name)
+{
+	struct seen *s = data;
+	if (s->n < 16)
+		snprintf(s->names[s->n++], sizeof s->names[0], "%s", name ? name : "(lost)");
+}
+
+static bool saw(void *data)
+{
+	struct seen *s = data;
+	for (int i = 0; i < s->n; i++)
+		if (strcmp(s->names[i], "b1.state") == 0)
+			return true;
+	return false;
+}
+
+/* What a supervisor does (write a temporary file, rename it over
+ * NAME.state) is reported with NAME.state's name. */
+static void test_watch(void)
+{
+	char dir[] = "/tmp/test-mcp-watch-XXXXXX";
+	ASSERT(mkdtemp(dir));
+	struct loop *l;
+	ASSERT_EQ(loop_new(&l), 0);
+	struct seen seen = {0};
+	struct mcp_watch *w;
+	ASSERT_EQ(mcp_watch_start(l, dir, on_seen, &seen, &w), 0);
+	char path[256];
+	snprintf(path, sizeof path, "%s/b1.state", dir);
+	ASSERT_EQ(write_file_atomic(path, "{}", 2, 0600), 0);
+	test_run_loop(l, saw, NULL, &seen, 5000, true);
+	mcp_watch_free(w);
+	struct mcp_watch *none = NULL;
+	ASSERT_EQ(mcp_watch_start(l, "/nonexistent/dir", on_seen, &seen, &none), -ENOENT);
+	ASSERT(none == NULL);
+	loop_free(l);
+	unlink(path);
+	ASSERT_EQ(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	RUN(test_every_tool_schema);
 	RUN(test_argcheck);
 	RUN(test_schema_subset);
 	RUN(test_register_doc);
+	RUN(test_watch);
 	return 0;
 }
