@@ -131,6 +131,18 @@ static void half_make(struct half *h, bool connects, const struct schema_field *
 	half_add(h, post, npost);
 }
 
+static struct schema_doc file_doc(enum catalog_kind kind, const char *file,
+				  const struct schema *top)
+{
+	static const char *const what[] = {
+	    [CATALOG_DOMAIN] = "a mapping of a domain's keys (description:, owner:)",
+	    [CATALOG_TARGET] = "a mapping of a target's keys (host:, ssh_user:, ...)",
+	    [CATALOG_BRIDGE] = "a mapping of a bridge's keys (target:, remote_port:, ...)",
+	};
+
+	return (struct schema_doc){.file = file, .top = top, .top_what = what[kind]};
+}
+
 /* ---- diagnostics ------------------------------------------------------ */
 
 static struct cfg_mark file_mark(const char *file)
@@ -218,6 +230,10 @@ static int open_in(int dfd, const char *name, const char *path, bool dir, struct
 
 	if (fd < 0) {
 		int r = -errno;
+		/* O_NOFOLLOW says ENOTDIR, not ELOOP, with O_DIRECTORY */
+		if (r == -ENOTDIR && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISLNK(st.st_mode))
+			r = -ELOOP;
 		if (r == -ELOOP)
 			file_diag(d, path,
 				  "a symbolic link: not followed (the catalog is read only from "
@@ -383,13 +399,8 @@ static int read_entries(struct catalog *cat, int ddir, const char *dpath, size_t
 			cat->domains[di].n_targets++;
 			base = t;
 		}
-		const struct schema_doc doc = {
-		    .file = path,
-		    .top = &h->s,
-		    .top_what = bridges
-				    ? "a mapping of a bridge's keys (target:, remote_port:, ...)"
-				    : "a mapping of a target's keys (host:, ssh_user:, ...)",
-		};
+		const struct schema_doc doc =
+		    file_doc(bridges ? CATALOG_BRIDGE : CATALOG_TARGET, path, &h->s);
 		if (load_file(cat, fd, names[i], &doc, base, d) == -ENOMEM)
 			r = -ENOMEM;
 	}
@@ -422,11 +433,7 @@ static int read_domain(struct catalog *cat, int domains, const char *name, const
 		close(fd);
 		return -ENOMEM;
 	}
-	const struct schema_doc doc = {
-	    .file = dom->file,
-	    .top = &domain_schema,
-	    .top_what = "a mapping of a domain's keys (description:, owner:)",
-	};
+	const struct schema_doc doc = file_doc(CATALOG_DOMAIN, dom->file, &domain_schema);
 	r = load_file(cat, fd, "domain.yaml", &doc, dom, d);
 	if (r != -ENOMEM)
 		r = read_entries(cat, fd, dpath, di, false, th, d);
@@ -486,6 +493,46 @@ out:
 	if (root >= 0)
 		close(root);
 	free(dpath);
+	return r;
+}
+
+int catalog_parse_file(enum catalog_kind kind, const char *file, const char *buf, size_t len,
+		       struct cfg_diags *diags)
+{
+	struct half h;
+	int r;
+
+	if (kind == CATALOG_DOMAIN) {
+		struct cat_domain m = {0};
+		const struct schema_doc doc = file_doc(kind, file, &domain_schema);
+
+		r = schema_load(&doc, buf, len, &m, diags);
+		free(m.description);
+		free(m.owner);
+		return r;
+	}
+	if (kind == CATALOG_TARGET) {
+		struct cat_target t = {0};
+
+		half_make(&h, true, NULL, 0, target_own, ARRAY_SIZE(target_own));
+		const struct schema_doc doc = file_doc(kind, file, &h.s);
+		ssh_tunnel_defaults(&t.conn);
+		r = schema_load(&doc, buf, len, &t, diags);
+		ssh_tunnel_clear(&t.conn);
+		free(t.description);
+		names_free(t.tags, t.n_tags);
+		return r;
+	}
+	struct cat_bridge b = {0};
+
+	half_make(&h, false, bridge_first, ARRAY_SIZE(bridge_first), bridge_own,
+		  ARRAY_SIZE(bridge_own));
+	const struct schema_doc doc = file_doc(kind, file, &h.s);
+	ssh_tunnel_defaults(&b.t);
+	r = schema_load(&doc, buf, len, &b, diags);
+	ssh_tunnel_clear(&b.t);
+	free(b.target);
+	free(b.description);
 	return r;
 }
 

@@ -19,6 +19,7 @@
 #define DEVBRIDGE_APP_CATALOG_H
 
 #include <jansson.h>
+#include <stddef.h>
 
 #include "core/errcode.h"
 
@@ -72,6 +73,17 @@ int catalog_merge(struct cfg *cfg, struct catalog *cat);
  * tunnel, naming the bridge's file; returns how many. */
 size_t catalog_lint(const struct catalog *cat, struct cfg_diags *warnings);
 void catalog_free(struct catalog *cat);
+
+/* One file's text, as catalog_read loads it (`file` names it in marks):
+ * its diagnostics into diags; 0, -EINVAL or -ENOMEM.  Reads nothing else
+ * and keeps nothing (the fuzz harness, tests). */
+enum catalog_kind {
+	CATALOG_DOMAIN = 0, /* domain.yaml */
+	CATALOG_TARGET,	    /* targets/ID.yaml */
+	CATALOG_BRIDGE,	    /* bridges/ID.yaml */
+};
+int catalog_parse_file(enum catalog_kind kind, const char *file, const char *buf, size_t len,
+		       struct cfg_diags *diags);
 
 /* A tunnel's health_check ({url|tcp_host, tcp_port, interval_seconds,
  * timeout_seconds} or null) and reconnect ({max_attempts, backoff_initial,

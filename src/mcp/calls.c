@@ -25,7 +25,7 @@
 static bool call_cancelled(const struct mcp_call *c)
 {
 	const struct mcp_job *j = c->priv;
-	return atomic_load(&j->cancelled);
+	return atomic_load(&j->stop);
 }
 
 /* On the worker. */
@@ -61,6 +61,7 @@ struct mcp_job *mcp_job_new(struct mcp_server *s, json_t *id, json_t *params)
 	if (json_is_string(tok) || json_is_integer(tok))
 		j->progress_token = json_copy(tok);
 	atomic_init(&j->cancelled, false);
+	atomic_init(&j->stop, false);
 	pthread_mutex_init(&j->mu, NULL);
 	j->call.app = s->app;
 	j->call.progress = call_progress;
@@ -160,6 +161,8 @@ static void start_next(struct mcp_server *s)
 		s->n_queued--;
 		j->next = NULL;
 		j->start_ms = now_mono_ms();
+		if (s->eof)
+			atomic_store(&j->stop, true);
 		int r = work_start(s->loop, job_thread, job_done, j, &j->work);
 		if (r < 0) {
 			char msg[200];
@@ -196,6 +199,7 @@ void mcp_job_cancel(struct mcp_server *s, json_t *id)
 		return;
 	if (s->running && json_equal(s->running->id, id)) {
 		atomic_store(&s->running->cancelled, true);
+		atomic_store(&s->running->stop, true);
 		log_info("mcp: request cancelled while running: its reply will not be sent");
 		return;
 	}
@@ -213,6 +217,12 @@ void mcp_job_cancel(struct mcp_server *s, json_t *id)
 	}
 }
 
+void mcp_jobs_stop(struct mcp_server *s)
+{
+	if (s->running)
+		atomic_store(&s->running->stop, true);
+}
+
 void mcp_jobs_shutdown(struct mcp_server *s)
 {
 	while (s->queue) {
@@ -222,8 +232,10 @@ void mcp_jobs_shutdown(struct mcp_server *s)
 	}
 	s->queue_tail = &s->queue;
 	s->n_queued = 0;
-	if (s->running)
+	if (s->running) {
 		atomic_store(&s->running->cancelled, true);
+		atomic_store(&s->running->stop, true);
+	}
 }
 
 void mcp_jobs_abandon(struct mcp_server *s)
@@ -233,6 +245,7 @@ void mcp_jobs_abandon(struct mcp_server *s)
 		return;
 	s->running = NULL;
 	atomic_store(&j->cancelled, true);
+	atomic_store(&j->stop, true);
 	pthread_mutex_lock(&j->mu);
 	j->srv = NULL;
 	pthread_mutex_unlock(&j->mu);

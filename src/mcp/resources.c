@@ -3,12 +3,17 @@
  *
  *   bridge://status     `status --json`: {"bridges":[...], "session":{...}}
  *   bridge://NAME/log   `logs NAME -n 100 --json`: {"events":[...]}
+ *   catalog://domains   `catalog list --json`
+ *   catalog://targets   `targets --json`
  *
  * Lists and subscriptions are answered on the loop; a read needs the app
  * layer, so it is a job (calls.c).  Updates: a supervisor replaces
  * NAME.state by rename on every state change and appends to NAME.log;
  * watch.h reports both, and each subscribed URI they touch gets one
- * notifications/resources/updated per burst (MCP_COALESCE_MS). */
+ * notifications/resources/updated per burst (MCP_COALESCE_MS).  The
+ * catalog resources can be subscribed to but never change while we run
+ * (the catalog is read with the config, at start). */
+#include "app/catalog.h"
 #include "core/log.h"
 #include "core/schema.h"
 #include "core/util.h"
@@ -22,16 +27,22 @@
 
 #define MCP_RESOURCE_NOT_FOUND -32002 /* MCP: resources/read of an unknown URI */
 
-#define STATUS_URI "bridge://status"
-#define MIME_JSON  "application/json"
+#define STATUS_URI  "bridge://status"
+#define DOMAINS_URI "catalog://domains"
+#define TARGETS_URI "catalog://targets"
+#define MIME_JSON   "application/json"
 
-enum uri_kind { URI_NONE, URI_STATUS, URI_LOG };
+enum uri_kind { URI_NONE, URI_STATUS, URI_LOG, URI_DOMAINS, URI_TARGETS };
 
 /* What `uri` names; for URI_LOG the bridge's name into name[n]. */
 static enum uri_kind classify(const char *uri, char *name, size_t n)
 {
 	if (strcmp(uri, STATUS_URI) == 0)
 		return URI_STATUS;
+	if (strcmp(uri, DOMAINS_URI) == 0)
+		return URI_DOMAINS;
+	if (strcmp(uri, TARGETS_URI) == 0)
+		return URI_TARGETS;
 	static const char pre[] = "bridge://", post[] = "/log";
 	size_t len = strlen(uri);
 	if (len <= strlen(pre) + strlen(post) || strncmp(uri, pre, strlen(pre)) != 0 ||
@@ -47,12 +58,22 @@ static enum uri_kind classify(const char *uri, char *name, size_t n)
 
 void mcp_resources_list(struct mcp_server *s, json_t *id, json_t *params)
 {
-	json_t *list =
-	    json_pack("[{s:s, s:s, s:s, s:s, s:s}]", "uri", STATUS_URI, "name", "status", "title",
-		      "Bridge status", "description",
-		      "Every bridge's state, as `devbridge status --json`: {\"bridges\":[...]}. "
-		      "Subscribe to hear when a bridge changes state.",
-		      "mimeType", MIME_JSON);
+	json_t *list = json_pack(
+	    "[{s:s, s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s, s:s}]",
+	    "uri", STATUS_URI, "name", "status", "title", "Bridge status", "description",
+	    "Every bridge's state, as `devbridge status --json`: {\"bridges\":[...]}. "
+	    "Subscribe to hear when a bridge changes state.",
+	    "mimeType", MIME_JSON,
+	    /* */
+	    "uri", DOMAINS_URI, "name", "domains", "title", "Catalog domains", "description",
+	    "The OpsCatalog's domains with their target and bridge counts, as `devbridge "
+	    "catalog list --json`.",
+	    "mimeType", MIME_JSON,
+	    /* */
+	    "uri", TARGETS_URI, "name", "targets", "title", "Catalog targets", "description",
+	    "Every host of the OpsCatalog (host, ssh user and port, tags), as `devbridge "
+	    "targets --json`.",
+	    "mimeType", MIME_JSON);
 	mcp_send(s, jsonrpc_result(id, json_pack("{s:o}", "resources", list)));
 }
 
@@ -90,6 +111,12 @@ static void run_read(struct mcp_job *j)
 		j->code = app_logs(a, name, MCP_LOG_EVENTS, &rows, &j->err);
 		if (j->code == 0)
 			j->doc = json_pack("{s:o}", "events", rows);
+		break;
+	case URI_DOMAINS:
+		j->code = app_catalog_domains(a, &j->doc, &j->err);
+		break;
+	case URI_TARGETS:
+		j->code = app_catalog_targets(a, NULL, &j->doc, &j->err);
 		break;
 	case URI_NONE:
 		j->code = err_set(&j->err, EXIT_ERROR, "unknown resource");

@@ -159,10 +159,11 @@ static void on_grace(struct loop *l, void *data)
 
 /* stdin closed: what was asked is still answered, for MCP_EXIT_GRACE_MS
  * (a client that closes its end after writing still reads the replies;
- * an app operation half-way through finishes its bookkeeping).  Then the
- * call in flight is cancelled and left to end with the process, the
- * queued ones are dropped, and we exit: the SDK sends SIGTERM 2 s after
- * closing stdin, so we are gone before that. */
+ * an app operation half-way through finishes its bookkeeping), and a
+ * tool that waits is told to stop (mcp_call.cancelled) and answers with
+ * what it has.  Then the call still in flight is left to end with the
+ * process, the queued ones are dropped, and we exit: the SDK sends
+ * SIGTERM 2 s after closing stdin, so we are gone before that. */
 static void on_eof(struct mcp_server *s)
 {
 	if (s->eof)
@@ -172,6 +173,7 @@ static void on_eof(struct mcp_server *s)
 	if (s->in_events)
 		loop_del_fd(s->loop, s->in_fd);
 	s->in_events = 0;
+	mcp_jobs_stop(s);
 	if (s->running || s->queue)
 		loop_timer_start(s->loop, &s->grace, MCP_EXIT_GRACE_MS, on_grace, s);
 	mcp_maybe_finish(s);

@@ -95,7 +95,8 @@ struct mcp_job {
 	const struct mcp_tool *tool; /* tools/call */
 	char *uri;		     /* resources/read */
 	struct mcp_call call;
-	atomic_bool cancelled;
+	atomic_bool cancelled; /* by the client: no reply is sent */
+	atomic_bool stop;      /* what call.cancelled() says: cancelled, or stdin closed */
 	struct work *work;
 	uint64_t start_ms;
 	/* progress, from the worker to the loop (mu) */
@@ -119,7 +120,10 @@ void mcp_job_submit(struct mcp_server *s, struct mcp_job *j);
 /* notifications/cancelled: the running job's flag is set (its reply will
  * not be sent), a queued one is dropped.  Unknown ids are ignored. */
 void mcp_job_cancel(struct mcp_server *s, json_t *id);
-/* stdin closed: drop the queue, cancel the running job. */
+/* stdin closed: the running job (and any started later) is asked to
+ * stop early; its reply is still sent. */
+void mcp_jobs_stop(struct mcp_server *s);
+/* Drop the queue and cancel the running job (no reply). */
 void mcp_jobs_shutdown(struct mcp_server *s);
 /* The grace period is over: forget the running job (its thread ends with
  * the process). */
