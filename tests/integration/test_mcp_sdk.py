@@ -293,6 +293,26 @@ def test_bridge_restart_and_wait(db, sshd, echo, tunnel, sdk):
     wait_only_server_left(db, c, 10, "no supervisor or ssh after bridge_down")
 
 
+def test_bridge_up_returns_a_tunnel_still_starting(db, sshd, echo, tunnel, sdk):
+    """bridge_up waits `timeout` at most: a tunnel not connected by then is
+    up's timeout (47, the rows with it), still starting in the background;
+    bridge_wait then waits for it."""
+    db.write_config({"web": tunnel(sshd, free_port(), echo.port)})
+    c = sdk(db)
+    c.list()
+    sshd.stop_signal()  # the handshake hangs
+    got = c.failed("bridge_up", {"names": ["web"], "timeout": 1})
+    assert got["error"] == {"code": 47, "name": "timeout",
+                            "message": "not every bridge connected"}, got
+    row = got["bridges"][0]
+    assert (row["result"], row["code"], row["state"]) == ("timeout", 47, "starting"), row
+    assert row["pid"], row
+    sshd.cont()
+    w = c.ok("bridge_wait", {"name": "web", "states": ["connected"], "timeout": 30})
+    assert w["bridges"][0]["state"] == "connected", w
+    c.ok("bridge_down")
+
+
 def test_bridge_wait_times_out_with_progress(db_nosshd, sdk):
     db = db_nosshd
     db.write_config(offline_tunnel())
