@@ -156,7 +156,7 @@ lines = ["# MCP server benchmark (bench/mcp.sh)", "",
              os.path.basename(binary) + " (release build)", n, platform.machine(),
              os.cpu_count(), open("/proc/loadavg").read().split()[0]),
          "The config has three tunnels that are not running: `bridge_status` reads their "
-         "state files, as `status` does.", "",
+         "state files, as `status` does. Run: `N=%d bench/mcp.sh`." % n, "",
          "| path | p50 ms | p99 ms | mean ms |", "|---|---:|---:|---:|"]
 for name, ms in rows:
     lines.append("| %s | %.3f | %.3f | %.3f |" % (name, pct(ms, 50), pct(ms, 99), sum(ms) / len(ms)))
