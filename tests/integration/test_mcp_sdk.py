@@ -374,6 +374,8 @@ def test_errors_carry_the_cli_envelope(db_nosshd, sdk, tmp_path):
     got = same("intercept_start", {"service": "api", "mode": "steal", "kubeconfig": kc},
                "intercept", "api", "--steal", "--kubeconfig", kc)
     assert got["error"]["code"] == 60, got
+    same("intercept_start", {"service": "Not_A_Service", "mode": "steal"},
+         "intercept", "Not_A_Service", "--steal")
     # a key file that is not there: refused before anything runs, as `up`
     got = c.failed("bridge_up", {"names": ["web"]})
     code, want = cli_json(db, "up", "web")
