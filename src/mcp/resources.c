@@ -2,7 +2,7 @@
  * log, the catalog; subscriptions fed by watching the state directory.
  *
  *   bridge://status     `status --json`: {"bridges":[...], "session":{...}}
- *   bridge://NAME/log   `logs NAME -n 100 --json`: {"events":[...]}
+ *   bridge://NAME/log   `logs NAME -n 100 --json`: {"name", "events":[...]}
  *   catalog://domains   `catalog list --json`
  *   catalog://targets   `targets --json`
  *
@@ -82,7 +82,7 @@ void mcp_resources_templates(struct mcp_server *s, json_t *id, json_t *params)
 	char desc[256];
 	snprintf(desc, sizeof desc,
 		 "The last %d audit events of bridge NAME, as `devbridge logs NAME -n %d --json`: "
-		 "{\"events\":[...]}.",
+		 "{\"name\", \"events\":[...]}.",
 		 MCP_LOG_EVENTS, MCP_LOG_EVENTS);
 	mcp_send(
 	    s, jsonrpc_result(id, json_pack("{s:[{s:s, s:s, s:s, s:s, s:s}]}", "resourceTemplates",
@@ -97,20 +97,12 @@ static void run_read(struct mcp_job *j)
 {
 	const struct app *a = j->call.app;
 	char name[256];
-	json_t *rows = NULL, *sess = NULL;
 	switch (classify(j->uri, name, sizeof name)) {
 	case URI_STATUS:
-		j->code = app_status(a, 0, NULL, &rows, &sess, &j->err);
-		if (j->code == 0) {
-			j->doc = json_pack("{s:o}", "bridges", rows);
-			if (sess)
-				json_object_set_new(j->doc, "session", sess);
-		}
+		j->code = app_status_doc(a, 0, NULL, &j->doc, &j->err);
 		break;
 	case URI_LOG:
-		j->code = app_logs(a, name, MCP_LOG_EVENTS, &rows, &j->err);
-		if (j->code == 0)
-			j->doc = json_pack("{s:o}", "events", rows);
+		j->code = app_logs_doc(a, name, MCP_LOG_EVENTS, &j->doc, &j->err);
 		break;
 	case URI_DOMAINS:
 		j->code = app_catalog_domains(a, &j->doc, &j->err);

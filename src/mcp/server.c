@@ -41,13 +41,16 @@ static const char *const versions[] = {"2025-11-25", "2025-06-18", "2025-03-26",
 #define MCP_NOT_INITIALIZED	JSONRPC_INVALID_REQUEST
 
 static const char instructions[] =
-    "devbridge supervises SSH tunnels, Kubernetes bridges and devcontainer bridges on "
-    "this machine. Read bridge://status (or call bridge_status) for every bridge's "
-    "state before acting; start and stop bridges with the bridge_* tools, look up "
-    "hosts in the catalog with the catalog_* tools. Tools return the same JSON "
-    "documents as `devbridge COMMAND --json`; a failure is an error result whose text "
-    "is {\"error\":{\"code\",\"name\",\"message\"}}. Long operations return the "
-    "current state within seconds: check again rather than waiting.";
+    "devbridge supervises SSH tunnels, Kubernetes port-forwards and intercepts, and "
+    "devcontainer bridges on this machine. Call bridge_status (or read bridge://status) "
+    "first to see every bridge and its state. bridge_up, bridge_down and bridge_restart "
+    "manage SSH tunnels from the config and the OpsCatalog (the catalog_* tools look up "
+    "its domains, targets and bridges); k8s_connect, k8s_disconnect, k8s_env, "
+    "intercept_start and intercept_stop the Kubernetes side; container_status the "
+    "devcontainers. Results are the documents of `devbridge COMMAND --json`; a failure is "
+    "an error result whose text is {\"error\":{\"code\",\"name\",\"message\"}}. "
+    "Operations return the current state within seconds: when a bridge is still "
+    "starting, call bridge_wait or check again rather than starting it again.";
 
 /* --- output --- */
 

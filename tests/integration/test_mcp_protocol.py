@@ -430,6 +430,29 @@ def test_stdin_closed_mid_call(mcp, db_nosshd):
     assert [json.loads(x) for x in m.lines if json.loads(x).get("id") == id], m.lines
 
 
+def test_stdin_closed_while_a_call_cannot_stop(db, sshd, tunnel):
+    """bridge_up against a host that hangs waits for its first outcome in
+    the app layer, which knows nothing of cancellation: 1.5 s after stdin
+    closed the server leaves it and exits anyway."""
+    db.write_config({"s1": tunnel(sshd, free_port(), free_port())})
+    sshd.stop_signal()
+    m = Mcp(db, "-v")
+    try:
+        m.initialize()
+        m.start("tools/call", {"name": "bridge_up", "arguments": {"names": ["s1"], "timeout": 30}})
+        m.result("ping")  # the call is queued or running; the loop answers
+        t0 = time.monotonic()
+        assert m.close(timeout=10) == 0
+        took = time.monotonic() - t0
+        assert 1.3 < took < 2.5, "exited %.2fs after stdin closed" % took
+        assert "leaving the call in flight" in m.stderr()
+    finally:
+        if m.proc.poll() is None:
+            m.proc.kill()
+            m.proc.wait()
+        sshd.cont()
+
+
 def test_replies_to_what_was_asked_before_stdin_closed(mcp):
     m = mcp()
     m.send_raw(b"".join(json.dumps(x).encode() + b"\n" for x in [
@@ -490,7 +513,11 @@ def test_resources(mcp, db_nosshd):
     assert c["uri"] == "bridge://status" and c["mimeType"] == "application/json"
     assert json.loads(c["text"]) == db_nosshd.status()
     c = m.result("resources/read", {"uri": "bridge://t1/log"})["contents"][0]
-    assert json.loads(c["text"]) == {"events": []}
+    assert json.loads(c["text"]) == {"name": "t1", "events": []}
+    db_nosshd.run("up", "t1", "--timeout", "2")  # some events
+    c = m.result("resources/read", {"uri": "bridge://t1/log"})["contents"][0]
+    r = db_nosshd.run("--json", "logs", "t1", "-n", "100")
+    assert json.loads(c["text"]) == r.json() and r.json()["events"], r
     for uri in ("bridge://ghost/log", "bridge://../log", "file:///etc/passwd", "bridge://"):
         err = m.error("resources/read", {"uri": uri}, -32002)
         assert err["data"]["uri"] == uri, err
