@@ -23,7 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,6 +66,10 @@ struct catalog {
 	size_t n_bridges;
 	size_t files, bytes; /* read so far, against the bounds */
 	bool over;	     /* a bound was hit (said once) */
+	/* While it is read: where diagnostics go, and -ENOMEM once one could
+	 * not be kept (a lost diagnostic must not pass for a valid catalog). */
+	struct cfg_diags *diags;
+	int err;
 };
 
 /* ---- the tables -------------------------------------------------------- */
@@ -150,18 +155,21 @@ static struct cfg_mark file_mark(const char *file)
 	return (struct cfg_mark){file, 1, 1};
 }
 
-/* A problem with a file as a whole (its name, its type): no line. */
-static void file_diag(struct cfg_diags *d, const char *file, const char *fmt, ...)
+static void say(struct catalog *cat, struct cfg_mark m, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void file_diag(struct cfg_diags *d, const char *file, const char *fmt, ...)
+static void say(struct catalog *cat, struct cfg_mark m, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	cfg_diag_addv(d, (struct cfg_mark){file, 0, 0}, fmt, ap);
+	if (cfg_diag_addv(cat->diags, m, fmt, ap) < 0)
+		cat->err = -ENOMEM;
 	va_end(ap);
 }
+
+/* A problem with a file as a whole (its name, its type): no line. */
+#define say_file(cat, file, ...) say(cat, (struct cfg_mark){file, 0, 0}, __VA_ARGS__)
 
 /* ---- walking the tree ------------------------------------------------- */
 
@@ -221,7 +229,7 @@ oom:
 
 /* openat without following a symlink: the catalog is read from inside
  * catalog_path only (a link could name any file this user can read). */
-static int open_in(int dfd, const char *name, const char *path, bool dir, struct cfg_diags *d)
+static int open_in(struct catalog *cat, int dfd, const char *name, const char *path, bool dir)
 {
 	int fd =
 	    openat(dfd, name,
@@ -235,17 +243,17 @@ static int open_in(int dfd, const char *name, const char *path, bool dir, struct
 		    S_ISLNK(st.st_mode))
 			r = -ELOOP;
 		if (r == -ELOOP)
-			file_diag(d, path,
-				  "a symbolic link: not followed (the catalog is read only from "
-				  "inside catalog_path)");
+			say_file(cat, path,
+				 "a symbolic link: not followed (the catalog is read only from "
+				 "inside catalog_path)");
 		else if (r == -ENOTDIR)
-			file_diag(d, path, "not a directory");
+			say_file(cat, path, "not a directory");
 		else if (r != -ENOENT)
-			file_diag(d, path, "cannot open: %s", strerror(-r));
+			say_file(cat, path, "cannot open: %s", strerror(-r));
 		return r;
 	}
 	if (!dir && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
-		file_diag(d, path, "not a regular file");
+		say_file(cat, path, "not a regular file");
 		close(fd);
 		return -EINVAL;
 	}
@@ -253,40 +261,40 @@ static int open_in(int dfd, const char *name, const char *path, bool dir, struct
 }
 
 /* Whether another file may be read; says why not once. */
-static bool budget(struct catalog *cat, const char *path, struct cfg_diags *d)
+static bool budget(struct catalog *cat, const char *path)
 {
 	if (cat->files < CATALOG_MAX_FILES && cat->bytes < CATALOG_MAX_BYTES)
 		return true;
 	if (!cat->over)
-		file_diag(d, path,
-			  "not read: the catalog is over its bounds (%d files, %d MiB in all)",
-			  CATALOG_MAX_FILES, CATALOG_MAX_BYTES >> 20);
+		say_file(cat, path,
+			 "not read: the catalog is over its bounds (%d files, %d MiB in all)",
+			 CATALOG_MAX_FILES, CATALOG_MAX_BYTES >> 20);
 	cat->over = true;
 	return false;
 }
 
 /* Read NAME in dfd and load it as doc into base.  0, -EINVAL, -ENOMEM. */
 static int load_file(struct catalog *cat, int dfd, const char *name, const struct schema_doc *doc,
-		     void *base, struct cfg_diags *d)
+		     void *base)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	int fd, r;
 
-	if (!budget(cat, doc->file, d))
+	if (!budget(cat, doc->file))
 		return -EINVAL;
-	if ((fd = open_in(dfd, name, doc->file, false, d)) < 0) {
+	if ((fd = open_in(cat, dfd, name, doc->file, false)) < 0) {
 		if (fd == -ENOENT) /* only domain.yaml is opened unlisted */
-			file_diag(
-			    d, doc->file,
+			say_file(
+			    cat, doc->file,
 			    "missing: every domain has its domain.yaml (description:, owner:)");
 		return -EINVAL;
 	}
-	if ((r = schema_read_fd(fd, doc->file, &buf, &len, d)) < 0)
+	if ((r = schema_read_fd(fd, doc->file, &buf, &len, cat->diags)) < 0)
 		return r == -ENOMEM ? r : -EINVAL;
 	cat->files++;
 	cat->bytes += len;
-	r = schema_load(doc, buf, len, base, d);
+	r = schema_load(doc, buf, len, base, cat->diags);
 	free(buf);
 	return r;
 }
@@ -310,26 +318,26 @@ static void *grow(void *pitems, size_t *n, size_t size)
 
 /* "ID.yaml" in targets/ or bridges/: the id, or NULL after saying why
  * the name is not one. */
-static char *file_id(const char *name, const char *path, const char *what, struct cfg_diags *d)
+static char *file_id(struct catalog *cat, const char *name, const char *path, const char *what)
 {
 	size_t n = strlen(name);
 	char *id;
 
 	if (n <= 5 || strcmp(name + n - 5, ".yaml") != 0) {
-		file_diag(d, path,
-			  "not a .yaml file: %ss/ holds one ID.yaml per %s (rename it, or move it "
-			  "out of the catalog)",
-			  what, what);
+		say_file(cat, path,
+			 "not a .yaml file: %ss/ holds one ID.yaml per %s (rename it, or move it "
+			 "out of the catalog)",
+			 what, what);
 		return NULL;
 	}
 	if (!(id = strndup(name, n - 5)))
 		return NULL;
 	if (!cfg_name_valid(id)) {
 		char e[SCHEMA_ESC_BUF];
-		file_diag(d, path,
-			  "invalid %s id '%s' (the file's name without .yaml): use letters, "
-			  "digits, '.', '_', '-' (at most 64)",
-			  what, schema_esc(e, id));
+		say_file(cat, path,
+			 "invalid %s id '%s' (the file's name without .yaml): use letters, "
+			 "digits, '.', '_', '-' (at most 64)",
+			 what, schema_esc(e, id));
 		free(id);
 		return NULL;
 	}
@@ -338,7 +346,7 @@ static char *file_id(const char *name, const char *path, const char *what, struc
 
 /* targets/ or bridges/ of domain `di`, when it exists. */
 static int read_entries(struct catalog *cat, int ddir, const char *dpath, size_t di, bool bridges,
-			const struct half *h, struct cfg_diags *d)
+			const struct half *h)
 {
 	const char *sub = bridges ? "bridges" : "targets", *what = bridges ? "bridge" : "target";
 	char *spath = join(dpath, sub), **names = NULL;
@@ -347,13 +355,13 @@ static int read_entries(struct catalog *cat, int ddir, const char *dpath, size_t
 
 	if (!spath)
 		return -ENOMEM;
-	if ((fd = open_in(ddir, sub, spath, true, d)) < 0) {
+	if ((fd = open_in(cat, ddir, sub, spath, true)) < 0) {
 		free(spath);
 		return fd == -ENOENT ? 0 : -EINVAL;
 	}
 	if ((r = list_dir(fd, CATALOG_MAX_FILES, &names, &n)) < 0) {
 		if (r != -ENOMEM)
-			file_diag(d, spath, "cannot list: %s", strerror(-r));
+			say_file(cat, spath, "cannot list: %s", strerror(-r));
 		goto out;
 	}
 	for (size_t i = 0; i < n && r != -ENOMEM; i++) {
@@ -364,7 +372,7 @@ static int read_entries(struct catalog *cat, int ddir, const char *dpath, size_t
 			r = -ENOMEM;
 			break;
 		}
-		if (!(id = file_id(names[i], path, what, d))) {
+		if (!(id = file_id(cat, names[i], path, what))) {
 			free(path);
 			continue;
 		}
@@ -401,7 +409,7 @@ static int read_entries(struct catalog *cat, int ddir, const char *dpath, size_t
 		}
 		const struct schema_doc doc =
 		    file_doc(bridges ? CATALOG_BRIDGE : CATALOG_TARGET, path, &h->s);
-		if (load_file(cat, fd, names[i], &doc, base, d) == -ENOMEM)
+		if (load_file(cat, fd, names[i], &doc, base) == -ENOMEM)
 			r = -ENOMEM;
 	}
 out:
@@ -412,7 +420,7 @@ out:
 }
 
 static int read_domain(struct catalog *cat, int domains, const char *name, const char *dpath,
-		       const struct half *th, const struct half *bh, struct cfg_diags *d)
+		       const struct half *th, const struct half *bh)
 {
 	struct cat_domain *dom;
 	size_t di = cat->n_domains;
@@ -420,13 +428,13 @@ static int read_domain(struct catalog *cat, int domains, const char *name, const
 
 	if (!cfg_name_valid(name)) {
 		char e[SCHEMA_ESC_BUF];
-		file_diag(d, dpath,
-			  "invalid domain id '%s' (the directory's name): use letters, digits, "
-			  "'.', '_', '-' (at most 64)",
-			  schema_esc(e, name));
+		say_file(cat, dpath,
+			 "invalid domain id '%s' (the directory's name): use letters, digits, "
+			 "'.', '_', '-' (at most 64)",
+			 schema_esc(e, name));
 		return 0;
 	}
-	if ((fd = open_in(domains, name, dpath, true, d)) < 0)
+	if ((fd = open_in(cat, domains, name, dpath, true)) < 0)
 		return 0;
 	if (!(dom = grow(&cat->domains, &cat->n_domains, sizeof *dom)) ||
 	    !(dom->id = strdup(name)) || !(dom->file = join(dpath, "domain.yaml"))) {
@@ -434,16 +442,16 @@ static int read_domain(struct catalog *cat, int domains, const char *name, const
 		return -ENOMEM;
 	}
 	const struct schema_doc doc = file_doc(CATALOG_DOMAIN, dom->file, &domain_schema);
-	r = load_file(cat, fd, "domain.yaml", &doc, dom, d);
+	r = load_file(cat, fd, "domain.yaml", &doc, dom);
 	if (r != -ENOMEM)
-		r = read_entries(cat, fd, dpath, di, false, th, d);
+		r = read_entries(cat, fd, dpath, di, false, th);
 	if (r != -ENOMEM)
-		r = read_entries(cat, fd, dpath, di, true, bh, d);
+		r = read_entries(cat, fd, dpath, di, true, bh);
 	close(fd);
 	return r == -ENOMEM ? r : 0;
 }
 
-static int read_tree(struct catalog *cat, const struct cfg *cfg, struct cfg_diags *d)
+static int read_tree(struct catalog *cat, const struct cfg *cfg)
 {
 	struct half th, bh;
 	char *dpath = join(cat->root, "domains"), **names = NULL;
@@ -458,32 +466,32 @@ static int read_tree(struct catalog *cat, const struct cfg *cfg, struct cfg_diag
 	/* catalog_path itself may be a link (~/ops -> a checkout). */
 	root = open(cat->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0) {
-		cfg_diag_add(d, cfg->catalog_path_mark, "catalog_path: %s: %s", cat->root,
-			     strerror(errno));
+		say(cat, cfg->catalog_path_mark, "catalog_path: %s: %s", cat->root,
+		    strerror(errno));
 		goto out;
 	}
-	domains = open_in(root, "domains", dpath, true, d);
+	domains = open_in(cat, root, "domains", dpath, true);
 	if (domains == -ENOENT)
-		cfg_diag_add(d, cfg->catalog_path_mark,
-			     "catalog_path: %s has no domains/ directory (the layout is "
-			     "domains/DOMAIN/domain.yaml, targets/, bridges/)",
-			     cat->root);
+		say(cat, cfg->catalog_path_mark,
+		    "catalog_path: %s has no domains/ directory (the layout is "
+		    "domains/DOMAIN/domain.yaml, targets/, bridges/)",
+		    cat->root);
 	if (domains < 0)
 		goto out;
 	if ((r = list_dir(domains, CATALOG_MAX_DOMAINS, &names, &n)) < 0) {
 		if (r != -ENOMEM)
-			file_diag(d, dpath, "cannot list: %s", strerror(-r));
+			say_file(cat, dpath, "cannot list: %s", strerror(-r));
 		goto out;
 	}
 	if (n > CATALOG_MAX_DOMAINS) {
-		file_diag(d, dpath, "more than %d domains: the first %d are read",
-			  CATALOG_MAX_DOMAINS, CATALOG_MAX_DOMAINS);
+		say_file(cat, dpath, "more than %d domains: the first %d are read",
+			 CATALOG_MAX_DOMAINS, CATALOG_MAX_DOMAINS);
 		n--;
 		free(names[n]);
 	}
 	for (size_t i = 0; i < n && r == 0; i++) {
 		char *p = join(dpath, names[i]);
-		r = p ? read_domain(cat, domains, names[i], p, &th, &bh, d) : -ENOMEM;
+		r = p ? read_domain(cat, domains, names[i], p, &th, &bh) : -ENOMEM;
 		free(p);
 	}
 out:
@@ -570,33 +578,31 @@ static const struct cat_target *find_target(const struct catalog *cat, const cha
 	return any;
 }
 
-static void check_ids(const struct catalog *cat, struct cfg_diags *d)
+static void check_ids(struct catalog *cat)
 {
 	for (size_t i = 0; i < cat->n_targets; i++)
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(cat->targets[i].id, cat->targets[j].id) == 0) {
-				cfg_diag_add(d, cat->targets[i].mark,
-					     "duplicate target id '%s': also in domain '%s' (%s); "
-					     "target ids are unique across the catalog",
-					     cat->targets[i].id,
-					     domain_of(cat, cat->targets[j].domain),
-					     cat->targets[j].file);
+				say(cat, cat->targets[i].mark,
+				    "duplicate target id '%s': also in domain '%s' (%s); "
+				    "target ids are unique across the catalog",
+				    cat->targets[i].id, domain_of(cat, cat->targets[j].domain),
+				    cat->targets[j].file);
 				break;
 			}
 	for (size_t i = 0; i < cat->n_bridges; i++)
 		for (size_t j = 0; j < i; j++)
 			if (strcmp(cat->bridges[i].t.name, cat->bridges[j].t.name) == 0) {
-				cfg_diag_add(d, cat->bridges[i].t.mark,
-					     "duplicate bridge id '%s': also in domain '%s' (%s); "
-					     "bridges are tunnels, one namespace of names",
-					     cat->bridges[i].t.name,
-					     domain_of(cat, cat->bridges[j].domain),
-					     cat->bridges[j].file);
+				say(cat, cat->bridges[i].t.mark,
+				    "duplicate bridge id '%s': also in domain '%s' (%s); "
+				    "bridges are tunnels, one namespace of names",
+				    cat->bridges[i].t.name, domain_of(cat, cat->bridges[j].domain),
+				    cat->bridges[j].file);
 				break;
 			}
 }
 
-static void check_target(struct catalog *cat, struct cat_bridge *b, struct cfg_diags *d)
+static void check_target(struct catalog *cat, struct cat_bridge *b)
 {
 	char e[SCHEMA_ESC_BUF], e2[SCHEMA_ESC_BUF];
 	const char *best = NULL, *missing;
@@ -609,10 +615,10 @@ static void check_target(struct catalog *cat, struct cat_bridge *b, struct cfg_d
 			  : !b->to->conn.ssh_key ? "ssh_key"
 						 : NULL;
 		if (missing) {
-			cfg_diag_add(d, b->target_mark,
-				     "target: target '%s' (%s) has no %s, which a bridge needs "
-				     "(ssh runs with -l USER -i KEY)",
-				     b->to->id, b->to->file, missing);
+			say(cat, b->target_mark,
+			    "target: target '%s' (%s) has no %s, which a bridge needs "
+			    "(ssh runs with -l USER -i KEY)",
+			    b->to->id, b->to->file, missing);
 			b->to = NULL;
 		}
 		return;
@@ -620,16 +626,16 @@ static void check_target(struct catalog *cat, struct cat_bridge *b, struct cfg_d
 	for (size_t i = 0; i < cat->n_targets; i++)
 		schema_suggest(b->target, cat->targets[i].id, &best, &bestd);
 	if (best)
-		cfg_diag_add(d, b->target_mark, "target: unknown target '%s' (did you mean '%s'?)",
-			     schema_esc(e, b->target), schema_esc(e2, best));
+		say(cat, b->target_mark, "target: unknown target '%s' (did you mean '%s'?)",
+		    schema_esc(e, b->target), schema_esc(e2, best));
 	else
-		cfg_diag_add(d, b->target_mark,
-			     "target: unknown target '%s': no domains/*/targets/%s.yaml in the "
-			     "catalog",
-			     schema_esc(e, b->target), schema_esc(e2, b->target));
+		say(cat, b->target_mark,
+		    "target: unknown target '%s': no domains/*/targets/%s.yaml in the "
+		    "catalog",
+		    schema_esc(e, b->target), schema_esc(e2, b->target));
 }
 
-static void check_actor(const struct cfg *cfg, const struct cat_bridge *b, struct cfg_diags *d)
+static void check_actor(struct catalog *cat, const struct cfg *cfg, const struct cat_bridge *b)
 {
 	char e[SCHEMA_ESC_BUF], e2[SCHEMA_ESC_BUF];
 	const char *best = NULL;
@@ -640,55 +646,54 @@ static void check_actor(const struct cfg *cfg, const struct cat_bridge *b, struc
 	for (size_t i = 0; i < cfg->n_actors; i++)
 		schema_suggest(b->t.actor, cfg->actors[i].name, &best, &bestd);
 	if (best)
-		cfg_diag_add(d, b->t.actor_mark, "actor: unknown actor '%s' (did you mean '%s'?)",
-			     schema_esc(e, b->t.actor), schema_esc(e2, best));
+		say(cat, b->t.actor_mark, "actor: unknown actor '%s' (did you mean '%s'?)",
+		    schema_esc(e, b->t.actor), schema_esc(e2, best));
 	else
-		cfg_diag_add(d, b->t.actor_mark,
-			     "actor: unknown actor '%s': define it under 'actors:' in %s",
-			     schema_esc(e, b->t.actor), cfg->path);
+		say(cat, b->t.actor_mark,
+		    "actor: unknown actor '%s': define it under 'actors:' in %s",
+		    schema_esc(e, b->t.actor), cfg->path);
 }
 
 /* Bridge ids are tunnel names in the state directory: the same rules as
  * the config's (app/config.c), an inline tunnel of the name aside. */
-static void check_name(const struct cfg *cfg, const struct cat_bridge *b, struct cfg_diags *d)
+static void check_name(struct catalog *cat, const struct cfg *cfg, const struct cat_bridge *b)
 {
 	const char *id = b->t.name;
 
 	if (state_name_reserved(id))
-		cfg_diag_add(d, b->t.mark, "bridge id '%s' is reserved for devbridge's daemons",
-			     id);
+		say(cat, b->t.mark, "bridge id '%s' is reserved for devbridge's daemons", id);
 	else if (k8s_bridge_name_like(id))
-		cfg_diag_add(d, b->t.mark,
-			     "bridge id '%s' has the form connect gives its Kubernetes bridges "
-			     "(SERVICE.NAMESPACE.PORT): bridges share one namespace in the state "
-			     "directory; rename the file",
-			     id);
+		say(cat, b->t.mark,
+		    "bridge id '%s' has the form connect gives its Kubernetes bridges "
+		    "(SERVICE.NAMESPACE.PORT): bridges share one namespace in the state "
+		    "directory; rename the file",
+		    id);
 	else if (cfg_find_service(cfg, id))
-		cfg_diag_add(d, b->t.mark,
-			     "bridge id '%s' is taken by the service at %s:%d: tunnels and "
-			     "services share one namespace in the state directory; rename one",
-			     id, cfg->path, cfg_find_service(cfg, id)->name_mark.line);
+		say(cat, b->t.mark,
+		    "bridge id '%s' is taken by the service at %s:%d: tunnels and "
+		    "services share one namespace in the state directory; rename one",
+		    id, cfg->path, cfg_find_service(cfg, id)->name_mark.line);
 }
 
-static void clash_diag(const struct cat_bridge *b, enum ssh_clash c, const char *kind,
-		       const struct cfg_tunnel *u, struct cfg_diags *d)
+static void clash_diag(struct catalog *cat, const struct cat_bridge *b, enum ssh_clash c,
+		       const char *kind, const struct cfg_tunnel *u)
 {
 	const struct cfg_tunnel *t = &b->t;
 	struct cfg_mark um = c == SSH_CLASH_LOCAL_PORT ? u->local_port_mark : u->remote_port_mark;
 
 	if (c == SSH_CLASH_LOCAL_PORT)
-		cfg_diag_add(d, t->local_port_mark,
-			     "local_port: port %d is already used by %s '%s' (%s:%d)",
-			     t->local_port, kind, u->name, um.file, um.line);
+		say(cat, t->local_port_mark,
+		    "local_port: port %d is already used by %s '%s' (%s:%d)", t->local_port, kind,
+		    u->name, um.file, um.line);
 	else
-		cfg_diag_add(d, t->remote_port_mark,
-			     "remote_port: port %d on %s is already forwarded by %s '%s' (%s:%d)",
-			     t->remote_port, t->host, kind, u->name, um.file, um.line);
+		say(cat, t->remote_port_mark,
+		    "remote_port: port %d on %s is already forwarded by %s '%s' (%s:%d)",
+		    t->remote_port, t->host, kind, u->name, um.file, um.line);
 }
 
 /* Bridges that will run (resolved, not shadowed) against each other and
  * against the config's own tunnels. */
-static void check_ports(const struct catalog *cat, const struct cfg *cfg, struct cfg_diags *d)
+static void check_ports(struct catalog *cat, const struct cfg *cfg)
 {
 	for (size_t i = 0; i < cat->n_bridges; i++) {
 		const struct cat_bridge *b = &cat->bridges[i];
@@ -699,12 +704,12 @@ static void check_ports(const struct catalog *cat, const struct cfg *cfg, struct
 		for (size_t j = 0; j < i && !c; j++) {
 			const struct cat_bridge *o = &cat->bridges[j];
 			if (o->to && !o->shadowed && (c = ssh_tunnels_clash(&b->t, &o->t)))
-				clash_diag(b, c, "bridge", &o->t, d);
+				clash_diag(cat, b, c, "bridge", &o->t);
 		}
 		for (size_t j = 0; j < cfg->n_tunnels && !c; j++) {
 			const struct cfg_tunnel *u = &cfg->tunnels[j];
 			if (!u->catalog_file && (c = ssh_tunnels_clash(&b->t, u)))
-				clash_diag(b, c, "tunnel", u, d);
+				clash_diag(cat, b, c, "tunnel", u);
 		}
 	}
 }
@@ -717,27 +722,27 @@ static const struct cfg_tunnel *inline_tunnel(const struct cfg *cfg, const char 
 	return NULL;
 }
 
-static int check(struct catalog *cat, const struct cfg *cfg, struct cfg_diags *d)
+static int check(struct catalog *cat, const struct cfg *cfg)
 {
-	check_ids(cat, d);
+	check_ids(cat);
 	for (size_t i = 0; i < cat->n_bridges; i++) {
 		struct cat_bridge *b = &cat->bridges[i];
 
-		check_target(cat, b, d);
-		check_actor(cfg, b, d);
+		check_target(cat, b);
+		check_actor(cat, cfg, b);
 		const struct cfg_tunnel *u = inline_tunnel(cfg, b->t.name);
 
 		if (u) {
 			b->shadowed = true;
 			b->shadow_mark = u->mark;
 		} else {
-			check_name(cfg, b, d);
+			check_name(cat, cfg, b);
 		}
 		/* The target's half: the bridge is a whole tunnel now. */
 		if (b->to && ssh_tunnel_copy_connection(&b->t, &b->to->conn) < 0)
 			return -ENOMEM;
 	}
-	check_ports(cat, cfg, d);
+	check_ports(cat, cfg);
 	return 0;
 }
 
@@ -756,9 +761,13 @@ int catalog_read(const struct cfg *cfg, struct catalog **ret, struct cfg_diags *
 	len = strlen(cat->root);
 	while (len > 1 && cat->root[len - 1] == '/')
 		cat->root[--len] = '\0';
-	r = read_tree(cat, cfg, diags);
+	cat->diags = diags;
+	r = read_tree(cat, cfg);
 	if (r == 0)
-		r = check(cat, cfg, diags);
+		r = check(cat, cfg);
+	if (r == 0)
+		r = cat->err;
+	cat->diags = NULL;
 	if (r < 0) {
 		catalog_free(cat);
 		return r;

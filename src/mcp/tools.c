@@ -330,7 +330,7 @@ const struct mcp_tool mcp_tools[] = {
 	    "notifications (the state) when the request has a progressToken.",
 	.input_schema = IN(J(
 		"name": {"type": "string", "minLength": 1, "maxLength": 255,
-			"description": "a tunnel, SVC.NS.PORT, intercept-SVC, or a service"},
+			"description": "a tunnel, SVC.NS.PORT, or a service (all its bridges)"},
 		"states": {"type": "array", "minItems": 1, "maxItems": 7,
 			"items": {"type": "string", "enum": ["stopped", "starting", "connected",
 				"degraded", "reconnecting", "failed", "stopping"]},

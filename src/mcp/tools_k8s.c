@@ -101,12 +101,19 @@ int tool_intercept_start(struct mcp_call *c, json_t **ret_doc, struct err *e)
 	const char *mode = tool_str(c->args, "mode");
 	char **ports;
 	int np, r = tool_strv(c->args, "ports", &ports, &np, e);
+	const char *svc = tool_str(c->args, "service");
+	if (!r && svc && !k8s_dns_label(svc))
+		r = err_set(
+		    e, EXIT_USAGE,
+		    "intercept: '%s' is not a valid service name (lowercase letters, digits, "
+		    "'-')",
+		    svc);
 	if (r || (r = kube_args_ok(c->args, e))) {
 		free(ports);
 		return r;
 	}
 	struct app_intercept_opts o = {
-	    .service = tool_str(c->args, "service"),
+	    .service = svc,
 	    .mode = !mode			  ? -1
 		    : strcmp(mode, "mirror") == 0 ? INTERCEPT_MIRROR
 						  : INTERCEPT_STEAL,

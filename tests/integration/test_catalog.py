@@ -340,30 +340,40 @@ def test_inline_tunnel_wins(db_nosshd, tmp_path):
 
 def test_catalog_bridge_up_status_down(db, sshd, echo, tmp_path):
     local = free_port()
-    config = copy_for_sshd(str(tmp_path / "c"), sshd.port, "root", sshd.client_key,
-                           sshd.known_hosts, ports={"jupyter": (echo.port, local)}, health=False)
-    r = cat(db, config, "catalog", "validate")
+    copy = copy_for_sshd(str(tmp_path / "c"), sshd.port, "root", sshd.client_key,
+                         sshd.known_hosts, ports={"jupyter": (echo.port, local)}, health=False)
+    # db's own config (what its helpers load): the copy's, catalog_path absolute
+    with open(copy) as f:
+        text = f.read().replace("catalog_path: catalog\n", "catalog_path: %s/catalog\n"
+                                % os.path.dirname(copy))
+    with open(db.config, "w") as f:
+        f.write(text)
+    r = db.run("catalog", "validate")
     assert r.returncode == 0, r
 
-    r = cat(db, config, "up", "jupyter")
+    r = db.run("up", "jupyter")
     assert r.returncode == 0, r
-    doc = cat(db, config, "status", "jupyter", json_out=True).json()
-    row = doc["bridges"][0]
-    assert (row["name"], row["state"], row["direction"]) == ("jupyter", "connected", "local"), row
-    db.seen_pids.update(p for p in (row.get("pid"), row.get("ssh_pid")) if isinstance(p, int))
+    row = db.bridge("jupyter")
+    assert (row["state"], row["direction"], row["local"]) == ("connected", "local", "127.0.0.1:%d" % local), row
     wait_for(lambda: can_connect(local), 5, "the catalog bridge's local port")
     sent, got, n = echo_roundtrip(local, MiB)
     assert (n, got) == (MiB, sent)
 
-    r = cat(db, config, "status")
+    r = db.run("status")
     line = [ln for ln in r.stdout.splitlines() if ln.startswith("jupyter ")]
     assert line and "connected" in line[0], r
-    r = cat(db, config, "logs", "jupyter", json_out=True)
-    events = [e["event"] for e in r.json()["events"]]
-    assert "bridge_connected" in events, r
+    assert "bridge_connected" in db.event_names("jupyter"), db.audit_text("jupyter")
 
-    r = cat(db, config, "down", "jupyter")
+    r = db.run("--json", "check", "jupyter")
     assert r.returncode == 0, r
-    row = cat(db, config, "status", "jupyter", json_out=True).json()["bridges"][0]
-    assert row["state"] == "stopped", row
+    assert [(c["name"], c["health"]) for c in r.json()["checks"]] == [("jupyter", "ok")], r
+    r = db.run("restart", "jupyter")
+    assert r.returncode == 0, r
+    b = db.wait_state("jupyter", "connected", 10)
+    assert b["ssh_pid"] != row["ssh_pid"], (row, b)
+
+    r = db.run("down", "jupyter")
+    assert r.returncode == 0, r
+    assert db.bridge("jupyter")["state"] == "stopped"
     wait_for(lambda: not can_connect(local), 5, "the local port released after down")
+    db.wait_no_processes(3, "no processes after down")

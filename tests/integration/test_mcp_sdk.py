@@ -19,6 +19,8 @@ import subprocess
 import pytest
 
 from helpers import REPO_ROOT, free_port, proc_state, sanitizer_report, wait_for
+from intercept_helpers import TagServer, roundtrip
+from k8s_helpers import echo_pod, kb, rsim, service  # noqa: F401
 
 MCP_DIR = os.path.join(REPO_ROOT, "tests", "mcp")
 SDK_CLIENT = os.path.join(MCP_DIR, "sdk_client.mjs")
@@ -291,6 +293,26 @@ def test_bridge_restart_and_wait(db, sshd, echo, tunnel, sdk):
     wait_only_server_left(db, c, 10, "no supervisor or ssh after bridge_down")
 
 
+def test_bridge_up_returns_a_tunnel_still_starting(db, sshd, echo, tunnel, sdk):
+    """bridge_up waits `timeout` at most: a tunnel not connected by then is
+    up's timeout (47, the rows with it), still starting in the background;
+    bridge_wait then waits for it."""
+    db.write_config({"web": tunnel(sshd, free_port(), echo.port)})
+    c = sdk(db)
+    c.list()
+    sshd.stop_signal()  # the handshake hangs
+    got = c.failed("bridge_up", {"names": ["web"], "timeout": 1})
+    assert got["error"] == {"code": 47, "name": "timeout",
+                            "message": "not every bridge connected"}, got
+    row = got["bridges"][0]
+    assert (row["result"], row["code"], row["state"]) == ("timeout", 47, "starting"), row
+    assert row["pid"], row
+    sshd.cont()
+    w = c.ok("bridge_wait", {"name": "web", "states": ["connected"], "timeout": 30})
+    assert w["bridges"][0]["state"] == "connected", w
+    c.ok("bridge_down")
+
+
 def test_bridge_wait_times_out_with_progress(db_nosshd, sdk):
     db = db_nosshd
     db.write_config(offline_tunnel())
@@ -352,6 +374,8 @@ def test_errors_carry_the_cli_envelope(db_nosshd, sdk, tmp_path):
     got = same("intercept_start", {"service": "api", "mode": "steal", "kubeconfig": kc},
                "intercept", "api", "--steal", "--kubeconfig", kc)
     assert got["error"]["code"] == 60, got
+    same("intercept_start", {"service": "Not_A_Service", "mode": "steal"},
+         "intercept", "Not_A_Service", "--steal")
     # a key file that is not there: refused before anything runs, as `up`
     got = c.failed("bridge_up", {"names": ["web"]})
     code, want = cli_json(db, "up", "web")
@@ -439,3 +463,91 @@ def test_sdk_client_waits_for_the_server(db_nosshd, sdk):
     assert c.cmd("close", timeout=15) == {"closed": True}
     wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
              open("/proc/%d/stat" % pid).read().split()[2] == "Z", 10, "devbridge mcp to exit")
+
+
+# --------------------------------------------------------------------------
+# a cluster: kubesim --runtime (one per module; ClusterIPs in 10.96.212.0/24,
+# apart from the other suites')
+
+K8S_IP = "10.96.212.10"
+
+
+@pytest.fixture(scope="module")
+def cluster(rsim):  # noqa: F811
+    if not rsim.is_sim:
+        pytest.skip("needs kubesim (the agent image runs the binary under test)")
+    rsim.apply(echo_pod("mcp-echo", "default", {"app": "mcp-echo"}),
+               service("mcpecho", "default", {"app": "mcp-echo"}, [(80, 8080)], K8S_IP))
+    rsim.wait_pods_ready("default", "mcp-echo")
+    return rsim
+
+
+def kb_json(kb, *args):  # noqa: F811
+    r = kb.run("--json", *args, timeout=60)
+    return r.json()
+
+
+def test_k8s_connect_env_check_disconnect(cluster, kb, sdk):  # noqa: F811
+    c = sdk(kb, "--state-dir", kb.state_dir)
+    c.list()
+    port = free_port()
+    doc = c.ok("k8s_connect", {"targets": ["mcpecho:80:%d" % port], "kubeconfig": kb.kubeconfig,
+                               "timeout": 40})
+    row = doc["bridges"][0]
+    assert (row["name"], row["result"], row["local_port"]) == ("mcpecho.default.80",
+                                                               "connected", port), row
+    assert "target" not in row and "exported" not in doc, doc  # the terminal's, not --json's
+    st = c.ok("bridge_status", {"names": ["mcpecho"]})
+    assert st["bridges"][0]["state"] == "connected" and st["session"]["bridges"] == 1, st
+    assert c.ok("k8s_env") == kb_json(kb, "env", "--format", "json")
+    assert c.ok("k8s_env")["BRIDGE_MCPECHO_PORT"] == str(port)
+    assert c.ok("bridge_check", {"names": ["mcpecho"]})["checks"][0]["health"] == "ok"
+    again = c.ok("k8s_connect", {"targets": ["mcpecho:80:%d" % port],
+                                 "kubeconfig": kb.kubeconfig})
+    assert again["bridges"][0]["result"] == "already_running", again
+    dry = c.ok("k8s_disconnect", {"dry_run": True})
+    assert dry == {"dry_run": True, "bridges": [{"name": "mcpecho.default.80",
+                                                 "result": "would_stop"}]}, dry
+    assert c.ok("k8s_disconnect") == {"dry_run": False, "bridges": [
+        {"name": "mcpecho.default.80", "result": "stopped"}]}
+    assert c.ok("k8s_env") == {}
+    wait_for(lambda: not kb.kubectl_processes(), 10, "no kubectl after k8s_disconnect")
+
+
+def test_intercept_start_and_stop(cluster, kb, sdk):  # noqa: F811
+    laptop = TagServer()
+    try:
+        c = sdk(kb, "--state-dir", kb.state_dir)
+        c.list()
+        doc = c.ok("intercept_start", {"service": "mcpecho", "mode": "steal",
+                                       "ports": ["80:%d" % laptop.port],
+                                       "kubeconfig": kb.kubeconfig}, progress=True)
+        assert (doc["name"], doc["detached"], doc["state"]) == ("intercept-mcpecho", True,
+                                                                 "connected"), doc
+        assert doc["ports"] == [{"port": 80, "local_port": laptop.port}], doc
+        assert c.last_progress, "no progress notification for the steps"
+        assert roundtrip_reaches(laptop)
+        rows = {r["name"]: r for r in c.ok("bridge_status")["bridges"]}
+        assert rows["intercept-mcpecho"]["kind"] == "intercept", rows
+        assert rows["intercept-mcpecho"]["state"] == "connected", rows
+        again = c.failed("intercept_start", {"service": "mcpecho", "mode": "steal",
+                                             "kubeconfig": kb.kubeconfig})
+        assert again["error"]["code"] == 69, again
+        stop = c.ok("intercept_stop", {"service": "mcpecho"})
+        assert stop == {"bridges": [{"name": "intercept-mcpecho", "result": "stopped"}]}, stop
+        sel = json.loads(cluster.kubectl_ok("get", "service", "mcpecho", "-o", "json"))
+        assert sel["spec"]["selector"] == {"app": "mcp-echo"}, sel["spec"]
+    finally:
+        laptop.close()
+
+
+def roundtrip_reaches(laptop):
+    got = []
+
+    def ok():
+        try:
+            got[:] = [roundtrip(K8S_IP, 80, b"hi", 3)]
+        except OSError:
+            return False
+        return got[0] == b"LAPTOP hi"
+    return wait_for(ok, 20, "a cluster call reaching the local server", interval=0.2)
