@@ -58,7 +58,7 @@ fuzz: deps
 	CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false 2>/dev/null || true
 	ninja -C build-fuzz
 	# New inputs go to a scratch dir: the checked-in corpus stays small.
-	for f in config dbr jsonc jsonl k8sendpoints k8starget kubectlmsg num procnet procpid sshmsg statefile yamuxhdr yamuxsession; do \
+	for f in catalog config dbr jsonc jsonl jsonrpc k8sendpoints k8starget kubectlmsg num procnet procpid sshmsg statefile yamuxhdr yamuxsession; do \
 		mkdir -p build-fuzz/corpus/$$f; \
 		build-fuzz/fuzz/fuzz-$$f -max_total_time=$(FUZZ_SECONDS) build-fuzz/corpus/$$f \
 			fuzz/corpus/$$f || exit 1; done

@@ -304,3 +304,4 @@ h report records.jsonl "$RESULTS_MD"
 step "wrote $RESULTS_MD"
 "$ROOT/bench/container.sh" # the devcontainer bridge benchmark (root; bench/container-results.md)
 "$ROOT/bench/k8s.sh" # the Kubernetes bridge benchmark (root, kubectl; bench/k8s-results.md)
+"$ROOT/bench/mcp.sh" # the MCP server against a process per call (bench/mcp-results.md)

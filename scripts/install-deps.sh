@@ -45,3 +45,12 @@ if [[ ! -f $yamux_dir/node_modules/.package-lock.json ||
 	echo "==> npm ci --prefix tests/yamux"
 	npm ci --prefix "$yamux_dir" --no-audit --no-fund --loglevel=error >/dev/null
 fi
+
+# The official MCP TypeScript SDK for the MCP tests and benchmark
+# (tests/mcp/package-lock.json), the same way.
+mcp_dir="$(cd "$(dirname "$0")/.." && pwd)/tests/mcp"
+if [[ ! -f $mcp_dir/node_modules/.package-lock.json ||
+	$mcp_dir/package-lock.json -nt $mcp_dir/node_modules/.package-lock.json ]]; then
+	echo "==> npm ci --prefix tests/mcp"
+	npm ci --prefix "$mcp_dir" --no-audit --no-fund --loglevel=error >/dev/null
+fi

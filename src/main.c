@@ -1,11 +1,65 @@
 /* main.c - devbridge entry point.  Invoked as `devbridge-open` it behaves as
- * `devbridge open URL` (SPEC §1). */
+ * `devbridge open URL` (SPEC §1).  The two renderers of src/app sit side by
+ * side: cli runs every command but `mcp`, which the mcp layer serves (cli
+ * may not call up into it, so the dispatch is here). */
 #include "cli/cli.h"
+#include "core/util.h"
+#include "mcp/mcp.h"
 
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* `devbridge mcp config`: the .mcp.json entry and the `claude mcp add` line. */
+static int mcp_config(struct cli *c)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (n < 0)
+		return cli_error(c, EXIT_ERROR, "cannot find this executable's path");
+	exe[n] = '\0';
+	/* The state directory only when one was chosen: else the server
+	 * finds the same default the client's user has. */
+	bool chosen =
+	    c->state_dir_opt || getenv("DEVBRIDGE_STATE_DIR") || getenv("BRIDGE_STATE_DIR");
+	char *state = chosen ? realpath(c->state_dir, NULL) : NULL;
+	json_t *doc;
+	char *line;
+	int r = mcp_register_doc(exe, app_no_config(&c->app) ? NULL : c->config_path,
+				 chosen ? (state ? state : c->state_dir) : NULL, &doc, &line);
+	free(state);
+	if (r < 0)
+		return cli_error(c, EXIT_ERROR, "out of memory");
+	if (c->json) {
+		cli_print_json(doc);
+	} else {
+		char *text = json_dumps(doc, JSON_INDENT(2));
+		printf("Add to .mcp.json (a project) or ~/.claude.json (mcpServers):\n%s\n\n"
+		       "or register it with Claude Code:\n  %s\n",
+		       text ? text : "", line);
+		free(text);
+		json_decref(doc);
+	}
+	free(line);
+	return EXIT_OK;
+}
+
+static int run_mcp(struct cli *c)
+{
+	int r = cli_load_config_optional(c);
+	if (r || (r = cli_state_dir(c)))
+		return r;
+	struct app *a = cli_app(c);
+	if (c->argc == 0)
+		return mcp_serve(a);
+	if (c->argc == 1 && strcmp(c->argv[0], "config") == 0)
+		return mcp_config(c);
+	return cli_error(c, EXIT_USAGE, "mcp: unexpected '%s' (usage: devbridge mcp [config])",
+			 c->argv[0]);
+}
 
 int main(int argc, char **argv)
 {
@@ -25,7 +79,8 @@ int main(int argc, char **argv)
 	}
 	int code = cli_parse(&c, argc, args);
 	if (code == 0)
-		code = cli_run(&c);
+		code = c.command && strcmp(c.command, "mcp") == 0 && !c.help ? run_mcp(&c)
+									     : cli_run(&c);
 	cli_free(&c);
 	fflush(stdout);
 	return code;

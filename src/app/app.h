@@ -291,4 +291,35 @@ int app_intercept_disconnect(const struct app *a, int n, char **names, json_t *r
 /* Rows of kind "container" from a live host daemon's state file. */
 void app_container_rows(const struct app *a, json_t *rows);
 
+/* --- each command's --json document (doc.c) ---
+ *
+ * One document, two renderers: the CLI prints it with --json, an MCP tool
+ * returns it as structuredContent.  An exit code comes with e set to the
+ * message the command's error envelope carries, and *ret_doc (when not
+ * NULL) holding what did work, as that envelope carries it. */
+
+/* `status`: {bridges, session} (session only with a live Kubernetes
+ * session). */
+int app_status_doc(const struct app *a, int n, char **names, json_t **ret_doc, struct err *e);
+/* `up`: {bridges} of app_up's rows (the rest as app_up). */
+int app_up_doc(const struct app *a, int n, char **names, int timeout_s, bool foreground,
+	       json_t **ret_doc, struct app_started **ret_started, size_t *ret_n, struct err *e);
+/* `down`, of app_down's code and rows (taken): {bridges}, without what
+ * only a terminal shows (a dry run's pid, an error row's message: the CLI
+ * prints it on stderr).  Returns code. */
+int app_down_doc(const struct app *a, int code, json_t *rows, json_t **ret_doc, struct err *e);
+/* `logs NAME -n N`: {name, events}. */
+int app_logs_doc(const struct app *a, const char *name, long n, json_t **ret_doc, struct err *e);
+/* `check`: {checks}. */
+int app_check_doc(const struct app *a, int n, char **names, json_t **ret_doc, struct err *e);
+/* `connect`, of app_connect's document (taken, returned): without what
+ * only a terminal shows (each row's target, exported). */
+json_t *app_connect_doc(json_t *doc);
+/* `disconnect`, of app_disconnect's code and rows (taken): {dry_run,
+ * bridges}, without an error row's message.  Returns code. */
+int app_disconnect_doc(const struct app *a, int code, json_t *rows, json_t **ret_doc,
+		       struct err *e);
+/* `env --format json`: {BRIDGE_...: value}. */
+int app_env_doc(const struct app *a, json_t **ret_doc, struct err *e);
+
 #endif

@@ -1,6 +1,7 @@
 /* config.c - see config.h: the top level of the file, and what spans the
  * worlds' sections. */
 #include "app/config.h"
+#include "app/catalog.h"
 #include "core/state.h"
 #include "core/util.h"
 #include "k8s/target.h"
@@ -40,7 +41,7 @@ static const struct schema_field top_fields[] = {
 	NAMED("tunnels", "tunnel", &ssh_tunnel_schema, CFG(tunnels), struct cfg_tunnel,
 	      ssh_tunnel_init),
 	NAMED("actors", "actor", &ssh_actor_schema, CFG(actors), struct cfg_actor, ssh_actor_init),
-	PATH("catalog_path", 0, CFG(catalog_path), 0),
+	PATH("catalog_path", 0, CFG(catalog_path), CFG(catalog_path_mark)),
 	MAP("bridge", &k8s_bridge_schema, CFG(bridge)),
 	NAMED("profiles", "profile", &k8s_profile_schema, CFG(profiles), struct cfg_profile,
 	      k8s_profile_init),
@@ -198,8 +199,22 @@ int cfg_load_buf(const char *name, const char *buf, size_t len, struct cfg **ret
 	return 0;
 }
 
-int cfg_load(const char *path, struct cfg **ret, struct cfg_diags *diags)
+/* The catalog's bridges into c (docs/catalog.md). */
+static int load_catalog(struct cfg *c, struct cfg_diags *diags)
 {
+	struct catalog *cat = NULL;
+	int r = catalog_read(c, &cat, diags);
+
+	if (r < 0) {
+		catalog_free(cat);
+		return r;
+	}
+	return catalog_merge(c, cat);
+}
+
+int cfg_load_flags(const char *path, unsigned flags, struct cfg **ret, struct cfg_diags *diags)
+{
+	struct cfg *c = NULL;
 	size_t len = 0;
 	char *buf = NULL;
 	int r;
@@ -207,9 +222,21 @@ int cfg_load(const char *path, struct cfg **ret, struct cfg_diags *diags)
 	r = schema_read_file(path, &buf, &len, diags);
 	if (r < 0)
 		return r;
-	r = cfg_load_buf(path, buf, len, ret, diags);
+	r = cfg_load_buf(path, buf, len, &c, diags);
 	free(buf);
-	return r;
+	if (r == 0 && c->catalog_path && !(flags & CFG_LOAD_NO_CATALOG))
+		r = load_catalog(c, diags);
+	if (r < 0) {
+		cfg_free(c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+int cfg_load(const char *path, struct cfg **ret, struct cfg_diags *diags)
+{
+	return cfg_load_flags(path, 0, ret, diags);
 }
 
 int cfg_check_files(const struct cfg *cfg, const struct cfg_tunnel *only, struct cfg_diags *diags)
@@ -221,7 +248,9 @@ int cfg_check_files(const struct cfg *cfg, const struct cfg_tunnel *only, struct
 
 size_t cfg_lint(const struct cfg *cfg, struct cfg_diags *w)
 {
-	return cfg ? ssh_config_lint(cfg->tunnels, cfg->n_tunnels, w) : 0;
+	return cfg ? ssh_config_lint(cfg->tunnels, cfg->n_tunnels, w) +
+			 catalog_lint(cfg->catalog, w)
+		   : 0;
 }
 
 void cfg_free(struct cfg *cfg)
@@ -231,6 +260,7 @@ void cfg_free(struct cfg *cfg)
 	ssh_tunnels_free(cfg->tunnels, cfg->n_tunnels);
 	ssh_actors_free(cfg->actors, cfg->n_actors);
 	free(cfg->catalog_path);
+	catalog_free(cfg->catalog);
 	container_config_clear(&cfg->container);
 	k8s_bridge_clear(&cfg->bridge);
 	k8s_services_free(cfg->services, cfg->n_services);

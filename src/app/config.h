@@ -29,6 +29,10 @@ struct cfg {
 	struct cfg_actor *actors;
 	size_t n_actors;
 	char *catalog_path; /* ~ expanded, or NULL */
+	struct cfg_mark catalog_path_mark;
+	/* The OpsCatalog read at catalog_path (app/catalog.h), whose bridges
+	 * are in tunnels after the config's own (cfg_load). */
+	struct catalog *catalog;
 	bool has_bridge, has_services, has_container;
 	struct cfg_service *services; /* services:, for `config check` and `up` */
 	size_t n_services;
@@ -45,9 +49,16 @@ struct cfg {
 int cfg_load_buf(const char *name, const char *buf, size_t len, struct cfg **ret,
 		 struct cfg_diags *diags);
 
-/* cfg_load_buf on the contents of `path`.  An unreadable file is one
- * diagnostic at line 0 and returns -errno. */
+/* cfg_load_buf on the contents of `path`, then its OpsCatalog when it has
+ * a catalog_path (app/catalog.h): the catalog's bridges join the tunnels,
+ * and its diagnostics (every file's) are the config's: an invalid catalog
+ * is an invalid config.  cfg_load_buf reads no other file.  An
+ * unreadable file is one diagnostic at line 0 and returns -errno. */
 int cfg_load(const char *path, struct cfg **ret, struct cfg_diags *diags);
+/* The same, with CFG_LOAD_NO_CATALOG: the config alone, catalog_path not
+ * read (`catalog validate` reads it itself, to report all of it). */
+#define CFG_LOAD_NO_CATALOG 1u
+int cfg_load_flags(const char *path, unsigned flags, struct cfg **ret, struct cfg_diags *diags);
 
 /* Checks that need the file system, for commands that start tunnels
  * (see ssh_config_check_files).  Restricted to `only` when not NULL.
@@ -55,7 +66,8 @@ int cfg_load(const char *path, struct cfg **ret, struct cfg_diags *diags);
 int cfg_check_files(const struct cfg *cfg, const struct cfg_tunnel *only, struct cfg_diags *diags);
 
 /* Warnings about a config that loaded: what is valid but probably not what
- * was meant (see ssh_config_lint).  Appended to `warnings` (file, line,
+ * was meant (see ssh_config_lint), and catalog bridges an inline tunnel
+ * shadows (catalog_lint).  Appended to `warnings` (file, line,
  * column); returns how many. */
 size_t cfg_lint(const struct cfg *cfg, struct cfg_diags *warnings);
 

@@ -71,6 +71,29 @@ static const struct cli_command commands[] = {
      "          holds and whose agent is gone, the Service restored first when it\n"
      "          still carries that session's annotation\n"
      "Exit 0 when everything is ready, 1 if not."},
+    {"targets", cmd_targets, "targets [--domain DOMAIN] | targets show ID",
+     "list the OpsCatalog's targets (catalog_path), or show one",
+     "Reads the catalog the config's catalog_path names (docs/catalog.md): each target\n"
+     "with its domain, ssh user@host, port and tags.  `targets show ID` (ID or\n"
+     "DOMAIN/ID): its fields, its file and the bridges that use it.\n\n"
+     "  -d, --domain DOMAIN  only that domain's targets\n\n"
+     "Exit: 0; 3 no catalog_path, or the config or catalog is invalid (`catalog\n"
+     "validate` lists every problem); 57 no such target or domain (with a \"did you\n"
+     "mean\")."},
+    {"catalog", cmd_catalog, "catalog list | catalog validate | catalog show ID",
+     "the OpsCatalog: its domains and bridges, a check of all of it, one bridge",
+     "  list       the domains (owner, description, how many targets and bridges) and\n"
+     "             the bridges (target, direction, ports)\n"
+     "  validate   read every file and report every problem, each as\n"
+     "             FILE:LINE:COLUMN: message on stderr: bad fields, an unknown target,\n"
+     "             a duplicate id across domains, an actor the config does not define,\n"
+     "             two bridges (or a bridge and an inline tunnel) on one port\n"
+     "  show ID    one bridge as the tunnel it becomes (target, host, ports, actor,\n"
+     "             health check, reconnect), and whether an inline tunnel shadows it\n\n"
+     "Catalog bridges are tunnels: `up`, `down`, `status`, `logs` and `check` take\n"
+     "their ids; an inline tunnel of the same name wins (`config check` warns).\n"
+     "Exit: 0; 3 no catalog_path, an invalid config, or (validate, and the others)\n"
+     "an invalid catalog; 48 no such bridge (with a \"did you mean\")."},
     {"host-daemon", cmd_host_daemon,
      "host-daemon [--control-port N] [--data-port N] [--bind-addr A] [--no-auth] ...",
      "run the devcontainer bridge's host daemon (foreground)",
@@ -269,6 +292,20 @@ static const struct cli_command commands[] = {
      "                                           its bytes to the CLI (default steal)\n"
      "  --keepalive MS, --keepalive-timeout MS   Yamux keepalive (10000, 30000)\n"
      "  --bind-addr A                            listen address (0.0.0.0)"},
+    /* Run by main.c (the mcp layer sits beside cli, not below it); this
+     * entry is its help. */
+    {"mcp", NULL, "mcp [config]", "serve MCP on stdio: every bridge operable by AI agents",
+     "Speaks the Model Context Protocol (JSON-RPC 2.0, one message per line) on stdin\n"
+     "and stdout until stdin closes; logs go to stderr (-v, -vv for more).  Revisions:\n"
+     "2025-11-25, 2025-06-18, 2025-03-26 and 2024-11-05, through `initialize`; a\n"
+     "2026-07-28 request (no initialize, the revision in _meta) is refused with\n"
+     "-32022 and those four.  Tools: bridge_*, catalog_*, k8s_*, intercept_*,\n"
+     "container_status; resources: bridge://status, bridge://NAME/log,\n"
+     "catalog://domains, catalog://targets, with subscriptions (docs/mcp.md).\n\n"
+     "  config   print the .mcp.json entry for this binary, config and state directory,\n"
+     "           and the `claude mcp add` line that registers it (--json: the JSON only)\n\n"
+     "Register it: `devbridge mcp config` and paste the entry into .mcp.json, or run\n"
+     "the `claude mcp add` line it prints."},
     {"__supervise", cmd_supervise, "__supervise NAME", NULL, NULL},
     {"__k8s-forward", cmd_k8s_forward, "__k8s-forward NAME ...", NULL, NULL},
     {"__intercept", cmd_intercept_hold, "__intercept NAME", NULL, NULL},
@@ -288,6 +325,8 @@ static void print_usage(FILE *f)
 			fprintf(f, "\nDevcontainers:\n");
 		else if (strcmp(commands[i].name, "rbac") == 0)
 			fprintf(f, "\nKubernetes:\n");
+		else if (strcmp(commands[i].name, "mcp") == 0)
+			fprintf(f, "\nAI agents:\n");
 		fprintf(f, "  %-18s %s\n", commands[i].name, commands[i].summary);
 	}
 	fprintf(
@@ -639,7 +678,7 @@ int cli_load_config(struct cli *c)
 		}
 	}
 	struct cfg_diags d = {0};
-	r = cfg_load(c->config_path, &c->cfg, &d);
+	r = cfg_load_flags(c->config_path, c->no_catalog ? CFG_LOAD_NO_CATALOG : 0, &c->cfg, &d);
 	if (r < 0) {
 		int code;
 		if (d.n > 0)

@@ -22,6 +22,7 @@ struct cli {
 	const char *state_dir_opt;
 	const char *profile;
 	bool json, yes, dry_run, no_color, help;
+	bool no_catalog; /* load the config without its catalog (catalog validate) */
 	int verbose;
 	/* the command and its own arguments */
 	const char *command;
@@ -152,6 +153,8 @@ int cmd_shell(struct cli *c);
 int cmd_k8s_forward(struct cli *c);
 int cmd_agent(struct cli *c);
 int cmd_unforward(struct cli *c);
+int cmd_targets(struct cli *c);
+int cmd_catalog(struct cli *c);
 /* Like cli_load_config, but a missing config is an empty one (commands
  * that also serve the devcontainer world). */
 int cli_load_config_optional(struct cli *c);

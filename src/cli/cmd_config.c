@@ -1,6 +1,7 @@
 /* cmd_config.c - `config check` and `doctor`. */
 #include "cli/cli.h"
 #include "app/app.h"
+#include "app/catalog.h"
 #include "app/config.h"
 #include "core/spawn.h"
 #include "core/state.h"
@@ -22,20 +23,14 @@ static json_t *tunnel_plan(const struct cfg *cfg, const struct cfg_tunnel *t)
 			      "remote_port", t->remote_port, "local_port", t->local_port,
 			      "remote_host", t->remote_host, "actor", t->actor, "actor_class",
 			      cfg_class_name(a ? a->cls : ACTOR_AUTOMATION));
-	json_t *h = json_null();
-	if (t->health.kind == HEALTH_HTTP)
-		h = json_pack("{s:s, s:i, s:i}", "url", t->health.url, "interval_seconds",
-			      t->health.interval_s, "timeout_seconds", t->health.timeout_s);
-	else if (t->health.kind == HEALTH_TCP)
-		h = json_pack("{s:s, s:i, s:i, s:i}", "tcp_host",
-			      t->health.tcp_host ? t->health.tcp_host : "127.0.0.1", "tcp_port",
-			      t->health.tcp_port, "interval_seconds", t->health.interval_s,
-			      "timeout_seconds", t->health.timeout_s);
-	json_object_set_new(o, "health_check", h);
-	json_object_set_new(o, "reconnect",
-			    json_pack("{s:i, s:f, s:f, s:f}", "max_attempts", t->max_attempts,
-				      "backoff_initial", t->backoff_initial, "backoff_max",
-				      t->backoff_max, "stable_seconds", t->stable_s));
+	json_object_set_new(o, "health_check", app_tunnel_health_json(t));
+	json_object_set_new(o, "reconnect", app_tunnel_reconnect_json(t));
+	/* Where it is defined: the config's tunnels:, or a catalog bridge. */
+	json_object_set_new(o, "source", json_string(t->catalog_file ? "catalog" : "config"));
+	json_object_set_new(o, "catalog",
+			    t->catalog_file ? json_pack("{s:s, s:s}", "domain", t->catalog_domain,
+							"file", t->catalog_file)
+					    : json_null());
 	char **av = NULL;
 	json_t *argv = json_array();
 	if (ssh_argv_build(t, &av) == 0)
@@ -387,6 +382,9 @@ int cmd_config(struct cli *c)
 		const struct cfg_actor *a = cfg_find_actor(cfg, t->actor);
 		printf("\n%s (%s, actor %s/%s)\n", t->name, cfg_direction_name(t->direction),
 		       t->actor, cfg_class_name(a ? a->cls : ACTOR_AUTOMATION));
+		if (t->catalog_file)
+			printf("  from the catalog: domain %s, %s\n", t->catalog_domain,
+			       t->catalog_file);
 		if (t->direction == TUNNEL_LOCAL)
 			printf("  127.0.0.1:%d -> %s:%d via %s\n", t->local_port, t->remote_host,
 			       t->remote_port, t->host);

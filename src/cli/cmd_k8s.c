@@ -223,12 +223,7 @@ int cmd_connect(struct cli *c)
 		return cli_fail(c, &e);
 	}
 	if (c->json) {
-		json_t *bridges = json_object_get(doc, "bridges");
-		size_t i;
-		json_t *row;
-		json_array_foreach(bridges, i, row) json_object_del(row, "target");
-		json_object_del(doc, "exported");
-		cli_json_result(c, code, doc, e.message);
+		cli_json_result(c, code, app_connect_doc(doc), e.message);
 	} else {
 		print_connected(c, doc);
 		json_decref(doc);
@@ -316,6 +311,13 @@ int cmd_env(struct cli *c)
 	if (r)
 		return r;
 	struct err e = {0};
+	if (fmt == ENV_JSON) {
+		json_t *doc;
+		if (app_env_doc(cli_app(c), &doc, &e))
+			return cli_fail(c, &e);
+		cli_print_json(doc);
+		return EXIT_OK;
+	}
 	if (app_k8s_entries(cli_app(c), &v, &n, &e))
 		return cli_fail(c, &e);
 	k8s_env_print(stdout, v, n, fmt);
@@ -404,10 +406,9 @@ int cmd_disconnect(struct cli *c)
 	json_array_foreach(rows, i, row)
 	{
 		const char *name = row_str(row, "name"), *what = row_str(row, "result");
-		if (strcmp(what, "error") == 0) {
+		if (strcmp(what, "error") == 0)
 			fprintf(stderr, "devbridge: %s\n", row_str(row, "message"));
-			json_object_del(row, "message");
-		} else if (c->json)
+		else if (c->json)
 			continue;
 		else if (c->dry_run)
 			printf("%s: would %s\n", name,
@@ -423,8 +424,9 @@ int cmd_disconnect(struct cli *c)
 	if (!c->json && n == 0 && json_array_size(rows) == 0)
 		printf("no Kubernetes bridges to disconnect\n");
 	if (c->json) {
-		json_t *doc = json_pack("{s:b, s:o}", "dry_run", c->dry_run, "bridges", rows);
-		return cli_json_result(c, code, doc, "some bridges could not be stopped");
+		json_t *doc;
+		code = app_disconnect_doc(a, code, rows, &doc, &e);
+		return cli_json_result(c, code, doc, e.message);
 	}
 	json_decref(rows);
 	return code;

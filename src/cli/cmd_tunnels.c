@@ -168,17 +168,17 @@ int cmd_status(struct cli *c)
 	if (r || (r = cli_state_dir(c)))
 		return r;
 	struct app *a = cli_app(c);
-	json_t *rows, *sess;
+	json_t *doc;
 	struct err e = {0};
-	if ((r = app_status(a, c->argc, c->argv, &rows, &sess, &e)))
+	if ((r = app_status_doc(a, c->argc, c->argv, &doc, &e)))
 		return cli_fail(c, &e);
 	if (c->json) {
-		json_t *doc = json_pack("{s:o}", "bridges", rows);
-		if (sess)
-			json_object_set_new(doc, "session", sess);
 		cli_print_json(doc);
 		return EXIT_OK;
 	}
+	json_t *rows = json_incref(json_object_get(doc, "bridges")),
+	       *sess = json_incref(json_object_get(doc, "session"));
+	json_decref(doc);
 	if (json_array_size(rows) == 0) {
 		size_t nt = c->cfg ? c->cfg->bridge.n_targets : 0;
 		if (nt)
@@ -308,22 +308,21 @@ static int up_names(struct cli *c, int argc, char **argv, bool foreground, int t
 		return r;
 	struct app_started *v = NULL;
 	size_t n = 0;
-	json_t *rows = NULL;
+	json_t *doc = NULL;
 	struct err e = {0};
-	int code = app_up(cli_app(c), argc, argv, timeout_s, foreground, &rows, &v, &n, &e);
-	if (!rows) {
+	int code = app_up_doc(cli_app(c), argc, argv, timeout_s, foreground, &doc, &v, &n, &e);
+	if (!doc) {
 		free(v);
 		return cli_fail(c, &e);
 	}
 	if (c->json) {
-		json_t *doc = json_pack("{s:O}", "bridges", rows);
 		cli_json_result(c, code, doc, e.message);
 	} else {
 		size_t i;
 		json_t *row;
-		json_array_foreach(rows, i, row) print_up_row(row);
+		json_array_foreach(json_object_get(doc, "bridges"), i, row) print_up_row(row);
+		json_decref(doc);
 	}
-	json_decref(rows);
 	if (foreground)
 		code = cli_run_foreground(c, v, n);
 	free(v);
@@ -357,17 +356,16 @@ static int down_names(struct cli *c, int argc, char **argv, bool quiet)
 			if (!c->json && !quiet && pid)
 				printf("%s: would stop supervisor pid %lld\n", name,
 				       (long long)pid);
-			json_object_del(row, "pid");
 		} else if (strcmp(what, "error") == 0) {
 			fprintf(stderr, "devbridge: %s\n", row_str(row, "message"));
-			json_object_del(row, "message");
 		} else if (!c->json && !quiet && (strcmp(what, "stopped") == 0 || argc > 0)) {
 			printf("%s: %s\n", name, what);
 		}
 	}
 	if (c->json && (code || !quiet)) {
-		json_t *doc = json_pack("{s:o}", "bridges", rows);
-		return cli_json_result(c, code, doc, "some bridges could not be stopped");
+		json_t *doc;
+		code = app_down_doc(cli_app(c), code, rows, &doc, &e);
+		return cli_json_result(c, code, doc, e.message);
 	}
 	json_decref(rows);
 	return code;
@@ -555,19 +553,19 @@ int cmd_logs(struct cli *c)
 		return r;
 	struct app *a = cli_app(c);
 	const char *name = c->argv[0];
-	json_t *events;
+	json_t *doc;
 	struct err e = {0};
-	if (app_logs(a, name, n, &events, &e))
+	if (app_logs_doc(a, name, n, &doc, &e))
 		return cli_fail(c, &e);
 	off_t from = app_logs_size(a, name);
 	if (c->json && !f) {
-		cli_print_json(json_pack("{s:s, s:o}", "name", name, "events", events));
+		cli_print_json(doc);
 		return EXIT_OK;
 	}
 	size_t i;
 	json_t *ev;
-	json_array_foreach(events, i, ev) print_event(c, ev);
-	json_decref(events);
+	json_array_foreach(json_object_get(doc, "events"), i, ev) print_event(c, ev);
+	json_decref(doc);
 	fflush(stdout);
 	if (!f)
 		return EXIT_OK;
@@ -595,21 +593,20 @@ int cmd_check(struct cli *c)
 	json_decref(k8s);
 	if ((r = need_cfg ? cli_load_config(c) : cli_load_config_optional(c)))
 		return r;
-	json_t *rows = NULL;
+	json_t *doc = NULL;
 	struct err e = {0};
-	int code = app_check(cli_app(c), c->argc, c->argv, &rows, &e);
-	if (!rows)
+	int code = app_check_doc(cli_app(c), c->argc, c->argv, &doc, &e);
+	if (!doc)
 		return cli_fail(c, &e);
-	if (c->json) {
-		json_t *doc = json_pack("{s:o}", "checks", rows);
-		return cli_json_result(c, code, doc, "a health check is failing");
-	}
+	if (c->json)
+		return cli_json_result(c, code, doc, e.message);
 	printf("%-24s %-8s %s\n", "NAME", "HEALTH", "DETAIL");
 	size_t i;
 	json_t *row;
-	json_array_foreach(rows, i, row) printf("%-24s %-8s %s\n", row_str(row, "name"),
-						row_str(row, "health"), row_str(row, "detail"));
-	json_decref(rows);
+	json_array_foreach(json_object_get(doc, "checks"), i, row)
+	    printf("%-24s %-8s %s\n", row_str(row, "name"), row_str(row, "health"),
+		   row_str(row, "detail"));
+	json_decref(doc);
 	return code;
 }
 

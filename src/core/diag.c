@@ -24,9 +24,15 @@ int cfg_diag_addv(struct cfg_diags *d, struct cfg_mark m, const char *fmt, va_li
 		free(d->file);
 		d->file = f;
 	}
-	if (vasprintf(&msg, fmt, ap) < 0)
+	char *own = strcmp(d->file, file) != 0 ? strdup(file) : NULL;
+	if (strcmp(d->file, file) != 0 && !own)
 		return -ENOMEM;
-	d->items[d->n++] = (struct cfg_diag){.mark = {d->file, m.line, m.col}, .msg = msg};
+	if (vasprintf(&msg, fmt, ap) < 0) {
+		free(own);
+		return -ENOMEM;
+	}
+	d->items[d->n++] = (struct cfg_diag){
+	    .mark = {own ? own : d->file, m.line, m.col}, .msg = msg, .file = own};
 	return 0;
 }
 
@@ -45,8 +51,10 @@ void cfg_diags_clear(struct cfg_diags *diags)
 {
 	if (!diags)
 		return;
-	for (size_t i = 0; i < diags->n; i++)
+	for (size_t i = 0; i < diags->n; i++) {
 		free(diags->items[i].msg);
+		free(diags->items[i].file);
+	}
 	free(diags->file);
 	memset(diags, 0, sizeof *diags);
 }

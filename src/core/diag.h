@@ -19,12 +19,13 @@ struct cfg_mark {
 struct cfg_diag {
 	struct cfg_mark mark;
 	char *msg;
+	char *file; /* owned: the mark's file when it is not diags->file */
 };
 
 /* Diagnostics collected by one load.  At most CFG_MAX_DIAGS are kept.
- * Marks point to `file`, so one cfg_diags describes one file: a load into a
- * cfg_diags that already holds diagnostics of another file keeps the first
- * name.  Zero-initialise before first use. */
+ * Marks point to `file`, the first file named, or to the diagnostic's own
+ * copy of another file's name (an OpsCatalog is many files): marks stay
+ * valid as long as the cfg_diags does.  Zero-initialise before first use. */
 #define CFG_MAX_DIAGS 32
 struct cfg_diags {
 	char *file; /* owned copy of the file name the marks point to */
@@ -34,8 +35,8 @@ struct cfg_diags {
 };
 
 /* Append a diagnostic at `m` to `d` (NULL: counted nowhere, 0); past
- * CFG_MAX_DIAGS it is counted in d->dropped.  Marks of one cfg_diags must
- * name the same file (a NULL file is "?").  0 or -ENOMEM. */
+ * CFG_MAX_DIAGS it is counted in d->dropped.  A NULL file is "?".  0 or
+ * -ENOMEM. */
 int cfg_diag_add(struct cfg_diags *d, struct cfg_mark m, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int cfg_diag_addv(struct cfg_diags *d, struct cfg_mark m, const char *fmt, va_list ap)

@@ -5,7 +5,7 @@
  * rename), the help text of `devbridge --help`, and what README "Exit
  * codes" lists (tests/integration/test_errcodes.py holds the README and
  * --help to it).  SPEC §6: 0 ok, 1 error, 2 usage, 3 invalid config;
- * 40-59 SSH and container; 60-72 Kubernetes exactly as devx. */
+ * 40-59 SSH, container and the catalog; 60-72 Kubernetes exactly as devx. */
 #ifndef DEVBRIDGE_CORE_ERRCODE_H
 #define DEVBRIDGE_CORE_ERRCODE_H
 
@@ -43,6 +43,8 @@
 	X(EXIT_NO_TOKEN, 54, "no_auth_token", "no auth token", 0)                                 \
 	X(EXIT_PORT_IN_USE, 55, "port_in_use", "port in use", 0)                                  \
 	X(EXIT_ENSURE_FAILED, 56, "ensure_failed", "ensure failed", 0)                            \
+	/* OpsCatalog */                                                                           \
+	X(EXIT_NOT_IN_CATALOG, 57, "not_in_catalog", "not in the catalog", 0)                     \
 	/* Kubernetes: seed 000's table, code for code */                                          \
 	X(EXIT_K8S_KUBECONFIG_NOT_FOUND, 60, "kubeconfig_not_found", "kubeconfig not found", 0)   \
 	X(EXIT_K8S_CONTEXT_UNREACHABLE, 61, "context_unreachable", "cluster unreachable", 0)      \

@@ -986,10 +986,16 @@ void schema_walk_map(struct schema_loader *l, yaml_node_t *map, const struct sch
 			check_field(l, &s->fields[i], kn, vn, base);
 			schema_path_pop(l, old);
 		}
-	for (size_t i = 0; i < s->n; i++)
-		if ((s->fields[i].flags & F_REQ) && !seen[i].key)
+	for (size_t i = 0; i < s->n; i++) {
+		if (!(s->fields[i].flags & F_REQ) || seen[i].key)
+			continue;
+		/* At the top level of a file (a catalog's) there is no path. */
+		if (ctx || l->plen)
 			schema_diag(l, at, "%s: missing required field '%s'", ctx ? ctx : l->path,
 				    s->fields[i].key);
+		else
+			schema_diag(l, at, "missing required field '%s'", s->fields[i].key);
+	}
 	if (s->post)
 		s->post(l, s, seen, at, base);
 }
@@ -1172,17 +1178,14 @@ out:
 	return l.err ? l.err : l.ndiags ? -EINVAL : 0;
 }
 
-/* Whole file into memory, up to SCHEMA_MAX_FILE bytes. */
-static int slurp(const char *path, char **ret, size_t *ret_len)
+/* Whole file into memory, up to SCHEMA_MAX_FILE bytes; closes fd. */
+static int slurp_fd(int fd, char **ret, size_t *ret_len)
 {
 	size_t len = 0, cap = 0;
 	char *buf = NULL;
 	struct stat st;
-	int fd, r = 0;
+	int r = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return -errno;
 	if (fstat(fd, &st) < 0) {
 		r = -errno;
 		goto out;
@@ -1232,18 +1235,31 @@ out:
 	return 0;
 }
 
-int schema_read_file(const char *path, char **ret, size_t *ret_len, struct cfg_diags *diags)
+static int read_diag(int r, const char *path, struct cfg_diags *diags)
 {
-	int r = slurp(path, ret, ret_len), q;
+	int q;
 
-	if (r >= 0)
-		return 0;
 	if (r == -EFBIG)
 		q = diags_add(diags, path, 0, 0, "cannot read: larger than %d bytes",
 			      SCHEMA_MAX_FILE);
 	else
 		q = diags_add(diags, path, 0, 0, "cannot read: %s", strerror(-r));
 	return q < 0 ? q : r;
+}
+
+int schema_read_fd(int fd, const char *path, char **ret, size_t *ret_len, struct cfg_diags *diags)
+{
+	int r = slurp_fd(fd, ret, ret_len);
+
+	return r < 0 ? read_diag(r, path, diags) : 0;
+}
+
+int schema_read_file(const char *path, char **ret, size_t *ret_len, struct cfg_diags *diags)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+
+	return fd < 0 ? read_diag(-errno, path, diags)
+		      : schema_read_fd(fd, path, ret, ret_len, diags);
 }
 
 /* ---- names ------------------------------------------------------------ */

@@ -185,6 +185,8 @@ int schema_load(const struct schema_doc *doc, const char *buf, size_t len, void 
  * that cannot be read is one diagnostic at line 0 naming it, and -errno
  * (-EFBIG when too large). */
 int schema_read_file(const char *path, char **ret, size_t *ret_len, struct cfg_diags *diags);
+/* The same for an open fd (closed here), named `path` in diagnostics. */
+int schema_read_fd(int fd, const char *path, char **ret, size_t *ret_len, struct cfg_diags *diags);
 
 /* ---- for a table's functions (schema_field_fn, post, init, check) ----- */
 

@@ -63,4 +63,12 @@ const struct mcp_tool *mcp_tool_find(const char *name);
  * stderr.  Returns the process exit code. */
 int mcp_serve(struct app *a);
 
+/* `devbridge mcp config`: the .mcp.json entry {"mcpServers":{"devbridge":
+ * {command, args, env}}} that starts `exe` (absolute) with config_path
+ * (absolute; NULL: none) and state_dir (NULL: the default one), and the
+ * same as a `claude mcp add` line (malloc'd).  0, or -1 when out of
+ * memory. */
+int mcp_register_doc(const char *exe, const char *config_path, const char *state_dir,
+		     json_t **ret_doc, char **ret_line);
+
 #endif

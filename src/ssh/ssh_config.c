@@ -103,12 +103,13 @@ static void load_ssh_options(struct schema_loader *l, yaml_node_t *map, void *ba
 				char tun[SCHEMA_ESC_BUF + 16];
 				size_t plen = strlen(schema_path(l));
 				size_t cut = plen > 12 ? plen - 12 : 0; /* ".ssh_options" */
-				snprintf(tun, sizeof tun, "%.*s", (int)cut, schema_path(l));
-				schema_diag(
-				    l, kn->start_mark,
-				    "%s.%s would override the tunnel's own field: set %s.%s "
-				    "instead",
-				    schema_path(l), key, tun, field_opts[i].field);
+				/* "tunnels.x." (none in a catalog target's file) */
+				snprintf(tun, sizeof tun, "%.*s%s", (int)cut, schema_path(l),
+					 cut ? "." : "");
+				schema_diag(l, kn->start_mark,
+					    "%s.%s would override the tunnel's own field: set %s%s "
+					    "instead",
+					    schema_path(l), key, tun, field_opts[i].field);
 				bad = true;
 			}
 		for (size_t i = 0; i < ARRAY_SIZE(file_only_opts); i++)
@@ -290,6 +291,13 @@ void ssh_tunnel_init(struct schema_loader *l, const yaml_node_t *key, void *tunn
 	if (!t)
 		return;
 	/* Zeroed by the engine, which has set the mark. */
+	ssh_tunnel_defaults(t);
+	if (!(t->name = strdup(schema_sval(key))))
+		schema_oom(l);
+}
+
+void ssh_tunnel_defaults(struct cfg_tunnel *t)
+{
 	*t = (struct cfg_tunnel){
 	    .mark = t->mark,
 	    .direction = TUNNEL_REVERSE,
@@ -301,8 +309,60 @@ void ssh_tunnel_init(struct schema_loader *l, const yaml_node_t *key, void *tunn
 	    .server_alive_interval = 15,
 	    .server_alive_count_max = 3,
 	};
-	if (!(t->name = strdup(schema_sval(key))))
-		schema_oom(l);
+}
+
+/* Where ssh connects, and how: the rest says what it forwards. */
+static const char *const connection_keys[] = {
+    "host",
+    "ssh_user",
+    "ssh_port",
+    "ssh_key",
+    "ssh_config",
+    "ssh_options",
+    "server_alive_interval",
+    "server_alive_count_max",
+};
+
+bool ssh_tunnel_key_connects(const char *key)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(connection_keys); i++)
+		if (strcmp(key, connection_keys[i]) == 0)
+			return true;
+	return false;
+}
+
+static int dup_opt(char **dst, const char *src)
+{
+	if (src && !(*dst = strdup(src)))
+		return -ENOMEM;
+	return 0;
+}
+
+int ssh_tunnel_copy_connection(struct cfg_tunnel *dst, const struct cfg_tunnel *src)
+{
+	dst->ssh_port = src->ssh_port;
+	dst->ssh_key_mark = src->ssh_key_mark;
+	dst->ssh_config_mark = src->ssh_config_mark;
+	dst->server_alive_interval = src->server_alive_interval;
+	dst->server_alive_count_max = src->server_alive_count_max;
+	if (dup_opt(&dst->host, src->host) < 0 || dup_opt(&dst->ssh_user, src->ssh_user) < 0 ||
+	    dup_opt(&dst->ssh_key, src->ssh_key) < 0 ||
+	    dup_opt(&dst->ssh_config, src->ssh_config) < 0)
+		return -ENOMEM;
+	if (!src->n_ssh_options)
+		return 0;
+	if (!(dst->ssh_options = calloc(src->n_ssh_options, sizeof *dst->ssh_options)))
+		return -ENOMEM;
+	for (size_t i = 0; i < src->n_ssh_options; i++) {
+		const struct cfg_kv *kv = &src->ssh_options[i];
+
+		dst->n_ssh_options++;
+		dst->ssh_options[i].mark = kv->mark;
+		if (dup_opt(&dst->ssh_options[i].key, kv->key) < 0 ||
+		    dup_opt(&dst->ssh_options[i].value, kv->value) < 0)
+			return -ENOMEM;
+	}
+	return 0;
 }
 
 /* ---- actors ----------------------------------------------------------- */
@@ -375,6 +435,18 @@ static int eff_ssh_port(const struct cfg_tunnel *t)
 	return t->ssh_port ? t->ssh_port : 22;
 }
 
+enum ssh_clash ssh_tunnels_clash(const struct cfg_tunnel *t, const struct cfg_tunnel *u)
+{
+	if (t->direction == TUNNEL_LOCAL && u->direction == TUNNEL_LOCAL && t->local_port &&
+	    t->local_port == u->local_port)
+		return SSH_CLASH_LOCAL_PORT;
+	if (t->direction == TUNNEL_REVERSE && u->direction == TUNNEL_REVERSE && t->host &&
+	    u->host && t->remote_port && t->remote_port == u->remote_port &&
+	    strcasecmp(t->host, u->host) == 0 && eff_ssh_port(t) == eff_ssh_port(u))
+		return SSH_CLASH_REMOTE_PORT;
+	return SSH_CLASH_NONE;
+}
+
 void ssh_config_check(struct schema_loader *l, const struct cfg_tunnel *tunnels, size_t n_tunnels,
 		      const struct cfg_actor *actors, size_t n_actors)
 {
@@ -404,9 +476,9 @@ void ssh_config_check(struct schema_loader *l, const struct cfg_tunnel *tunnels,
 		}
 		for (size_t j = 0; j < i; j++) {
 			const struct cfg_tunnel *u = &tunnels[j];
+			enum ssh_clash c = ssh_tunnels_clash(t, u);
 
-			if (t->direction == TUNNEL_LOCAL && u->direction == TUNNEL_LOCAL &&
-			    t->local_port && t->local_port == u->local_port) {
+			if (c == SSH_CLASH_LOCAL_PORT) {
 				schema_diag_at(
 				    l, t->local_port_mark,
 				    "tunnels.%s.local_port: port %d is already used by tunnel "
@@ -415,10 +487,7 @@ void ssh_config_check(struct schema_loader *l, const struct cfg_tunnel *tunnels,
 				    u->local_port_mark.line);
 				break;
 			}
-			if (t->direction == TUNNEL_REVERSE && u->direction == TUNNEL_REVERSE &&
-			    t->host && u->host && t->remote_port &&
-			    t->remote_port == u->remote_port && strcasecmp(t->host, u->host) == 0 &&
-			    eff_ssh_port(t) == eff_ssh_port(u)) {
+			if (c == SSH_CLASH_REMOTE_PORT) {
 				schema_diag_at(
 				    l, t->remote_port_mark,
 				    "tunnels.%s.remote_port: port %d on %s is already forwarded "
@@ -507,25 +576,29 @@ const struct cfg_actor *ssh_find_actor(const struct cfg_actor *actors, size_t n,
 	return NULL;
 }
 
+void ssh_tunnel_clear(struct cfg_tunnel *t)
+{
+	free(t->name);
+	free(t->host);
+	free(t->ssh_user);
+	free(t->ssh_key);
+	free(t->remote_host);
+	free(t->actor);
+	free(t->health.url);
+	free(t->health.tcp_host);
+	free(t->ssh_config);
+	for (size_t j = 0; j < t->n_ssh_options; j++) {
+		free(t->ssh_options[j].key);
+		free(t->ssh_options[j].value);
+	}
+	free(t->ssh_options);
+	memset(t, 0, sizeof *t);
+}
+
 void ssh_tunnels_free(struct cfg_tunnel *tunnels, size_t n)
 {
-	for (size_t i = 0; tunnels && i < n; i++) {
-		struct cfg_tunnel *t = &tunnels[i];
-		free(t->name);
-		free(t->host);
-		free(t->ssh_user);
-		free(t->ssh_key);
-		free(t->remote_host);
-		free(t->actor);
-		free(t->health.url);
-		free(t->health.tcp_host);
-		free(t->ssh_config);
-		for (size_t j = 0; j < t->n_ssh_options; j++) {
-			free(t->ssh_options[j].key);
-			free(t->ssh_options[j].value);
-		}
-		free(t->ssh_options);
-	}
+	for (size_t i = 0; tunnels && i < n; i++)
+		ssh_tunnel_clear(&tunnels[i]);
 	free(tunnels);
 }
 

@@ -59,6 +59,9 @@ struct cfg_tunnel {
 	struct cfg_mark ssh_config_mark;
 	struct cfg_kv *ssh_options; /* -o Key=Value, in file order */
 	size_t n_ssh_options;
+	/* An OpsCatalog bridge's (app/catalog.h): its domain and file, which
+	 * the loaded catalog owns; NULL for the config's own tunnels. */
+	const char *catalog_domain, *catalog_file;
 };
 
 struct cfg_actor {
@@ -75,6 +78,30 @@ struct cfg_actor {
 extern const struct schema ssh_tunnel_schema, ssh_actor_schema;
 void ssh_tunnel_init(struct schema_loader *l, const yaml_node_t *key, void *tunnel);
 void ssh_actor_init(struct schema_loader *l, const yaml_node_t *key, void *actor);
+
+/* A tunnel's defaults (a zeroed tunnel's mark is kept), as ssh_tunnel_init
+ * sets them: for a tunnel read from elsewhere (an OpsCatalog bridge). */
+void ssh_tunnel_defaults(struct cfg_tunnel *t);
+
+/* Whether a key of ssh_tunnel_schema says where and how ssh connects
+ * (host, ssh_user, ssh_port, ssh_key, ssh_config, ssh_options,
+ * server_alive_*) rather than what it forwards: an OpsCatalog has the
+ * first kind in a target's file, the second in a bridge's. */
+bool ssh_tunnel_key_connects(const char *key);
+/* Copy the members of those keys from src into dst (whose own are
+ * unset).  0 or -ENOMEM (dst then partly filled, for ssh_tunnels_free). */
+int ssh_tunnel_copy_connection(struct cfg_tunnel *dst, const struct cfg_tunnel *src);
+
+/* Whether two tunnels cannot run together: two local tunnels on one local
+ * port, or two reverse tunnels on one remote port of one sshd (two
+ * reverse tunnels may well share a local_port: one service offered to
+ * several hosts). */
+enum ssh_clash {
+	SSH_CLASH_NONE = 0,
+	SSH_CLASH_LOCAL_PORT,
+	SSH_CLASH_REMOTE_PORT,
+};
+enum ssh_clash ssh_tunnels_clash(const struct cfg_tunnel *t, const struct cfg_tunnel *u);
 
 /* Checks across entries once the file is read (actors may follow the
  * tunnels that name them): each tunnel's actor exists, no two local
@@ -101,6 +128,8 @@ size_t ssh_config_lint(const struct cfg_tunnel *tunnels, size_t n, struct cfg_di
 /* NULL when absent. */
 const struct cfg_actor *ssh_find_actor(const struct cfg_actor *actors, size_t n, const char *name);
 
+/* Release what one tunnel owns and zero it. */
+void ssh_tunnel_clear(struct cfg_tunnel *t);
 /* Release the arrays and everything they own; NULL is a no-op. */
 void ssh_tunnels_free(struct cfg_tunnel *tunnels, size_t n);
 void ssh_actors_free(struct cfg_actor *actors, size_t n);

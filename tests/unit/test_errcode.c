@@ -35,6 +35,7 @@ static const struct {
     {54, "no_auth_token"},
     {55, "port_in_use"},
     {56, "ensure_failed"},
+    {57, "not_in_catalog"},
     {60, "kubeconfig_not_found"},
     {61, "context_unreachable"},
     {62, "namespace_not_found"},
@@ -85,8 +86,8 @@ static void test_unknown(void)
 	ASSERT_STR_EQ(errcode_name(4), "error");
 	ASSERT_STR_EQ(errcode_name(-1), "error");
 	ASSERT_STR_EQ(errcode_name(255), "error");
-	ASSERT(!errcode_help(57));
-	ASSERT(!errcode_reserved(57));
+	ASSERT(!errcode_help(58));
+	ASSERT(!errcode_reserved(58));
 }
 
 /* Intercept is in: no code is reserved for later any more. */
