@@ -187,6 +187,24 @@ printf '%s\n' "$PAGE"
 step "devbridge logs demo-web -n 5"
 "$BIN" logs demo-web -n 5
 
+step "devbridge mcp: what an AI agent sees (initialize, then tools/call bridge_status over stdio)"
+MCP_OUT="$(printf '%s\n' \
+	'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"demo","version":"1"}}}' \
+	'{"jsonrpc":"2.0","method":"notifications/initialized"}' \
+	'{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"bridge_status","arguments":{"names":["demo-web"]}}}' |
+	"$BIN" mcp)"
+printf '%s\n' "$MCP_OUT" | "$PY" -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("id") == 1:
+        r = m["result"]
+        print("server %s %s, protocol %s" % (r["serverInfo"]["name"], r["serverInfo"]["version"], r["protocolVersion"]))
+    elif m.get("id") == 2:
+        for b in m["result"]["structuredContent"]["bridges"]:
+            print("bridge_status: %s %s %s %s health %s" % (b["name"], b["state"], b["local"], b["remote"], b["health"]))
+' || die "devbridge mcp did not answer"
+
 
 # --- the container part: a network namespace as a stand-in devcontainer ---
 
