@@ -225,6 +225,11 @@ int app_status(const struct app *a, int n, char **names, json_t **ret_rows, json
 		/* Kubernetes bridges by bridge name or by service. */
 		if (app_k8s_status_rows(a, names[i], rows) > 0)
 			continue;
+		/* An intercept by its name (intercept-SVC): its state file. */
+		if (app_is_intercept(a, names[i])) {
+			json_array_append_new(rows, app_status_row(a, names[i], NULL));
+			continue;
+		}
 		json_decref(rows);
 		return unknown_name(a, names[i], e);
 	}

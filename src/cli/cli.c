@@ -40,8 +40,9 @@ static const struct cli_command commands[] = {
      "stop, then start bridges again", NULL},
     {"status", cmd_status, "status [NAME...]", "show each bridge's state",
      "Columns: name, kind, state, local -> remote, uptime in that state, reconnects,\n"
-     "health, last event.  A NAME is a tunnel, a Kubernetes bridge (SVC.NS.PORT), or a\n"
-     "Kubernetes service (SVC or NS/SVC: all its bridges).  With live Kubernetes\n"
+     "health, last event.  A NAME is a tunnel, a Kubernetes bridge (SVC.NS.PORT), a\n"
+     "Kubernetes service (SVC or NS/SVC: all its bridges), or an intercept\n"
+     "(intercept-SVC).  With live Kubernetes\n"
      "bridges a header gives the session's kubeconfig, context and uptime.  With\n"
      "--json: {\"bridges\":[...], \"session\":{...}} (see README)."},
     {"logs", cmd_logs, "logs NAME [-n N] [-f]", "show a bridge's audit log",

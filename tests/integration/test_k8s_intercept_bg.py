@@ -116,6 +116,10 @@ def test_detached_status_and_disconnect(kb, rsim, laptop):  # noqa: F811
     table = kb.run("status", timeout=30)
     assert NAME in table.stdout and "intercept" in table.stdout, table
     assert "127.0.0.1:%d" % laptop.port in table.stdout, table
+    # by its name: that row alone
+    one = kb.run("--json", "status", NAME, timeout=30)
+    assert one.returncode == 0, one
+    assert [r["name"] for r in json.loads(one.stdout)["bridges"]] == [NAME], one
     sess = kb.session()
     assert [i["session"] for i in sess["intercepts"]] == [sid], sess
     st = os.stat(kb.path("session.json"))
