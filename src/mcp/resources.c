@@ -74,7 +74,7 @@ void mcp_resources_list(struct mcp_server *s, json_t *id, json_t *params)
 	    "Every host of the OpsCatalog (host, ssh user and port, tags), as `devbridge "
 	    "targets --json`.",
 	    "mimeType", MIME_JSON);
-	mcp_send(s, jsonrpc_result(id, json_pack("{s:o}", "resources", list)));
+	mcp_reply(s, id, json_pack("{s:o}", "resources", list));
 }
 
 void mcp_resources_templates(struct mcp_server *s, json_t *id, json_t *params)
@@ -84,11 +84,10 @@ void mcp_resources_templates(struct mcp_server *s, json_t *id, json_t *params)
 		 "The last %d audit events of bridge NAME, as `devbridge logs NAME -n %d --json`: "
 		 "{\"name\", \"events\":[...]}.",
 		 MCP_LOG_EVENTS, MCP_LOG_EVENTS);
-	mcp_send(
-	    s, jsonrpc_result(id, json_pack("{s:[{s:s, s:s, s:s, s:s, s:s}]}", "resourceTemplates",
-					    "uriTemplate", "bridge://{name}/log", "name", "log",
-					    "title", "Bridge audit log", "description", desc,
-					    "mimeType", MIME_JSON)));
+	mcp_reply(s, id,
+		  json_pack("{s:[{s:s, s:s, s:s, s:s, s:s}]}", "resourceTemplates", "uriTemplate",
+			    "bridge://{name}/log", "name", "log", "title", "Bridge audit log",
+			    "description", desc, "mimeType", MIME_JSON));
 }
 
 /* --- reads (jobs) --- */
@@ -140,8 +139,9 @@ static void finish_read(struct mcp_server *s, struct mcp_job *j)
 			       NULL);
 		return;
 	}
-	mcp_send(s, jsonrpc_result(j->id, json_pack("{s:[{s:s, s:s, s:s}]}", "contents", "uri",
-						    j->uri, "mimeType", MIME_JSON, "text", text)));
+	mcp_reply(s, j->id,
+		  json_pack("{s:[{s:s, s:s, s:s}]}", "contents", "uri", j->uri, "mimeType",
+			    MIME_JSON, "text", text));
 	free(text);
 }
 
@@ -156,8 +156,9 @@ static const char *take_uri(struct mcp_server *s, json_t *id, json_t *params)
 		return NULL;
 	}
 	if (classify(uri, name, sizeof name) == URI_NONE) {
-		char msg[320];
-		snprintf(msg, sizeof msg, "Resource not found: %.256s", uri);
+		char msg[MCP_ECHO_MAX + 64];
+		snprintf(msg, sizeof msg, "Resource not found: %.*s",
+			 (int)utf8_trunc(uri, MCP_ECHO_MAX), uri);
 		mcp_send_error(s, id, MCP_RESOURCE_NOT_FOUND, msg, json_pack("{s:s}", "uri", uri));
 		return NULL;
 	}
@@ -243,7 +244,7 @@ void mcp_resources_subscribe(struct mcp_server *s, json_t *id, json_t *params, b
 			free(s->subs[i].uri);
 			s->subs[i] = s->subs[--s->n_subs];
 		}
-		mcp_send(s, jsonrpc_result(id, json_object()));
+		mcp_reply(s, id, json_object());
 		return;
 	}
 	if (i == s->n_subs && s->n_subs == MCP_MAX_SUBSCRIPTIONS) {
@@ -271,7 +272,7 @@ void mcp_resources_subscribe(struct mcp_server *s, json_t *id, json_t *params, b
 		s->subs[s->n_subs++] = (struct mcp_sub){copy, false};
 		log_info("mcp: subscribed to %s", uri);
 	}
-	mcp_send(s, jsonrpc_result(id, json_object()));
+	mcp_reply(s, id, json_object());
 }
 
 void mcp_resources_free(struct mcp_server *s)

@@ -30,6 +30,7 @@
 #define MCP_COALESCE_MS	      100	  /* resource updates: one notification per burst */
 #define MCP_LOG_EVENTS	      100	  /* bridge://NAME/log: the last N audit events */
 #define MCP_PROGRESS_MSG_MAX  256
+#define MCP_ECHO_MAX	      256 /* bytes of a peer's text (a method, a URI) an error quotes */
 
 struct jsonl_reader;
 struct mcp_job;
@@ -71,9 +72,14 @@ struct mcp_server {
 /* --- server.c --- */
 
 /* Queue one message for stdout; takes msg.  Never fails for the caller:
- * a reply that cannot be queued (out of memory, MCP_OUT_MAX) ends the
- * session, later, from the loop. */
+ * a message that cannot be queued (NULL: out of memory; MCP_OUT_MAX)
+ * ends the session, later, from the loop. */
 void mcp_send(struct mcp_server *s, json_t *msg);
+/* The reply to request id: a result (taken; NULL when it could not be
+ * built) or an error (takes data).  A reply that cannot be built (a
+ * message that is not UTF-8) is a fixed JSONRPC_INTERNAL_ERROR for id:
+ * a request is always answered, and only out of memory ends the session. */
+void mcp_reply(struct mcp_server *s, json_t *id, json_t *result);
 void mcp_send_error(struct mcp_server *s, json_t *id, int code, const char *message, json_t *data);
 /* A tool's failure as the --json error envelope: doc's members (if doc
  * is an object: the rows that did work) plus "error":{code,name,message}.

@@ -265,6 +265,38 @@ def test_unknown_method(mcp):
     assert m.close() == 0
 
 
+def test_multibyte_peer_text_is_cut_between_characters(mcp):
+    """An error quotes at most 256 bytes of the method, tool name, URI or
+    argument it refuses, cut between characters: a cut inside one made the
+    reply invalid UTF-8, which jansson refuses to build, and the server
+    stopped ("out of memory") instead of answering."""
+    m = mcp()
+    m.initialize()
+
+    def quoted(message, prefix, text):
+        assert message.startswith(prefix), message
+        q = message[len(prefix):]
+        assert text.startswith(q) and 250 <= len(q.encode()) <= 256, message
+        return q
+
+    for text in ("é" * 200, "a" + "é" * 200):  # the cut on either byte of an é
+        quoted(m.error(text, {}, -32601)["message"], "Method not found: ", text)
+        err = m.error("tools/call", {"name": text, "arguments": {}}, -32602)
+        quoted(err["message"], "Unknown tool: ", text)
+        for uri in (text, "bridge://%s/log" % text):
+            err = m.error("resources/read", {"uri": uri}, -32002)
+            assert err["data"] == {"uri": uri}, err
+            quoted(err["message"], "Resource not found: ", uri)
+            m.error("resources/subscribe", {"uri": uri}, -32002)
+        res = m.tool("bridge_status", {text * 2: 1})
+        env = json.loads(res["content"][0]["text"])
+        assert res["isError"] is True and env["error"]["name"] == "usage", env
+        assert env["error"]["message"].startswith("invalid arguments: unknown argument '" + text[:60]), env
+        assert "(this tool takes 'names')" in env["error"]["message"], env
+        assert m.result("ping") == {}
+    assert m.close() == 0
+
+
 def test_huge_line_is_answered_and_discarded(mcp):
     m = mcp()
     m.initialize()
