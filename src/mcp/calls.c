@@ -246,6 +246,7 @@ void mcp_jobs_abandon(struct mcp_server *s)
 	if (!j)
 		return;
 	s->running = NULL;
+	s->abandoned = true;
 	atomic_store(&j->cancelled, true);
 	atomic_store(&j->stop, true);
 	pthread_mutex_lock(&j->mu);

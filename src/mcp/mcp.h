@@ -60,7 +60,9 @@ extern const size_t mcp_n_tools;
 const struct mcp_tool *mcp_tool_find(const char *name);
 
 /* `devbridge mcp`: serve on stdin/stdout until stdin closes.  Logs go to
- * stderr.  Returns the process exit code. */
+ * stderr.  Returns the process exit code, or, when a call had to be left
+ * running on its thread (stdin closed 1.5 s ago, a signal), ends the
+ * process with it (_exit): nothing of `a` may be freed under that call. */
 int mcp_serve(struct app *a);
 
 /* `devbridge mcp config`: the .mcp.json entry {"mcpServers":{"devbridge":

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -702,5 +703,15 @@ int mcp_serve(struct app *a)
 	jsonl_reader_free(s.in);
 	loop_free(s.loop);
 	free_schemas(&s);
+	if (s.abandoned) {
+		/* A call still runs on its thread, inside the app layer (ssh,
+		 * curl, kubectl) with the caller's config: returning would free
+		 * that config under it and run exit()'s handlers beside it.  End
+		 * here instead; what the thread holds goes with the process. */
+		log_info("mcp: a call is still running: exiting without tearing down");
+		fflush(stdout);
+		fflush(stderr);
+		_exit(s.exit_code);
+	}
 	return s.exit_code;
 }

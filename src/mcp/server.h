@@ -47,6 +47,7 @@ struct mcp_server {
 	bool out_watched;   /* waiting for stdout to take more */
 	bool eof;	    /* stdin closed: finishing */
 	bool stopping;	    /* loop_stop called */
+	bool abandoned;	    /* a call was left running on its thread: mcp_serve _exits */
 	int exit_code;
 	struct loop_timer grace;
 	struct loop_defer resume; /* read stdin again (backpressure over) */
@@ -133,8 +134,9 @@ void mcp_job_cancel(struct mcp_server *s, json_t *id);
 void mcp_jobs_stop(struct mcp_server *s);
 /* Drop the queue and cancel the running job (no reply). */
 void mcp_jobs_shutdown(struct mcp_server *s);
-/* The grace period is over: forget the running job (its thread ends with
- * the process). */
+/* The grace period is over (or a signal, or stdout is gone): forget the
+ * running job.  Its thread ends with the process, which mcp_serve ends
+ * without tearing down (s->abandoned). */
 void mcp_jobs_abandon(struct mcp_server *s);
 int mcp_jobs_init(struct mcp_server *s);
 void mcp_jobs_free(struct mcp_server *s);

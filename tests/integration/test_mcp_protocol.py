@@ -504,12 +504,16 @@ def test_stdin_closed_mid_call(mcp, db_nosshd):
     assert "stdin closed" in m.stderr()
     # the waiting tool was told to stop, and its answer still went out
     assert [json.loads(x) for x in m.lines if json.loads(x).get("id") == id], m.lines
+    # nothing was left running: the ordinary way out, with its teardown
+    assert "exiting without tearing down" not in m.stderr()
 
 
 def test_stdin_closed_while_a_call_cannot_stop(db, sshd, tunnel):
     """bridge_up against a host that hangs waits for its first outcome in
     the app layer, which knows nothing of cancellation: 1.5 s after stdin
-    closed the server leaves it and exits anyway."""
+    closed the server leaves it and exits anyway, without tearing down
+    (the config the call still reads is not freed under it; ASan sees no
+    use after free)."""
     db.write_config({"s1": tunnel(sshd, free_port(), free_port())})
     sshd.stop_signal()
     m = Mcp(db, "-v")
@@ -522,6 +526,7 @@ def test_stdin_closed_while_a_call_cannot_stop(db, sshd, tunnel):
         took = time.monotonic() - t0
         assert 1.3 < took < 2.5, "exited %.2fs after stdin closed" % took
         assert "leaving the call in flight" in m.stderr()
+        assert "a call is still running: exiting without tearing down" in m.stderr()
     finally:
         if m.proc.poll() is None:
             m.proc.kill()
@@ -568,11 +573,12 @@ def test_stdin_a_file(db_nosshd, tmp_path):
 
 def test_sigterm_exits_promptly_mid_call(mcp, db_nosshd):
     offline_tunnel(db_nosshd)
-    m = mcp()
+    m = mcp("-v")
     m.initialize()
     start_wait(m)
     m.proc.send_signal(signal.SIGTERM)
     assert m.proc.wait(timeout=5) == 0
+    assert "exiting without tearing down" in m.stderr()  # the call was left to the exit
 
 
 def test_stdout_carries_only_json_rpc(mcp, db_nosshd):
