@@ -59,8 +59,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r != 0 || !m.method || m.id)
 			abort();
 		break;
-	case JSONRPC_RESPONSE:
-		if (r != 0 || !m.id || !m.result == !m.error)
+	case JSONRPC_RESPONSE: /* never answered; well formed unless message says why */
+		if (r != 0 || m.method || (!m.id && !m.result && !m.error))
+			abort();
+		if (!m.message &&
+		    (!(jsonrpc_valid_id(m.id) || json_is_null(m.id)) || !m.result == !m.error))
 			abort();
 		break;
 	}

@@ -539,8 +539,10 @@ static bool on_line(void *data, enum jsonl_event ev, const char *line, size_t le
 		case JSONRPC_NOTIFICATION:
 			on_notification(s, &m);
 			break;
-		case JSONRPC_RESPONSE:
-			log_debug("mcp: a response to nothing we asked: ignored");
+		case JSONRPC_RESPONSE: /* we never send requests: nothing to answer */
+			log_info("mcp: a response%s%s: dropped",
+				 m.message ? ", malformed: " : " to nothing we asked",
+				 m.message ? m.message : "");
 			break;
 		}
 		jsonrpc_msg_clear(&m);

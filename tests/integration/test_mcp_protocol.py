@@ -255,6 +255,28 @@ def test_malformed_lines(mcp):
     assert m.close() == 0
 
 
+def test_a_response_is_never_answered(mcp):
+    """The server sends no requests, so whatever comes without a method but
+    with an id, a result or an error is a client's response to nothing:
+    dropped, even malformed (an error for id 5 would answer the client's
+    own request 5)."""
+    m = mcp("-v")
+    m.initialize()
+    for line in (b'{"jsonrpc":"2.0","id":5}', b'{"jsonrpc":"2.0","id":6,"error":3}',
+                 b'{"jsonrpc":"2.0","id":7,"result":{},"error":{}}',
+                 b'{"jsonrpc":"1.0","id":8,"result":{}}', b'{"jsonrpc":"2.0","id":1.5,"result":{}}',
+                 b'{"jsonrpc":"2.0","result":{}}', b'{"jsonrpc":"2.0","id":9,"result":{}}'):
+        m.send_raw(line + b"\n")
+    assert m.result("ping") == {}
+    assert not m.pending, m.pending
+    assert m.stderr().count("malformed") == 6, m.stderr()
+    # no method and nothing of a response: an invalid request, as JSON-RPC says
+    m.send_raw(b'{"jsonrpc":"2.0"}\n')
+    r = m.next(lambda x: "error" in x, what="the error for a message of nothing")
+    assert r["id"] is None and r["error"]["code"] == -32600, r
+    assert m.close() == 0
+
+
 def test_unknown_method(mcp):
     m = mcp()
     m.initialize()
