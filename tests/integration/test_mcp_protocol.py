@@ -556,6 +556,37 @@ def test_stdin_closed_while_a_call_cannot_stop(db, sshd, tunnel):
         sshd.cont()
 
 
+def test_cancel_a_call_that_cannot_stop_then_the_queue_goes_on(db, sshd, tunnel):
+    """bridge_up does not wait on the cancel flag: cancelled, its reply is
+    dropped at once, but it holds the single worker until its current step
+    ends (here: the first outcome, bounded by its timeout). The call queued
+    behind it is answered then, the cancelled one never."""
+    db.write_config({"s1": tunnel(sshd, free_port(), free_port())})
+    sshd.stop_signal()  # sshd accepts nothing: up waits for its timeout
+    m = Mcp(db, "-v")
+    try:
+        m.initialize()
+        t0 = time.monotonic()
+        up = m.start("tools/call", {"name": "bridge_up",
+                                    "arguments": {"names": ["s1"], "timeout": 2}})
+        queued = m.start("tools/call", {"name": "bridge_status", "arguments": {}})
+        m.notify("notifications/cancelled", {"requestId": up, "reason": "changed my mind"})
+        assert m.result("ping") == {}  # the loop answers meanwhile
+        res = m.reply(queued, timeout=15)["result"]
+        took = time.monotonic() - t0
+        assert res["isError"] is False and res["structuredContent"]["bridges"], res
+        assert 1.5 < took < 10, "the queued call was answered %.2fs after the cancel" % took
+        # replies go out in order: the cancelled call's would be there by now
+        assert not [x for x in m.pending if x.get("id") == up], m.pending
+        assert "cancelled: no reply" in m.stderr()
+        assert m.close() == 0
+    finally:
+        if m.proc.poll() is None:
+            m.proc.kill()
+            m.proc.wait()
+        sshd.cont()
+
+
 def test_replies_to_what_was_asked_before_stdin_closed(mcp):
     m = mcp()
     m.send_raw(b"".join(json.dumps(x).encode() + b"\n" for x in [
