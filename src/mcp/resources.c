@@ -14,6 +14,7 @@
  * catalog resources can be subscribed to but never change while we run
  * (the catalog is read with the config, at start). */
 #include "app/catalog.h"
+#include "app/config.h"
 #include "core/log.h"
 #include "core/schema.h"
 #include "core/util.h"
@@ -56,24 +57,33 @@ static enum uri_kind classify(const char *uri, char *name, size_t n)
 	return cfg_name_valid(name) ? URI_LOG : URI_NONE;
 }
 
+static json_t *resource(const char *uri, const char *name, const char *title, const char *desc)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "uri", uri, "name", name, "title", title,
+			 "description", desc, "mimeType", MIME_JSON);
+}
+
+/* The catalog's URIs only when the config names a catalog: without one,
+ * reading them can only fail. */
 void mcp_resources_list(struct mcp_server *s, json_t *id, json_t *params)
 {
-	json_t *list = json_pack(
-	    "[{s:s, s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s, s:s}]",
-	    "uri", STATUS_URI, "name", "status", "title", "Bridge status", "description",
-	    "Every bridge's state, as `devbridge status --json`: {\"bridges\":[...]}. "
-	    "Subscribe to hear when a bridge changes state.",
-	    "mimeType", MIME_JSON,
-	    /* */
-	    "uri", DOMAINS_URI, "name", "domains", "title", "Catalog domains", "description",
-	    "The OpsCatalog's domains with their target and bridge counts, as `devbridge "
-	    "catalog list --json`.",
-	    "mimeType", MIME_JSON,
-	    /* */
-	    "uri", TARGETS_URI, "name", "targets", "title", "Catalog targets", "description",
-	    "Every host of the OpsCatalog (host, ssh user and port, tags), as `devbridge "
-	    "targets --json`.",
-	    "mimeType", MIME_JSON);
+	json_t *list = json_array();
+	json_array_append_new(
+	    list,
+	    resource(STATUS_URI, "status", "Bridge status",
+		     "Every bridge's state, as `devbridge status --json`: {\"bridges\":[...]}. "
+		     "Subscribe to hear when a bridge changes state."));
+	if (s->app->cfg && s->app->cfg->catalog_path) {
+		json_array_append_new(
+		    list, resource(DOMAINS_URI, "domains", "Catalog domains",
+				   "The OpsCatalog's domains with their target and bridge counts, "
+				   "as `devbridge catalog list --json`."));
+		json_array_append_new(
+		    list,
+		    resource(TARGETS_URI, "targets", "Catalog targets",
+			     "Every host of the OpsCatalog (host, ssh user and port, tags), as "
+			     "`devbridge targets --json`."));
+	}
 	mcp_reply(s, id, json_pack("{s:o}", "resources", list));
 }
 

@@ -523,8 +523,10 @@ static bool on_line(void *data, enum jsonl_event ev, const char *line, size_t le
 	struct mcp_server *s = data;
 	if (ev == JSONL_TOO_LONG) {
 		log_warn("mcp: a line over %u bytes: discarded", JSONRPC_MAX_LINE);
-		mcp_send_error(s, NULL, JSONRPC_INVALID_REQUEST,
-			       "Invalid Request: message over 4194304 bytes, discarded", NULL);
+		char msg[80];
+		snprintf(msg, sizeof msg, "Invalid Request: message over %u bytes, discarded",
+			 JSONRPC_MAX_LINE);
+		mcp_send_error(s, NULL, JSONRPC_INVALID_REQUEST, msg, NULL);
 	} else {
 		struct jsonrpc_msg m;
 		jsonrpc_parse(line, len, &m);

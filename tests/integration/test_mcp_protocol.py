@@ -447,6 +447,11 @@ def test_tool_errors(mcp):
             assert w in env["error"]["message"], (w, env)
     res = m.tool("bridge_wait", {"name": "t1", "timeout": 0})
     assert "between 1 and 50, got 0" in json.loads(res["content"][0]["text"])["error"]["message"]
+    # docs/mcp.md's example, word for word
+    res = m.tool("bridge_up", {"timeout": 0})
+    assert res["content"][0]["text"] == (
+        '{"error":{"code":2,"name":"usage","message":"invalid arguments: argument '
+        "'timeout': must be between 1 and 45, got 0\"}}"), res
     res = m.tool("bridge_wait", {})
     assert "'name' is required" in json.loads(res["content"][0]["text"])["error"]["message"]
     # the tool's own failure: the --json envelope, no structuredContent
@@ -694,9 +699,12 @@ def test_catalog_resources(mcp, db_nosshd):
         assert r.returncode == 0, r
         assert json.loads(c["text"]) == r.json(), uri
     assert m.close() == 0
-    # no catalog_path: the operation's error, its envelope in data
+    # no catalog_path: not listed; read anyway, the operation's error, its
+    # envelope in data
     m = mcp()
     m.initialize()
+    uris = [r["uri"] for r in m.result("resources/list")["resources"]]
+    assert uris == ["bridge://status"]
     err = m.error("resources/read", {"uri": "catalog://targets"}, -32603)
     assert err["data"]["error"]["name"] == "invalid_config", err
     assert "catalog_path" in err["message"], err
