@@ -390,6 +390,11 @@ static void do_tools_call(struct mcp_server *s, json_t *id, json_t *params)
 	size_t i = (size_t)(t - mcp_tools);
 	/* A copy: the worker thread will own it, nothing else holds it. */
 	json_t *own = args ? json_deep_copy(args) : json_object();
+	/* --profile NAME: the default of a tool's `profile`, as it is for
+	 * `connect` and `intercept`; the call's own wins. */
+	if (own && s->profile && !json_object_get(own, "profile") &&
+	    json_object_get(json_object_get(s->in_schema[i], "properties"), "profile"))
+		json_object_set_new(own, "profile", json_string(s->profile));
 	char why[512];
 	if (own && argcheck(s->in_schema[i], own, why, sizeof why) < 0) {
 		json_decref(own);
@@ -661,9 +666,10 @@ static void release_stdio(struct mcp_server *s, int in_flags, int out_flags)
 	}
 }
 
-int mcp_serve(struct app *a)
+int mcp_serve(struct app *a, const char *profile)
 {
-	struct mcp_server s = {.app = a, .in_fd = -1, .out_fd = -1, .wake_r = -1, .wake_w = -1};
+	struct mcp_server s = {
+	    .app = a, .profile = profile, .in_fd = -1, .out_fd = -1, .wake_r = -1, .wake_w = -1};
 	s.queue_tail = &s.queue;
 	buf_init(&s.out, MCP_OUT_MAX);
 	int in_flags = fcntl(STDIN_FILENO, F_GETFL), out_flags = fcntl(STDOUT_FILENO, F_GETFL);
@@ -684,7 +690,8 @@ int mcp_serve(struct app *a)
 		log_error("mcp: cannot start: %s", strerror(-r));
 		s.exit_code = EXIT_ERROR;
 	} else {
-		log_info("mcp: serving on stdio (%zu tools, state %s)", mcp_n_tools, a->state_dir);
+		log_info("mcp: serving on stdio (%zu tools, state %s%s%s)", mcp_n_tools,
+			 a->state_dir, profile ? ", profile " : "", profile ? profile : "");
 		read_stdin(&s);
 		if (!s.stopping && (r = loop_run(s.loop)) < 0) {
 			log_error("mcp: event loop: %s", strerror(-r));

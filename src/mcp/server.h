@@ -53,6 +53,7 @@ struct mcp_server {
 	struct loop_defer resume; /* read stdin again (backpressure over) */
 	/* the session */
 	const char *version;		  /* negotiated by initialize; NULL before */
+	const char *profile;		  /* --profile: a tool's `profile` when it gives none */
 	bool initialized;		  /* notifications/initialized seen */
 	json_t **in_schema, **out_schema; /* per tool, parsed once */
 	/* the work queue (calls.c) */

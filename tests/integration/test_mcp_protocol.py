@@ -795,13 +795,22 @@ def test_2026_07_28_is_refused_with_the_revisions_we_speak(mcp):
 def test_mcp_config(db_nosshd, tmp_path):
     db = db_nosshd
     offline_tunnel(db)
-    state = tmp_path / "elsewhere"
+    state = tmp_path / "new" / "dir"
     r = db.run("--config", db.config, "--state-dir", str(state), "--json", "mcp", "config")
     assert r.returncode == 0, r
     entry = r.json()["mcpServers"]["devbridge"]
     assert entry["command"] == os.path.realpath(db.bin)
     assert entry["args"] == ["--config", os.path.realpath(db.config), "mcp"]
     assert entry["env"] == {"DEVBRIDGE_STATE_DIR": str(state)}
+    # it only names the directory: the server creates it when it starts
+    assert not (tmp_path / "new").exists()
+    # --profile goes along (the server's default for the tools' profile)
+    r = db.run("--config", db.config, "--profile", "staging", "--json", "mcp", "config")
+    assert r.returncode == 0, r
+    assert r.json()["mcpServers"]["devbridge"]["args"] == [
+        "--config", os.path.realpath(db.config), "--profile", "staging", "mcp"]
+    r = db.run("--config", db.config, "--profile", "staging", "mcp", "config")
+    assert "--config %s --profile staging mcp" % os.path.realpath(db.config) in r.stdout, r
     r = db.run("--config", db.config, "mcp", "config")
     assert r.returncode == 0, r
     assert "claude mcp add --scope user devbridge" in r.stdout
@@ -810,6 +819,21 @@ def test_mcp_config(db_nosshd, tmp_path):
     assert '"mcpServers"' in r.stdout
     r = db.run("mcp", "bogus")
     assert r.returncode == 2 and "bogus" in r.stderr, r
+
+
+def test_profile_is_the_tools_default(mcp):
+    """`devbridge --profile NAME mcp` (what `mcp config --profile` prints):
+    NAME is the profile of k8s_connect and intercept_start when the call
+    names none, as --profile is for `connect` and `intercept`."""
+    m = mcp("--profile", "ghost")
+    m.initialize()
+    for tool, args, name in (("k8s_connect", {}, "ghost"), ("intercept_start", {}, "ghost"),
+                             ("k8s_connect", {"profile": "mine"}, "mine")):
+        res = m.tool(tool, args)
+        env = json.loads(res["content"][0]["text"])
+        assert res["isError"] is True and "no profile '%s'" % name in env["error"]["message"], env
+    assert m.tool("bridge_status")["isError"] is False  # a tool without profile: untouched
+    assert m.close() == 0
 
 
 def test_mcp_help(db_nosshd):

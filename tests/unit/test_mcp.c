@@ -155,8 +155,9 @@ static void test_register_doc(void)
 {
 	json_t *doc;
 	char *line;
-	ASSERT_EQ(mcp_register_doc("/opt/db/devbridge", "/etc/my cfg.yaml", "/var/st", &doc, &line),
-		  0);
+	ASSERT_EQ(
+	    mcp_register_doc("/opt/db/devbridge", "/etc/my cfg.yaml", NULL, "/var/st", &doc, &line),
+	    0);
 	char *text = json_dumps(doc, JSON_COMPACT);
 	ASSERT_STR_EQ(text, "{\"mcpServers\":{\"devbridge\":{\"command\":\"/opt/db/devbridge\","
 			    "\"args\":[\"--config\",\"/etc/my cfg.yaml\",\"mcp\"],"
@@ -167,11 +168,24 @@ static void test_register_doc(void)
 	free(text);
 	free(line);
 	json_decref(doc);
-	ASSERT_EQ(mcp_register_doc("/bin/devbridge", NULL, NULL, &doc, &line), 0);
+	ASSERT_EQ(mcp_register_doc("/bin/devbridge", NULL, NULL, NULL, &doc, &line), 0);
 	text = json_dumps(doc, JSON_COMPACT);
 	ASSERT_STR_EQ(text, "{\"mcpServers\":{\"devbridge\":{\"command\":\"/bin/devbridge\","
 			    "\"args\":[\"mcp\"],\"env\":{}}}}");
 	ASSERT_STR_EQ(line, "claude mcp add --scope user devbridge -- /bin/devbridge mcp");
+	free(text);
+	free(line);
+	json_decref(doc);
+	/* --profile goes with the config, before the command */
+	ASSERT_EQ(mcp_register_doc("/bin/devbridge", "/c.yaml", "stag ing", NULL, &doc, &line), 0);
+	text = json_dumps(
+	    json_object_get(json_object_get(json_object_get(doc, "mcpServers"), "devbridge"),
+			    "args"),
+	    JSON_COMPACT);
+	ASSERT_STR_EQ(text, "[\"--config\",\"/c.yaml\",\"--profile\",\"stag ing\",\"mcp\"]");
+	ASSERT_STR_EQ(line,
+		      "claude mcp add --scope user devbridge -- /bin/devbridge --config /c.yaml "
+		      "--profile 'stag ing' mcp");
 	free(text);
 	free(line);
 	json_decref(doc);
