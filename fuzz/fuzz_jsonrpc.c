@@ -1,10 +1,13 @@
 /* Fuzz the JSON-RPC classifier: any bytes give a message of one kind,
  * the pointers it hands out point into its own document, an invalid one
  * carries a code and a message, and the reply built for it (the error,
- * or a result for a request) dumps to one line that parses back as a
- * response to the same id. */
+ * or a result for a request, and the "Method not found" that quotes its
+ * method as server.c does: at most 256 bytes, cut between characters)
+ * dumps to one line that parses back as a response to the same id. */
+#include "core/util.h"
 #include "proto/jsonrpc.h"
 
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,13 +50,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		reply_roundtrip(
 		    jsonrpc_result(m.id, json_incref(m.params ? m.params : json_null())), m.id);
+		char msg[320];
+		snprintf(msg, sizeof msg, "Method not found: %.*s", (int)utf8_trunc(m.method, 256),
+			 m.method);
+		reply_roundtrip(jsonrpc_error(m.id, JSONRPC_METHOD_NOT_FOUND, msg, NULL), m.id);
 		break;
 	case JSONRPC_NOTIFICATION:
 		if (r != 0 || !m.method || m.id)
 			abort();
 		break;
-	case JSONRPC_RESPONSE:
-		if (r != 0 || !m.id || !m.result == !m.error)
+	case JSONRPC_RESPONSE: /* never answered; well formed unless message says why */
+		if (r != 0 || m.method || (!m.id && !m.result && !m.error))
+			abort();
+		if (!m.message &&
+		    (!(jsonrpc_valid_id(m.id) || json_is_null(m.id)) || !m.result == !m.error))
 			abort();
 		break;
 	}

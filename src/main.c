@@ -3,6 +3,7 @@
  * side: cli runs every command but `mcp`, which the mcp layer serves (cli
  * may not call up into it, so the dispatch is here). */
 #include "cli/cli.h"
+#include "core/state.h"
 #include "core/util.h"
 #include "mcp/mcp.h"
 
@@ -13,6 +14,17 @@
 #include <string.h>
 #include <unistd.h>
 
+/* dir made absolute against the working directory; it need not exist. */
+static char *absolute(const char *dir)
+{
+	if (dir[0] == '/')
+		return strdup(dir);
+	char *cwd = getcwd(NULL, 0);
+	char *abs = cwd ? strdup_printf("%s/%s", cwd, dir) : NULL;
+	free(cwd);
+	return abs;
+}
+
 /* `devbridge mcp config`: the .mcp.json entry and the `claude mcp add` line. */
 static int mcp_config(struct cli *c)
 {
@@ -22,14 +34,23 @@ static int mcp_config(struct cli *c)
 		return cli_error(c, EXIT_ERROR, "cannot find this executable's path");
 	exe[n] = '\0';
 	/* The state directory only when one was chosen: else the server
-	 * finds the same default the client's user has. */
+	 * finds the same default the client's user has.  Only named here:
+	 * the server creates it when it starts. */
 	bool chosen =
 	    c->state_dir_opt || getenv("DEVBRIDGE_STATE_DIR") || getenv("BRIDGE_STATE_DIR");
-	char *state = chosen ? realpath(c->state_dir, NULL) : NULL;
+	char *dir = NULL, *state = NULL;
+	if (chosen && state_dir_resolve(c->state_dir_opt, &dir) == 0 &&
+	    !(state = realpath(dir, NULL)))
+		state = absolute(dir);
+	if (chosen && !state) {
+		free(dir);
+		return cli_error(c, EXIT_ERROR, "out of memory");
+	}
 	json_t *doc;
 	char *line;
-	int r = mcp_register_doc(exe, app_no_config(&c->app) ? NULL : c->config_path,
-				 chosen ? (state ? state : c->state_dir) : NULL, &doc, &line);
+	int r = mcp_register_doc(exe, app_no_config(cli_app(c)) ? NULL : c->config_path, c->profile,
+				 state, &doc, &line);
+	free(dir);
 	free(state);
 	if (r < 0)
 		return cli_error(c, EXIT_ERROR, "out of memory");
@@ -50,15 +71,17 @@ static int mcp_config(struct cli *c)
 static int run_mcp(struct cli *c)
 {
 	int r = cli_load_config_optional(c);
-	if (r || (r = cli_state_dir(c)))
+	if (r)
 		return r;
-	struct app *a = cli_app(c);
-	if (c->argc == 0)
-		return mcp_serve(a);
 	if (c->argc == 1 && strcmp(c->argv[0], "config") == 0)
 		return mcp_config(c);
-	return cli_error(c, EXIT_USAGE, "mcp: unexpected '%s' (usage: devbridge mcp [config])",
-			 c->argv[0]);
+	if (c->argc > 0)
+		return cli_error(c, EXIT_USAGE,
+				 "mcp: unexpected '%s' (usage: devbridge mcp [config])",
+				 c->argv[0]);
+	if ((r = cli_state_dir(c)))
+		return r;
+	return mcp_serve(cli_app(c), c->profile);
 }
 
 int main(int argc, char **argv)

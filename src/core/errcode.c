@@ -1,5 +1,6 @@
 /* errcode.c - see errcode.h. */
 #include "core/errcode.h"
+#include "core/util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -141,7 +142,11 @@ int err_set(struct err *e, int code, const char *fmt, ...)
 	e->code = code;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(e->message, sizeof e->message, fmt, ap);
+	int n = vsnprintf(e->message, sizeof e->message, fmt, ap);
 	va_end(ap);
+	/* Cut whole characters: the message goes into JSON (--json, MCP),
+	 * which must be valid UTF-8. */
+	if (n >= (int)sizeof e->message)
+		e->message[utf8_trunc(e->message, sizeof e->message - 1)] = '\0';
 	return code;
 }

@@ -296,6 +296,21 @@ void text_sanitize(char *s)
 			*s = '?';
 }
 
+size_t utf8_trunc(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max);
+	/* Back over the continuation bytes (10xxxxxx) to the last character's
+	 * lead byte, which says how long that character is. */
+	for (size_t back = 1; back <= 4 && back <= n; back++) {
+		unsigned char c = (unsigned char)s[n - back];
+		if ((c & 0xc0) == 0x80)
+			continue;
+		size_t len = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+		return len > back ? n - back : n;
+	}
+	return n;
+}
+
 void freep(void *p)
 {
 	free(*(void **)p);

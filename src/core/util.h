@@ -66,6 +66,12 @@ int random_hex(char *buf, size_t len);
  * peer chose must not drive the terminal that later shows it. */
 void text_sanitize(char *s);
 
+/* How many bytes of s, at most max, to keep so the cut does not split a
+ * UTF-8 character: "%.*s" with it echoes peer text (or cuts a formatted
+ * message) and stays valid UTF-8, which JSON needs.  Reads at most max
+ * bytes of s. */
+size_t utf8_trunc(const char *s, size_t max);
+
 /* Expand a leading "~/" (or a lone "~") with $HOME.  Returns a malloc'd
  * string (a copy when there is nothing to expand) or NULL. */
 char *expand_home(const char *path);

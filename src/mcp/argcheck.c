@@ -1,6 +1,7 @@
 /* argcheck.c - see argcheck.h.  Messages name the argument and say what
  * was expected and what came, in words a model can act on. */
 #include "mcp/argcheck.h"
+#include "core/util.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -277,8 +278,10 @@ int argcheck(const json_t *schema, const json_t *args, char *msg, size_t n)
 					break;
 				off += (size_t)w;
 			}
-			snprintf(msg, n, "unknown argument '%s' (this tool takes %s)", key,
-				 off ? names : "no arguments");
+			/* The client's key, cut between characters (the message
+			 * is JSON) and short enough to leave room for the list. */
+			snprintf(msg, n, "unknown argument '%.*s' (this tool takes %s)",
+				 (int)utf8_trunc(key, 128), key, off ? names : "no arguments");
 			return -1;
 		}
 		if (check_value(s, v, key, msg, n) < 0)

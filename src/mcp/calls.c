@@ -37,7 +37,9 @@ static void call_progress(struct mcp_call *c, double done, double total, const c
 	pthread_mutex_lock(&j->mu);
 	j->done = done;
 	j->total = total;
-	snprintf(j->message, sizeof j->message, "%s", message ? message : "");
+	message = message ? message : "";
+	snprintf(j->message, sizeof j->message, "%.*s",
+		 (int)utf8_trunc(message, sizeof j->message - 1), message);
 	if (!j->progress_pending && j->srv) {
 		/* Under mu: the server closes the pipe only after letting go
 		 * of the job (mcp_jobs_abandon), which takes mu too. */
@@ -244,6 +246,7 @@ void mcp_jobs_abandon(struct mcp_server *s)
 	if (!j)
 		return;
 	s->running = NULL;
+	s->abandoned = true;
 	atomic_store(&j->cancelled, true);
 	atomic_store(&j->stop, true);
 	pthread_mutex_lock(&j->mu);

@@ -60,15 +60,18 @@ extern const size_t mcp_n_tools;
 const struct mcp_tool *mcp_tool_find(const char *name);
 
 /* `devbridge mcp`: serve on stdin/stdout until stdin closes.  Logs go to
- * stderr.  Returns the process exit code. */
-int mcp_serve(struct app *a);
+ * stderr.  profile (--profile; NULL: none) is the default of the tools'
+ * `profile` argument (k8s_connect, intercept_start), as for the CLI.  Returns the process exit
+ * code, or, when a call had to be left running on its thread (stdin closed 1.5 s ago, a signal),
+ * ends the process with it (_exit): nothing of `a` may be freed under that call. */
+int mcp_serve(struct app *a, const char *profile);
 
 /* `devbridge mcp config`: the .mcp.json entry {"mcpServers":{"devbridge":
  * {command, args, env}}} that starts `exe` (absolute) with config_path
- * (absolute; NULL: none) and state_dir (NULL: the default one), and the
- * same as a `claude mcp add` line (malloc'd).  0, or -1 when out of
- * memory. */
-int mcp_register_doc(const char *exe, const char *config_path, const char *state_dir,
-		     json_t **ret_doc, char **ret_line);
+ * (absolute; NULL: none), profile (--profile; NULL: none) and state_dir
+ * (NULL: the default one), and the same as a `claude mcp add` line
+ * (malloc'd).  0, or -1 when out of memory. */
+int mcp_register_doc(const char *exe, const char *config_path, const char *profile,
+		     const char *state_dir, json_t **ret_doc, char **ret_line);
 
 #endif

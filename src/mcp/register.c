@@ -8,21 +8,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-int mcp_register_doc(const char *exe, const char *config_path, const char *state_dir,
-		     json_t **ret_doc, char **ret_line)
+int mcp_register_doc(const char *exe, const char *config_path, const char *profile,
+		     const char *state_dir, json_t **ret_doc, char **ret_line)
 {
-	json_t *args = json_array(), *env = json_object();
+	/* The command line: EXE [--config PATH] [--profile NAME] mcp */
+	const char *argv[7];
+	size_t n = 0;
+	argv[n++] = exe;
 	if (config_path) {
-		json_array_append_new(args, json_string("--config"));
-		json_array_append_new(args, json_string(config_path));
+		argv[n++] = "--config";
+		argv[n++] = config_path;
 	}
-	json_array_append_new(args, json_string("mcp"));
+	if (profile) {
+		argv[n++] = "--profile";
+		argv[n++] = profile;
+	}
+	argv[n++] = "mcp";
+	argv[n] = NULL;
+	json_t *args = json_array(), *env = json_object();
+	for (size_t i = 1; i < n; i++)
+		json_array_append_new(args, json_string(argv[i]));
 	if (state_dir)
 		json_object_set_new(env, "DEVBRIDGE_STATE_DIR", json_string(state_dir));
 	json_t *doc = json_pack("{s:{s:{s:s, s:o, s:o}}}", "mcpServers", "devbridge", "command",
 				exe, "args", args, "env", env);
 	/* claude mcp add [--scope user] NAME [-e K=V]... -- COMMAND ARGS... */
-	char *q_exe = shell_quote(exe), *q_cfg = config_path ? shell_quote(config_path) : NULL;
+	char *cmd = argv_format((char *const *)argv);
 	char *q_env = NULL;
 	if (state_dir) {
 		char *kv = strdup_printf("DEVBRIDGE_STATE_DIR=%s", state_dir);
@@ -30,12 +41,10 @@ int mcp_register_doc(const char *exe, const char *config_path, const char *state
 		free(kv);
 	}
 	char *line = NULL;
-	if (doc && q_exe && (!config_path || q_cfg) && (!state_dir || q_env))
-		line = strdup_printf("claude mcp add --scope user devbridge%s%s -- %s%s%s mcp",
-				     q_env ? " -e " : "", q_env ? q_env : "", q_exe,
-				     q_cfg ? " --config " : "", q_cfg ? q_cfg : "");
-	free(q_exe);
-	free(q_cfg);
+	if (doc && cmd && (!state_dir || q_env))
+		line = strdup_printf("claude mcp add --scope user devbridge%s%s -- %s",
+				     q_env ? " -e " : "", q_env ? q_env : "", cmd);
+	free(cmd);
 	free(q_env);
 	if (!line) {
 		json_decref(doc);

@@ -11,9 +11,11 @@
  * NAME.state by rename on every state change and appends to NAME.log;
  * watch.h reports both, and each subscribed URI they touch gets one
  * notifications/resources/updated per burst (MCP_COALESCE_MS).  The
- * catalog resources can be subscribed to but never change while we run
- * (the catalog is read with the config, at start). */
+ * catalog resources can be subscribed to, but nothing is sent for them:
+ * we watch the state directory, not catalog_path (a read reads the
+ * catalog afresh). */
 #include "app/catalog.h"
+#include "app/config.h"
 #include "core/log.h"
 #include "core/schema.h"
 #include "core/util.h"
@@ -56,25 +58,34 @@ static enum uri_kind classify(const char *uri, char *name, size_t n)
 	return cfg_name_valid(name) ? URI_LOG : URI_NONE;
 }
 
+static json_t *resource(const char *uri, const char *name, const char *title, const char *desc)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "uri", uri, "name", name, "title", title,
+			 "description", desc, "mimeType", MIME_JSON);
+}
+
+/* The catalog's URIs only when the config names a catalog: without one,
+ * reading them can only fail. */
 void mcp_resources_list(struct mcp_server *s, json_t *id, json_t *params)
 {
-	json_t *list = json_pack(
-	    "[{s:s, s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s, s:s}, {s:s, s:s, s:s, s:s, s:s}]",
-	    "uri", STATUS_URI, "name", "status", "title", "Bridge status", "description",
-	    "Every bridge's state, as `devbridge status --json`: {\"bridges\":[...]}. "
-	    "Subscribe to hear when a bridge changes state.",
-	    "mimeType", MIME_JSON,
-	    /* */
-	    "uri", DOMAINS_URI, "name", "domains", "title", "Catalog domains", "description",
-	    "The OpsCatalog's domains with their target and bridge counts, as `devbridge "
-	    "catalog list --json`.",
-	    "mimeType", MIME_JSON,
-	    /* */
-	    "uri", TARGETS_URI, "name", "targets", "title", "Catalog targets", "description",
-	    "Every host of the OpsCatalog (host, ssh user and port, tags), as `devbridge "
-	    "targets --json`.",
-	    "mimeType", MIME_JSON);
-	mcp_send(s, jsonrpc_result(id, json_pack("{s:o}", "resources", list)));
+	json_t *list = json_array();
+	json_array_append_new(
+	    list,
+	    resource(STATUS_URI, "status", "Bridge status",
+		     "Every bridge's state, as `devbridge status --json`: {\"bridges\":[...]}. "
+		     "Subscribe to hear when a bridge changes state."));
+	if (s->app->cfg && s->app->cfg->catalog_path) {
+		json_array_append_new(
+		    list, resource(DOMAINS_URI, "domains", "Catalog domains",
+				   "The OpsCatalog's domains with their target and bridge counts, "
+				   "as `devbridge catalog list --json`."));
+		json_array_append_new(
+		    list,
+		    resource(TARGETS_URI, "targets", "Catalog targets",
+			     "Every host of the OpsCatalog (host, ssh user and port, tags), as "
+			     "`devbridge targets --json`."));
+	}
+	mcp_reply(s, id, json_pack("{s:o}", "resources", list));
 }
 
 void mcp_resources_templates(struct mcp_server *s, json_t *id, json_t *params)
@@ -84,11 +95,10 @@ void mcp_resources_templates(struct mcp_server *s, json_t *id, json_t *params)
 		 "The last %d audit events of bridge NAME, as `devbridge logs NAME -n %d --json`: "
 		 "{\"name\", \"events\":[...]}.",
 		 MCP_LOG_EVENTS, MCP_LOG_EVENTS);
-	mcp_send(
-	    s, jsonrpc_result(id, json_pack("{s:[{s:s, s:s, s:s, s:s, s:s}]}", "resourceTemplates",
-					    "uriTemplate", "bridge://{name}/log", "name", "log",
-					    "title", "Bridge audit log", "description", desc,
-					    "mimeType", MIME_JSON)));
+	mcp_reply(s, id,
+		  json_pack("{s:[{s:s, s:s, s:s, s:s, s:s}]}", "resourceTemplates", "uriTemplate",
+			    "bridge://{name}/log", "name", "log", "title", "Bridge audit log",
+			    "description", desc, "mimeType", MIME_JSON));
 }
 
 /* --- reads (jobs) --- */
@@ -140,8 +150,9 @@ static void finish_read(struct mcp_server *s, struct mcp_job *j)
 			       NULL);
 		return;
 	}
-	mcp_send(s, jsonrpc_result(j->id, json_pack("{s:[{s:s, s:s, s:s}]}", "contents", "uri",
-						    j->uri, "mimeType", MIME_JSON, "text", text)));
+	mcp_reply(s, j->id,
+		  json_pack("{s:[{s:s, s:s, s:s}]}", "contents", "uri", j->uri, "mimeType",
+			    MIME_JSON, "text", text));
 	free(text);
 }
 
@@ -156,8 +167,9 @@ static const char *take_uri(struct mcp_server *s, json_t *id, json_t *params)
 		return NULL;
 	}
 	if (classify(uri, name, sizeof name) == URI_NONE) {
-		char msg[320];
-		snprintf(msg, sizeof msg, "Resource not found: %.256s", uri);
+		char msg[MCP_ECHO_MAX + 64];
+		snprintf(msg, sizeof msg, "Resource not found: %.*s",
+			 (int)utf8_trunc(uri, MCP_ECHO_MAX), uri);
 		mcp_send_error(s, id, MCP_RESOURCE_NOT_FOUND, msg, json_pack("{s:s}", "uri", uri));
 		return NULL;
 	}
@@ -243,7 +255,7 @@ void mcp_resources_subscribe(struct mcp_server *s, json_t *id, json_t *params, b
 			free(s->subs[i].uri);
 			s->subs[i] = s->subs[--s->n_subs];
 		}
-		mcp_send(s, jsonrpc_result(id, json_object()));
+		mcp_reply(s, id, json_object());
 		return;
 	}
 	if (i == s->n_subs && s->n_subs == MCP_MAX_SUBSCRIPTIONS) {
@@ -271,7 +283,7 @@ void mcp_resources_subscribe(struct mcp_server *s, json_t *id, json_t *params, b
 		s->subs[s->n_subs++] = (struct mcp_sub){copy, false};
 		log_info("mcp: subscribed to %s", uri);
 	}
-	mcp_send(s, jsonrpc_result(id, json_object()));
+	mcp_reply(s, id, json_object());
 }
 
 void mcp_resources_free(struct mcp_server *s)

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -131,9 +132,41 @@ void mcp_send(struct mcp_server *s, json_t *msg)
 	flush_out(s);
 }
 
+/* The reply to id could not be built: jansson refuses a string that is
+ * not UTF-8 (a message holding a file name's bytes), or memory ran out.
+ * The request still gets an answer, a fixed ASCII one, so one bad reply
+ * never ends the session; only when even that cannot be built (no
+ * memory) does mcp_send end it. */
+static void send_unbuilt(struct mcp_server *s, json_t *id)
+{
+	log_error("mcp: a reply could not be built (not UTF-8, or out of memory): sending %d",
+		  JSONRPC_INTERNAL_ERROR);
+	mcp_send(s, jsonrpc_error(id, JSONRPC_INTERNAL_ERROR,
+				  "Internal error: the reply could not be built", NULL));
+}
+
+void mcp_reply(struct mcp_server *s, json_t *id, json_t *result)
+{
+	json_t *msg = jsonrpc_result(id, result);
+	if (msg)
+		mcp_send(s, msg);
+	else
+		send_unbuilt(s, id);
+}
+
 void mcp_send_error(struct mcp_server *s, json_t *id, int code, const char *message, json_t *data)
 {
-	mcp_send(s, jsonrpc_error(id, code, message, data));
+	json_t *msg = jsonrpc_error(id, code, message, data);
+	if (msg)
+		mcp_send(s, msg);
+	else
+		send_unbuilt(s, id);
+}
+
+static json_t *error_member(int code, const char *message)
+{
+	return json_pack("{s:i, s:s, s:s}", "code", code, "name", errcode_name(code), "message",
+			 message);
 }
 
 json_t *mcp_error_envelope(int code, const char *message, json_t *doc)
@@ -141,9 +174,12 @@ json_t *mcp_error_envelope(int code, const char *message, json_t *doc)
 	json_t *env = json_is_object(doc) ? doc : json_object();
 	if (env != doc)
 		json_decref(doc);
-	json_object_set_new(env, "error",
-			    json_pack("{s:i, s:s, s:s}", "code", code, "name", errcode_name(code),
-				      "message", message));
+	json_t *err = error_member(code, message);
+	/* A message that is not UTF-8 (bytes of a file name): the code and
+	 * name still say what failed; an envelope never lacks "error". */
+	if (!err)
+		err = error_member(code, "(the message is not valid UTF-8)");
+	json_object_set_new(env, "error", err);
 	return env;
 }
 
@@ -253,10 +289,10 @@ static void do_initialize(struct mcp_server *s, json_t *id, json_t *params)
 	const char *cver = json_string_value(json_object_get(ci, "version"));
 	log_info("mcp: initialize from %s %s, protocol %s (asked %s)", cname ? cname : "?",
 		 cver ? cver : "?", s->version, want);
-	mcp_send(s,
-		 jsonrpc_result(id, json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", s->version,
-					      "capabilities", capabilities(), "serverInfo",
-					      server_info(), "instructions", instructions)));
+	mcp_reply(s, id,
+		  json_pack("{s:s, s:o, s:o, s:s}", "protocolVersion", s->version, "capabilities",
+			    capabilities(), "serverInfo", server_info(), "instructions",
+			    instructions));
 }
 
 /* server/discover (2026-07-28) without a revision in _meta (a request
@@ -264,16 +300,16 @@ static void do_initialize(struct mcp_server *s, json_t *id, json_t *params)
  * which is initialize's revisions. */
 static void do_discover(struct mcp_server *s, json_t *id, json_t *params)
 {
-	mcp_send(s,
-		 jsonrpc_result(id, json_pack("{s:s, s:o, s:o, s:o, s:s}", "resultType", "complete",
-					      "supportedVersions", supported_versions(),
-					      "capabilities", capabilities(), "serverInfo",
-					      server_info(), "instructions", instructions)));
+	mcp_reply(s, id,
+		  json_pack("{s:s, s:o, s:o, s:o, s:s}", "resultType", "complete",
+			    "supportedVersions", supported_versions(), "capabilities",
+			    capabilities(), "serverInfo", server_info(), "instructions",
+			    instructions));
 }
 
 static void do_ping(struct mcp_server *s, json_t *id, json_t *params)
 {
-	mcp_send(s, jsonrpc_result(id, json_object()));
+	mcp_reply(s, id, json_object());
 }
 
 /* We hand out no cursors: any cursor is one we never gave. */
@@ -310,7 +346,7 @@ static void do_tools_list(struct mcp_server *s, json_t *id, json_t *params)
 	json_t *tools = json_array();
 	for (size_t i = 0; i < mcp_n_tools; i++)
 		json_array_append_new(tools, tool_json(s, i));
-	mcp_send(s, jsonrpc_result(id, json_pack("{s:o}", "tools", tools)));
+	mcp_reply(s, id, json_pack("{s:o}", "tools", tools));
 }
 
 static void run_tool(struct mcp_job *j)
@@ -322,7 +358,7 @@ static void run_tool(struct mcp_job *j)
 
 static void finish_tool(struct mcp_server *s, struct mcp_job *j)
 {
-	mcp_send(s, jsonrpc_result(j->id, mcp_tool_result(j)));
+	mcp_reply(s, j->id, mcp_tool_result(j));
 }
 
 /* Per the 2025-11-25 spec (server/tools, "Error Handling"): an unknown
@@ -339,8 +375,9 @@ static void do_tools_call(struct mcp_server *s, json_t *id, json_t *params)
 	}
 	const struct mcp_tool *t = mcp_tool_find(name);
 	if (!t) {
-		char msg[320];
-		snprintf(msg, sizeof msg, "Unknown tool: %.256s", name);
+		char msg[MCP_ECHO_MAX + 64];
+		snprintf(msg, sizeof msg, "Unknown tool: %.*s", (int)utf8_trunc(name, MCP_ECHO_MAX),
+			 name);
 		mcp_send_error(s, id, JSONRPC_INVALID_PARAMS, msg, NULL);
 		return;
 	}
@@ -353,13 +390,18 @@ static void do_tools_call(struct mcp_server *s, json_t *id, json_t *params)
 	size_t i = (size_t)(t - mcp_tools);
 	/* A copy: the worker thread will own it, nothing else holds it. */
 	json_t *own = args ? json_deep_copy(args) : json_object();
+	/* --profile NAME: the default of a tool's `profile`, as it is for
+	 * `connect` and `intercept`; the call's own wins. */
+	if (own && s->profile && !json_object_get(own, "profile") &&
+	    json_object_get(json_object_get(s->in_schema[i], "properties"), "profile"))
+		json_object_set_new(own, "profile", json_string(s->profile));
 	char why[512];
 	if (own && argcheck(s->in_schema[i], own, why, sizeof why) < 0) {
 		json_decref(own);
 		char msg[600];
 		snprintf(msg, sizeof msg, "invalid arguments: %s", why);
 		log_info("mcp: tools/call %s: %s", name, msg);
-		mcp_send(s, jsonrpc_result(id, mcp_tool_error(EXIT_USAGE, msg, NULL)));
+		mcp_reply(s, id, mcp_tool_error(EXIT_USAGE, msg, NULL));
 		return;
 	}
 	struct mcp_job *j = own ? mcp_job_new(s, id, params) : NULL;
@@ -445,17 +487,18 @@ static void on_request(struct mcp_server *s, struct jsonrpc_msg *m)
 	for (size_t i = 0; i < ARRAY_SIZE(methods) && !f; i++)
 		if (strcmp(m->method, methods[i].name) == 0)
 			f = &methods[i];
-	char msg[400];
+	char msg[MCP_ECHO_MAX + 100];
 	if (!f) {
-		snprintf(msg, sizeof msg, "Method not found: %.256s", m->method);
+		snprintf(msg, sizeof msg, "Method not found: %.*s",
+			 (int)utf8_trunc(m->method, MCP_ECHO_MAX), m->method);
 		mcp_send_error(s, m->id, JSONRPC_METHOD_NOT_FOUND, msg, NULL);
 		return;
 	}
 	if (f->needs_session && !s->version) {
 		snprintf(msg, sizeof msg,
-			 "Invalid Request: %.256s before initialize (the session starts with "
+			 "Invalid Request: %s before initialize (the session starts with "
 			 "initialize)",
-			 m->method);
+			 f->name);
 		mcp_send_error(s, m->id, MCP_NOT_INITIALIZED, msg, NULL);
 		return;
 	}
@@ -485,8 +528,10 @@ static bool on_line(void *data, enum jsonl_event ev, const char *line, size_t le
 	struct mcp_server *s = data;
 	if (ev == JSONL_TOO_LONG) {
 		log_warn("mcp: a line over %u bytes: discarded", JSONRPC_MAX_LINE);
-		mcp_send_error(s, NULL, JSONRPC_INVALID_REQUEST,
-			       "Invalid Request: message over 4194304 bytes, discarded", NULL);
+		char msg[80];
+		snprintf(msg, sizeof msg, "Invalid Request: message over %u bytes, discarded",
+			 JSONRPC_MAX_LINE);
+		mcp_send_error(s, NULL, JSONRPC_INVALID_REQUEST, msg, NULL);
 	} else {
 		struct jsonrpc_msg m;
 		jsonrpc_parse(line, len, &m);
@@ -501,8 +546,10 @@ static bool on_line(void *data, enum jsonl_event ev, const char *line, size_t le
 		case JSONRPC_NOTIFICATION:
 			on_notification(s, &m);
 			break;
-		case JSONRPC_RESPONSE:
-			log_debug("mcp: a response to nothing we asked: ignored");
+		case JSONRPC_RESPONSE: /* we never send requests: nothing to answer */
+			log_info("mcp: a response%s%s: dropped",
+				 m.message ? ", malformed: " : " to nothing we asked",
+				 m.message ? m.message : "");
 			break;
 		}
 		jsonrpc_msg_clear(&m);
@@ -619,9 +666,10 @@ static void release_stdio(struct mcp_server *s, int in_flags, int out_flags)
 	}
 }
 
-int mcp_serve(struct app *a)
+int mcp_serve(struct app *a, const char *profile)
 {
-	struct mcp_server s = {.app = a, .in_fd = -1, .out_fd = -1, .wake_r = -1, .wake_w = -1};
+	struct mcp_server s = {
+	    .app = a, .profile = profile, .in_fd = -1, .out_fd = -1, .wake_r = -1, .wake_w = -1};
 	s.queue_tail = &s.queue;
 	buf_init(&s.out, MCP_OUT_MAX);
 	int in_flags = fcntl(STDIN_FILENO, F_GETFL), out_flags = fcntl(STDOUT_FILENO, F_GETFL);
@@ -642,7 +690,8 @@ int mcp_serve(struct app *a)
 		log_error("mcp: cannot start: %s", strerror(-r));
 		s.exit_code = EXIT_ERROR;
 	} else {
-		log_info("mcp: serving on stdio (%zu tools, state %s)", mcp_n_tools, a->state_dir);
+		log_info("mcp: serving on stdio (%zu tools, state %s%s%s)", mcp_n_tools,
+			 a->state_dir, profile ? ", profile " : "", profile ? profile : "");
 		read_stdin(&s);
 		if (!s.stopping && (r = loop_run(s.loop)) < 0) {
 			log_error("mcp: event loop: %s", strerror(-r));
@@ -665,5 +714,15 @@ int mcp_serve(struct app *a)
 	jsonl_reader_free(s.in);
 	loop_free(s.loop);
 	free_schemas(&s);
+	if (s.abandoned) {
+		/* A call still runs on its thread, inside the app layer (ssh,
+		 * curl, kubectl) with the caller's config: returning would free
+		 * that config under it and run exit()'s handlers beside it.  End
+		 * here instead; what the thread holds goes with the process. */
+		log_info("mcp: a call is still running: exiting without tearing down");
+		fflush(stdout);
+		fflush(stderr);
+		_exit(s.exit_code);
+	}
 	return s.exit_code;
 }

@@ -30,6 +30,7 @@
 #define MCP_COALESCE_MS	      100	  /* resource updates: one notification per burst */
 #define MCP_LOG_EVENTS	      100	  /* bridge://NAME/log: the last N audit events */
 #define MCP_PROGRESS_MSG_MAX  256
+#define MCP_ECHO_MAX	      256 /* bytes of a peer's text (a method, a URI) an error quotes */
 
 struct jsonl_reader;
 struct mcp_job;
@@ -46,11 +47,13 @@ struct mcp_server {
 	bool out_watched;   /* waiting for stdout to take more */
 	bool eof;	    /* stdin closed: finishing */
 	bool stopping;	    /* loop_stop called */
+	bool abandoned;	    /* a call was left running on its thread: mcp_serve _exits */
 	int exit_code;
 	struct loop_timer grace;
 	struct loop_defer resume; /* read stdin again (backpressure over) */
 	/* the session */
 	const char *version;		  /* negotiated by initialize; NULL before */
+	const char *profile;		  /* --profile: a tool's `profile` when it gives none */
 	bool initialized;		  /* notifications/initialized seen */
 	json_t **in_schema, **out_schema; /* per tool, parsed once */
 	/* the work queue (calls.c) */
@@ -71,9 +74,14 @@ struct mcp_server {
 /* --- server.c --- */
 
 /* Queue one message for stdout; takes msg.  Never fails for the caller:
- * a reply that cannot be queued (out of memory, MCP_OUT_MAX) ends the
- * session, later, from the loop. */
+ * a message that cannot be queued (NULL: out of memory; MCP_OUT_MAX)
+ * ends the session, later, from the loop. */
 void mcp_send(struct mcp_server *s, json_t *msg);
+/* The reply to request id: a result (taken; NULL when it could not be
+ * built) or an error (takes data).  A reply that cannot be built (a
+ * message that is not UTF-8) is a fixed JSONRPC_INTERNAL_ERROR for id:
+ * a request is always answered, and only out of memory ends the session. */
+void mcp_reply(struct mcp_server *s, json_t *id, json_t *result);
 void mcp_send_error(struct mcp_server *s, json_t *id, int code, const char *message, json_t *data);
 /* A tool's failure as the --json error envelope: doc's members (if doc
  * is an object: the rows that did work) plus "error":{code,name,message}.
@@ -127,8 +135,9 @@ void mcp_job_cancel(struct mcp_server *s, json_t *id);
 void mcp_jobs_stop(struct mcp_server *s);
 /* Drop the queue and cancel the running job (no reply). */
 void mcp_jobs_shutdown(struct mcp_server *s);
-/* The grace period is over: forget the running job (its thread ends with
- * the process). */
+/* The grace period is over (or a signal, or stdout is gone): forget the
+ * running job.  Its thread ends with the process, which mcp_serve ends
+ * without tearing down (s->abandoned). */
 void mcp_jobs_abandon(struct mcp_server *s);
 int mcp_jobs_init(struct mcp_server *s);
 void mcp_jobs_free(struct mcp_server *s);

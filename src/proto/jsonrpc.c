@@ -4,7 +4,10 @@
  * a string or an integer (MCP forbids null; a fractional number is not an
  * integer), "jsonrpc" is exactly "2.0", params an object or an array (the
  * server says which it wants).  An invalid message is answered with the id
- * it carried when that id is valid, else with null, as §5 says. */
+ * it carried when that id is valid, else with null, as §5 says.  A message
+ * with no method but an id, a result or an error is a response, even a
+ * malformed one: it is never answered (the id is one the client chose for
+ * a request of its own, and a reply to a reply could bounce for ever). */
 #include "proto/jsonrpc.h"
 
 #include <stdlib.h>
@@ -25,6 +28,25 @@ int jsonrpc_valid_id(const json_t *id)
 	return id && (json_is_string(id) || json_is_integer(id));
 }
 
+/* A response (no method): well formed, or with `message` saying why not. */
+static int response(struct jsonrpc_msg *m, json_t *id, json_t *result, json_t *error)
+{
+	m->kind = JSONRPC_RESPONSE;
+	m->id = id;
+	m->result = result;
+	m->error = error;
+	const char *v = json_string_value(json_object_get(m->root, "jsonrpc"));
+	if (!v || strcmp(v, "2.0") != 0)
+		m->message = "jsonrpc is not \"2.0\"";
+	else if (!jsonrpc_valid_id(id) && !json_is_null(id))
+		m->message = "no valid id";
+	else if (!result == !error)
+		m->message = "not exactly one of result and error";
+	else if (error && !json_is_object(error))
+		m->message = "error is not an object";
+	return 0;
+}
+
 int jsonrpc_parse(const char *line, size_t len, struct jsonrpc_msg *m)
 {
 	memset(m, 0, sizeof *m);
@@ -40,6 +62,10 @@ int jsonrpc_parse(const char *line, size_t len, struct jsonrpc_msg *m)
 		return invalid(m, JSONRPC_INVALID_REQUEST, "Invalid Request: not a JSON object");
 	json_t *id = json_object_get(m->root, "id");
 	json_t *method = json_object_get(m->root, "method");
+	json_t *result = json_object_get(m->root, "result");
+	json_t *error = json_object_get(m->root, "error");
+	if (!method && (id || result || error))
+		return response(m, id, result, error);
 	if (jsonrpc_valid_id(id))
 		m->id = id;
 	else if (id && !(json_is_null(id) && !method))
@@ -50,28 +76,19 @@ int jsonrpc_parse(const char *line, size_t len, struct jsonrpc_msg *m)
 	if (!v || strcmp(v, "2.0") != 0)
 		return invalid(m, JSONRPC_INVALID_REQUEST,
 			       "Invalid Request: jsonrpc must be \"2.0\"");
-	if (method) {
-		if (!json_is_string(method))
-			return invalid(m, JSONRPC_INVALID_REQUEST,
-				       "Invalid Request: method must be a string");
-		json_t *params = json_object_get(m->root, "params");
-		if (params && !json_is_object(params) && !json_is_array(params))
-			return invalid(m, JSONRPC_INVALID_REQUEST,
-				       "Invalid Request: params must be an object or an array");
-		m->method = json_string_value(method);
-		m->params = params;
-		m->kind = id ? JSONRPC_REQUEST : JSONRPC_NOTIFICATION;
-		return 0;
-	}
-	json_t *result = json_object_get(m->root, "result");
-	json_t *error = json_object_get(m->root, "error");
-	if (!id || !result == !error || (error && !json_is_object(error)))
+	if (!method)
 		return invalid(m, JSONRPC_INVALID_REQUEST,
 			       "Invalid Request: neither a request nor a response");
-	m->id = id;
-	m->result = result;
-	m->error = error;
-	m->kind = JSONRPC_RESPONSE;
+	if (!json_is_string(method))
+		return invalid(m, JSONRPC_INVALID_REQUEST,
+			       "Invalid Request: method must be a string");
+	json_t *params = json_object_get(m->root, "params");
+	if (params && !json_is_object(params) && !json_is_array(params))
+		return invalid(m, JSONRPC_INVALID_REQUEST,
+			       "Invalid Request: params must be an object or an array");
+	m->method = json_string_value(method);
+	m->params = params;
+	m->kind = id ? JSONRPC_REQUEST : JSONRPC_NOTIFICATION;
 	return 0;
 }
 

@@ -2,10 +2,10 @@
  *
  * jsonrpc_parse reads one line (proto/jsonl.h frames the stream) and
  * classifies it: a request (method and id), a notification (method, no
- * id), a response (id and result or error), or invalid, with the error
- * code and message to reply with (and the id to reply to, when one could
- * be read).  The builders make the replies; jsonrpc_dump turns one into
- * the line to send.
+ * id), a response (no method: id and result or error; a malformed one too,
+ * since nothing answers a response), or invalid, with the error code and
+ * message to reply with (and the id to reply to, when one could be read).  The builders make the
+ * replies; jsonrpc_dump turns one into the line to send.
  *
  * Batches (a JSON array) are invalid: MCP 2025-06-18 removed them and no
  * client of the revisions we speak sends one (docs/mcp.md). */
@@ -40,12 +40,14 @@ enum jsonrpc_kind {
 struct jsonrpc_msg {
 	enum jsonrpc_kind kind;
 	json_t *root;
-	json_t *id;	    /* request, response; invalid: the id if it could be read, else NULL */
+	json_t *id; /* request, response (as read: absent or bad in a malformed one); invalid: the
+		       id if it could be read, else NULL */
 	const char *method; /* request, notification */
 	json_t *params;	    /* request, notification: an object or an array; NULL if absent */
 	json_t *result;	    /* response: result, or NULL when it carries an error */
 	json_t *error;	    /* response: error, or NULL */
-	/* invalid: what to answer (JSONRPC_PARSE_ERROR, JSONRPC_INVALID_REQUEST) */
+	/* invalid: what to answer (JSONRPC_PARSE_ERROR, JSONRPC_INVALID_REQUEST);
+	 * response: message is NULL, or why it is malformed (for the log) */
 	int code;
 	const char *message;
 };

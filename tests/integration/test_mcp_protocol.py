@@ -255,6 +255,28 @@ def test_malformed_lines(mcp):
     assert m.close() == 0
 
 
+def test_a_response_is_never_answered(mcp):
+    """The server sends no requests, so whatever comes without a method but
+    with an id, a result or an error is a client's response to nothing:
+    dropped, even malformed (an error for id 5 would answer the client's
+    own request 5)."""
+    m = mcp("-v")
+    m.initialize()
+    for line in (b'{"jsonrpc":"2.0","id":5}', b'{"jsonrpc":"2.0","id":6,"error":3}',
+                 b'{"jsonrpc":"2.0","id":7,"result":{},"error":{}}',
+                 b'{"jsonrpc":"1.0","id":8,"result":{}}', b'{"jsonrpc":"2.0","id":1.5,"result":{}}',
+                 b'{"jsonrpc":"2.0","result":{}}', b'{"jsonrpc":"2.0","id":9,"result":{}}'):
+        m.send_raw(line + b"\n")
+    assert m.result("ping") == {}
+    assert not m.pending, m.pending
+    assert m.stderr().count("malformed") == 6, m.stderr()
+    # no method and nothing of a response: an invalid request, as JSON-RPC says
+    m.send_raw(b'{"jsonrpc":"2.0"}\n')
+    r = m.next(lambda x: "error" in x, what="the error for a message of nothing")
+    assert r["id"] is None and r["error"]["code"] == -32600, r
+    assert m.close() == 0
+
+
 def test_unknown_method(mcp):
     m = mcp()
     m.initialize()
@@ -262,6 +284,38 @@ def test_unknown_method(mcp):
     assert "bridges/explode" in err["message"]
     m.error("prompts/list", None, -32601)  # no prompts capability
     assert m.result("ping") == {}
+    assert m.close() == 0
+
+
+def test_multibyte_peer_text_is_cut_between_characters(mcp):
+    """An error quotes at most 256 bytes of the method, tool name, URI or
+    argument it refuses, cut between characters: a cut inside one made the
+    reply invalid UTF-8, which jansson refuses to build, and the server
+    stopped ("out of memory") instead of answering."""
+    m = mcp()
+    m.initialize()
+
+    def quoted(message, prefix, text):
+        assert message.startswith(prefix), message
+        q = message[len(prefix):]
+        assert text.startswith(q) and 250 <= len(q.encode()) <= 256, message
+        return q
+
+    for text in ("é" * 200, "a" + "é" * 200):  # the cut on either byte of an é
+        quoted(m.error(text, {}, -32601)["message"], "Method not found: ", text)
+        err = m.error("tools/call", {"name": text, "arguments": {}}, -32602)
+        quoted(err["message"], "Unknown tool: ", text)
+        for uri in (text, "bridge://%s/log" % text):
+            err = m.error("resources/read", {"uri": uri}, -32002)
+            assert err["data"] == {"uri": uri}, err
+            quoted(err["message"], "Resource not found: ", uri)
+            m.error("resources/subscribe", {"uri": uri}, -32002)
+        res = m.tool("bridge_status", {text * 2: 1})
+        env = json.loads(res["content"][0]["text"])
+        assert res["isError"] is True and env["error"]["name"] == "usage", env
+        assert env["error"]["message"].startswith("invalid arguments: unknown argument '" + text[:60]), env
+        assert "(this tool takes 'names')" in env["error"]["message"], env
+        assert m.result("ping") == {}
     assert m.close() == 0
 
 
@@ -393,6 +447,11 @@ def test_tool_errors(mcp):
             assert w in env["error"]["message"], (w, env)
     res = m.tool("bridge_wait", {"name": "t1", "timeout": 0})
     assert "between 1 and 50, got 0" in json.loads(res["content"][0]["text"])["error"]["message"]
+    # docs/mcp.md's example, word for word
+    res = m.tool("bridge_up", {"timeout": 0})
+    assert res["content"][0]["text"] == (
+        '{"error":{"code":2,"name":"usage","message":"invalid arguments: argument '
+        "'timeout': must be between 1 and 45, got 0\"}}"), res
     res = m.tool("bridge_wait", {})
     assert "'name' is required" in json.loads(res["content"][0]["text"])["error"]["message"]
     # the tool's own failure: the --json envelope, no structuredContent
@@ -472,12 +531,16 @@ def test_stdin_closed_mid_call(mcp, db_nosshd):
     assert "stdin closed" in m.stderr()
     # the waiting tool was told to stop, and its answer still went out
     assert [json.loads(x) for x in m.lines if json.loads(x).get("id") == id], m.lines
+    # nothing was left running: the ordinary way out, with its teardown
+    assert "exiting without tearing down" not in m.stderr()
 
 
 def test_stdin_closed_while_a_call_cannot_stop(db, sshd, tunnel):
     """bridge_up against a host that hangs waits for its first outcome in
     the app layer, which knows nothing of cancellation: 1.5 s after stdin
-    closed the server leaves it and exits anyway."""
+    closed the server leaves it and exits anyway, without tearing down
+    (the config the call still reads is not freed under it; ASan sees no
+    use after free)."""
     db.write_config({"s1": tunnel(sshd, free_port(), free_port())})
     sshd.stop_signal()
     m = Mcp(db, "-v")
@@ -490,6 +553,38 @@ def test_stdin_closed_while_a_call_cannot_stop(db, sshd, tunnel):
         took = time.monotonic() - t0
         assert 1.3 < took < 2.5, "exited %.2fs after stdin closed" % took
         assert "leaving the call in flight" in m.stderr()
+        assert "a call is still running: exiting without tearing down" in m.stderr()
+    finally:
+        if m.proc.poll() is None:
+            m.proc.kill()
+            m.proc.wait()
+        sshd.cont()
+
+
+def test_cancel_a_call_that_cannot_stop_then_the_queue_goes_on(db, sshd, tunnel):
+    """bridge_up does not wait on the cancel flag: cancelled, its reply is
+    dropped at once, but it holds the single worker until its current step
+    ends (here: the first outcome, bounded by its timeout). The call queued
+    behind it is answered then, the cancelled one never."""
+    db.write_config({"s1": tunnel(sshd, free_port(), free_port())})
+    sshd.stop_signal()  # sshd accepts nothing: up waits for its timeout
+    m = Mcp(db, "-v")
+    try:
+        m.initialize()
+        t0 = time.monotonic()
+        up = m.start("tools/call", {"name": "bridge_up",
+                                    "arguments": {"names": ["s1"], "timeout": 2}})
+        queued = m.start("tools/call", {"name": "bridge_status", "arguments": {}})
+        m.notify("notifications/cancelled", {"requestId": up, "reason": "changed my mind"})
+        assert m.result("ping") == {}  # the loop answers meanwhile
+        res = m.reply(queued, timeout=15)["result"]
+        took = time.monotonic() - t0
+        assert res["isError"] is False and res["structuredContent"]["bridges"], res
+        assert 1.5 < took < 10, "the queued call was answered %.2fs after the cancel" % took
+        # replies go out in order: the cancelled call's would be there by now
+        assert not [x for x in m.pending if x.get("id") == up], m.pending
+        assert "cancelled: no reply" in m.stderr()
+        assert m.close() == 0
     finally:
         if m.proc.poll() is None:
             m.proc.kill()
@@ -536,11 +631,12 @@ def test_stdin_a_file(db_nosshd, tmp_path):
 
 def test_sigterm_exits_promptly_mid_call(mcp, db_nosshd):
     offline_tunnel(db_nosshd)
-    m = mcp()
+    m = mcp("-v")
     m.initialize()
     start_wait(m)
     m.proc.send_signal(signal.SIGTERM)
     assert m.proc.wait(timeout=5) == 0
+    assert "exiting without tearing down" in m.stderr()  # the call was left to the exit
 
 
 def test_stdout_carries_only_json_rpc(mcp, db_nosshd):
@@ -603,9 +699,12 @@ def test_catalog_resources(mcp, db_nosshd):
         assert r.returncode == 0, r
         assert json.loads(c["text"]) == r.json(), uri
     assert m.close() == 0
-    # no catalog_path: the operation's error, its envelope in data
+    # no catalog_path: not listed; read anyway, the operation's error, its
+    # envelope in data
     m = mcp()
     m.initialize()
+    uris = [r["uri"] for r in m.result("resources/list")["resources"]]
+    assert uris == ["bridge://status"]
     err = m.error("resources/read", {"uri": "catalog://targets"}, -32603)
     assert err["data"]["error"]["name"] == "invalid_config", err
     assert "catalog_path" in err["message"], err
@@ -696,13 +795,22 @@ def test_2026_07_28_is_refused_with_the_revisions_we_speak(mcp):
 def test_mcp_config(db_nosshd, tmp_path):
     db = db_nosshd
     offline_tunnel(db)
-    state = tmp_path / "elsewhere"
+    state = tmp_path / "new" / "dir"
     r = db.run("--config", db.config, "--state-dir", str(state), "--json", "mcp", "config")
     assert r.returncode == 0, r
     entry = r.json()["mcpServers"]["devbridge"]
     assert entry["command"] == os.path.realpath(db.bin)
     assert entry["args"] == ["--config", os.path.realpath(db.config), "mcp"]
     assert entry["env"] == {"DEVBRIDGE_STATE_DIR": str(state)}
+    # it only names the directory: the server creates it when it starts
+    assert not (tmp_path / "new").exists()
+    # --profile goes along (the server's default for the tools' profile)
+    r = db.run("--config", db.config, "--profile", "staging", "--json", "mcp", "config")
+    assert r.returncode == 0, r
+    assert r.json()["mcpServers"]["devbridge"]["args"] == [
+        "--config", os.path.realpath(db.config), "--profile", "staging", "mcp"]
+    r = db.run("--config", db.config, "--profile", "staging", "mcp", "config")
+    assert "--config %s --profile staging mcp" % os.path.realpath(db.config) in r.stdout, r
     r = db.run("--config", db.config, "mcp", "config")
     assert r.returncode == 0, r
     assert "claude mcp add --scope user devbridge" in r.stdout
@@ -711,6 +819,21 @@ def test_mcp_config(db_nosshd, tmp_path):
     assert '"mcpServers"' in r.stdout
     r = db.run("mcp", "bogus")
     assert r.returncode == 2 and "bogus" in r.stderr, r
+
+
+def test_profile_is_the_tools_default(mcp):
+    """`devbridge --profile NAME mcp` (what `mcp config --profile` prints):
+    NAME is the profile of k8s_connect and intercept_start when the call
+    names none, as --profile is for `connect` and `intercept`."""
+    m = mcp("--profile", "ghost")
+    m.initialize()
+    for tool, args, name in (("k8s_connect", {}, "ghost"), ("intercept_start", {}, "ghost"),
+                             ("k8s_connect", {"profile": "mine"}, "mine")):
+        res = m.tool(tool, args)
+        env = json.loads(res["content"][0]["text"])
+        assert res["isError"] is True and "no profile '%s'" % name in env["error"]["message"], env
+    assert m.tool("bridge_status")["isError"] is False  # a tool without profile: untouched
+    assert m.close() == 0
 
 
 def test_mcp_help(db_nosshd):

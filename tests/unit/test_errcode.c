@@ -155,6 +155,30 @@ static void test_usage_cut(void)
 	ASSERT_EQ(small[0], '\0');
 }
 
+/* A message over ERR_MESSAGE_MAX is cut between characters: it goes into
+ * JSON, and jansson refuses a string that is not valid UTF-8. */
+static void test_err_set_cut(void)
+{
+	char name[ERR_MESSAGE_MAX];
+	size_t n = 0;
+	while (n + 2 < sizeof name) {
+		name[n++] = '\xc3'; /* é */
+		name[n++] = '\xa9';
+	}
+	name[n] = '\0';
+	for (int pre = 0; pre < 3; pre++) { /* the cut on a lead byte, or not */
+		struct err e;
+		ASSERT_EQ(err_set(&e, 48, "%.*sno bridge named '%s'", pre, "ab", name), 48);
+		size_t len = strlen(e.message);
+		ASSERT_LE(len, ERR_MESSAGE_MAX - 1);
+		ASSERT_GE(len, ERR_MESSAGE_MAX - 2);
+		ASSERT((unsigned char)e.message[len - 1] == 0xa9);
+	}
+	struct err e;
+	err_set(&e, 1, "short: %s", "\xc3\xa9");
+	ASSERT_STR_EQ(e.message, "short: \xc3\xa9");
+}
+
 int main(void)
 {
 	RUN(test_pinned_names);
@@ -164,5 +188,6 @@ int main(void)
 	RUN(test_usage);
 	RUN(test_usage_numbers_kept);
 	RUN(test_usage_cut);
+	RUN(test_err_set_cut);
 	return 0;
 }

@@ -45,26 +45,35 @@ static void test_responses(void)
 {
 	struct jsonrpc_msg m = parse("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}");
 	ASSERT_EQ(m.kind, JSONRPC_RESPONSE);
-	ASSERT(m.result && !m.error);
+	ASSERT(m.result && !m.error && !m.message);
 	jsonrpc_msg_clear(&m);
 	m = parse(
 	    "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":\"x\"}}");
 	ASSERT_EQ(m.kind, JSONRPC_RESPONSE);
-	ASSERT(m.error && json_is_null(m.id));
+	ASSERT(m.error && json_is_null(m.id) && !m.message);
 	jsonrpc_msg_clear(&m);
-	/* both, neither, an error that is not an object */
+	/* Malformed, but no method: still a response, never answered (an
+	 * error for id 1 would answer the client's own request 1). */
 	const char *bad[] = {
 	    "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{},\"error\":{}}",
 	    "{\"jsonrpc\":\"2.0\",\"id\":1}",
 	    "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":3}",
-	    "{\"jsonrpc\":\"2.0\"}",
+	    "{\"jsonrpc\":\"2.0\",\"id\":1.5,\"result\":{}}",
+	    "{\"jsonrpc\":\"2.0\",\"result\":{}}",
+	    "{\"id\":1,\"result\":{}}",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		m = parse(bad[i]);
-		ASSERT_EQ(m.kind, JSONRPC_INVALID);
-		ASSERT_EQ(m.code, JSONRPC_INVALID_REQUEST);
+		ASSERT_EQ(m.kind, JSONRPC_RESPONSE);
+		ASSERT(m.message && m.message[0]);
 		jsonrpc_msg_clear(&m);
 	}
+	/* Neither a method nor anything of a response: invalid (JSON-RPC's
+	 * own example answers {"foo":"boo"} with -32600, id null). */
+	m = parse("{\"jsonrpc\":\"2.0\"}");
+	ASSERT_EQ(m.kind, JSONRPC_INVALID);
+	ASSERT_EQ(m.code, JSONRPC_INVALID_REQUEST);
+	jsonrpc_msg_clear(&m);
 }
 
 /* Each bad line, the code to answer and the id to answer with (-1: null). */

@@ -5,11 +5,14 @@
 #include "core/util.h"
 #include "mcp/argcheck.h"
 #include "mcp/mcp.h"
+#include "mcp/server.h"
 #include "mcp/watch.h"
+#include "proto/jsonrpc.h"
 #include "run_until.h"
 #include "test.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,8 +155,9 @@ static void test_register_doc(void)
 {
 	json_t *doc;
 	char *line;
-	ASSERT_EQ(mcp_register_doc("/opt/db/devbridge", "/etc/my cfg.yaml", "/var/st", &doc, &line),
-		  0);
+	ASSERT_EQ(
+	    mcp_register_doc("/opt/db/devbridge", "/etc/my cfg.yaml", NULL, "/var/st", &doc, &line),
+	    0);
 	char *text = json_dumps(doc, JSON_COMPACT);
 	ASSERT_STR_EQ(text, "{\"mcpServers\":{\"devbridge\":{\"command\":\"/opt/db/devbridge\","
 			    "\"args\":[\"--config\",\"/etc/my cfg.yaml\",\"mcp\"],"
@@ -164,11 +168,24 @@ static void test_register_doc(void)
 	free(text);
 	free(line);
 	json_decref(doc);
-	ASSERT_EQ(mcp_register_doc("/bin/devbridge", NULL, NULL, &doc, &line), 0);
+	ASSERT_EQ(mcp_register_doc("/bin/devbridge", NULL, NULL, NULL, &doc, &line), 0);
 	text = json_dumps(doc, JSON_COMPACT);
 	ASSERT_STR_EQ(text, "{\"mcpServers\":{\"devbridge\":{\"command\":\"/bin/devbridge\","
 			    "\"args\":[\"mcp\"],\"env\":{}}}}");
 	ASSERT_STR_EQ(line, "claude mcp add --scope user devbridge -- /bin/devbridge mcp");
+	free(text);
+	free(line);
+	json_decref(doc);
+	/* --profile goes with the config, before the command */
+	ASSERT_EQ(mcp_register_doc("/bin/devbridge", "/c.yaml", "stag ing", NULL, &doc, &line), 0);
+	text = json_dumps(
+	    json_object_get(json_object_get(json_object_get(doc, "mcpServers"), "devbridge"),
+			    "args"),
+	    JSON_COMPACT);
+	ASSERT_STR_EQ(text, "[\"--config\",\"/c.yaml\",\"--profile\",\"stag ing\",\"mcp\"]");
+	ASSERT_STR_EQ(line,
+		      "claude mcp add --scope user devbridge -- /bin/devbridge --config /c.yaml "
+		      "--profile 'stag ing' mcp");
 	free(text);
 	free(line);
 	json_decref(doc);
@@ -219,6 +236,46 @@ static void test_watch(void)
 	ASSERT_EQ(rmdir(dir), 0);
 }
 
+/* A reply that cannot be built (here: a message that is not UTF-8, which
+ * jansson refuses) is a fixed -32603 for its id, and the session goes on;
+ * an error envelope keeps its code and name. */
+static void test_unbuilt_reply(void)
+{
+	struct mcp_server s = {.in_fd = -1, .wake_r = -1, .wake_w = -1};
+	int p[2];
+	ASSERT_EQ(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+	s.out_fd = p[1];
+	ASSERT_EQ(loop_new(&s.loop), 0);
+	buf_init(&s.out, MCP_OUT_MAX);
+	json_t *id = json_integer(7);
+	mcp_send_error(&s, id, JSONRPC_METHOD_NOT_FOUND, "Method not found: \xc3", json_object());
+	mcp_reply(&s, id, NULL);
+	ASSERT(!s.stopping);
+	char out[1024];
+	ssize_t n = read(p[0], out, sizeof out - 1);
+	ASSERT_GT(n, 0);
+	out[n] = '\0';
+	const char *want = "{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32603,"
+			   "\"message\":\"Internal error: the reply could not be built\"}}\n";
+	ASSERT_EQ(strlen(out), 2 * strlen(want));
+	ASSERT(strncmp(out, want, strlen(want)) == 0 && strcmp(out + strlen(want), want) == 0);
+	json_decref(id);
+	loop_defer_cancel(s.loop, &s.resume);
+	loop_free(s.loop);
+	buf_free(&s.out);
+	close(p[0]);
+	close(p[1]);
+
+	json_t *env =
+	    mcp_error_envelope(48, "no bridge named '\xff'", json_pack("{s:[]}", "bridges"));
+	json_t *err = json_object_get(env, "error");
+	ASSERT_EQ(json_integer_value(json_object_get(err, "code")), 48);
+	ASSERT_STR_EQ(json_string_value(json_object_get(err, "name")), "unknown_bridge");
+	ASSERT(json_is_string(json_object_get(err, "message")));
+	ASSERT(json_is_array(json_object_get(env, "bridges")));
+	json_decref(env);
+}
+
 int main(void)
 {
 	RUN(test_every_tool_schema);
@@ -226,5 +283,6 @@ int main(void)
 	RUN(test_schema_subset);
 	RUN(test_register_doc);
 	RUN(test_watch);
+	RUN(test_unbuilt_reply);
 	return 0;
 }

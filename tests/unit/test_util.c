@@ -57,6 +57,35 @@ static void test_const_time_eq(void)
 	ASSERT(!const_time_eq("abc", 3, "abcd", 4));
 }
 
+static void test_utf8_trunc(void)
+{
+	ASSERT_EQ(utf8_trunc("abc", 10), 3);
+	ASSERT_EQ(utf8_trunc("abc", 2), 2);
+	ASSERT_EQ(utf8_trunc("abc", 0), 0);
+	ASSERT_EQ(utf8_trunc("a\xc3\xa9", 2), 1); /* "aé" cut inside the é */
+	ASSERT_EQ(utf8_trunc("a\xc3\xa9", 3), 3);
+	ASSERT_EQ(utf8_trunc("\xe2\x82\xac", 1), 0); /* € */
+	ASSERT_EQ(utf8_trunc("\xe2\x82\xac", 2), 0);
+	ASSERT_EQ(utf8_trunc("\xe2\x82\xac", 3), 3);
+	for (size_t k = 1; k < 4; k++)
+		ASSERT_EQ(utf8_trunc("\xf0\x9f\x98\x80!", k), 0); /* U+1F600 */
+	ASSERT_EQ(utf8_trunc("\xf0\x9f\x98\x80!", 4), 4);
+	/* Reads no further than max: a buffer without a NUL. */
+	const char raw[3] = {'x', '\xc3', '\xa9'};
+	ASSERT_EQ(utf8_trunc(raw, 2), 1);
+	ASSERT_EQ(utf8_trunc(raw, 3), 3);
+	/* Every cut of mixed text ends on a character boundary, at most 3
+	 * bytes short of the limit. */
+	const char *mixed = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"
+			    "bc\xc3\xa9";
+	for (size_t max = 0; max <= strlen(mixed) + 1; max++) {
+		size_t n = utf8_trunc(mixed, max);
+		ASSERT_LE(n, max);
+		ASSERT_GE(n + 3, max < strlen(mixed) ? max : strlen(mixed));
+		ASSERT((mixed[n] & 0xc0) != 0x80);
+	}
+}
+
 static void test_atomic_write(void)
 {
 	char tmpl[] = "/tmp/devbridge-test-util-XXXXXX";
@@ -120,6 +149,7 @@ int main(void)
 	RUN(test_duration);
 	RUN(test_shell_quote);
 	RUN(test_const_time_eq);
+	RUN(test_utf8_trunc);
 	RUN(test_atomic_write);
 	RUN(test_spawn);
 	RUN(test_spawn_no_fd_leak);
