@@ -973,7 +973,7 @@ int app_catalog_domains(const struct app *a, json_t **ret_doc, struct err *e)
 	for (size_t i = 0; i < cat->n_domains; i++) {
 		const struct cat_domain *m = &cat->domains[i];
 		json_array_append_new(
-		    rows, json_pack("{s:s, s:s, s:s, s:i, s:i, s:s}", "id", m->id, "description",
+		    rows, json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "id", m->id, "description",
 				    m->description ? m->description : "", "owner",
 				    m->owner ? m->owner : "", "targets", (json_int_t)m->n_targets,
 				    "bridges", (json_int_t)m->n_bridges, "file", m->file));
@@ -1124,7 +1124,7 @@ int app_catalog_validate(const struct app *a, json_t **ret_doc, struct err *e)
 				     d.items[i].mark.line, "column", d.items[i].mark.col, "message",
 				     d.items[i].msg));
 	*ret_doc =
-	    json_pack("{s:b, s:s, s:i, s:i, s:i, s:o, s:i}", "valid", d.n == 0, "catalog_path",
+	    json_pack("{s:b, s:s, s:I, s:I, s:I, s:o, s:I}", "valid", d.n == 0, "catalog_path",
 		      cat->root, "domains", (json_int_t)cat->n_domains, "targets",
 		      (json_int_t)cat->n_targets, "bridges", (json_int_t)cat->n_bridges,
 		      "diagnostics", diags, "more_diagnostics", (json_int_t)d.dropped);
