@@ -102,6 +102,20 @@ static const struct schema_field bridge_own[] = {
 };
 /* clang-format on */
 
+/* ssh_config in a target: refused.  ssh reads the file it names (-F) as
+ * its own config, where ProxyCommand and Match exec run commands: a
+ * catalog is data whoever can push to it writes, never code run as each
+ * of its users (docs/catalog.md, "Trust"). */
+static void refuse_ssh_config(struct schema_loader *l, yaml_node_t *val, void *base)
+{
+	(void)base;
+	schema_pdiag(l, val->start_mark,
+		     "refused in a catalog: ssh reads the file (-F) as its config, where "
+		     "ProxyCommand and Match exec run commands, and a catalog is data anyone who "
+		     "can push to it writes, never code run as you; put what the host needs in "
+		     "~/.ssh/config (a Host block), which you control");
+}
+
 /* One half of the tunnel table, between rows of the file's own. */
 struct half {
 	struct schema_field f[SCHEMA_MAX_FIELDS];
@@ -131,6 +145,11 @@ static void half_make(struct half *h, bool connects, const struct schema_field *
 		 * target nothing bridges to can be described alone. */
 		if (connects && strcmp(f.key, "host") != 0)
 			f.flags &= ~(unsigned)F_REQ;
+		/* What runs code is the user's to write, not the catalog's. */
+		if (strcmp(f.key, "ssh_options") == 0)
+			f.fn = ssh_load_shared_options;
+		if (strcmp(f.key, "ssh_config") == 0)
+			f = (struct schema_field)FUNC("ssh_config", refuse_ssh_config);
 		half_add(h, &f, 1);
 	}
 	half_add(h, post, npost);
