@@ -87,8 +87,9 @@ int app_stop_bridge(const struct app *a, const char *name);
 int app_stop_bridge_wait(const struct app *a, const char *name, int wait_ms);
 
 /* `down`: stop the named bridges (all running ones when n is 0); rows
- * {name, result: stopped|not running|error} (with dry_run {name,
- * running}).  EXIT_ERROR when one could not be stopped. */
+ * {name, result: stopped|not running|cleaned up|error, message (an
+ * error's)} (with dry_run {name, running, pid}).  EXIT_ERROR when one
+ * could not be stopped. */
 int app_down(const struct app *a, int n, char **names, json_t **ret_rows, struct err *e);
 
 /* `logs`: the last n audit events of NAME (n <= 0: all). */
@@ -304,9 +305,9 @@ int app_status_doc(const struct app *a, int n, char **names, json_t **ret_doc, s
 /* `up`: {bridges} of app_up's rows (the rest as app_up). */
 int app_up_doc(const struct app *a, int n, char **names, int timeout_s, bool foreground,
 	       json_t **ret_doc, struct app_started **ret_started, size_t *ret_n, struct err *e);
-/* `down`, of app_down's code and rows (taken): {bridges}, without what
- * only a terminal shows (a dry run's pid, an error row's message: the CLI
- * prints it on stderr).  Returns code. */
+/* `down`, of app_down's code and rows (taken): {bridges}, an error row
+ * with its message, without what only a terminal shows (a dry run's
+ * pid).  Returns code. */
 int app_down_doc(const struct app *a, int code, json_t *rows, json_t **ret_doc, struct err *e);
 /* `logs NAME -n N`: {name, events}. */
 int app_logs_doc(const struct app *a, const char *name, long n, json_t **ret_doc, struct err *e);
@@ -316,7 +317,7 @@ int app_check_doc(const struct app *a, int n, char **names, json_t **ret_doc, st
  * only a terminal shows (each row's target, exported). */
 json_t *app_connect_doc(json_t *doc);
 /* `disconnect`, of app_disconnect's code and rows (taken): {dry_run,
- * bridges}, without an error row's message.  Returns code. */
+ * bridges}, an error row with its message.  Returns code. */
 int app_disconnect_doc(const struct app *a, int code, json_t *rows, json_t **ret_doc,
 		       struct err *e);
 /* `env --format json`: {BRIDGE_...: value}. */

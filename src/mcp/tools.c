@@ -146,7 +146,8 @@ void tool_adopt(pid_t pid)
 	"additionalProperties": false,					\
 	"properties": {							\
 		"name": {"type": "string"},				\
-		"result": {"enum": ["stopped", "not running", "cleaned up", "error"]}}})
+		"result": {"enum": ["stopped", "not running", "cleaned up", "error"]},	\
+		"message": {"type": "string", "description": "why, when result is error"}}})
 #define SESSION J({"type": "object", "description": "the live Kubernetes session", \
 	"required": ["kubeconfig", "context", "started_at", "bridges"],	\
 	"properties": {							\
@@ -541,7 +542,9 @@ const struct mcp_tool mcp_tools[] = {
 				"name": {"type": "string"},
 				"kind": {"enum": ["intercept", "leftover"]},
 				"result": {"enum": ["stopped", "cleared", "removed", "error",
-					"would_stop", "would_clear", "cleaned up"]}}}}),
+					"would_stop", "would_clear", "cleaned up"]},
+				"message": {"type": "string",
+					"description": "why, when result is error"}}}}),
 		J("dry_run", "bridges")),
 	.hints = MCP_DESTRUCTIVE | MCP_IDEMPOTENT | MCP_OPEN_WORLD,
 	.call = tool_k8s_disconnect,

@@ -399,6 +399,27 @@ def test_errors_carry_the_cli_envelope(db_nosshd, sdk, tmp_path):
     wait_only_server_left(db, c, 5, "nothing started by the failed calls")
 
 
+def test_a_failed_stop_says_why(db_nosshd, sdk):
+    """bridge_down and intercept_stop's error rows carry the message (the
+    only word of why: an agent reads no stderr), as `down --json` does."""
+    db = db_nosshd
+    db.write_config(offline_tunnel())
+    os.makedirs(db.state_dir, exist_ok=True)
+    # an intercept's state this version cannot read: its stop fails
+    with open(os.path.join(db.state_dir, "intercept-api.state"), "w") as f:
+        json.dump({"kind": "intercept", "name": "intercept-api"}, f)
+    c = sdk(db)
+    c.list()
+    want_row = {"name": "intercept-api", "result": "error",
+                "message": "intercept-api: not an intercept's state"}
+    got = assert_same_error(c, db, "intercept_stop", {"service": "api"}, "down", "intercept-api")
+    assert got["bridges"] == [want_row], got
+    got = assert_same_error(c, db, "bridge_down", {"names": ["intercept-api"]},
+                            "down", "intercept-api")
+    assert got["bridges"] == [want_row], got
+    assert got["error"]["message"] == "some bridges could not be stopped", got
+
+
 # --------------------------------------------------------------------------
 # the OpsCatalog fixture
 
