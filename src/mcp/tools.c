@@ -611,7 +611,9 @@ const struct mcp_tool mcp_tools[] = {
 		"state": {"enum": ["connected"]}),
 		J("name", "namespace", "service", "mode", "session", "agent_pod", "ports",
 		  "detached", "restored")),
-	.hints = MCP_OPEN_WORLD,
+	/* Destructive: steal swaps a live Service's selector (its clients
+	 * stop reaching its pods), not an additive change (MCP's meaning). */
+	.hints = MCP_DESTRUCTIVE | MCP_OPEN_WORLD,
 	.call = tool_intercept_start,
 },
 {

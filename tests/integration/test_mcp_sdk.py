@@ -37,7 +37,8 @@ TOOLS = {
 READ_ONLY = {"bridge_status", "bridge_logs", "bridge_check", "bridge_wait", "catalog_list_targets",
              "catalog_show_target", "catalog_list_domains", "catalog_validate",
              "catalog_show_bridge", "k8s_env", "container_status"}
-DESTRUCTIVE = {"bridge_down", "bridge_restart", "k8s_disconnect", "intercept_stop"}
+DESTRUCTIVE = {"bridge_down", "bridge_restart", "k8s_disconnect", "intercept_start",
+               "intercept_stop"}
 OPEN_WORLD = {"bridge_up", "bridge_down", "bridge_restart", "bridge_check", "k8s_connect",
               "k8s_disconnect", "intercept_start", "intercept_stop"}
 

@@ -67,8 +67,9 @@ static void test_table(void)
 		if (named(t->name, "status") || named(t->name, "logs") || named(t->name, "list") ||
 		    named(t->name, "show") || named(t->name, "validate") || named(t->name, "wait"))
 			ASSERT(ro);
+		/* intercept_start: steal swaps a live Service's selector */
 		if (named(t->name, "down") || named(t->name, "disconnect") ||
-		    named(t->name, "intercept_stop"))
+		    named(t->name, "intercept_"))
 			ASSERT(destructive);
 		if (named(t->name, "_up") || named(t->name, "connect") ||
 		    named(t->name, "intercept_"))
