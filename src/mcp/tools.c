@@ -327,7 +327,8 @@ const struct mcp_tool mcp_tools[] = {
 	    "(default connected, failed or stopped), at most `timeout` seconds (default 20, at "
 	    "most 50): after bridge_up or k8s_connect returned a bridge still starting or "
 	    "reconnecting. Returns NAME's bridge_status document once the state is reached; an "
-	    "error 47 (timeout) with the same document when it was not. Sends progress "
+	    "error 47 (timeout) with the same document when it was not (at the timeout, or "
+	    "when the wait was interrupted). Sends progress "
 	    "notifications (the state) when the request has a progressToken.",
 	.input_schema = IN(J(
 		"name": {"type": "string", "minLength": 1, "maxLength": 255,

@@ -152,10 +152,30 @@ static json_t *row_not_in(json_t *doc, char **want, int nwant)
 	return NULL;
 }
 
+/* EXIT_TIMEOUT: `row` of NAME is in none of the states asked for, at the
+ * timeout or when the wait was stopped `waited_ms` in. */
+static int not_reached(const char *name, char **states, int nstates, json_t *row, bool stopped,
+		       long timeout_s, uint64_t waited_ms, struct err *e)
+{
+	const char *now = json_string_value(json_object_get(row, "state")) ?: "";
+	char asked[256] = "";
+
+	for (int k = 0, o = 0; k < nstates && o < (int)sizeof asked; k++)
+		o += snprintf(asked + o, sizeof asked - (size_t)o, "%s%s", k ? "|" : "", states[k]);
+	if (stopped)
+		return err_set(e, EXIT_TIMEOUT,
+			       "%s: not %s: the wait was interrupted after %.1f s (the request "
+			       "was cancelled or stdin closed; now %s)",
+			       name, asked, (double)waited_ms / 1000, now);
+	return err_set(e, EXIT_TIMEOUT, "%s: not %s after %ld s (now %s)", name, asked, timeout_s,
+		       now);
+}
+
 /* Read NAME's state every WAIT_STEP_MS until each of its rows is in one
- * of the states wanted, the timeout, or the client cancels: the status
- * document of NAME then (as `status NAME --json`), EXIT_TIMEOUT with it
- * when the state was not reached. */
+ * of the states wanted, the timeout, or the call is told to stop (the
+ * client cancelled, or closed stdin: that reply is still sent): the
+ * status document of NAME then (as `status NAME --json`), EXIT_TIMEOUT
+ * with it when the state was not reached, whatever stopped the wait. */
 int tool_bridge_wait(struct mcp_call *c, json_t **ret_doc, struct err *e)
 {
 	static char *dflt[] = {"connected", "failed", "stopped"};
@@ -177,17 +197,12 @@ int tool_bridge_wait(struct mcp_call *c, json_t **ret_doc, struct err *e)
 			break;
 		json_t *row = row_not_in(doc, states, nstates);
 		uint64_t now = now_mono_ms();
-		if (!row || c->cancelled(c) || now >= deadline) {
+		bool stopped = c->cancelled(c);
+		if (!row || stopped || now >= deadline) {
 			*ret_doc = doc;
-			if (row && !c->cancelled(c)) {
-				char asked[256] = "";
-				for (int k = 0, o = 0; k < nstates && o < (int)sizeof asked; k++)
-					o += snprintf(asked + o, sizeof asked - (size_t)o, "%s%s",
-						      k ? "|" : "", states[k]);
-				r = err_set(e, EXIT_TIMEOUT, "%s: not %s after %ld s (now %s)",
-					    name, asked, timeout_s,
-					    json_string_value(json_object_get(row, "state")) ?: "");
-			}
+			if (row)
+				r = not_reached(name, states, nstates, row, stopped, timeout_s,
+						now - start, e);
 			break;
 		}
 		const char *st = json_string_value(json_object_get(row, "state")) ?: "";
