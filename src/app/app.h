@@ -36,6 +36,22 @@ struct app {
 
 bool app_no_config(const struct app *a);
 
+/* --- the config (config.c) --- */
+
+struct cfg_diags;
+/* Load the config at path (APP_NO_CONFIG: an empty one) with
+ * cfg_load_flags' flags into *ret: 0, or EXIT_CONFIG with every
+ * diagnostic in d (which the caller clears) and e app_config_error's
+ * message; without a diagnostic, "PATH: why" (EXIT_ERROR: out of
+ * memory). */
+int app_load_config(const char *path, unsigned flags, struct cfg **ret, struct cfg_diags *d,
+		    struct err *e);
+/* An invalid config as every renderer reports it: EXIT_CONFIG, e
+ * "invalid configuration: FILE:LINE:COL: message" (d's first
+ * diagnostic), and *ret_diags (when not NULL) d as the --json envelope's
+ * "diagnostics" (cfg_diags_json). */
+int app_config_error(const struct cfg_diags *d, json_t **ret_diags, struct err *e);
+
 /* --- bridges of every kind (bridge.c) --- */
 
 /* One row of `status --json` for `name`; t is its tunnel, or NULL (the
@@ -110,6 +126,12 @@ int app_check(const struct app *a, int n, char **names, json_t **ret_rows, struc
 
 /* --- SSH tunnels (up.c) --- */
 
+/* What `up` checks before anything runs: the tunnels named (all when n
+ * is 0; an unknown name is app_select_tunnels' error) and the key and
+ * config files of each (cfg_check_files): 0, or EXIT_CONFIG with the
+ * first failing tunnel's diagnostics in d (which the caller clears) and
+ * e app_config_error's message. */
+int app_up_check(const struct app *a, int n, char **names, struct cfg_diags *d, struct err *e);
 /* `up --dry-run`: [{name, argv}] of the ssh command lines. */
 int app_up_plan(const struct app *a, int n, char **names, json_t **ret_plan, struct err *e);
 /* `up`: start a supervisor for each named tunnel (all when n is 0) and

@@ -288,7 +288,15 @@ static json_t *text_result(json_t *doc, bool is_error)
 
 json_t *mcp_tool_error(int code, const char *message, json_t *doc)
 {
+	/* Members a tool gave the envelope's error (an invalid config's
+	 * diagnostics, where the CLI's --json has them) join code, name
+	 * and message. */
+	json_t *more = json_incref(json_object_get(doc, "error"));
+	if (more)
+		json_object_del(doc, "error");
 	json_t *env = mcp_error_envelope(code, message, doc);
+	json_object_update_missing(json_object_get(env, "error"), more);
+	json_decref(more);
 	json_t *res = text_result(env, true);
 	json_decref(env);
 	return res;

@@ -50,7 +50,8 @@ struct mcp_tool {
 	unsigned hints;		   /* MCP_READ_ONLY | ... */
 	/* 0 and *ret_doc (the command's --json document, owned by the
 	 * caller), or an exit code with e set; *ret_doc may then hold the
-	 * rows that did work (as the CLI's error envelope carries them). */
+	 * rows that did work, and "error" members besides code, name and
+	 * message ("diagnostics"), as the CLI's error envelope carries them. */
 	int (*call)(struct mcp_call *c, json_t **ret_doc, struct err *e);
 };
 

@@ -137,8 +137,8 @@ void mcp_jobs_free(struct mcp_server *s);
  * structuredContent, or mcp_tool_error's. */
 json_t *mcp_tool_result(const struct mcp_job *j);
 /* A failed call: isError, the --json error envelope (mcp_error_envelope,
- * takes doc) as text, and no structuredContent: the SDK checks that
- * against the outputSchema even on errors (typescript-sdk #1943). */
+ * takes doc; doc's "error" members join the envelope's) as text, and no structuredContent: the SDK
+ * checks that against the outputSchema even on errors (typescript-sdk #1943). */
 json_t *mcp_tool_error(int code, const char *message, json_t *doc);
 
 /* --- resources.c --- */

@@ -102,7 +102,10 @@ void tool_adopt(pid_t pid)
 		"properties": {						\
 			"code": {"type": "integer", "minimum": 1, "maximum": 255}, \
 			"name": {"type": "string"},			\
-			"message": {"type": "string"}}})
+			"message": {"type": "string"},			\
+			"diagnostics": {"type": "array", "description":	\
+				"an invalid config's: {file, line, column, message}", \
+				"items": {"type": "object"}}}})
 /* A document: these members (of which `req` are required, unless it is
  * the error envelope), nothing else. */
 #define DOC(props, req)							\

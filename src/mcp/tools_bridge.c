@@ -15,39 +15,16 @@
 #define WAIT_STEP_MS	 200 /* how often bridge_wait reads the state */
 #define WAIT_PROGRESS_MS 1000
 
-/* The key and config files of the tunnels `up` would start, checked
- * before anything runs, as `up` does: EXIT_CONFIG with the first
- * diagnostic, as the error envelope's message gives it. */
-static int check_files(const struct app *a, int n, char **names, struct err *e)
-{
-	const struct cfg_tunnel **sel = NULL;
-	size_t nsel = 0;
-	int r = app_select_tunnels(a, n, names, &sel, &nsel, e);
-	for (size_t i = 0; r == 0 && i < nsel; i++) {
-		struct cfg_diags d = {0};
-		if (cfg_check_files(a->cfg, sel[i], &d) < 0) {
-			const struct cfg_diag *g = &d.items[0];
-			const char *file = g->mark.file ? g->mark.file : (d.file ? d.file : "?");
-			if (d.n == 0)
-				r = err_set(e, EXIT_CONFIG, "%s: cannot check its files",
-					    sel[i]->name);
-			else if (g->mark.line > 0)
-				r = err_set(e, EXIT_CONFIG, "invalid configuration: %s:%d:%d: %s",
-					    file, g->mark.line, g->mark.col, g->msg);
-			else
-				r = err_set(e, EXIT_CONFIG, "invalid configuration: %s: %s", file,
-					    g->msg);
-		}
-		cfg_diags_clear(&d);
-	}
-	free(sel);
-	return r;
-}
-
 /* `up NAMES --timeout T`, detached: the supervisors started are adopted. */
 static int up(struct mcp_call *c, int n, char **names, json_t **ret_doc, struct err *e)
 {
-	int r = check_files(c->app, n, names, e);
+	/* The key and config files first, as `up`: an invalid one is its
+	 * error envelope, diagnostics in it (up --json's). */
+	struct cfg_diags d = {0};
+	int r = app_up_check(c->app, n, names, &d, e);
+	if (r && d.n)
+		*ret_doc = json_pack("{s:{s:o*}}", "error", "diagnostics", cfg_diags_json(&d));
+	cfg_diags_clear(&d);
 	if (r)
 		return r;
 	struct app_started *v = NULL;

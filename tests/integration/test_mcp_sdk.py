@@ -377,11 +377,10 @@ def test_errors_carry_the_cli_envelope(db_nosshd, sdk, tmp_path):
     assert got["error"]["code"] == 60, got
     same("intercept_start", {"service": "Not_A_Service", "mode": "steal"},
          "intercept", "Not_A_Service", "--steal")
-    # a key file that is not there: refused before anything runs, as `up`
-    got = c.failed("bridge_up", {"names": ["web"]})
-    code, want = cli_json(db, "up", "web")
-    assert (got["error"]["code"], got["error"]["message"]) == (code, want["error"]["message"]), \
-        (got, want)
+    # a key file that is not there: refused before anything runs, as `up`,
+    # with the same diagnostics (FILE:LINE:COL) in the envelope
+    got = same("bridge_up", {"names": ["web"]}, "up", "web")
+    assert got["error"]["code"] == 3 and got["error"]["diagnostics"][0]["line"] > 0, got
     # no catalog_path in this config
     for tool, args, cli in [("catalog_list_domains", {}, ("catalog", "list")),
                             ("catalog_list_targets", {}, ("targets",)),
