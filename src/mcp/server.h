@@ -96,6 +96,9 @@ struct mcp_job {
 	void (*finish)(struct mcp_server *s, struct mcp_job *j);
 	const struct mcp_tool *tool; /* tools/call */
 	char *uri;		     /* resources/read */
+	/* The server's app with this job's own config, loaded on the
+	 * worker when the job starts and freed with the job (calls.c). */
+	struct app app;
 	struct mcp_call call;
 	atomic_bool cancelled; /* by the client: no reply is sent */
 	atomic_bool stop;      /* what call.cancelled() says: cancelled, or stdin closed */

@@ -383,6 +383,7 @@ const struct mcp_tool mcp_tools[] = {
 				"shadowed_by_inline": {"type": "boolean"}}}}),
 		J("catalog_path", "domains", "bridges")),
 	.hints = MCP_READ_ONLY | MCP_IDEMPOTENT,
+	.flags = MCP_TOOL_NO_CATALOG, /* reads the catalog itself */
 	.call = tool_catalog_list_domains,
 },
 {
@@ -402,6 +403,7 @@ const struct mcp_tool mcp_tools[] = {
 			TARGET_REQ J(], "properties": {) TARGET_PROPS J(}}}),
 		J("catalog_path", "targets")),
 	.hints = MCP_READ_ONLY | MCP_IDEMPOTENT,
+	.flags = MCP_TOOL_NO_CATALOG, /* reads the catalog itself */
 	.call = tool_catalog_list_targets,
 },
 {
@@ -419,6 +421,7 @@ const struct mcp_tool mcp_tools[] = {
 				"bridges": {"type": "array", "items": {"type": "string"}}}}),
 		J("target")),
 	.hints = MCP_READ_ONLY | MCP_IDEMPOTENT,
+	.flags = MCP_TOOL_NO_CATALOG, /* reads the catalog itself */
 	.call = tool_catalog_show_target,
 },
 {
@@ -457,6 +460,7 @@ const struct mcp_tool mcp_tools[] = {
 				"inline_tunnel":) STRING_OR_NULL J(}}),
 		J("bridge")),
 	.hints = MCP_READ_ONLY | MCP_IDEMPOTENT,
+	.flags = MCP_TOOL_NO_CATALOG, /* reads the catalog itself */
 	.call = tool_catalog_show_bridge,
 },
 {
@@ -485,6 +489,7 @@ const struct mcp_tool mcp_tools[] = {
 		"more_diagnostics": {"type": "integer", "minimum": 0}),
 		J("valid", "catalog_path", "domains", "targets", "bridges", "diagnostics")),
 	.hints = MCP_READ_ONLY | MCP_IDEMPOTENT,
+	.flags = MCP_TOOL_NO_CATALOG, /* reads the catalog itself */
 	.call = tool_catalog_validate,
 },
 

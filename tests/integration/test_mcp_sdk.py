@@ -453,7 +453,7 @@ def test_catalog_tools_on_the_fixture_catalog(db_nosshd, sdk):
 
 def test_catalog_validate_error_carries_the_diagnostics(db_nosshd, sdk, tmp_path):
     """The catalog is read afresh by each call: broken after the server
-    started (a server does not start on a broken one), validate finds it."""
+    started, validate finds it."""
     cases = sorted(d for d in os.listdir(CATALOGS) if d != "valid" and
                    os.path.isdir(os.path.join(CATALOGS, d, "catalog")))
     assert cases, "no broken fixture catalogs in tests/catalogs"
@@ -473,6 +473,55 @@ def test_catalog_validate_error_carries_the_diagnostics(db_nosshd, sdk, tmp_path
         got = assert_same_error(c, db, "catalog_validate", {}, "catalog", "validate")
         assert got["error"]["code"] == 3 and got["diagnostics"], (case, got)
         assert got["valid"] is False, (case, got)
+
+
+def test_server_starts_on_an_invalid_catalog(db_nosshd, sdk):
+    """An invalid catalog is not the server's end: catalog_validate says
+    what is wrong, the tools that need the catalog fail as their commands
+    do (EXIT_CONFIG, the diagnostics in the envelope); the config proper
+    still refuses it (exit 3)."""
+    db = db_nosshd
+    use_catalog(db, "bad-field")
+    c = sdk(db)
+    c.list()
+    got = assert_same_error(c, db, "catalog_validate", {}, "catalog", "validate")
+    assert [(d["line"], d["column"]) for d in got["diagnostics"]] == [(2, 14), (3, 1), (5, 12),
+                                                                      (1, 1)], got
+    got = assert_same_error(c, db, "bridge_status", {}, "status")
+    assert got["error"]["code"] == 3, got
+    assert got["error"]["diagnostics"][0]["file"].endswith("ops/bridges/state-hub.yaml"), got
+    assert "the catalog does not load" in c.stderr(), c.stderr()
+    assert c.cmd("read", uri="bridge://status").get("error", {}).get("code") == -32603
+
+    with open(db.config, "a") as f:
+        f.write("tunnels: [\n")
+    r = db.run("mcp", timeout=30)
+    assert r.returncode == 3 and "invalid YAML" in r.stderr, r
+
+
+def test_a_bridge_added_while_serving_is_one(db_nosshd, sdk, tmp_path):
+    """Each call loads the config and catalog afresh: a bridge file added
+    to the catalog is known to bridge_status at once, as to the catalog
+    tools."""
+    db = db_nosshd
+    live = str(tmp_path / "catalog")
+    shutil.copytree(os.path.join(CATALOGS, "valid", "catalog"), live)
+    with open(os.path.join(CATALOGS, "valid", "config.yaml")) as f:
+        text = f.read().replace("catalog_path: catalog", "catalog_path: %s" % live)
+    with open(db.config, "w") as f:
+        f.write(text)
+    c = sdk(db)
+    c.list()
+    assert c.failed("bridge_status", {"names": ["jupyter2"]})["error"]["code"] == 48
+    bridges = os.path.join(live, "domains", "lab", "bridges")
+    with open(os.path.join(bridges, "jupyter.yaml")) as f:
+        text = f.read().replace("local_port: 18888", "local_port: 18889")
+    with open(os.path.join(bridges, "jupyter2.yaml"), "w") as f:
+        f.write(text)
+    assert c.ok("catalog_show_bridge", {"id": "jupyter2"})["bridge"]["local_port"] == 18889
+    st = c.ok("bridge_status", {"names": ["jupyter2"]})
+    assert [(r["name"], r["state"]) for r in st["bridges"]] == [("jupyter2", "stopped")], st
+    assert st == cli_json(db, "status", "jupyter2")[1]
 
 
 def test_sdk_client_waits_for_the_server(db_nosshd, sdk):
