@@ -51,9 +51,9 @@ static int mcp_config(struct cli *c)
 
 /* The server's config, read to refuse one that does not load (exit 3,
  * the diagnostics on stderr) before speaking; each call then loads it
- * afresh (mcp/calls.c).  Its catalog is not read here: a catalog that
+ * afresh (mcp/calls.c).  Its catalog refuses nothing: a catalog that
  * does not load is the EXIT_CONFIG of each call that needs it, and what
- * catalog_validate is for; the log says so at start. */
+ * catalog_validate is for; a warning in the log says so at start. */
 static int load_mcp_config(struct cli *c)
 {
 	c->no_catalog = true;

@@ -7,9 +7,9 @@
  * on the worker.  They touch the job only: its own struct app and
  * config, `cancelled` (atomic), the progress fields and `srv` (under mu),
  * and the outcome (code, doc, err), which the loop reads only after the
- * worker is through.  A progress
- * report wakes the loop through a pipe; the loop sends the latest one
- * (reports between two wake-ups are coalesced: progress only grows). */
+ * worker is through.  A progress report wakes the loop through a pipe;
+ * the loop sends the latest one (reports between two wake-ups are
+ * coalesced: progress only grows). */
 #include "app/config.h"
 #include "core/log.h"
 #include "core/util.h"
