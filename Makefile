@@ -49,6 +49,7 @@ format-check:
 	@out=$$(clang-format --dry-run src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h tests/yamux/*.c fuzz/*.c 2>&1); \
 	if [ -n "$$out" ]; then echo "$$out" | head -40; echo "clang-format: run 'make format'"; exit 1; fi
 	@scripts/check-layers.sh
+	@scripts/check-json-pack.py
 
 format:
 	clang-format -i src/*.c src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h tests/yamux/*.c fuzz/*.c

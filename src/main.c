@@ -2,8 +2,10 @@
  * `devbridge open URL` (SPEC §1).  The two renderers of src/app sit side by
  * side: cli runs every command but `mcp`, which the mcp layer serves (cli
  * may not call up into it, so the dispatch is here). */
+#include "app/config.h"
 #include "cli/cli.h"
 #include "core/state.h"
+#include "core/log.h"
 #include "core/util.h"
 #include "mcp/mcp.h"
 
@@ -68,9 +70,32 @@ static int mcp_config(struct cli *c)
 	return EXIT_OK;
 }
 
+/* The server's config, read to refuse one that does not load (exit 3,
+ * the diagnostics on stderr) before speaking; each call then loads it
+ * afresh (mcp/calls.c).  Its catalog refuses nothing: a catalog that
+ * does not load is the EXIT_CONFIG of each call that needs it, and what
+ * catalog_validate is for; a warning in the log says so at start. */
+static int load_mcp_config(struct cli *c)
+{
+	c->no_catalog = true;
+	int r = cli_load_config_optional(c);
+	if (r || !c->cfg->catalog_path || c->argc > 0)
+		return r;
+	struct cfg *full = NULL;
+	struct cfg_diags d = {0};
+	struct err e = {0};
+	if (app_load_config(c->config_path, 0, &full, &d, &e))
+		log_warn("mcp: the catalog does not load (%s); serving anyway: the calls that need "
+			 "it fail with that, catalog_validate lists every problem",
+			 e.message);
+	cfg_diags_clear(&d);
+	cfg_free(full);
+	return 0;
+}
+
 static int run_mcp(struct cli *c)
 {
-	int r = cli_load_config_optional(c);
+	int r = load_mcp_config(c);
 	if (r)
 		return r;
 	if (c->argc == 1 && strcmp(c->argv[0], "config") == 0)

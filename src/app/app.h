@@ -36,6 +36,22 @@ struct app {
 
 bool app_no_config(const struct app *a);
 
+/* --- the config (config.c) --- */
+
+struct cfg_diags;
+/* Load the config at path (APP_NO_CONFIG: an empty one) with
+ * cfg_load_flags' flags into *ret: 0, or EXIT_CONFIG with every
+ * diagnostic in d (which the caller clears) and e app_config_error's
+ * message; without a diagnostic, "PATH: why" (EXIT_ERROR: out of
+ * memory). */
+int app_load_config(const char *path, unsigned flags, struct cfg **ret, struct cfg_diags *d,
+		    struct err *e);
+/* An invalid config as every renderer reports it: EXIT_CONFIG, e
+ * "invalid configuration: FILE:LINE:COL: message" (d's first
+ * diagnostic), and *ret_diags (when not NULL) d as the --json envelope's
+ * "diagnostics" (cfg_diags_json). */
+int app_config_error(const struct cfg_diags *d, json_t **ret_diags, struct err *e);
+
 /* --- bridges of every kind (bridge.c) --- */
 
 /* One row of `status --json` for `name`; t is its tunnel, or NULL (the
@@ -87,8 +103,9 @@ int app_stop_bridge(const struct app *a, const char *name);
 int app_stop_bridge_wait(const struct app *a, const char *name, int wait_ms);
 
 /* `down`: stop the named bridges (all running ones when n is 0); rows
- * {name, result: stopped|not running|error} (with dry_run {name,
- * running}).  EXIT_ERROR when one could not be stopped. */
+ * {name, result: stopped|not running|cleaned up|error, message (an
+ * error's)} (with dry_run {name, running, pid}).  EXIT_ERROR when one
+ * could not be stopped. */
 int app_down(const struct app *a, int n, char **names, json_t **ret_rows, struct err *e);
 
 /* `logs`: the last n audit events of NAME (n <= 0: all). */
@@ -109,6 +126,12 @@ int app_check(const struct app *a, int n, char **names, json_t **ret_rows, struc
 
 /* --- SSH tunnels (up.c) --- */
 
+/* What `up` checks before anything runs: the tunnels named (all when n
+ * is 0; an unknown name is app_select_tunnels' error) and the key and
+ * config files of each (cfg_check_files): 0, or EXIT_CONFIG with the
+ * first failing tunnel's diagnostics in d (which the caller clears) and
+ * e app_config_error's message. */
+int app_up_check(const struct app *a, int n, char **names, struct cfg_diags *d, struct err *e);
 /* `up --dry-run`: [{name, argv}] of the ssh command lines. */
 int app_up_plan(const struct app *a, int n, char **names, json_t **ret_plan, struct err *e);
 /* `up`: start a supervisor for each named tunnel (all when n is 0) and
@@ -304,9 +327,9 @@ int app_status_doc(const struct app *a, int n, char **names, json_t **ret_doc, s
 /* `up`: {bridges} of app_up's rows (the rest as app_up). */
 int app_up_doc(const struct app *a, int n, char **names, int timeout_s, bool foreground,
 	       json_t **ret_doc, struct app_started **ret_started, size_t *ret_n, struct err *e);
-/* `down`, of app_down's code and rows (taken): {bridges}, without what
- * only a terminal shows (a dry run's pid, an error row's message: the CLI
- * prints it on stderr).  Returns code. */
+/* `down`, of app_down's code and rows (taken): {bridges}, an error row
+ * with its message, without what only a terminal shows (a dry run's
+ * pid).  Returns code. */
 int app_down_doc(const struct app *a, int code, json_t *rows, json_t **ret_doc, struct err *e);
 /* `logs NAME -n N`: {name, events}. */
 int app_logs_doc(const struct app *a, const char *name, long n, json_t **ret_doc, struct err *e);
@@ -316,7 +339,7 @@ int app_check_doc(const struct app *a, int n, char **names, json_t **ret_doc, st
  * only a terminal shows (each row's target, exported). */
 json_t *app_connect_doc(json_t *doc);
 /* `disconnect`, of app_disconnect's code and rows (taken): {dry_run,
- * bridges}, without an error row's message.  Returns code. */
+ * bridges}, an error row with its message.  Returns code. */
 int app_disconnect_doc(const struct app *a, int code, json_t *rows, json_t **ret_doc,
 		       struct err *e);
 /* `env --format json`: {BRIDGE_...: value}. */

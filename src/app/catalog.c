@@ -102,6 +102,20 @@ static const struct schema_field bridge_own[] = {
 };
 /* clang-format on */
 
+/* ssh_config in a target: refused.  ssh reads the file it names (-F) as
+ * its own config, where ProxyCommand and Match exec run commands: a
+ * catalog is data whoever can push to it writes, never code run as each
+ * of its users (docs/catalog.md, "Trust"). */
+static void refuse_ssh_config(struct schema_loader *l, yaml_node_t *val, void *base)
+{
+	(void)base;
+	schema_pdiag(l, val->start_mark,
+		     "refused in a catalog: ssh reads the file (-F) as its config, where "
+		     "ProxyCommand and Match exec run commands, and a catalog is data anyone who "
+		     "can push to it writes, never code run as you; put what the host needs in "
+		     "~/.ssh/config (a Host block), which you control");
+}
+
 /* One half of the tunnel table, between rows of the file's own. */
 struct half {
 	struct schema_field f[SCHEMA_MAX_FIELDS];
@@ -131,6 +145,11 @@ static void half_make(struct half *h, bool connects, const struct schema_field *
 		 * target nothing bridges to can be described alone. */
 		if (connects && strcmp(f.key, "host") != 0)
 			f.flags &= ~(unsigned)F_REQ;
+		/* What runs code is the user's to write, not the catalog's. */
+		if (strcmp(f.key, "ssh_options") == 0)
+			f.fn = ssh_load_shared_options;
+		if (strcmp(f.key, "ssh_config") == 0)
+			f = (struct schema_field)FUNC("ssh_config", refuse_ssh_config);
 		half_add(h, &f, 1);
 	}
 	half_add(h, post, npost);
@@ -546,6 +565,21 @@ int catalog_parse_file(enum catalog_kind kind, const char *file, const char *buf
 
 /* ---- checks across files ---------------------------------------------- */
 
+/* For a "did you mean": the closest to word of the n names at `off` (a
+ * char *) in each of the elements of array v (`size` bytes each), or
+ * NULL when none is close (schema_suggest's rule). */
+static const char *closest(const char *word, const void *v, size_t n, size_t size, size_t off)
+{
+	const char *best = NULL;
+	int bestd = INT_MAX;
+
+	for (size_t i = 0; i < n; i++)
+		schema_suggest(word, *(char *const *)((const char *)v + i * size + off), &best,
+			       &bestd);
+	return best;
+}
+#define CLOSEST(word, v, n, type, member) closest(word, v, n, sizeof(type), offsetof(type, member))
+
 static const char *domain_of(const struct catalog *cat, size_t i)
 {
 	return cat->domains[i].id;
@@ -605,8 +639,7 @@ static void check_ids(struct catalog *cat)
 static void check_target(struct catalog *cat, struct cat_bridge *b)
 {
 	char e[SCHEMA_ESC_BUF], e2[SCHEMA_ESC_BUF];
-	const char *best = NULL, *missing;
-	int bestd = INT_MAX;
+	const char *best, *missing;
 
 	if (!b->target)
 		return; /* missing: said by the schema */
@@ -623,8 +656,7 @@ static void check_target(struct catalog *cat, struct cat_bridge *b)
 		}
 		return;
 	}
-	for (size_t i = 0; i < cat->n_targets; i++)
-		schema_suggest(b->target, cat->targets[i].id, &best, &bestd);
+	best = CLOSEST(b->target, cat->targets, cat->n_targets, struct cat_target, id);
 	if (best)
 		say(cat, b->target_mark, "target: unknown target '%s' (did you mean '%s'?)",
 		    schema_esc(e, b->target), schema_esc(e2, best));
@@ -638,13 +670,11 @@ static void check_target(struct catalog *cat, struct cat_bridge *b)
 static void check_actor(struct catalog *cat, const struct cfg *cfg, const struct cat_bridge *b)
 {
 	char e[SCHEMA_ESC_BUF], e2[SCHEMA_ESC_BUF];
-	const char *best = NULL;
-	int bestd = INT_MAX;
+	const char *best;
 
 	if (!b->t.actor || cfg_find_actor(cfg, b->t.actor))
 		return;
-	for (size_t i = 0; i < cfg->n_actors; i++)
-		schema_suggest(b->t.actor, cfg->actors[i].name, &best, &bestd);
+	best = CLOSEST(b->t.actor, cfg->actors, cfg->n_actors, struct cfg_actor, name);
 	if (best)
 		say(cat, b->t.actor_mark, "actor: unknown actor '%s' (did you mean '%s'?)",
 		    schema_esc(e, b->t.actor), schema_esc(e2, best));
@@ -881,17 +911,6 @@ static json_t *jstr(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-/* "FILE:LINE:COL: message" of the first diagnostic, for a message. */
-static void first_diag(const struct cfg_diags *d, char *buf, size_t n)
-{
-	const struct cfg_diag *g = &d->items[0];
-
-	if (g->mark.line > 0)
-		snprintf(buf, n, "%s:%d:%d: %s", g->mark.file, g->mark.line, g->mark.col, g->msg);
-	else
-		snprintf(buf, n, "%s: %s", g->mark.file, g->msg);
-}
-
 /* The catalog of a's config, read now (the files may have changed since
  * the config was loaded; and a config loaded without its catalog, for
  * validate, has none).  With `valid`, a catalog with diagnostics is
@@ -908,7 +927,7 @@ static int open_catalog(const struct app *a, bool valid, struct catalog **ret, s
 	if (r == -ENOMEM)
 		return err_set(e, EXIT_ERROR, "out of memory");
 	if (r < 0 && valid) {
-		first_diag(d, first, sizeof first);
+		cfg_diag_format(first, sizeof first, d->items[0].mark, "%s", d->items[0].msg);
 		catalog_free(*ret);
 		*ret = NULL;
 		return err_set(e, EXIT_CONFIG,
@@ -973,7 +992,7 @@ int app_catalog_domains(const struct app *a, json_t **ret_doc, struct err *e)
 	for (size_t i = 0; i < cat->n_domains; i++) {
 		const struct cat_domain *m = &cat->domains[i];
 		json_array_append_new(
-		    rows, json_pack("{s:s, s:s, s:s, s:i, s:i, s:s}", "id", m->id, "description",
+		    rows, json_pack("{s:s, s:s, s:s, s:I, s:I, s:s}", "id", m->id, "description",
 				    m->description ? m->description : "", "owner",
 				    m->owner ? m->owner : "", "targets", (json_int_t)m->n_targets,
 				    "bridges", (json_int_t)m->n_bridges, "file", m->file));
@@ -1005,12 +1024,9 @@ int app_catalog_targets(const struct app *a, const char *domain, json_t **ret_do
 	if (r)
 		return r;
 	if (domain && !find_domain(cat, domain)) {
-		const char *best = NULL;
-		int bestd = INT_MAX;
-
-		for (size_t i = 0; i < cat->n_domains; i++)
-			schema_suggest(domain, cat->domains[i].id, &best, &bestd);
-		r = unknown(e, EXIT_NOT_IN_CATALOG, "domain", domain, best, "catalog list");
+		r = unknown(e, EXIT_NOT_IN_CATALOG, "domain", domain,
+			    CLOSEST(domain, cat->domains, cat->n_domains, struct cat_domain, id),
+			    "catalog list");
 		catalog_free(cat);
 		return r;
 	}
@@ -1036,12 +1052,9 @@ int app_catalog_target(const struct app *a, const char *id, json_t **ret_doc, st
 	/* ID or DOMAIN/ID, as a bridge's target: names it. */
 	t = find_target(cat, id, SIZE_MAX);
 	if (!t) {
-		const char *best = NULL;
-		int bestd = INT_MAX;
-
-		for (size_t i = 0; i < cat->n_targets; i++)
-			schema_suggest(id, cat->targets[i].id, &best, &bestd);
-		r = unknown(e, EXIT_NOT_IN_CATALOG, "target", id, best, "targets");
+		r = unknown(e, EXIT_NOT_IN_CATALOG, "target", id,
+			    CLOSEST(id, cat->targets, cat->n_targets, struct cat_target, id),
+			    "targets");
 		catalog_free(cat);
 		return r;
 	}
@@ -1075,12 +1088,9 @@ int app_catalog_bridge(const struct app *a, const char *id, json_t **ret_doc, st
 	if (r)
 		return r;
 	if (!(b = find_bridge(cat, id))) {
-		const char *best = NULL;
-		int bestd = INT_MAX;
-
-		for (size_t i = 0; i < cat->n_bridges; i++)
-			schema_suggest(id, cat->bridges[i].t.name, &best, &bestd);
-		r = unknown(e, EXIT_UNKNOWN_BRIDGE, "bridge", id, best, "catalog list");
+		r = unknown(e, EXIT_UNKNOWN_BRIDGE, "bridge", id,
+			    CLOSEST(id, cat->bridges, cat->n_bridges, struct cat_bridge, t.name),
+			    "catalog list");
 		catalog_free(cat);
 		return r;
 	}
@@ -1117,20 +1127,15 @@ int app_catalog_validate(const struct app *a, json_t **ret_doc, struct err *e)
 		cfg_diags_clear(&d);
 		return r;
 	}
-	diags = json_array();
-	for (size_t i = 0; i < d.n; i++)
-		json_array_append_new(
-		    diags, json_pack("{s:s, s:i, s:i, s:s}", "file", d.items[i].mark.file, "line",
-				     d.items[i].mark.line, "column", d.items[i].mark.col, "message",
-				     d.items[i].msg));
+	diags = cfg_diags_json(&d);
 	*ret_doc =
-	    json_pack("{s:b, s:s, s:i, s:i, s:i, s:o, s:i}", "valid", d.n == 0, "catalog_path",
+	    json_pack("{s:b, s:s, s:I, s:I, s:I, s:o, s:I}", "valid", d.n == 0, "catalog_path",
 		      cat->root, "domains", (json_int_t)cat->n_domains, "targets",
 		      (json_int_t)cat->n_targets, "bridges", (json_int_t)cat->n_bridges,
 		      "diagnostics", diags, "more_diagnostics", (json_int_t)d.dropped);
 	catalog_free(cat);
 	if (d.n) {
-		first_diag(&d, first, sizeof first);
+		cfg_diag_format(first, sizeof first, d.items[0].mark, "%s", d.items[0].msg);
 		r = err_set(e, EXIT_CONFIG, "invalid catalog: %zu error%s, the first: %s",
 			    d.n + d.dropped, d.n + d.dropped == 1 ? "" : "s", first);
 	}

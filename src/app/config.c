@@ -1,6 +1,7 @@
 /* config.c - see config.h: the top level of the file, and what spans the
  * worlds' sections. */
 #include "app/config.h"
+#include "app/app.h"
 #include "app/catalog.h"
 #include "core/state.h"
 #include "core/util.h"
@@ -237,6 +238,35 @@ int cfg_load_flags(const char *path, unsigned flags, struct cfg **ret, struct cf
 int cfg_load(const char *path, struct cfg **ret, struct cfg_diags *diags)
 {
 	return cfg_load_flags(path, 0, ret, diags);
+}
+
+int app_config_error(const struct cfg_diags *d, json_t **ret_diags, struct err *e)
+{
+	char first[CFG_DIAG_LINE_MAX] = "";
+
+	if (d->n)
+		cfg_diag_format(first, sizeof first, d->items[0].mark, "%s", d->items[0].msg);
+	if (ret_diags)
+		*ret_diags = cfg_diags_json(d);
+	return err_set(e, EXIT_CONFIG, "invalid configuration: %s", first);
+}
+
+int app_load_config(const char *path, unsigned flags, struct cfg **ret, struct cfg_diags *d,
+		    struct err *e)
+{
+	int r;
+
+	if (strcmp(path, APP_NO_CONFIG) == 0)
+		r = cfg_load_buf(path, "", 0, ret, d);
+	else
+		r = cfg_load_flags(path, flags, ret, d);
+	if (r == 0)
+		return 0;
+	if (d->n)
+		return app_config_error(d, NULL, e);
+	if (r == -ENOMEM)
+		return err_set(e, EXIT_ERROR, "out of memory");
+	return err_set(e, EXIT_CONFIG, "%s: %s", path, strerror(-r));
 }
 
 int cfg_check_files(const struct cfg *cfg, const struct cfg_tunnel *only, struct cfg_diags *diags)

@@ -5,7 +5,6 @@
 #include "k8s/session.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 int app_status_doc(const struct app *a, int n, char **names, json_t **ret_doc, struct err *e)
 {
@@ -38,15 +37,13 @@ int app_down_doc(const struct app *a, int code, json_t *rows, json_t **ret_doc, 
 {
 	size_t i;
 	json_t *row;
+	/* An error row keeps its message: it is the only word of why (an
+	 * agent reads no stderr).  The pid a dry run would stop is for a
+	 * terminal. */
 	json_array_foreach(rows, i, row)
 	{
-		/* what a terminal shows besides: the pid a dry run would stop, and
-		 * an error row's message (printed on stderr) */
 		if (a->dry_run)
 			json_object_del(row, "pid");
-		else if (strcmp(json_string_value(json_object_get(row, "result")) ?: "", "error") ==
-			 0)
-			json_object_del(row, "message");
 	}
 	*ret_doc = json_pack("{s:o}", "bridges", rows);
 	if (code)
@@ -84,13 +81,6 @@ json_t *app_connect_doc(json_t *doc)
 
 int app_disconnect_doc(const struct app *a, int code, json_t *rows, json_t **ret_doc, struct err *e)
 {
-	size_t i;
-	json_t *row;
-	json_array_foreach(rows, i, row)
-	{
-		if (strcmp(json_string_value(json_object_get(row, "result")) ?: "", "error") == 0)
-			json_object_del(row, "message");
-	}
 	*ret_doc = json_pack("{s:b, s:o}", "dry_run", a->dry_run, "bridges", rows);
 	if (code)
 		err_set(e, code, "some bridges could not be stopped");

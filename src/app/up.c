@@ -32,6 +32,22 @@ static int selected(const struct app *a, int n, char **names, const struct cfg_t
 	return 0;
 }
 
+int app_up_check(const struct app *a, int n, char **names, struct cfg_diags *d, struct err *e)
+{
+	const struct cfg_tunnel **sel = NULL;
+	size_t nsel = 0;
+	int r = app_select_tunnels(a, n, names, &sel, &nsel, e);
+
+	for (size_t i = 0; r == 0 && i < nsel; i++) {
+		int c = cfg_check_files(a->cfg, sel[i], d);
+		if (c < 0)
+			r = d->n ? app_config_error(d, NULL, e)
+				 : err_set(e, EXIT_CONFIG, "%s", strerror(-c));
+	}
+	free(sel);
+	return r;
+}
+
 int app_up_plan(const struct app *a, int n, char **names, json_t **ret_plan, struct err *e)
 {
 	const struct cfg_tunnel **sel;

@@ -624,39 +624,25 @@ void cli_free(struct cli *c)
 
 int cli_report_diags(struct cli *c, struct cfg_diags *d)
 {
-	json_t *arr = json_array();
-	char first[1200] = "";
-	for (size_t i = 0; i < d->n; i++) {
-		const struct cfg_diag *g = &d->items[i];
-		const char *file = g->mark.file ? g->mark.file : (d->file ? d->file : "?");
-		char line[1200];
-		if (g->mark.line > 0)
-			snprintf(line, sizeof line, "%s:%d:%d: %s", file, g->mark.line, g->mark.col,
-				 g->msg);
-		else
-			snprintf(line, sizeof line, "%s: %s", file, g->msg);
-		if (i == 0)
-			snprintf(first, sizeof first, "%s", line);
-		if (!c->json)
-			fprintf(stderr, "%s\n", line);
-		json_array_append_new(arr, json_pack("{s:s, s:i, s:i, s:s}", "file", file, "line",
-						     g->mark.line, "column", g->mark.col, "message",
-						     g->msg));
-	}
-	if (d->dropped && !c->json)
-		fprintf(stderr, "(%zu more errors not shown)\n", d->dropped);
-	if (!c->json) {
-		fprintf(stderr,
-			"devbridge: invalid configuration: %zu error%s; nothing was started\n",
-			d->n + d->dropped, d->n + d->dropped == 1 ? "" : "s");
-		json_decref(arr);
+	if (c->json) {
+		struct err e = {0};
+		json_t *arr = NULL;
+		app_config_error(d, &arr, &e);
+		/* The diagnostics belong to the error: {"error":{..., "diagnostics":[...]}} */
+		cli_print_json(json_pack("{s:{s:i, s:s, s:s, s:o}}", "error", "code", EXIT_CONFIG,
+					 "name", errcode_name(EXIT_CONFIG), "message", e.message,
+					 "diagnostics", arr));
 		return EXIT_CONFIG;
 	}
-	char msg[1300];
-	snprintf(msg, sizeof msg, "invalid configuration: %s", first);
-	/* The diagnostics belong to the error: {"error":{..., "diagnostics":[...]}} */
-	cli_print_json(json_pack("{s:{s:i, s:s, s:s, s:o}}", "error", "code", EXIT_CONFIG, "name",
-				 errcode_name(EXIT_CONFIG), "message", msg, "diagnostics", arr));
+	char line[CFG_DIAG_LINE_MAX];
+	for (size_t i = 0; i < d->n; i++)
+		fprintf(
+		    stderr, "%s\n",
+		    cfg_diag_format(line, sizeof line, d->items[i].mark, "%s", d->items[i].msg));
+	if (d->dropped)
+		fprintf(stderr, "(%zu more errors not shown)\n", d->dropped);
+	fprintf(stderr, "devbridge: invalid configuration: %zu error%s; nothing was started\n",
+		d->n + d->dropped, d->n + d->dropped == 1 ? "" : "s");
 	return EXIT_CONFIG;
 }
 
@@ -679,18 +665,13 @@ int cli_load_config(struct cli *c)
 		}
 	}
 	struct cfg_diags d = {0};
-	r = cfg_load_flags(c->config_path, c->no_catalog ? CFG_LOAD_NO_CATALOG : 0, &c->cfg, &d);
-	if (r < 0) {
-		int code;
-		if (d.n > 0)
-			code = cli_report_diags(c, &d);
-		else
-			code = cli_error(c, EXIT_CONFIG, "%s: %s", c->config_path, strerror(-r));
-		cfg_diags_clear(&d);
-		return code;
-	}
+	struct err e = {0};
+	r = app_load_config(c->config_path, c->no_catalog ? CFG_LOAD_NO_CATALOG : 0, &c->cfg, &d,
+			    &e);
+	if (r)
+		r = d.n ? cli_report_diags(c, &d) : cli_fail(c, &e);
 	cfg_diags_clear(&d);
-	return 0;
+	return r;
 }
 
 int cli_load_config_optional(struct cli *c)
@@ -734,14 +715,6 @@ int cli_state_dir(struct cli *c)
 		return cli_error(c, EXIT_ERROR, "state directory %s: %s", c->state_dir,
 				 strerror(-r));
 	return 0;
-}
-
-int cli_select_tunnels(struct cli *c, int n, char **names, const struct cfg_tunnel ***ret,
-		       size_t *ret_n)
-{
-	struct err e = {0};
-	int r = app_select_tunnels(cli_app(c), n, names, ret, ret_n, &e);
-	return r ? cli_fail(c, &e) : 0;
 }
 
 int cli_fail(struct cli *c, const struct err *e)

@@ -83,12 +83,6 @@ int cli_check_files(struct cli *c, const struct cfg_tunnel *only);
 /* Resolve and create the state directory.  0 or an exit code. */
 int cli_state_dir(struct cli *c);
 
-/* Select tunnels by name (all when names is empty).  Unknown names are
- * reported (with a "did you mean") and make it return EXIT_UNKNOWN_BRIDGE.
- * *ret is a malloc'd array of pointers into c->cfg. */
-int cli_select_tunnels(struct cli *c, int n, char **names, const struct cfg_tunnel ***ret,
-		       size_t *ret_n);
-
 /* Simple option scanning for a command's own arguments.  Returns the
  * positional arguments (in place, compacted) count, or -1 after a usage
  * error was printed. */

@@ -2,6 +2,7 @@
  * as tables and short lines, or its documents with --json. */
 #include "cli/cli.h"
 #include "app/catalog.h"
+#include "core/diag.h"
 #include "core/util.h"
 
 #include <stdio.h>
@@ -227,15 +228,14 @@ static int validate(struct cli *c)
 		return render(c, r, doc, &e, print_valid);
 	size_t i;
 	json_t *g;
+	char line[CFG_DIAG_LINE_MAX];
 	json_array_foreach(json_object_get(doc, "diagnostics"), i, g)
 	{
-		long long line = json_integer_value(json_object_get(g, "line"));
-		if (line > 0)
-			fprintf(stderr, "%s:%lld:%lld: %s\n", str(g, "file"), line,
-				(long long)json_integer_value(json_object_get(g, "column")),
-				str(g, "message"));
-		else
-			fprintf(stderr, "%s: %s\n", str(g, "file"), str(g, "message"));
+		struct cfg_mark m = {str(g, "file"),
+				     (int)json_integer_value(json_object_get(g, "line")),
+				     (int)json_integer_value(json_object_get(g, "column"))};
+		fprintf(stderr, "%s\n",
+			cfg_diag_format(line, sizeof line, m, "%s", str(g, "message")));
 	}
 	long long more = json_integer_value(json_object_get(doc, "more_diagnostics"));
 	if (more)

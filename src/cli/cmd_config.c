@@ -265,25 +265,11 @@ static void print_service(const struct cfg *cfg, const struct cfg_service *v)
 
 static void print_warnings(const struct cfg_diags *w)
 {
-	for (size_t i = 0; i < w->n; i++) {
-		const struct cfg_diag *g = &w->items[i];
-		if (g->mark.line > 0)
-			fprintf(stderr, "%s:%d:%d: warning: %s\n", g->mark.file, g->mark.line,
-				g->mark.col, g->msg);
-		else
-			fprintf(stderr, "%s: warning: %s\n", g->mark.file, g->msg);
-	}
-}
-
-static json_t *warnings_json(const struct cfg_diags *w)
-{
-	json_t *a = json_array();
+	char line[CFG_DIAG_LINE_MAX];
 	for (size_t i = 0; i < w->n; i++)
-		json_array_append_new(
-		    a, json_pack("{s:s, s:i, s:i, s:s}", "file", w->items[i].mark.file, "line",
-				 w->items[i].mark.line, "column", w->items[i].mark.col, "message",
-				 w->items[i].msg));
-	return a;
+		fprintf(stderr, "%s\n",
+			cfg_diag_format(line, sizeof line, w->items[i].mark, "warning: %s",
+					w->items[i].msg));
 }
 
 static const char *plural(size_t n)
@@ -360,7 +346,7 @@ int cmd_config(struct cli *c)
 		if (cfg->has_container)
 			json_array_append_new(sections, json_string("container"));
 		json_object_set_new(doc, "other_sections", sections);
-		json_object_set_new(doc, "warnings", warnings_json(&warn));
+		json_object_set_new(doc, "warnings", cfg_diags_json(&warn));
 		free(extras);
 		cfg_diags_clear(&warn);
 		cli_print_json(doc);
@@ -619,9 +605,8 @@ int cmd_doctor(struct cli *c)
 		struct cfg_diags diags = {0};
 		if (cfg_load(path, &cfg, &diags) < 0) {
 			if (diags.n)
-				snprintf(buf, sizeof buf, "%s:%d:%d: %s", path,
-					 diags.items[0].mark.line, diags.items[0].mark.col,
-					 diags.items[0].msg);
+				cfg_diag_format(buf, sizeof buf, diags.items[0].mark, "%s",
+						diags.items[0].msg);
 			else
 				snprintf(buf, sizeof buf, "%s: cannot read", path);
 			report(&d, "config", false, buf, true);

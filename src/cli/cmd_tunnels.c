@@ -290,18 +290,14 @@ static int up_names(struct cli *c, int argc, char **argv, bool foreground, int t
 	int r = cli_load_config(c);
 	if (r)
 		return r;
-	const struct cfg_tunnel **sel = NULL;
-	size_t nsel = 0;
-	if ((r = cli_select_tunnels(c, argc, argv, &sel, &nsel)))
-		return r;
 	/* Key and config files, with every diagnostic, before anything runs. */
-	for (size_t i = 0; i < nsel; i++) {
-		if ((r = cli_check_files(c, sel[i]))) {
-			free(sel);
-			return r;
-		}
-	}
-	free(sel);
+	struct cfg_diags d = {0};
+	struct err e = {0};
+	if ((r = app_up_check(cli_app(c), argc, argv, &d, &e)))
+		r = d.n ? cli_report_diags(c, &d) : cli_fail(c, &e);
+	cfg_diags_clear(&d);
+	if (r)
+		return r;
 	if (c->dry_run)
 		return print_plan(c, argc, argv);
 	if ((r = cli_state_dir(c)))
@@ -309,7 +305,6 @@ static int up_names(struct cli *c, int argc, char **argv, bool foreground, int t
 	struct app_started *v = NULL;
 	size_t n = 0;
 	json_t *doc = NULL;
-	struct err e = {0};
 	int code = app_up_doc(cli_app(c), argc, argv, timeout_s, foreground, &doc, &v, &n, &e);
 	if (!doc) {
 		free(v);

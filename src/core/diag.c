@@ -58,3 +58,36 @@ void cfg_diags_clear(struct cfg_diags *diags)
 	free(diags->file);
 	memset(diags, 0, sizeof *diags);
 }
+
+const char *cfg_diag_format(char *buf, size_t n, struct cfg_mark m, const char *fmt, ...)
+{
+	int at;
+	va_list ap;
+
+	if (m.line > 0)
+		at = snprintf(buf, n, "%s:%d:%d: ", m.file, m.line, m.col);
+	else
+		at = snprintf(buf, n, "%s: ", m.file);
+	if (at >= 0 && (size_t)at < n) {
+		va_start(ap, fmt);
+		vsnprintf(buf + at, n - (size_t)at, fmt, ap);
+		va_end(ap);
+	}
+	return buf;
+}
+
+json_t *cfg_diags_json(const struct cfg_diags *d)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a && i < d->n; i++) {
+		const struct cfg_diag *g = &d->items[i];
+		if (json_array_append_new(a, json_pack("{s:s, s:i, s:i, s:s}", "file", g->mark.file,
+						       "line", g->mark.line, "column", g->mark.col,
+						       "message", g->msg)) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	}
+	return a;
+}

@@ -4,6 +4,7 @@
 #ifndef DEVBRIDGE_CORE_DIAG_H
 #define DEVBRIDGE_CORE_DIAG_H
 
+#include <jansson.h>
 #include <stdarg.h>
 #include <stddef.h>
 
@@ -45,5 +46,19 @@ int cfg_diag_addv(struct cfg_diags *d, struct cfg_mark m, const char *fmt, va_li
 /* Release the messages held by diags and reset it to empty; NULL is a
  * no-op. */
 void cfg_diags_clear(struct cfg_diags *diags);
+
+/* Room for one diagnostic's line as printed; a longer one is cut. */
+#define CFG_DIAG_LINE_MAX 1200
+
+/* "FILE:LINE:COL: " and the message fmt makes, or "FILE: " and it for a
+ * mark with no line (a file as a whole), into buf (n bytes, cut to fit):
+ * how every diagnostic is printed and quoted.  Returns buf. */
+const char *cfg_diag_format(char *buf, size_t n, struct cfg_mark m, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The diagnostics kept, as the --json documents carry them:
+ * [{file, line, column, message}] (line and column 0: the file as a
+ * whole).  NULL when out of memory. */
+json_t *cfg_diags_json(const struct cfg_diags *d);
 
 #endif

@@ -4,11 +4,13 @@
  * not known to be thread-safe.  The loop keeps answering meanwhile.
  *
  * Threads: a job's run() and the tool's progress()/cancelled() calls are
- * on the worker.  They touch the job only: `cancelled` (atomic), the
- * progress fields and `srv` (under mu), and the outcome (code, doc, err),
- * which the loop reads only after the worker is through.  A progress
- * report wakes the loop through a pipe; the loop sends the latest one
- * (reports between two wake-ups are coalesced: progress only grows). */
+ * on the worker.  They touch the job only: its own struct app and
+ * config, `cancelled` (atomic), the progress fields and `srv` (under mu),
+ * and the outcome (code, doc, err), which the loop reads only after the
+ * worker is through.  A progress report wakes the loop through a pipe;
+ * the loop sends the latest one (reports between two wake-ups are
+ * coalesced: progress only grows). */
+#include "app/config.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "core/work.h"
@@ -65,7 +67,9 @@ struct mcp_job *mcp_job_new(struct mcp_server *s, json_t *id, json_t *params)
 	atomic_init(&j->cancelled, false);
 	atomic_init(&j->stop, false);
 	pthread_mutex_init(&j->mu, NULL);
-	j->call.app = s->app;
+	j->app = *s->app;
+	j->app.cfg = NULL; /* the job's own, loaded when it starts */
+	j->call.app = &j->app;
 	j->call.progress = call_progress;
 	j->call.cancelled = call_cancelled;
 	j->call.priv = j;
@@ -85,6 +89,7 @@ void mcp_job_free(struct mcp_job *j)
 	json_decref(j->call.args);
 	json_decref(j->doc);
 	free(j->uri);
+	cfg_free(j->app.cfg);
 	pthread_mutex_destroy(&j->mu);
 	free(j);
 }
@@ -126,10 +131,33 @@ static void on_wake(struct loop *l, int fd, unsigned events, void *data)
 
 static void start_next(struct mcp_server *s);
 
+/* On the worker, before the job runs: the config afresh, from the file
+ * the server found at start, into the job's own struct app (the loop's
+ * is never changed).  So each call sees the config and the catalog as
+ * they are now (a bridge added to the catalog is there for every tool),
+ * and a config that does not load is this call's EXIT_CONFIG, its
+ * diagnostics in the envelope as the CLI's --json has them, not the
+ * server's end.  The catalog tools load the config alone and read the
+ * catalog themselves.  0, or the job's outcome set. */
+static int load_config(struct mcp_job *j)
+{
+	struct cfg_diags d = {0};
+	unsigned flags =
+	    j->tool && (j->tool->flags & MCP_TOOL_NO_CATALOG) ? CFG_LOAD_NO_CATALOG : 0;
+	int r = app_load_config(j->app.config_path, flags, &j->app.cfg, &d, &j->err);
+
+	if (r && d.n)
+		j->doc = json_pack("{s:{s:o*}}", "error", "diagnostics", cfg_diags_json(&d));
+	cfg_diags_clear(&d);
+	j->code = r;
+	return r;
+}
+
 static void job_thread(void *arg)
 {
 	struct mcp_job *j = arg;
-	j->run(j);
+	if (load_config(j) == 0)
+		j->run(j);
 }
 
 static void job_done(struct loop *l, void *arg)
@@ -291,7 +319,15 @@ static json_t *text_result(json_t *doc, bool is_error)
 
 json_t *mcp_tool_error(int code, const char *message, json_t *doc)
 {
+	/* Members a tool gave the envelope's error (an invalid config's
+	 * diagnostics, where the CLI's --json has them) join code, name
+	 * and message. */
+	json_t *more = json_incref(json_object_get(doc, "error"));
+	if (more)
+		json_object_del(doc, "error");
 	json_t *env = mcp_error_envelope(code, message, doc);
+	json_object_update_missing(json_object_get(env, "error"), more);
+	json_decref(more);
 	json_t *res = text_result(env, true);
 	json_decref(env);
 	return res;

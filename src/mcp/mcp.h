@@ -27,11 +27,21 @@ enum {
 	MCP_OPEN_WORLD = 1 << 3,  /* openWorldHint: reaches hosts or clusters */
 };
 
+/* What a tool's call needs of the server (struct mcp_tool's flags). */
+enum {
+	/* The config is loaded without its catalog: the tool reads the
+	 * catalog itself and reports on it (a catalog that does not load
+	 * is what catalog_validate is for). */
+	MCP_TOOL_NO_CATALOG = 1 << 0,
+};
+
 /* One tools/call in progress, as a tool sees it.  Runs off the server's
  * loop thread (tool calls block: ssh, kubectl); one at a time. */
 struct mcp_call {
-	const struct app *app; /* config loaded (catalog included), state dir made */
-	json_t *args;	       /* the arguments, checked against input_schema */
+	/* This call's own: the config loaded afresh for it (the catalog
+	 * too, unless MCP_TOOL_NO_CATALOG), the state dir made. */
+	const struct app *app;
+	json_t *args; /* the arguments, checked against input_schema */
 	/* Report progress; does nothing unless the client sent a
 	 * progressToken with this request.  total 0: unknown. */
 	void (*progress)(struct mcp_call *c, double done, double total, const char *message);
@@ -48,9 +58,11 @@ struct mcp_tool {
 	const char *input_schema;  /* JSON Schema (an object schema), as JSON text */
 	const char *output_schema; /* JSON Schema of structuredContent, as JSON text */
 	unsigned hints;		   /* MCP_READ_ONLY | ... */
+	unsigned flags;		   /* MCP_TOOL_NO_CATALOG */
 	/* 0 and *ret_doc (the command's --json document, owned by the
 	 * caller), or an exit code with e set; *ret_doc may then hold the
-	 * rows that did work (as the CLI's error envelope carries them). */
+	 * rows that did work, and "error" members besides code, name and
+	 * message ("diagnostics"), as the CLI's error envelope carries them. */
 	int (*call)(struct mcp_call *c, json_t **ret_doc, struct err *e);
 };
 

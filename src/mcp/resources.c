@@ -11,9 +11,8 @@
  * NAME.state by rename on every state change and appends to NAME.log;
  * watch.h reports both, and each subscribed URI they touch gets one
  * notifications/resources/updated per burst (MCP_COALESCE_MS).  The
- * catalog resources can be subscribed to, but nothing is sent for them:
- * we watch the state directory, not catalog_path (a read reads the
- * catalog afresh). */
+ * catalog resources can be subscribed to but send no update: each read
+ * loads the catalog afresh (calls.c), nothing watches it. */
 #include "app/catalog.h"
 #include "app/config.h"
 #include "core/log.h"

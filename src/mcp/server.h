@@ -104,6 +104,9 @@ struct mcp_job {
 	void (*finish)(struct mcp_server *s, struct mcp_job *j);
 	const struct mcp_tool *tool; /* tools/call */
 	char *uri;		     /* resources/read */
+	/* The server's app with this job's own config, loaded on the
+	 * worker when the job starts and freed with the job (calls.c). */
+	struct app app;
 	struct mcp_call call;
 	atomic_bool cancelled; /* by the client: no reply is sent */
 	atomic_bool stop;      /* what call.cancelled() says: cancelled, or stdin closed */
@@ -146,8 +149,8 @@ void mcp_jobs_free(struct mcp_server *s);
  * structuredContent, or mcp_tool_error's. */
 json_t *mcp_tool_result(const struct mcp_job *j);
 /* A failed call: isError, the --json error envelope (mcp_error_envelope,
- * takes doc) as text, and no structuredContent: the SDK checks that
- * against the outputSchema even on errors (typescript-sdk #1943). */
+ * takes doc; doc's "error" members join the envelope's) as text, and no structuredContent: the SDK
+ * checks that against the outputSchema even on errors (typescript-sdk #1943). */
 json_t *mcp_tool_error(int code, const char *message, json_t *doc);
 
 /* --- resources.c --- */

@@ -102,7 +102,10 @@ void tool_adopt(pid_t pid)
 		"properties": {						\
 			"code": {"type": "integer", "minimum": 1, "maximum": 255}, \
 			"name": {"type": "string"},			\
-			"message": {"type": "string"}}})
+			"message": {"type": "string"},			\
+			"diagnostics": {"type": "array", "description":	\
+				"an invalid config's: {file, line, column, message}", \
+				"items": {"type": "object"}}}})
 /* A document: these members (of which `req` are required, unless it is
  * the error envelope), nothing else. */
 #define DOC(props, req)							\
@@ -146,7 +149,8 @@ void tool_adopt(pid_t pid)
 	"additionalProperties": false,					\
 	"properties": {							\
 		"name": {"type": "string"},				\
-		"result": {"enum": ["stopped", "not running", "cleaned up", "error"]}}})
+		"result": {"enum": ["stopped", "not running", "cleaned up", "error"]},	\
+		"message": {"type": "string", "description": "why, when result is error"}}})
 #define SESSION J({"type": "object", "description": "the live Kubernetes session", \
 	"required": ["kubeconfig", "context", "started_at", "bridges"],	\
 	"properties": {							\
@@ -326,7 +330,8 @@ const struct mcp_tool mcp_tools[] = {
 	    "(default connected, failed or stopped), at most `timeout` seconds (default 20, at "
 	    "most 50): after bridge_up or k8s_connect returned a bridge still starting or "
 	    "reconnecting. Returns NAME's bridge_status document once the state is reached; an "
-	    "error 47 (timeout) with the same document when it was not. Sends progress "
+	    "error 47 (timeout) with the same document when it was not (at the timeout, or "
+	    "when the wait was interrupted). Sends progress "
 	    "notifications (the state) when the request has a progressToken.",
 	.input_schema = IN(J(
 		"name": {"type": "string", "minLength": 1, "maxLength": 255,
@@ -378,6 +383,7 @@ const struct mcp_tool mcp_tools[] = {
 				"shadowed_by_inline": {"type": "boolean"}}}}),
 		J("catalog_path", "domains", "bridges")),
 	.hints = MCP_READ_ONLY | MCP_IDEMPOTENT,
+	.flags = MCP_TOOL_NO_CATALOG, /* reads the catalog itself */
 	.call = tool_catalog_list_domains,
 },
 {
@@ -397,6 +403,7 @@ const struct mcp_tool mcp_tools[] = {
 			TARGET_REQ J(], "properties": {) TARGET_PROPS J(}}}),
 		J("catalog_path", "targets")),
 	.hints = MCP_READ_ONLY | MCP_IDEMPOTENT,
+	.flags = MCP_TOOL_NO_CATALOG, /* reads the catalog itself */
 	.call = tool_catalog_list_targets,
 },
 {
@@ -414,6 +421,7 @@ const struct mcp_tool mcp_tools[] = {
 				"bridges": {"type": "array", "items": {"type": "string"}}}}),
 		J("target")),
 	.hints = MCP_READ_ONLY | MCP_IDEMPOTENT,
+	.flags = MCP_TOOL_NO_CATALOG, /* reads the catalog itself */
 	.call = tool_catalog_show_target,
 },
 {
@@ -452,6 +460,7 @@ const struct mcp_tool mcp_tools[] = {
 				"inline_tunnel":) STRING_OR_NULL J(}}),
 		J("bridge")),
 	.hints = MCP_READ_ONLY | MCP_IDEMPOTENT,
+	.flags = MCP_TOOL_NO_CATALOG, /* reads the catalog itself */
 	.call = tool_catalog_show_bridge,
 },
 {
@@ -480,6 +489,7 @@ const struct mcp_tool mcp_tools[] = {
 		"more_diagnostics": {"type": "integer", "minimum": 0}),
 		J("valid", "catalog_path", "domains", "targets", "bridges", "diagnostics")),
 	.hints = MCP_READ_ONLY | MCP_IDEMPOTENT,
+	.flags = MCP_TOOL_NO_CATALOG, /* reads the catalog itself */
 	.call = tool_catalog_validate,
 },
 
@@ -541,7 +551,9 @@ const struct mcp_tool mcp_tools[] = {
 				"name": {"type": "string"},
 				"kind": {"enum": ["intercept", "leftover"]},
 				"result": {"enum": ["stopped", "cleared", "removed", "error",
-					"would_stop", "would_clear", "cleaned up"]}}}}),
+					"would_stop", "would_clear", "cleaned up"]},
+				"message": {"type": "string",
+					"description": "why, when result is error"}}}}),
 		J("dry_run", "bridges")),
 	.hints = MCP_DESTRUCTIVE | MCP_IDEMPOTENT | MCP_OPEN_WORLD,
 	.call = tool_k8s_disconnect,
@@ -608,7 +620,9 @@ const struct mcp_tool mcp_tools[] = {
 		"state": {"enum": ["connected"]}),
 		J("name", "namespace", "service", "mode", "session", "agent_pod", "ports",
 		  "detached", "restored")),
-	.hints = MCP_OPEN_WORLD,
+	/* Destructive: steal swaps a live Service's selector (its clients
+	 * stop reaching its pods), not an additive change (MCP's meaning). */
+	.hints = MCP_DESTRUCTIVE | MCP_OPEN_WORLD,
 	.call = tool_intercept_start,
 },
 {

@@ -15,39 +15,16 @@
 #define WAIT_STEP_MS	 200 /* how often bridge_wait reads the state */
 #define WAIT_PROGRESS_MS 1000
 
-/* The key and config files of the tunnels `up` would start, checked
- * before anything runs, as `up` does: EXIT_CONFIG with the first
- * diagnostic, as the error envelope's message gives it. */
-static int check_files(const struct app *a, int n, char **names, struct err *e)
-{
-	const struct cfg_tunnel **sel = NULL;
-	size_t nsel = 0;
-	int r = app_select_tunnels(a, n, names, &sel, &nsel, e);
-	for (size_t i = 0; r == 0 && i < nsel; i++) {
-		struct cfg_diags d = {0};
-		if (cfg_check_files(a->cfg, sel[i], &d) < 0) {
-			const struct cfg_diag *g = &d.items[0];
-			const char *file = g->mark.file ? g->mark.file : (d.file ? d.file : "?");
-			if (d.n == 0)
-				r = err_set(e, EXIT_CONFIG, "%s: cannot check its files",
-					    sel[i]->name);
-			else if (g->mark.line > 0)
-				r = err_set(e, EXIT_CONFIG, "invalid configuration: %s:%d:%d: %s",
-					    file, g->mark.line, g->mark.col, g->msg);
-			else
-				r = err_set(e, EXIT_CONFIG, "invalid configuration: %s: %s", file,
-					    g->msg);
-		}
-		cfg_diags_clear(&d);
-	}
-	free(sel);
-	return r;
-}
-
 /* `up NAMES --timeout T`, detached: the supervisors started are adopted. */
 static int up(struct mcp_call *c, int n, char **names, json_t **ret_doc, struct err *e)
 {
-	int r = check_files(c->app, n, names, e);
+	/* The key and config files first, as `up`: an invalid one is its
+	 * error envelope, diagnostics in it (up --json's). */
+	struct cfg_diags d = {0};
+	int r = app_up_check(c->app, n, names, &d, e);
+	if (r && d.n)
+		*ret_doc = json_pack("{s:{s:o*}}", "error", "diagnostics", cfg_diags_json(&d));
+	cfg_diags_clear(&d);
 	if (r)
 		return r;
 	struct app_started *v = NULL;
@@ -152,10 +129,30 @@ static json_t *row_not_in(json_t *doc, char **want, int nwant)
 	return NULL;
 }
 
+/* EXIT_TIMEOUT: `row` of NAME is in none of the states asked for, at the
+ * timeout or when the wait was stopped `waited_ms` in. */
+static int not_reached(const char *name, char **states, int nstates, json_t *row, bool stopped,
+		       long timeout_s, uint64_t waited_ms, struct err *e)
+{
+	const char *now = json_string_value(json_object_get(row, "state")) ?: "";
+	char asked[256] = "";
+
+	for (int k = 0, o = 0; k < nstates && o < (int)sizeof asked; k++)
+		o += snprintf(asked + o, sizeof asked - (size_t)o, "%s%s", k ? "|" : "", states[k]);
+	if (stopped)
+		return err_set(e, EXIT_TIMEOUT,
+			       "%s: not %s: the wait was interrupted after %.1f s (the request "
+			       "was cancelled or stdin closed; now %s)",
+			       name, asked, (double)waited_ms / 1000, now);
+	return err_set(e, EXIT_TIMEOUT, "%s: not %s after %ld s (now %s)", name, asked, timeout_s,
+		       now);
+}
+
 /* Read NAME's state every WAIT_STEP_MS until each of its rows is in one
- * of the states wanted, the timeout, or the client cancels: the status
- * document of NAME then (as `status NAME --json`), EXIT_TIMEOUT with it
- * when the state was not reached. */
+ * of the states wanted, the timeout, or the call is told to stop (the
+ * client cancelled, or closed stdin: that reply is still sent): the
+ * status document of NAME then (as `status NAME --json`), EXIT_TIMEOUT
+ * with it when the state was not reached, whatever stopped the wait. */
 int tool_bridge_wait(struct mcp_call *c, json_t **ret_doc, struct err *e)
 {
 	static char *dflt[] = {"connected", "failed", "stopped"};
@@ -177,17 +174,12 @@ int tool_bridge_wait(struct mcp_call *c, json_t **ret_doc, struct err *e)
 			break;
 		json_t *row = row_not_in(doc, states, nstates);
 		uint64_t now = now_mono_ms();
-		if (!row || c->cancelled(c) || now >= deadline) {
+		bool stopped = c->cancelled(c);
+		if (!row || stopped || now >= deadline) {
 			*ret_doc = doc;
-			if (row && !c->cancelled(c)) {
-				char asked[256] = "";
-				for (int k = 0, o = 0; k < nstates && o < (int)sizeof asked; k++)
-					o += snprintf(asked + o, sizeof asked - (size_t)o, "%s%s",
-						      k ? "|" : "", states[k]);
-				r = err_set(e, EXIT_TIMEOUT, "%s: not %s after %ld s (now %s)",
-					    name, asked, timeout_s,
-					    json_string_value(json_object_get(row, "state")) ?: "");
-			}
+			if (row)
+				r = not_reached(name, states, nstates, row, stopped, timeout_s,
+						now - start, e);
 			break;
 		}
 		const char *st = json_string_value(json_object_get(row, "state")) ?: "";

@@ -51,6 +51,31 @@ static const struct {
 /* Keywords ssh refuses on the command line ("not supported as a
  * command-line option"): every attempt would fail. */
 static const char *const file_only_opts[] = {"Host", "Match", "Include"};
+
+/* Options that make ssh run a command or load code on this machine
+ * (ssh_config(5)), refused in files other people write: a catalog's
+ * target would run it as every user who starts one of its bridges.  What
+ * it does, and where it belongs instead (NULL: OWN). */
+#define OWN "set it in a tunnel of your own config or in ~/.ssh/config, which you control"
+static const struct {
+	const char *opt, *does, *instead;
+} exec_opts[] = {
+	{"ProxyCommand", "runs a command to connect",
+	 OWN ", or use ProxyJump (allowed: it runs only ssh)"},
+	{"KnownHostsCommand", "runs a command to read host keys", NULL},
+	{"LocalCommand", "runs a command after connecting",
+	 "devbridge runs none anywhere (PermitLocalCommand no)"},
+	{"PermitLocalCommand", "lets LocalCommand run a command",
+	 "devbridge runs none anywhere (PermitLocalCommand no)"},
+	{"XAuthLocation", "names the program ssh runs for X11 forwarding", NULL},
+	{"PKCS11Provider", "loads a shared library into ssh", NULL},
+	{"SmartcardDevice", "loads a shared library into ssh (PKCS11Provider's old name)", NULL},
+	{"SecurityKeyProvider", "loads a shared library into ssh", NULL},
+	{"Match", "can run a command (Match exec)",
+	 "put it in ~/.ssh/config, which you control"},
+	{"Include", "reads ssh config files, which can run commands",
+	 "put it in ~/.ssh/config, which you control"},
+};
 /* clang-format on */
 
 static bool opt_name_ok(const char *s)
@@ -64,7 +89,8 @@ static bool opt_name_ok(const char *s)
 	return true;
 }
 
-static void load_ssh_options(struct schema_loader *l, yaml_node_t *map, void *base)
+/* With `shared` (a file others write), exec_opts are refused too. */
+static void load_options(struct schema_loader *l, yaml_node_t *map, void *base, bool shared)
 {
 	struct cfg_tunnel *t = base;
 	char e[SCHEMA_ESC_BUF];
@@ -90,7 +116,17 @@ static void load_ssh_options(struct schema_loader *l, yaml_node_t *map, void *ba
 				     schema_esc(e, key));
 			continue;
 		}
-		for (size_t i = 0; i < ARRAY_SIZE(managed_opts); i++)
+		for (size_t i = 0; shared && i < ARRAY_SIZE(exec_opts); i++)
+			if (strcasecmp(key, exec_opts[i].opt) == 0) {
+				schema_diag(
+				    l, kn->start_mark,
+				    "%s.%s: refused in a catalog: %s %s, and a catalog is data "
+				    "anyone who can push to it writes, never code run as you; %s",
+				    schema_path(l), key, exec_opts[i].opt, exec_opts[i].does,
+				    exec_opts[i].instead ? exec_opts[i].instead : OWN);
+				bad = true;
+			}
+		for (size_t i = 0; i < ARRAY_SIZE(managed_opts) && !bad; i++)
 			if (strcasecmp(key, managed_opts[i]) == 0) {
 				schema_diag(
 				    l, kn->start_mark,
@@ -112,7 +148,7 @@ static void load_ssh_options(struct schema_loader *l, yaml_node_t *map, void *ba
 					    schema_path(l), key, tun, field_opts[i].field);
 				bad = true;
 			}
-		for (size_t i = 0; i < ARRAY_SIZE(file_only_opts); i++)
+		for (size_t i = 0; i < ARRAY_SIZE(file_only_opts) && !bad; i++)
 			if (strcasecmp(key, file_only_opts[i]) == 0) {
 				schema_diag(
 				    l, kn->start_mark,
@@ -162,6 +198,16 @@ static void load_ssh_options(struct schema_loader *l, yaml_node_t *map, void *ba
 			return;
 		}
 	}
+}
+
+static void load_ssh_options(struct schema_loader *l, yaml_node_t *map, void *base)
+{
+	load_options(l, map, base, false);
+}
+
+void ssh_load_shared_options(struct schema_loader *l, yaml_node_t *map, void *base)
+{
+	load_options(l, map, base, true);
 }
 
 /* health_check.tcp: a port on 127.0.0.1, or "host:port". */

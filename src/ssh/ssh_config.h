@@ -83,6 +83,13 @@ void ssh_actor_init(struct schema_loader *l, const yaml_node_t *key, void *actor
  * sets them: for a tunnel read from elsewhere (an OpsCatalog bridge). */
 void ssh_tunnel_defaults(struct cfg_tunnel *t);
 
+/* ssh_tunnel_schema's ssh_options row (a K_FUNC) for a file others write
+ * (an OpsCatalog's target): the same policy, and the options that make
+ * ssh run a command or load code on this machine (ProxyCommand,
+ * KnownHostsCommand, LocalCommand, PKCS11Provider, Match exec, ...) are
+ * refused, with where to put them instead. */
+void ssh_load_shared_options(struct schema_loader *l, yaml_node_t *map, void *base);
+
 /* Whether a key of ssh_tunnel_schema says where and how ssh connects
  * (host, ssh_user, ssh_port, ssh_key, ssh_config, ssh_options,
  * server_alive_*) rather than what it forwards: an OpsCatalog has the

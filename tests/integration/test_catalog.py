@@ -197,6 +197,16 @@ BROKEN = {
         ("ops/bridges/state-hub.yaml", 5, 12, "direction: expected 'reverse' or 'local', got \"sideways\""),
         ("ops/bridges/state-hub.yaml", 1, 1, "missing required field 'local_port'"),
     ],
+    "command-option": [
+        # a catalog is data: nothing in it runs a command or loads code here
+        ("ops/targets/hub.yaml", 4, 13, "ssh_config: refused in a catalog: ssh reads the file (-F) as its config"),
+        ("ops/targets/hub.yaml", 7, 3, "ssh_options.proxycommand: refused in a catalog: ProxyCommand runs a command"),
+        ("ops/targets/hub.yaml", 8, 3, "ssh_options.KnownHostsCommand: refused in a catalog"),
+        ("ops/targets/hub.yaml", 9, 3, "ssh_options.PKCS11Provider: refused in a catalog: PKCS11Provider loads a "
+         "shared library into ssh, and a catalog is data anyone who can push to it writes, never code run as you; "
+         "set it in a tunnel of your own config or in ~/.ssh/config, which you control"),
+        ("ops/targets/hub.yaml", 10, 3, "ssh_options.Match: refused in a catalog: Match can run a command"),
+    ],
     "undefined-actor": [
         ("ops/bridges/state-hub.yaml", 4, 8, "actor: unknown actor 'agent.claud' (did you mean 'agent.claude'?)"),
     ],

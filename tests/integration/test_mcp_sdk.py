@@ -37,7 +37,8 @@ TOOLS = {
 READ_ONLY = {"bridge_status", "bridge_logs", "bridge_check", "bridge_wait", "catalog_list_targets",
              "catalog_show_target", "catalog_list_domains", "catalog_validate",
              "catalog_show_bridge", "k8s_env", "container_status"}
-DESTRUCTIVE = {"bridge_down", "bridge_restart", "k8s_disconnect", "intercept_stop"}
+DESTRUCTIVE = {"bridge_down", "bridge_restart", "k8s_disconnect", "intercept_start",
+               "intercept_stop"}
 OPEN_WORLD = {"bridge_up", "bridge_down", "bridge_restart", "bridge_check", "k8s_connect",
               "k8s_disconnect", "intercept_start", "intercept_stop"}
 
@@ -376,11 +377,10 @@ def test_errors_carry_the_cli_envelope(db_nosshd, sdk, tmp_path):
     assert got["error"]["code"] == 60, got
     same("intercept_start", {"service": "Not_A_Service", "mode": "steal"},
          "intercept", "Not_A_Service", "--steal")
-    # a key file that is not there: refused before anything runs, as `up`
-    got = c.failed("bridge_up", {"names": ["web"]})
-    code, want = cli_json(db, "up", "web")
-    assert (got["error"]["code"], got["error"]["message"]) == (code, want["error"]["message"]), \
-        (got, want)
+    # a key file that is not there: refused before anything runs, as `up`,
+    # with the same diagnostics (FILE:LINE:COL) in the envelope
+    got = same("bridge_up", {"names": ["web"]}, "up", "web")
+    assert got["error"]["code"] == 3 and got["error"]["diagnostics"][0]["line"] > 0, got
     # no catalog_path in this config
     for tool, args, cli in [("catalog_list_domains", {}, ("catalog", "list")),
                             ("catalog_list_targets", {}, ("targets",)),
@@ -397,6 +397,27 @@ def test_errors_carry_the_cli_envelope(db_nosshd, sdk, tmp_path):
         assert got["error"]["message"], got
     assert c.failed("container_status", {"name": "dev"})["error"]["code"] == 48
     wait_only_server_left(db, c, 5, "nothing started by the failed calls")
+
+
+def test_a_failed_stop_says_why(db_nosshd, sdk):
+    """bridge_down and intercept_stop's error rows carry the message (the
+    only word of why: an agent reads no stderr), as `down --json` does."""
+    db = db_nosshd
+    db.write_config(offline_tunnel())
+    os.makedirs(db.state_dir, exist_ok=True)
+    # an intercept's state this version cannot read: its stop fails
+    with open(os.path.join(db.state_dir, "intercept-api.state"), "w") as f:
+        json.dump({"kind": "intercept", "name": "intercept-api"}, f)
+    c = sdk(db)
+    c.list()
+    want_row = {"name": "intercept-api", "result": "error",
+                "message": "intercept-api: not an intercept's state"}
+    got = assert_same_error(c, db, "intercept_stop", {"service": "api"}, "down", "intercept-api")
+    assert got["bridges"] == [want_row], got
+    got = assert_same_error(c, db, "bridge_down", {"names": ["intercept-api"]},
+                            "down", "intercept-api")
+    assert got["bridges"] == [want_row], got
+    assert got["error"]["message"] == "some bridges could not be stopped", got
 
 
 # --------------------------------------------------------------------------
@@ -432,7 +453,7 @@ def test_catalog_tools_on_the_fixture_catalog(db_nosshd, sdk):
 
 def test_catalog_validate_error_carries_the_diagnostics(db_nosshd, sdk, tmp_path):
     """The catalog is read afresh by each call: broken after the server
-    started (a server does not start on a broken one), validate finds it."""
+    started, validate finds it."""
     cases = sorted(d for d in os.listdir(CATALOGS) if d != "valid" and
                    os.path.isdir(os.path.join(CATALOGS, d, "catalog")))
     assert cases, "no broken fixture catalogs in tests/catalogs"
@@ -452,6 +473,55 @@ def test_catalog_validate_error_carries_the_diagnostics(db_nosshd, sdk, tmp_path
         got = assert_same_error(c, db, "catalog_validate", {}, "catalog", "validate")
         assert got["error"]["code"] == 3 and got["diagnostics"], (case, got)
         assert got["valid"] is False, (case, got)
+
+
+def test_server_starts_on_an_invalid_catalog(db_nosshd, sdk):
+    """An invalid catalog is not the server's end: catalog_validate says
+    what is wrong, the tools that need the catalog fail as their commands
+    do (EXIT_CONFIG, the diagnostics in the envelope); the config proper
+    still refuses it (exit 3)."""
+    db = db_nosshd
+    use_catalog(db, "bad-field")
+    c = sdk(db)
+    c.list()
+    got = assert_same_error(c, db, "catalog_validate", {}, "catalog", "validate")
+    assert [(d["line"], d["column"]) for d in got["diagnostics"]] == [(2, 14), (3, 1), (5, 12),
+                                                                      (1, 1)], got
+    got = assert_same_error(c, db, "bridge_status", {}, "status")
+    assert got["error"]["code"] == 3, got
+    assert got["error"]["diagnostics"][0]["file"].endswith("ops/bridges/state-hub.yaml"), got
+    assert "the catalog does not load" in c.stderr(), c.stderr()
+    assert c.cmd("read", uri="bridge://status").get("error", {}).get("code") == -32603
+
+    with open(db.config, "a") as f:
+        f.write("tunnels: [\n")
+    r = db.run("mcp", timeout=30)
+    assert r.returncode == 3 and "invalid YAML" in r.stderr, r
+
+
+def test_a_bridge_added_while_serving_is_one(db_nosshd, sdk, tmp_path):
+    """Each call loads the config and catalog afresh: a bridge file added
+    to the catalog is known to bridge_status at once, as to the catalog
+    tools."""
+    db = db_nosshd
+    live = str(tmp_path / "catalog")
+    shutil.copytree(os.path.join(CATALOGS, "valid", "catalog"), live)
+    with open(os.path.join(CATALOGS, "valid", "config.yaml")) as f:
+        text = f.read().replace("catalog_path: catalog", "catalog_path: %s" % live)
+    with open(db.config, "w") as f:
+        f.write(text)
+    c = sdk(db)
+    c.list()
+    assert c.failed("bridge_status", {"names": ["jupyter2"]})["error"]["code"] == 48
+    bridges = os.path.join(live, "domains", "lab", "bridges")
+    with open(os.path.join(bridges, "jupyter.yaml")) as f:
+        text = f.read().replace("local_port: 18888", "local_port: 18889")
+    with open(os.path.join(bridges, "jupyter2.yaml"), "w") as f:
+        f.write(text)
+    assert c.ok("catalog_show_bridge", {"id": "jupyter2"})["bridge"]["local_port"] == 18889
+    st = c.ok("bridge_status", {"names": ["jupyter2"]})
+    assert [(r["name"], r["state"]) for r in st["bridges"]] == [("jupyter2", "stopped")], st
+    assert st == cli_json(db, "status", "jupyter2")[1]
 
 
 def test_sdk_client_waits_for_the_server(db_nosshd, sdk):

@@ -404,6 +404,56 @@ static void test_tree(void)
 	expect_one("more than 256 domains: the first 256 are read", "c/domains", 0, 0);
 }
 
+/* A catalog is data: nothing in it may make ssh run a command or load
+ * code (docs/catalog.md, "Trust"); the user's own config may. */
+static void test_trust(void)
+{
+	static const char *const refused[] = {
+	    "ProxyCommand",	   "proxycommand",  "KnownHostsCommand", "LocalCommand",
+	    "PermitLocalCommand",  "XAuthLocation", "PKCS11Provider",	 "SmartcardDevice",
+	    "SecurityKeyProvider", "Match",	    "INCLUDE",
+	};
+	struct cfg_diags d = {0};
+	char text[512], want[128];
+
+	for (size_t i = 0; i < ARRAY_SIZE(refused); i++) {
+		base("");
+		snprintf(text, sizeof text,
+			 "host: h\nssh_user: u\nssh_key: /k\nssh_options:\n  ProxyJump: gw\n"
+			 "  %s: x\n",
+			 refused[i]);
+		put("c/domains/d/targets/t.yaml", text);
+		snprintf(want, sizeof want, "ssh_options.%s: refused in a catalog: ", refused[i]);
+		expect_one(want, "c/domains/d/targets/t.yaml", 6, 3);
+		load_bad(&d);
+		ASSERT_STR_CONTAINS(d.items[0].msg, "never code run as you");
+		if (i == 0) /* and where it goes instead */
+			ASSERT_STR_CONTAINS(d.items[0].msg,
+					    "set it in a tunnel of your own config or in "
+					    "~/.ssh/config, which you control, or use ProxyJump");
+		cfg_diags_clear(&d);
+	}
+	base("");
+	put("c/domains/d/targets/t.yaml", "host: h\nssh_user: u\nssh_key: /k\n"
+					  "ssh_config: ~/ops/ssh_config\n");
+	expect_one("ssh_config: refused in a catalog: ssh reads the file (-F) as its config",
+		   "c/domains/d/targets/t.yaml", 4, 13);
+
+	/* ProxyJump runs only ssh; the config's own tunnel keeps the rest */
+	base("tunnels:\n  mine:\n    host: h\n    remote_port: 1\n    local_port: 2\n"
+	     "    ssh_user: u\n    ssh_key: /k\n    actor: a\n    ssh_config: /etc/x\n"
+	     "    ssh_options: {ProxyCommand: nc %h %p, KnownHostsCommand: /bin/true}\n");
+	put("c/domains/d/targets/t.yaml", "host: h\nssh_user: u\nssh_key: /k\n"
+					  "ssh_options: {ProxyJump: gw}\n");
+	put("c/domains/d/bridges/x.yaml", B);
+	struct cfg *cfg = load_ok();
+	ASSERT_EQ(cfg->n_tunnels, 2);
+	ASSERT_STR_EQ(cfg->tunnels[0].ssh_options[0].key, "ProxyCommand");
+	ASSERT_STR_EQ(cfg->tunnels[0].ssh_config, "/etc/x");
+	ASSERT_STR_EQ(cfg->tunnels[1].ssh_options[0].key, "ProxyJump");
+	cfg_free(cfg);
+}
+
 static void test_parse_file(void)
 {
 	struct cfg_diags d = {0};
@@ -429,6 +479,7 @@ int main(void)
 	RUN(test_ports);
 	RUN(test_inline_wins);
 	RUN(test_tree);
+	RUN(test_trust);
 	RUN(test_parse_file);
 	if (root[0]) {
 		char cmd[PATH_MAX + 16];

@@ -5,6 +5,7 @@
 #include "test.h"
 #include "app/config.h"
 #include "core/diag.h"
+#include "core/util.h"
 #include "mcp/argcheck.h"
 #include "mcp/mcp.h"
 
@@ -67,12 +68,16 @@ static void test_table(void)
 		if (named(t->name, "status") || named(t->name, "logs") || named(t->name, "list") ||
 		    named(t->name, "show") || named(t->name, "validate") || named(t->name, "wait"))
 			ASSERT(ro);
+		/* intercept_start: steal swaps a live Service's selector */
 		if (named(t->name, "down") || named(t->name, "disconnect") ||
-		    named(t->name, "intercept_stop"))
+		    named(t->name, "intercept_"))
 			ASSERT(destructive);
 		if (named(t->name, "_up") || named(t->name, "connect") ||
 		    named(t->name, "intercept_"))
 			ASSERT(t->hints & MCP_OPEN_WORLD);
+		/* the catalog tools read the catalog themselves: the call's
+		 * config is loaded without it (an invalid one is theirs to say) */
+		ASSERT_EQ(!!(t->flags & MCP_TOOL_NO_CATALOG), strncmp(t->name, "catalog_", 8) == 0);
 		for (size_t j = 0; j < i; j++)
 			ASSERT(strcmp(mcp_tools[j].name, t->name) != 0);
 	}
@@ -103,9 +108,11 @@ static void progress(struct mcp_call *c, double done, double total, const char *
 	ASSERT(message && *message);
 }
 
-static bool never(const struct mcp_call *c)
+static bool told_to_stop; /* what cancelled() says */
+
+static bool cancelled(const struct mcp_call *c)
 {
-	return false;
+	return told_to_stop;
 }
 
 static int call(const char *tool, const char *args, json_t **ret_doc, struct err *e)
@@ -116,7 +123,7 @@ static int call(const char *tool, const char *args, json_t **ret_doc, struct err
 	struct mcp_call c = {.app = &app,
 			     .args = json_loads(args, 0, &je),
 			     .progress = progress,
-			     .cancelled = never};
+			     .cancelled = cancelled};
 	ASSERT(c.args);
 	*ret_doc = NULL;
 	memset(e, 0, sizeof *e);
@@ -175,6 +182,23 @@ static void test_calls(void)
 	ASSERT_GE(progressed, 1);
 	ASSERT_EQ(json_array_size(json_object_get(doc, "bridges")), 1);
 	json_decref(doc);
+	/* told to stop (cancelled, stdin closed) before the state: not reached
+	 * either, said at once, with the document */
+	told_to_stop = true;
+	uint64_t t0 = now_mono_ms();
+	ASSERT_EQ(call("bridge_wait", "{\"name\":\"web\",\"states\":[\"connected\"]}", &doc, &e),
+		  EXIT_TIMEOUT);
+	ASSERT_LT(now_mono_ms() - t0, 5000);
+	ASSERT_STR_CONTAINS(e.message, "web: not connected: the wait was interrupted after ");
+	ASSERT_STR_CONTAINS(e.message, "(the request was cancelled or stdin closed; now stopped)");
+	ASSERT_STR_EQ(json_string_value(json_object_get(
+			  json_array_get(json_object_get(doc, "bridges"), 0), "state")),
+		      "stopped");
+	json_decref(doc);
+	/* a state reached is success, told to stop or not */
+	ASSERT_EQ(call("bridge_wait", "{\"name\":\"web\",\"states\":[\"stopped\"]}", &doc, &e), 0);
+	json_decref(doc);
+	told_to_stop = false;
 
 	ASSERT_EQ(call("bridge_down", "{\"names\":[\"web\"]}", &doc, &e), 0);
 	row = json_array_get(json_object_get(doc, "bridges"), 0);

@@ -246,8 +246,34 @@ static void test_read_file(void)
 	free(buf);
 }
 
+/* How every diagnostic is printed and carried (core/diag.h). */
+static void test_diag_format(void)
+{
+	struct cfg_diags d = {0};
+	char buf[CFG_DIAG_LINE_MAX], small[12];
+
+	ASSERT_EQ(cfg_diag_add(&d, (struct cfg_mark){"a.yaml", 3, 7}, "bad %s", "x"), 0);
+	ASSERT_EQ(cfg_diag_add(&d, (struct cfg_mark){"b.yaml", 0, 0}, "a link"), 0);
+	ASSERT_STR_EQ(cfg_diag_format(buf, sizeof buf, d.items[0].mark, "%s", d.items[0].msg),
+		      "a.yaml:3:7: bad x");
+	ASSERT_STR_EQ(
+	    cfg_diag_format(buf, sizeof buf, d.items[1].mark, "warning: %s", d.items[1].msg),
+	    "b.yaml: warning: a link");
+	ASSERT_STR_EQ(cfg_diag_format(small, sizeof small, d.items[0].mark, "%s", d.items[0].msg),
+		      "a.yaml:3:7:");
+	json_t *a = cfg_diags_json(&d);
+	char *text = json_dumps(a, JSON_COMPACT);
+	ASSERT_STR_EQ(text,
+		      "[{\"file\":\"a.yaml\",\"line\":3,\"column\":7,\"message\":\"bad x\"},"
+		      "{\"file\":\"b.yaml\",\"line\":0,\"column\":0,\"message\":\"a link\"}]");
+	free(text);
+	json_decref(a);
+	cfg_diags_clear(&d);
+}
+
 int main(void)
 {
+	RUN(test_diag_format);
 	RUN(test_stored);
 	RUN(test_diagnostics);
 	RUN(test_document_shape);
