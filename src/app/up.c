@@ -50,8 +50,8 @@ int app_up_check(const struct app *a, int n, char **names, struct cfg_diags *d, 
 
 int app_up_plan(const struct app *a, int n, char **names, json_t **ret_plan, struct err *e)
 {
-	const struct cfg_tunnel **sel;
-	size_t nsel;
+	const struct cfg_tunnel **sel = NULL;
+	size_t nsel = 0;
 	int r = selected(a, n, names, &sel, &nsel, e);
 	if (r)
 		return r;
@@ -89,8 +89,8 @@ static int start_supervisor(const struct app *a, struct app_started *s, bool for
 int app_up(const struct app *a, int n, char **names, int timeout_s, bool foreground,
 	   json_t **ret_rows, struct app_started **ret_started, size_t *ret_n, struct err *e)
 {
-	const struct cfg_tunnel **sel;
-	size_t nsel;
+	const struct cfg_tunnel **sel = NULL;
+	size_t nsel = 0;
 	int r = selected(a, n, names, &sel, &nsel, e);
 	if (r)
 		return r;

@@ -72,7 +72,7 @@ int cmd_agent(struct cli *c)
 	if (mode && strcmp(mode, "steal") && strcmp(mode, "mirror"))
 		return cli_error(c, EXIT_USAGE, "--mode: steal or mirror, not %s", mode);
 	o.mirror = mode && !strcmp(mode, "mirror");
-	unsigned long v;
+	unsigned long v = 0;
 	int r;
 	if (cport && (r = parse_num(c, "--control-port", cport, 65535, &v)))
 		return r;
