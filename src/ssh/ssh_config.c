@@ -53,9 +53,10 @@ static const struct {
 static const char *const file_only_opts[] = {"Host", "Match", "Include"};
 
 /* Options that make ssh run a command or load code on this machine
- * (ssh_config(5)), refused in files other people write: a catalog's
- * target would run it as every user who starts one of its bridges.  What
- * it does, and where it belongs instead (NULL: OWN). */
+ * (ssh_config(5)), or hand this machine's agent or display to the host,
+ * refused in files other people write: a catalog's target would do it as
+ * every user who starts one of its bridges.  What it does, and where it
+ * belongs instead (NULL: OWN). */
 #define OWN "set it in a tunnel of your own config or in ~/.ssh/config, which you control"
 static const struct {
 	const char *opt, *does, *instead;
@@ -75,6 +76,11 @@ static const struct {
 	 "put it in ~/.ssh/config, which you control"},
 	{"Include", "reads ssh config files, which can run commands",
 	 "put it in ~/.ssh/config, which you control"},
+	/* ssh -N opens no session, so none is forwarded today; a catalog
+	 * still has no business asking for the user's keys or display */
+	{"ForwardAgent", "hands your ssh agent (your keys) to the host", NULL},
+	{"ForwardX11", "hands your X display to the host", NULL},
+	{"ForwardX11Trusted", "hands your X display to the host, untrusted checks off", NULL},
 };
 /* clang-format on */
 

@@ -409,9 +409,20 @@ static void test_tree(void)
 static void test_trust(void)
 {
 	static const char *const refused[] = {
-	    "ProxyCommand",	   "proxycommand",  "KnownHostsCommand", "LocalCommand",
-	    "PermitLocalCommand",  "XAuthLocation", "PKCS11Provider",	 "SmartcardDevice",
-	    "SecurityKeyProvider", "Match",	    "INCLUDE",
+	    "ProxyCommand",
+	    "proxycommand",
+	    "KnownHostsCommand",
+	    "LocalCommand",
+	    "PermitLocalCommand",
+	    "XAuthLocation",
+	    "PKCS11Provider",
+	    "SmartcardDevice",
+	    "SecurityKeyProvider",
+	    "Match",
+	    "INCLUDE",
+	    "ForwardAgent",
+	    "forwardx11",
+	    "ForwardX11Trusted",
 	};
 	struct cfg_diags d = {0};
 	char text[512], want[128];
