@@ -109,6 +109,11 @@ json_t *app_status_row(const struct app *a, const char *name, const struct cfg_t
 		json_object_set_new(row, "direction",
 				    t ? json_string(dir) : jstr_or(st, "direction", ""));
 	json_object_set_new(row, "actor", t ? json_string(t->actor) : jstr_or(st, "actor", ""));
+	/* A bridge of the OpsCatalog: where it is described. */
+	if (t && t->catalog_file)
+		json_object_set_new(
+		    row, "catalog",
+		    json_pack("{s:s, s:s}", "domain", t->catalog_domain, "file", t->catalog_file));
 	/* What other worlds' supervisors add (k8s: the service and ports). */
 	static const char *const extra[] = {"service",	    "namespace",	 "remote_port",
 					    "local_port",   "requested_port",	 "kubectl_pid",

@@ -132,6 +132,10 @@ void tool_adopt(pid_t pid)
 	"detail": {"type": "string"},					\
 	"direction": {"enum": ["local", "reverse", ""]},		\
 	"actor": {"type": "string"},					\
+	"catalog": {"type": "object", "required": ["domain", "file"],	\
+		"additionalProperties": false,				\
+		"properties": {"domain": {"type": "string"}, "file": {"type": "string"}}, \
+		"description": "an OpsCatalog bridge: its domain and file"}, \
 	"state_error": {"type": "string"})
 #define ROW_REQ J("name", "kind", "state", "pid", "since", "local", "remote", \
 	"reconnects", "health", "last_event", "reason")

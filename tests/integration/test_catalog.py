@@ -140,6 +140,10 @@ def test_catalog_bridges_are_tunnels(db_nosshd, valid):
     _keys(db_nosshd.home)
     doc = cat(db_nosshd, valid, "status", json_out=True).json()
     assert sorted(b["name"] for b in doc["bridges"]) == ["edge-metrics", "jupyter", "state-hub"], doc
+    # each row says where in the catalog it is described
+    rows = {b["name"]: b for b in doc["bridges"]}
+    assert rows["jupyter"]["catalog"]["domain"] == "lab", rows["jupyter"]
+    assert rows["jupyter"]["catalog"]["file"].endswith("domains/lab/bridges/jupyter.yaml"), rows
     r = cat(db_nosshd, valid, "up", "--dry-run", "jupyter", json_out=True)
     assert r.returncode == 0, r
     argv = r.json()["bridges"][0]["argv"]
