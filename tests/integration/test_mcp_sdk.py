@@ -175,14 +175,19 @@ def wait_only_server_left(db, client, timeout, what):
         raise AssertionError("%s; still running:\n%s" % (what, "\n".join(db.describe(left["pids"]))))
 
 
-def use_catalog(db, name):
+def use_catalog(db, name, copy_to=None):
     """The config of fixture catalog `name` (tests/catalogs/NAME), its
-    catalog_path made absolute."""
+    catalog_path made absolute; with copy_to, the catalog is copied there
+    first (for a test that changes it) and the config points at the copy."""
     fixture = os.path.join(CATALOGS, name)
     assert os.path.isdir(fixture), "no fixture catalog at %s" % fixture
+    catalog = os.path.join(fixture, "catalog")
+    if copy_to:
+        shutil.copytree(catalog, copy_to)
+        catalog = copy_to
     with open(os.path.join(fixture, "config.yaml")) as f:
         text = f.read()
-    text = text.replace("catalog_path: catalog", "catalog_path: %s/catalog" % fixture)
+    text = text.replace("catalog_path: catalog", "catalog_path: %s" % catalog)
     with open(db.config, "w") as f:
         f.write(text)
 
@@ -459,11 +464,7 @@ def test_catalog_validate_error_carries_the_diagnostics(db_nosshd, sdk, tmp_path
     assert cases, "no broken fixture catalogs in tests/catalogs"
     db = db_nosshd
     live = str(tmp_path / "catalog")
-    shutil.copytree(os.path.join(CATALOGS, "valid", "catalog"), live)
-    with open(os.path.join(CATALOGS, "valid", "config.yaml")) as f:
-        text = f.read().replace("catalog_path: catalog", "catalog_path: %s" % live)
-    with open(db.config, "w") as f:
-        f.write(text)
+    use_catalog(db, "valid", copy_to=live)
     c = sdk(db)
     c.list()
     assert c.ok("catalog_validate")["valid"] is True
@@ -505,11 +506,7 @@ def test_a_bridge_added_while_serving_is_one(db_nosshd, sdk, tmp_path):
     tools."""
     db = db_nosshd
     live = str(tmp_path / "catalog")
-    shutil.copytree(os.path.join(CATALOGS, "valid", "catalog"), live)
-    with open(os.path.join(CATALOGS, "valid", "config.yaml")) as f:
-        text = f.read().replace("catalog_path: catalog", "catalog_path: %s" % live)
-    with open(db.config, "w") as f:
-        f.write(text)
+    use_catalog(db, "valid", copy_to=live)
     c = sdk(db)
     c.list()
     assert c.failed("bridge_status", {"names": ["jupyter2"]})["error"]["code"] == 48
