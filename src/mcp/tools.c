@@ -219,7 +219,7 @@ const struct mcp_tool mcp_tools[] = {
 	    "starting, connected, degraded, reconnecting, failed, stopping), pid, local, remote, "
 	    "reconnects, health, last_event, reason, ...}], session} exactly as `devbridge "
 	    "status --json`; session is the live Kubernetes session, if any.",
-	.input_schema = IN(NAMES_ARG("bridges to show (a tunnel, SVC.NS.PORT, or a service: all its bridges); omit for all"), ),
+	.input_schema = IN(NAMES_ARG("bridges to show (a tunnel, SVC.NS.PORT, a service: all its bridges, or intercept-SVC); omit for all"), ),
 	.output_schema = STATUS_DOC,
 	.hints = MCP_READ_ONLY | MCP_IDEMPOTENT,
 	.call = tool_bridge_status,
@@ -339,7 +339,7 @@ const struct mcp_tool mcp_tools[] = {
 	    "notifications (the state) when the request has a progressToken.",
 	.input_schema = IN(J(
 		"name": {"type": "string", "minLength": 1, "maxLength": 255,
-			"description": "a tunnel, SVC.NS.PORT, or a service (all its bridges)"},
+			"description": "a tunnel, SVC.NS.PORT, a service (all its bridges), or intercept-SVC"},
 		"states": {"type": "array", "minItems": 1, "maxItems": 7,
 			"items": {"type": "string", "enum": ["stopped", "starting", "connected",
 				"degraded", "reconnecting", "failed", "stopping"]},
