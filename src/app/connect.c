@@ -460,7 +460,9 @@ int app_connect_plan(const struct app *a, const struct app_connect_opts *o, stru
 		snprintf(p->kube.context, sizeof p->kube.context, "%s", cx);
 	const char *dns = o->namespace ? o->namespace : b.namespace;
 	if (dns && !k8s_dns_label(dns))
-		r = err_set(e, EXIT_CONFIG, "bridge.namespace '%s': not a valid namespace name",
+		r = err_set(e, o->namespace ? EXIT_USAGE : EXIT_CONFIG,
+			    "%s '%s': not a valid namespace name",
+			    o->namespace ? "namespace" : "bridge.namespace",
 			    clean(dns, shown, sizeof shown));
 	else if (dns)
 		snprintf(p->kube.namespace, sizeof p->kube.namespace, "%s", dns);

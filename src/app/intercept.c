@@ -150,7 +150,9 @@ static int fill_plan(const struct app *a, const struct app_intercept_opts *o, st
 	}
 	const char *svc = o->service ? o->service : c->service;
 	if (!k8s_dns_label(svc))
-		return err_set(e, EXIT_USAGE, "intercept: '%s' is not a valid service name",
+		return err_set(e, EXIT_USAGE,
+			       "intercept: '%s' is not a valid service name (lowercase letters, "
+			       "digits, '-')",
 			       clean(svc, shown, sizeof shown));
 	snprintf(p->service, sizeof p->service, "%s", svc);
 	/* mode: the flag, else the entry's */

@@ -6,7 +6,6 @@
 #include "mcp/tools.h"
 #include "core/util.h"
 #include "k8s/k8s_config.h"
-#include "k8s/target.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,24 +14,13 @@
 #define CONNECT_TIMEOUT_S   30 /* k8s_connect's default: pre-checks and first outcome */
 #define INTERCEPT_TIMEOUT_S 45 /* intercept_start's default: up to the tunnel */
 
-/* What connect and intercept both refuse before asking the cluster. */
-static int kube_args_ok(const json_t *args, struct err *e)
-{
-	const char *ns = tool_str(args, "namespace");
-	if (ns && !k8s_dns_label(ns))
-		return err_set(e, EXIT_USAGE, "namespace '%s': not a valid namespace name", ns);
-	return 0;
-}
-
 int tool_k8s_connect(struct mcp_call *c, json_t **ret_doc, struct err *e)
 {
 	uint64_t start_ms = now_mono_ms();
 	char **targets;
 	int nt, r = tool_strv(c->args, "targets", &targets, &nt, e);
-	if (r || (r = kube_args_ok(c->args, e))) {
-		free(targets);
+	if (r)
 		return r;
-	}
 	struct app_connect_opts o = {
 	    .targets = (const char *const *)targets,
 	    .n_targets = (size_t)nt,
@@ -101,17 +89,9 @@ int tool_intercept_start(struct mcp_call *c, json_t **ret_doc, struct err *e)
 	const char *mode = tool_str(c->args, "mode");
 	char **ports;
 	int np, r = tool_strv(c->args, "ports", &ports, &np, e);
-	const char *svc = tool_str(c->args, "service");
-	if (!r && svc && !k8s_dns_label(svc))
-		r = err_set(
-		    e, EXIT_USAGE,
-		    "intercept: '%s' is not a valid service name (lowercase letters, digits, "
-		    "'-')",
-		    svc);
-	if (r || (r = kube_args_ok(c->args, e))) {
-		free(ports);
+	if (r)
 		return r;
-	}
+	const char *svc = tool_str(c->args, "service");
 	struct app_intercept_opts o = {
 	    .service = svc,
 	    .mode = !mode			  ? -1
