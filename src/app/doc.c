@@ -37,14 +37,9 @@ int app_down_doc(const struct app *a, int code, json_t *rows, json_t **ret_doc, 
 {
 	size_t i;
 	json_t *row;
-	/* An error row keeps its message: it is the only word of why (an
-	 * agent reads no stderr).  The pid a dry run would stop is for a
-	 * terminal. */
-	json_array_foreach(rows, i, row)
-	{
-		if (a->dry_run)
-			json_object_del(row, "pid");
-	}
+	/* The pid a dry run would stop is for a terminal. */
+	if (a->dry_run)
+		json_array_foreach(rows, i, row) json_object_del(row, "pid");
 	*ret_doc = json_pack("{s:o}", "bridges", rows);
 	if (code)
 		err_set(e, code, "some bridges could not be stopped");
